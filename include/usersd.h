@@ -1,0 +1,293 @@
+/*
+ * usersd.h — the public API of libusersd: user management with online
+ * presence tracking.
+ *
+ * One handle (struct usersd) is one connection to one database. A handle is
+ * not thread-safe: open one per thread (the server does, one per worker).
+ * Handles on the same database may live in many threads and processes.
+ *
+ * Every call that can fail returns an enum usersd_code (USERSD_OK = 0) and,
+ * when given a non-NULL struct usersd_err, fills it with a sentence a person
+ * understands. Output structs are caller-owned storage that the call fills;
+ * arrays the library allocates are freed with the matching *_free function.
+ * Every free/close function accepts NULL.
+ */
+#ifndef USERSD_H
+#define USERSD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define USERSD_API __attribute__((visibility("default")))
+#else
+#define USERSD_API
+#endif
+
+/* ---- Error codes ------------------------------------------------------ */
+
+/* X(name, http status, default message). The enum, usersd_strerror() and the
+ * HTTP status mapping are all generated from this one table. */
+#define USERSD_ERRORS(X)                                                                           \
+    X(OK, 200, "success")                                                                          \
+    X(EINVAL, 400, "invalid input")                                                                \
+    X(EAUTH, 401, "authentication credentials were not provided or are invalid")                   \
+    X(EFORBIDDEN, 403, "you do not have permission to perform this action")                        \
+    X(ENOTFOUND, 404, "not found")                                                                 \
+    X(ECONFLICT, 409, "already exists")                                                            \
+    X(EGONE, 410, "the requested history is no longer available")                                  \
+    X(ENOMEM, 500, "out of memory")                                                                \
+    X(EINTERNAL, 500, "internal error")                                                            \
+    X(EDB, 503, "the database is unavailable")
+
+enum usersd_code {
+#define USERSD_X_ENUM(name, status, msg) USERSD_##name,
+    USERSD_ERRORS(USERSD_X_ENUM)
+#undef USERSD_X_ENUM
+        USERSD_NCODES
+};
+
+/* A failure's code, the message to show, and for validation errors the name
+ * of the offending field ("" when the error is not about one field). */
+struct usersd_err {
+    enum usersd_code code;
+    char field[32];
+    char msg[256];
+};
+
+/* Static string; never NULL (unknown codes give "unknown error"). */
+USERSD_API const char *usersd_strerror(enum usersd_code code);
+/* The HTTP status that answers this code (500 for unknown codes). */
+USERSD_API int usersd_http_status(enum usersd_code code);
+
+/* ---- Presence --------------------------------------------------------- */
+
+enum usersd_status { USERSD_OFFLINE = 0, USERSD_AWAY = 1, USERSD_ONLINE = 2 };
+
+/* "online"/"away"/"offline"; static string. */
+USERSD_API const char *usersd_status_name(enum usersd_status s);
+/* Parses exactly "online", "away" or "offline"; returns false otherwise. */
+USERSD_API bool usersd_status_parse(const char *s, enum usersd_status *out);
+
+/* ---- Users ------------------------------------------------------------ */
+
+#define USERSD_USERNAME_MAX 150 /* characters (ASCII) */
+#define USERSD_NAME_MAX 150     /* characters (UTF-8) */
+#define USERSD_EMAIL_MAX 254    /* characters (UTF-8) */
+#define USERSD_PASSWORD_MIN 8
+#define USERSD_PASSWORD_MAX 1024
+#define USERSD_SEARCH_MAX 200
+#define USERSD_NULL_TIME INT64_MIN /* a timestamp that is not set (JSON null) */
+
+/* A user as stored. Strings are NUL-terminated UTF-8 held inline, so a user
+ * is plain data: copy it, keep it, no free needed. Times are microseconds
+ * since the Unix epoch, UTC; last_seen is USERSD_NULL_TIME when never seen. */
+struct usersd_user {
+    int64_t id;
+    char username[USERSD_USERNAME_MAX + 1];
+    char email[USERSD_EMAIL_MAX * 4 + 1];
+    char first_name[USERSD_NAME_MAX * 4 + 1];
+    char last_name[USERSD_NAME_MAX * 4 + 1];
+    bool is_active;
+    bool is_staff;
+    int64_t date_joined;
+    enum usersd_status online_status;
+    int64_t last_seen;
+};
+
+/* The model method is_online: status is online. */
+USERSD_API bool usersd_user_is_online(const struct usersd_user *user);
+
+/* Fields to create or change a user. A NULL string or a negative boolean
+ * means "not given": on create the default applies (email "", names "",
+ * is_active true, is_staff false), on update the field keeps its value.
+ * Pointers are borrowed for the duration of the call. */
+struct usersd_user_fields {
+    const char *username;
+    const char *password;
+    const char *email;
+    const char *first_name;
+    const char *last_name;
+    int is_active; /* -1 not given, 0 false, 1 true */
+    int is_staff;
+};
+/* Sets every field to "not given". */
+USERSD_API void usersd_user_fields_init(struct usersd_user_fields *f);
+
+/* ---- Lists ------------------------------------------------------------ */
+
+#define USERSD_PER_PAGE_DEFAULT 50
+#define USERSD_PER_PAGE_MAX 100
+
+enum usersd_order {
+    USERSD_ORDER_ID = 0,
+    USERSD_ORDER_USERNAME,
+    USERSD_ORDER_DATE_JOINED,
+    USERSD_ORDER_LAST_SEEN
+};
+
+/* The management list query. Negative filters mean "any". search is
+ * borrowed; NULL or "" means no search. */
+struct usersd_list_query {
+    int online_status; /* -1 any, else enum usersd_status */
+    int is_active;     /* -1 any, 0, 1 */
+    int is_staff;      /* -1 any, 0, 1 */
+    const char *search;
+    enum usersd_order order;
+    bool descending;
+    int page;     /* >= 1 */
+    int per_page; /* 1..USERSD_PER_PAGE_MAX (larger is clamped) */
+};
+USERSD_API void usersd_list_query_init(struct usersd_list_query *q);
+
+/* One page of users. users is allocated by the library (count entries);
+ * release it with usersd_page_free(). */
+struct usersd_page {
+    struct usersd_user *users;
+    size_t count;
+    int page;
+    int per_page;
+    int64_t total_count; /* all rows matching, not only this page */
+};
+USERSD_API void usersd_page_free(struct usersd_page *p);
+/* max(1, ceil(total_count / per_page)). */
+USERSD_API int64_t usersd_page_total_pages(const struct usersd_page *p);
+
+struct usersd_stats {
+    int64_t total_users, active_users, inactive_users, staff_users;
+    int64_t online_users, away_users, offline_users;
+    double online_ratio; /* online/total*100 rounded to 2 decimals; 0 if no users */
+};
+
+/* ---- Opening ---------------------------------------------------------- */
+
+/* Returns the current time in microseconds since the epoch (UTC). */
+typedef int64_t (*usersd_clock_fn)(void *ctx);
+
+struct usersd_config {
+    const char *db_url;      /* "sqlite:PATH" (borrowed during usersd_open) */
+    int64_t away_after_s;    /* decay online→away after this idle time; 0 off */
+    int64_t offline_after_s; /* decay online/away→offline; 0 off */
+    int64_t activity_interval_s; /* min seconds between activity updates (60) */
+    usersd_clock_fn clock;   /* NULL: the real clock */
+    void *clock_ctx;
+};
+/* Defaults: sqlite:usersd.db, 600, 3600, 60, real clock. */
+USERSD_API void usersd_config_init(struct usersd_config *cfg);
+
+struct usersd;
+
+/* Opens the database named by cfg->db_url, creating or upgrading its schema.
+ * On success *out is a new handle owned by the caller (usersd_close).
+ * Errors: EINVAL (bad URL), EDB (cannot open or migrate). */
+USERSD_API enum usersd_code usersd_open(struct usersd **out, const struct usersd_config *cfg,
+                                        struct usersd_err *err);
+USERSD_API void usersd_close(struct usersd *u);
+/* The handle's current time (its configured clock). */
+USERSD_API int64_t usersd_now(const struct usersd *u);
+/* Checks that the database answers. EDB when it does not. */
+USERSD_API enum usersd_code usersd_ping(struct usersd *u, struct usersd_err *err);
+
+/* ---- User management (the service) ------------------------------------ */
+
+/* Creates a user. username and password are required. Validation errors are
+ * EINVAL with err->field set; a duplicate username or email is ECONFLICT.
+ * On success *out (may be NULL) holds the new user. */
+USERSD_API enum usersd_code usersd_user_create(struct usersd *u,
+                                               const struct usersd_user_fields *f,
+                                               struct usersd_user *out, struct usersd_err *err);
+/* ENOTFOUND when no user has this id. */
+USERSD_API enum usersd_code usersd_user_get(struct usersd *u, int64_t id, struct usersd_user *out,
+                                            struct usersd_err *err);
+/* Changes the given fields (same rules as create). out may be NULL. */
+USERSD_API enum usersd_code usersd_user_update(struct usersd *u, int64_t id,
+                                               const struct usersd_user_fields *f,
+                                               struct usersd_user *out, struct usersd_err *err);
+/* Deletes the user, its tokens and its presence. ENOTFOUND if absent. */
+USERSD_API enum usersd_code usersd_user_delete(struct usersd *u, int64_t id,
+                                               struct usersd_err *err);
+/* Counts users; *out receives the count. */
+USERSD_API enum usersd_code usersd_user_count(struct usersd *u, int64_t *out,
+                                              struct usersd_err *err);
+/* The management list. On success *out is filled (usersd_page_free). */
+USERSD_API enum usersd_code usersd_user_list(struct usersd *u, const struct usersd_list_query *q,
+                                             struct usersd_page *out, struct usersd_err *err);
+USERSD_API enum usersd_code usersd_stats(struct usersd *u, struct usersd_stats *out,
+                                         struct usersd_err *err);
+
+/* ---- Presence (the seed's service and model methods) ------------------ */
+
+/* set_user_online_status: calls the model method matching status (so
+ * last_seen moves on online and offline, not on away). out may be NULL. */
+USERSD_API enum usersd_code usersd_set_status(struct usersd *u, int64_t id,
+                                              enum usersd_status status, struct usersd_user *out,
+                                              struct usersd_err *err);
+/* Model methods. Each updates the stored user; out (may be NULL) receives
+ * the user as stored afterwards. */
+USERSD_API enum usersd_code usersd_set_online(struct usersd *u, int64_t id,
+                                              struct usersd_user *out, struct usersd_err *err);
+USERSD_API enum usersd_code usersd_set_away(struct usersd *u, int64_t id, struct usersd_user *out,
+                                            struct usersd_err *err);
+USERSD_API enum usersd_code usersd_set_offline(struct usersd *u, int64_t id,
+                                               struct usersd_user *out, struct usersd_err *err);
+USERSD_API enum usersd_code usersd_update_last_seen(struct usersd *u, int64_t id,
+                                                    struct usersd_user *out,
+                                                    struct usersd_err *err);
+/* get_user_online_status: the user (status, last_seen, username). */
+#define usersd_get_status usersd_user_get
+/* get_online_users: online users, newest last_seen first, ties by id.
+ * page >= 1, per_page clamped to 1..100. */
+USERSD_API enum usersd_code usersd_online_users(struct usersd *u, int page, int per_page,
+                                                struct usersd_page *out, struct usersd_err *err);
+/* The users among ids (n <= 100), in the order asked, unknown ids left out,
+ * duplicates once. out->total_count is the number found. */
+USERSD_API enum usersd_code usersd_users_by_ids(struct usersd *u, const int64_t *ids, size_t n,
+                                                struct usersd_page *out, struct usersd_err *err);
+/* Activity: moves last_seen to now when it is older than the configured
+ * activity interval (or null); the status is unchanged. *user is updated in
+ * place when a write happened. */
+USERSD_API enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *user,
+                                         struct usersd_err *err);
+
+/* ---- Authentication ---------------------------------------------------- */
+
+/* Keys are 64 hex characters (256 random bits). */
+#define USERSD_TOKEN_LEN 64
+
+/* Checks username (case-insensitive) and password; EAUTH on a wrong pair or
+ * an inactive user. On success mints a token into key (USERSD_TOKEN_LEN+1
+ * bytes), sets the user online and fills *user (may be NULL). */
+USERSD_API enum usersd_code usersd_login(struct usersd *u, const char *username,
+                                         const char *password, char *key,
+                                         struct usersd_user *user, struct usersd_err *err);
+/* Resolves a key to its active user. EAUTH when unknown, revoked, or the
+ * user is inactive. */
+USERSD_API enum usersd_code usersd_token_resolve(struct usersd *u, const char *key,
+                                                 struct usersd_user *user,
+                                                 struct usersd_err *err);
+/* Revokes one key (logout): the token is deleted and its user goes offline.
+ * EAUTH when the key is unknown. */
+USERSD_API enum usersd_code usersd_logout(struct usersd *u, const char *key,
+                                          struct usersd_err *err);
+/* Checks a password against a user without minting a token. */
+USERSD_API enum usersd_code usersd_password_check(struct usersd *u, const char *username,
+                                                  const char *password, struct usersd_user *user,
+                                                  struct usersd_err *err);
+
+/* ---- Time ---------------------------------------------------------------- */
+
+#define USERSD_TIME_LEN 27 /* "2024-01-15T10:30:00.123456Z" */
+/* Formats t as RFC 3339 UTC with microseconds into buf (>= USERSD_TIME_LEN+1). */
+USERSD_API void usersd_time_format(int64_t t, char *buf, size_t size);
+/* Parses the format above; false on anything else. */
+USERSD_API bool usersd_time_parse(const char *s, int64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

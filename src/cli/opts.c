@@ -1,0 +1,147 @@
+/* opts.c — argv and USERSD_* environment into option targets, the same way
+ * for every subcommand: a flag on the command line beats the environment. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "render.h"
+
+int opts_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "usersd %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'usersd %s --help')\n", cmd);
+    return 2;
+}
+
+static bool parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (!*s) return false;
+    int64_t v = 0;
+    for (const char *c = s; *c; c++) {
+        if (*c < '0' || *c > '9') return false;
+        if (v > (INT64_MAX - 9) / 10) return false;
+        v = v * 10 + (*c - '0');
+    }
+    if (v < min || v > max) return false;
+    *out = v;
+    return true;
+}
+
+static int set(const char *cmd, const struct opt *o, const char *value, const char *from)
+{
+    switch (o->kind) {
+    case OPT_STR: *(const char **)o->target = value; break;
+    case OPT_INT:
+        if (!parse_int(value, o->min, o->max, (int64_t *)o->target))
+            return opts_fail(cmd, "%s%s must be a whole number from %lld to %lld, not '%s'",
+                             from, o->name, (long long)o->min, (long long)o->max, value);
+        break;
+    case OPT_FLAG: {
+        bool on = !strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes");
+        if (!on && strcmp(value, "0") && strcmp(value, "false") && strcmp(value, "no") &&
+            strcmp(value, ""))
+            return opts_fail(cmd, "%s%s must be true or false, not '%s'", from, o->name, value);
+        *(bool *)o->target = on;
+        break;
+    }
+    case OPT_LIST: {
+        struct opt_list *l = o->target;
+        if (l->n == OPT_LIST_MAX) return opts_fail(cmd, "too many --%s options", o->name);
+        l->items[l->n++] = value;
+        break;
+    }
+    }
+    return -1;
+}
+
+int opts_parse(const char *cmd, const char *usage, const struct opt *opts, int argc, char **argv,
+               char **pos, int maxpos, int *npos)
+{
+    *npos = 0;
+    for (const struct opt *o = opts; o->name; o++) {
+        const char *v = o->env ? getenv(o->env) : NULL;
+        if (v && *v) {
+            char from[64];
+            snprintf(from, sizeof from, "%s for --", o->env);
+            int rc = set(cmd, o, v, from);
+            if (rc >= 0) return rc;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (strncmp(a, "--", 2) != 0 || !a[2]) {
+            if (*npos == maxpos) return opts_fail(cmd, "unexpected argument '%s'", a);
+            pos[(*npos)++] = argv[i];
+            continue;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const struct opt *o = opts;
+        while (o->name && !(strlen(o->name) == nlen && !strncmp(o->name, name, nlen))) o++;
+        if (!o->name) return opts_fail(cmd, "unknown option '--%.*s'", (int)nlen, name);
+        const char *value;
+        if (o->kind == OPT_FLAG && !eq) {
+            value = "1";
+        } else if (eq) {
+            value = eq + 1;
+        } else {
+            if (i + 1 >= argc) return opts_fail(cmd, "--%s needs a value", o->name);
+            value = argv[++i];
+        }
+        int rc = set(cmd, o, value, "--");
+        if (rc >= 0) return rc;
+    }
+    return -1;
+}
+
+int opts_check_db(const char *cmd, const char *url)
+{
+    if (!url || !*url) return opts_fail(cmd, "--db is required (or USERSD_DB)");
+    if (!strncmp(url, "sqlite:", 7) && url[7]) return 0;
+    if (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11))
+        return opts_fail(cmd, "PostgreSQL is not supported by this build yet: '%s'", url);
+    return opts_fail(cmd, "--db must be sqlite:PATH, not '%s'", url);
+}
+
+struct usersd *cli_open(const char *cmd, const char *db)
+{
+    struct usersd_config cfg;
+    usersd_config_init(&cfg);
+    cfg.db_url = db;
+    struct usersd *u;
+    struct usersd_err err = {0};
+    if (usersd_open(&u, &cfg, &err)) {
+        cli_error(cmd, &err);
+        return NULL;
+    }
+    return u;
+}
+
+int cli_print(json_t *obj)
+{
+    char *s = obj ? json_dumps(obj, RENDER_DUMP_FLAGS) : NULL;
+    json_decref(obj);
+    if (!s) {
+        fprintf(stderr, "usersd: out of memory\n");
+        return 1;
+    }
+    puts(s);
+    free(s);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+int cli_error(const char *cmd, const struct usersd_err *err)
+{
+    fprintf(stderr, "usersd %s: %s\n", cmd, err->msg[0] ? err->msg : usersd_strerror(err->code));
+    return 1;
+}

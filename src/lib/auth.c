@@ -1,0 +1,112 @@
+/* auth.c — argon2id passwords and login tokens (libsodium).
+ * A token key is 256 random bits shown once, in hex; the database keeps only
+ * its BLAKE2b hash, so a leaked database holds no usable key. */
+#include <pthread.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "internal.h"
+
+enum usersd_code auth_hash_password(const char *password, char *out, struct usersd_err *err)
+{
+    _Static_assert(crypto_pwhash_STRBYTES <= AUTH_HASH_MAX, "hash buffer too small");
+    if (crypto_pwhash_str_alg(out, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                              crypto_pwhash_MEMLIMIT_INTERACTIVE,
+                              crypto_pwhash_ALG_ARGON2ID13) != 0)
+        return err_set(err, USERSD_ENOMEM, "not enough memory to hash the password");
+    return USERSD_OK;
+}
+
+static void key_hash(const char *key, unsigned char *hash)
+{
+    crypto_generichash(hash, STORE_TOKEN_HASH_LEN, (const unsigned char *)key, strlen(key), NULL,
+                       0);
+}
+
+static bool key_wellformed(const char *key)
+{
+    if (!key || strlen(key) != USERSD_TOKEN_LEN) return false;
+    for (const char *c = key; *c; c++)
+        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) return false;
+    return true;
+}
+
+/* A fixed dummy hash, so an unknown username costs the same time as a wrong
+ * password and the reply does not tell which users exist. */
+static char dummy[AUTH_HASH_MAX];
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+
+static void make_dummy(void)
+{
+    auth_hash_password("not a password", dummy, NULL);
+}
+
+enum usersd_code usersd_password_check(struct usersd *u, const char *username,
+                                       const char *password, struct usersd_user *user,
+                                       struct usersd_err *err)
+{
+    char hash[AUTH_HASH_MAX];
+    struct usersd_user tmp;
+    if (!user) user = &tmp;
+    if (!username || !password)
+        return err_set(err, USERSD_EAUTH, "invalid username or password");
+    enum usersd_code rc = USERSD_ENOTFOUND;
+    if (strlen(username) <= USERSD_USERNAME_MAX)
+        rc = u->store->ops->user_get_auth(u->store, username, user, hash, err);
+    if (rc && rc != USERSD_ENOTFOUND) return rc;
+    if (rc == USERSD_ENOTFOUND) {
+        pthread_once(&dummy_once, make_dummy);
+        if (crypto_pwhash_str_verify(dummy, password, strlen(password)) == 0) {
+            /* cannot happen: the dummy password is not a user input */
+        }
+        return err_set(err, USERSD_EAUTH, "invalid username or password");
+    }
+    if (crypto_pwhash_str_verify(hash, password, strlen(password)) != 0)
+        return err_set(err, USERSD_EAUTH, "invalid username or password");
+    if (!user->is_active) return err_set(err, USERSD_EAUTH, "this account is inactive");
+    return USERSD_OK;
+}
+
+enum usersd_code usersd_login(struct usersd *u, const char *username, const char *password,
+                              char *key, struct usersd_user *user, struct usersd_err *err)
+{
+    struct usersd_user tmp;
+    if (!user) user = &tmp;
+    enum usersd_code rc = usersd_password_check(u, username, password, user, err);
+    if (rc) return rc;
+    unsigned char raw[32], hash[STORE_TOKEN_HASH_LEN];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(key, USERSD_TOKEN_LEN + 1, raw, sizeof raw);
+    sodium_memzero(raw, sizeof raw);
+    key_hash(key, hash);
+    rc = u->store->ops->token_insert(u->store, hash, user->id, usersd_now(u), err);
+    if (rc) return rc;
+    return usersd_set_online(u, user->id, user, err);
+}
+
+enum usersd_code usersd_token_resolve(struct usersd *u, const char *key, struct usersd_user *user,
+                                      struct usersd_err *err)
+{
+    if (!key_wellformed(key)) return err_set(err, USERSD_EAUTH, "invalid token");
+    unsigned char hash[STORE_TOKEN_HASH_LEN];
+    key_hash(key, hash);
+    enum usersd_code rc = u->store->ops->token_user(u->store, hash, user, err);
+    if (rc == USERSD_ENOTFOUND) return err_set(err, USERSD_EAUTH, "invalid token");
+    if (rc) return rc;
+    if (!user->is_active) return err_set(err, USERSD_EAUTH, "this account is inactive");
+    return USERSD_OK;
+}
+
+enum usersd_code usersd_logout(struct usersd *u, const char *key, struct usersd_err *err)
+{
+    if (!key_wellformed(key)) return err_set(err, USERSD_EAUTH, "invalid token");
+    unsigned char hash[STORE_TOKEN_HASH_LEN];
+    key_hash(key, hash);
+    int64_t user_id;
+    enum usersd_code rc = u->store->ops->token_delete(u->store, hash, &user_id, err);
+    if (rc == USERSD_ENOTFOUND) return err_set(err, USERSD_EAUTH, "invalid token");
+    if (rc) return rc;
+    rc = usersd_set_offline(u, user_id, NULL, err);
+    return rc == USERSD_ENOTFOUND ? USERSD_OK : rc;
+}

@@ -1,0 +1,30 @@
+/* internal.h — what the libusersd modules share; never installed. */
+#ifndef USERSD_INTERNAL_H
+#define USERSD_INTERNAL_H
+
+#include "usersd.h"
+#include "store.h"
+
+struct usersd {
+    struct store *store; /* owned */
+    struct usersd_config cfg;
+};
+
+/* Fills err (when non-NULL) and returns code. fmt NULL: the table message. */
+enum usersd_code err_set(struct usersd_err *err, enum usersd_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Same, naming the field the error is about. */
+enum usersd_code err_field(struct usersd_err *err, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Validation of user fields (users.c); on failure EINVAL naming the field. */
+enum usersd_code users_validate(const struct usersd_user_fields *f, bool creating,
+                                struct usersd_err *err);
+/* Counts UTF-8 code points of a valid UTF-8 string. */
+size_t utf8_len(const char *s);
+
+/* Password hashing (auth.c). out must hold AUTH_HASH_MAX bytes. */
+#define AUTH_HASH_MAX 128
+enum usersd_code auth_hash_password(const char *password, char *out, struct usersd_err *err);
+
+#endif

@@ -1,0 +1,96 @@
+/* presence.c — the seed's User model methods and service set-status.
+ * The rules (which transition moves last_seen) live here; the driver only
+ * applies one transition atomically and logs it when the status changed. */
+#include <string.h>
+
+#include "internal.h"
+
+static const char *const names[] = {"offline", "away", "online"};
+
+const char *usersd_status_name(enum usersd_status s)
+{
+    return (unsigned)s <= USERSD_ONLINE ? names[s] : "offline";
+}
+
+bool usersd_status_parse(const char *s, enum usersd_status *out)
+{
+    for (int i = 0; s && i <= USERSD_ONLINE; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (enum usersd_status)i;
+            return true;
+        }
+    return false;
+}
+
+bool usersd_user_is_online(const struct usersd_user *user)
+{
+    return user->online_status == USERSD_ONLINE;
+}
+
+static enum usersd_code transition(struct usersd *u, int64_t id, enum usersd_status status,
+                                   bool move_last_seen, struct usersd_user *out,
+                                   struct usersd_err *err)
+{
+    struct usersd_user tmp;
+    int64_t now = usersd_now(u);
+    struct store_status_change c = {
+        .user_id = id,
+        .status = status,
+        .last_seen = move_last_seen ? now : USERSD_NULL_TIME,
+        .now = now,
+    };
+    return u->store->ops->set_status(u->store, &c, out ? out : &tmp, err);
+}
+
+enum usersd_code usersd_set_online(struct usersd *u, int64_t id, struct usersd_user *out,
+                                   struct usersd_err *err)
+{
+    return transition(u, id, USERSD_ONLINE, true, out, err);
+}
+
+enum usersd_code usersd_set_away(struct usersd *u, int64_t id, struct usersd_user *out,
+                                 struct usersd_err *err)
+{
+    return transition(u, id, USERSD_AWAY, false, out, err);
+}
+
+enum usersd_code usersd_set_offline(struct usersd *u, int64_t id, struct usersd_user *out,
+                                    struct usersd_err *err)
+{
+    return transition(u, id, USERSD_OFFLINE, true, out, err);
+}
+
+enum usersd_code usersd_set_status(struct usersd *u, int64_t id, enum usersd_status status,
+                                   struct usersd_user *out, struct usersd_err *err)
+{
+    switch (status) {
+    case USERSD_ONLINE: return usersd_set_online(u, id, out, err);
+    case USERSD_AWAY: return usersd_set_away(u, id, out, err);
+    case USERSD_OFFLINE: return usersd_set_offline(u, id, out, err);
+    }
+    return err_field(err, "status", "status must be one of: online, away, offline");
+}
+
+enum usersd_code usersd_update_last_seen(struct usersd *u, int64_t id, struct usersd_user *out,
+                                         struct usersd_err *err)
+{
+    int64_t now = usersd_now(u);
+    bool updated;
+    /* before = now + 1: any stored last_seen is older, so it always moves. */
+    enum usersd_code rc = u->store->ops->touch(u->store, id, now, now + 1, &updated, err);
+    if (rc) return rc;
+    struct usersd_user tmp;
+    rc = u->store->ops->user_get(u->store, id, out ? out : &tmp, err);
+    return rc;
+}
+
+enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *user, struct usersd_err *err)
+{
+    int64_t now = usersd_now(u);
+    int64_t before = now - u->cfg.activity_interval_s * 1000000;
+    if (user->last_seen != USERSD_NULL_TIME && user->last_seen >= before) return USERSD_OK;
+    bool updated = false;
+    enum usersd_code rc = u->store->ops->touch(u->store, user->id, now, before, &updated, err);
+    if (!rc && updated) user->last_seen = now;
+    return rc;
+}

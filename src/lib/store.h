@@ -1,0 +1,89 @@
+/* store.h — the storage interface. Each driver exports one
+ * const struct store_ops and embeds struct store first in its instance.
+ * SQL lives only in the drivers; the rules (validation, which presence
+ * transition, permissions) live in the service above. Every state change
+ * is one atomic transaction in the driver, so concurrent processes never
+ * report one change twice. */
+#ifndef USERSD_STORE_H
+#define USERSD_STORE_H
+
+#include "usersd.h"
+
+#define STORE_TOKEN_HASH_LEN 32
+
+struct store;
+
+/* A presence transition asked of the driver. */
+struct store_status_change {
+    int64_t user_id;
+    enum usersd_status status;
+    int64_t last_seen; /* the new last_seen, or USERSD_NULL_TIME to keep it */
+    int64_t now;       /* when the change happens (for the change log) */
+};
+
+struct store_ops {
+    const char *scheme; /* "sqlite" */
+    /* target is the URL after "scheme:". */
+    enum usersd_code (*open)(struct store **out, const char *target, struct usersd_err *err);
+    void (*close)(struct store *s);
+    enum usersd_code (*ping)(struct store *s, struct usersd_err *err);
+
+    /* u->id and the stored copy are filled on success. ECONFLICT with
+     * err->field "username" or "email" on a duplicate. */
+    enum usersd_code (*user_insert)(struct store *s, struct usersd_user *u, const char *pwhash,
+                                    struct usersd_err *err);
+    enum usersd_code (*user_get)(struct store *s, int64_t id, struct usersd_user *out,
+                                 struct usersd_err *err);
+    /* Case-insensitive username lookup, with the password hash
+     * (AUTH_HASH_MAX bytes). ENOTFOUND when absent. */
+    enum usersd_code (*user_get_auth)(struct store *s, const char *username,
+                                      struct usersd_user *out, char *pwhash,
+                                      struct usersd_err *err);
+    /* Writes the profile fields of u (not presence); pwhash NULL keeps the
+     * password. ENOTFOUND, ECONFLICT as for insert. */
+    enum usersd_code (*user_update)(struct store *s, const struct usersd_user *u,
+                                    const char *pwhash, struct usersd_err *err);
+    /* Deletes the user with its tokens. ENOTFOUND when absent. */
+    enum usersd_code (*user_delete)(struct store *s, int64_t id, struct usersd_err *err);
+    enum usersd_code (*user_count)(struct store *s, int64_t *out, struct usersd_err *err);
+    /* q is validated; out->users allocated with malloc. */
+    enum usersd_code (*user_list)(struct store *s, const struct usersd_list_query *q,
+                                  struct usersd_page *out, struct usersd_err *err);
+    enum usersd_code (*online_page)(struct store *s, int page, int per_page,
+                                    struct usersd_page *out, struct usersd_err *err);
+    /* Fills out[] with the users found among ids, in any order; *found set. */
+    enum usersd_code (*users_by_ids)(struct store *s, const int64_t *ids, size_t n,
+                                     struct usersd_user *out, size_t *found,
+                                     struct usersd_err *err);
+    enum usersd_code (*stats)(struct store *s, struct usersd_stats *out, struct usersd_err *err);
+
+    /* Applies c atomically, appending to the change log when the status
+     * differs; out receives the user after the change. */
+    enum usersd_code (*set_status)(struct store *s, const struct store_status_change *c,
+                                   struct usersd_user *out, struct usersd_err *err);
+    /* last_seen = now where it is null or older than before; *updated
+     * tells whether a row changed. */
+    enum usersd_code (*touch)(struct store *s, int64_t id, int64_t now, int64_t before,
+                              bool *updated, struct usersd_err *err);
+
+    enum usersd_code (*token_insert)(struct store *s, const unsigned char *hash, int64_t user_id,
+                                     int64_t now, struct usersd_err *err);
+    /* The token's user (active or not). ENOTFOUND when no such token. */
+    enum usersd_code (*token_user)(struct store *s, const unsigned char *hash,
+                                   struct usersd_user *out, struct usersd_err *err);
+    /* Deletes the token; *user_id receives its owner. ENOTFOUND if absent. */
+    enum usersd_code (*token_delete)(struct store *s, const unsigned char *hash,
+                                     int64_t *user_id, struct usersd_err *err);
+};
+
+struct store {
+    const struct store_ops *ops;
+};
+
+/* Opens the driver named by url's scheme. */
+enum usersd_code store_open(struct store **out, const char *url, struct usersd_err *err);
+void store_close(struct store *s);
+
+extern const struct store_ops store_sqlite_ops;
+
+#endif

@@ -1,0 +1,750 @@
+/* store_sqlite.c — the SQLite driver (the embedded default).
+ *
+ * One connection per handle, used by one thread (SQLITE_OPEN_NOMUTEX).
+ * WAL lets readers run beside the one writer; synchronous=FULL makes every
+ * commit durable before the call returns, so a 2xx survives kill -9 and
+ * power loss alike. Statements are prepared once per connection and kept. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+extern const char *const store_sqlite_migrations[];
+
+#define USER_COLS                                                                                  \
+    "id, username, email, first_name, last_name, is_active, is_staff, date_joined, "              \
+    "online_status, last_seen"
+
+enum stmt_id {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_INSERT,
+    S_GET,
+    S_GET_AUTH,
+    S_UPDATE,
+    S_UPDATE_PW,
+    S_DELETE_TOKENS,
+    S_DELETE,
+    S_COUNT,
+    S_ONLINE,
+    S_ONLINE_COUNT,
+    S_STATS,
+    S_STATUS_OF,
+    S_SET_STATUS,
+    S_LOG_CHANGE,
+    S_TOUCH,
+    S_TOKEN_INSERT,
+    S_TOKEN_USER,
+    S_TOKEN_DELETE,
+    S_PING,
+    S_NSTMT
+};
+
+static const char *const stmt_sql[S_NSTMT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_INSERT] = "INSERT INTO users (username, email, first_name, last_name, password, "
+                 "is_active, is_staff, date_joined, online_status, last_seen) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL) RETURNING " USER_COLS,
+    [S_GET] = "SELECT " USER_COLS " FROM users WHERE id = ?",
+    [S_GET_AUTH] = "SELECT " USER_COLS ", password FROM users WHERE username = ?",
+    [S_UPDATE] = "UPDATE users SET username = ?, email = ?, first_name = ?, last_name = ?, "
+                 "is_active = ?, is_staff = ? WHERE id = ?",
+    [S_UPDATE_PW] = "UPDATE users SET password = ? WHERE id = ?",
+    [S_DELETE_TOKENS] = "DELETE FROM tokens WHERE user_id = ?",
+    [S_DELETE] = "DELETE FROM users WHERE id = ?",
+    [S_COUNT] = "SELECT count(*) FROM users",
+    [S_ONLINE] = "SELECT " USER_COLS " FROM users WHERE online_status = 2 "
+                 "ORDER BY last_seen DESC, id ASC LIMIT ? OFFSET ?",
+    [S_ONLINE_COUNT] = "SELECT count(*) FROM users WHERE online_status = 2",
+    [S_STATS] = "SELECT count(*), coalesce(sum(is_active), 0), coalesce(sum(is_staff), 0), "
+                "coalesce(sum(online_status = 2), 0), coalesce(sum(online_status = 1), 0) "
+                "FROM users",
+    [S_STATUS_OF] = "SELECT online_status FROM users WHERE id = ?",
+    [S_SET_STATUS] = "UPDATE users SET online_status = ?, last_seen = coalesce(?, last_seen) "
+                     "WHERE id = ? RETURNING " USER_COLS,
+    [S_LOG_CHANGE] = "INSERT INTO presence_changes (user_id, username, online_status, "
+                     "last_seen, at) VALUES (?, ?, ?, ?, ?)",
+    [S_TOUCH] = "UPDATE users SET last_seen = ? WHERE id = ? AND "
+                "(last_seen IS NULL OR last_seen < ?)",
+    [S_TOKEN_INSERT] = "INSERT INTO tokens (hash, user_id, created) VALUES (?, ?, ?)",
+    [S_TOKEN_USER] = "SELECT u.id, u.username, u.email, u.first_name, u.last_name, u.is_active, "
+                     "u.is_staff, u.date_joined, u.online_status, u.last_seen "
+                     "FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?",
+    [S_TOKEN_DELETE] = "DELETE FROM tokens WHERE hash = ? RETURNING user_id",
+    [S_PING] = "SELECT 1",
+};
+
+/* List queries vary with their filters and ordering; each distinct SQL text
+ * is prepared once and kept here. */
+#define LIST_CACHE 48
+
+struct sqlite_store {
+    struct store base; /* first: the driver is reached through it */
+    sqlite3 *db;
+    sqlite3_stmt *stmt[S_NSTMT];
+    struct {
+        char *sql;
+        sqlite3_stmt *stmt;
+    } list_cache[LIST_CACHE];
+    unsigned list_next; /* round-robin victim when the cache is full */
+};
+
+static enum usersd_code db_error(struct sqlite_store *s, struct usersd_err *err)
+{
+    int rc = sqlite3_errcode(s->db);
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return err_set(err, USERSD_EDB, "the database is busy; try again");
+    return err_set(err, USERSD_EDB, "database error: %s", sqlite3_errmsg(s->db));
+}
+
+static sqlite3_stmt *prep(struct sqlite_store *s, enum stmt_id id, struct usersd_err *err)
+{
+    if (!s->stmt[id]) {
+        if (sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[id],
+                               NULL) != SQLITE_OK) {
+            db_error(s, err);
+            return NULL;
+        }
+    }
+    return s->stmt[id];
+}
+
+/* Resets a statement so the next use starts clean and its locks go. */
+static void done(sqlite3_stmt *st)
+{
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+}
+
+static void copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(dst, size, "%s", t ? (const char *)t : "");
+}
+
+static void row_user(sqlite3_stmt *st, struct usersd_user *u)
+{
+    u->id = sqlite3_column_int64(st, 0);
+    copy_text(u->username, sizeof u->username, st, 1);
+    copy_text(u->email, sizeof u->email, st, 2);
+    copy_text(u->first_name, sizeof u->first_name, st, 3);
+    copy_text(u->last_name, sizeof u->last_name, st, 4);
+    u->is_active = sqlite3_column_int(st, 5) != 0;
+    u->is_staff = sqlite3_column_int(st, 6) != 0;
+    u->date_joined = sqlite3_column_int64(st, 7);
+    u->online_status = (enum usersd_status)sqlite3_column_int(st, 8);
+    u->last_seen =
+        sqlite3_column_type(st, 9) == SQLITE_NULL ? USERSD_NULL_TIME : sqlite3_column_int64(st, 9);
+}
+
+static void bind_time(sqlite3_stmt *st, int i, int64_t t)
+{
+    if (t == USERSD_NULL_TIME)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_int64(st, i, t);
+}
+
+static enum usersd_code exec_simple(struct sqlite_store *s, enum stmt_id id,
+                                    struct usersd_err *err)
+{
+    sqlite3_stmt *st = prep(s, id, err);
+    if (!st) return USERSD_EDB;
+    int rc = sqlite3_step(st);
+    done(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
+}
+
+static enum usersd_code begin(struct sqlite_store *s, struct usersd_err *err)
+{
+    return exec_simple(s, S_BEGIN, err);
+}
+
+static enum usersd_code commit(struct sqlite_store *s, struct usersd_err *err)
+{
+    return exec_simple(s, S_COMMIT, err);
+}
+
+static void rollback(struct sqlite_store *s)
+{
+    if (!sqlite3_get_autocommit(s->db)) exec_simple(s, S_ROLLBACK, NULL);
+}
+
+/* A unique-constraint failure names the column or index it hit. */
+static enum usersd_code write_error(struct sqlite_store *s, struct usersd_err *err)
+{
+    if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_UNIQUE) {
+        bool email = strstr(sqlite3_errmsg(s->db), "email") != NULL;
+        enum usersd_code rc = err_set(err, USERSD_ECONFLICT, "a user with that %s already exists",
+                                      email ? "email" : "username");
+        if (err) snprintf(err->field, sizeof err->field, "%s", email ? "email" : "username");
+        return rc;
+    }
+    return db_error(s, err);
+}
+
+/* ---- migrations --------------------------------------------------------- */
+
+static enum usersd_code migrate(struct sqlite_store *s, struct usersd_err *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) goto fail;
+    sqlite3_stmt *st;
+    int version = 0;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) goto fail;
+    if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    int n = 0;
+    while (store_sqlite_migrations[n]) n++;
+    if (version > n) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return err_set(err, USERSD_EDB,
+                       "the database schema (version %d) is newer than this usersd (%d)", version,
+                       n);
+    }
+    for (int i = version; i < n; i++) {
+        char pragma[64];
+        if (sqlite3_exec(s->db, store_sqlite_migrations[i], NULL, NULL, &msg) != SQLITE_OK)
+            goto fail;
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", i + 1);
+        if (sqlite3_exec(s->db, pragma, NULL, NULL, &msg) != SQLITE_OK) goto fail;
+    }
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) goto fail;
+    return USERSD_OK;
+fail:
+    err_set(err, USERSD_EDB, "cannot migrate the database: %s",
+            msg ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return USERSD_EDB;
+}
+
+/* ---- open/close --------------------------------------------------------- */
+
+static void sq_close(struct store *base)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    if (!s) return;
+    for (int i = 0; i < S_NSTMT; i++) sqlite3_finalize(s->stmt[i]);
+    for (int i = 0; i < LIST_CACHE; i++) {
+        sqlite3_finalize(s->list_cache[i].stmt);
+        free(s->list_cache[i].sql);
+    }
+    sqlite3_close(s->db);
+    free(s);
+}
+
+static enum usersd_code sq_open(struct store **out, const char *path, struct usersd_err *err)
+{
+    if (!*path) return err_set(err, USERSD_EINVAL, "the sqlite: URL needs a file path");
+    struct sqlite_store *s = calloc(1, sizeof *s);
+    if (!s) return err_set(err, USERSD_ENOMEM, NULL);
+    s->base.ops = &store_sqlite_ops;
+    int rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        err_set(err, USERSD_EDB, "cannot open database '%.100s': %s", path,
+                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        sq_close(&s->base);
+        return USERSD_EDB;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    char *msg = NULL;
+    if (sqlite3_exec(s->db,
+                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+                     "PRAGMA foreign_keys = ON;",
+                     NULL, NULL, &msg) != SQLITE_OK) {
+        err_set(err, USERSD_EDB, "cannot open database '%.100s': %s", path,
+                msg ? msg : "unknown error");
+        sqlite3_free(msg);
+        sq_close(&s->base);
+        return USERSD_EDB;
+    }
+    enum usersd_code code = migrate(s, err);
+    if (code) {
+        sq_close(&s->base);
+        return code;
+    }
+    *out = &s->base;
+    return USERSD_OK;
+}
+
+static enum usersd_code sq_ping(struct store *base, struct usersd_err *err)
+{
+    return exec_simple((struct sqlite_store *)base, S_PING, err);
+}
+
+/* ---- users -------------------------------------------------------------- */
+
+static enum usersd_code sq_user_insert(struct store *base, struct usersd_user *u,
+                                       const char *pwhash, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_INSERT, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_text(st, 1, u->username, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, u->email, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, u->first_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, u->last_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, pwhash, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, u->is_active);
+    sqlite3_bind_int(st, 7, u->is_staff);
+    sqlite3_bind_int64(st, 8, u->date_joined);
+    int rc = sqlite3_step(st);
+    enum usersd_code code = USERSD_OK;
+    if (rc == SQLITE_ROW) {
+        row_user(st, u);
+        rc = sqlite3_step(st);
+    }
+    if (rc != SQLITE_DONE) code = write_error(s, err);
+    done(st);
+    return code;
+}
+
+/* Runs a statement expected to return at most one user row. */
+static enum usersd_code one_user(struct sqlite_store *s, sqlite3_stmt *st,
+                                 struct usersd_user *out, struct usersd_err *err)
+{
+    int rc = sqlite3_step(st);
+    enum usersd_code code = USERSD_OK;
+    if (rc == SQLITE_ROW)
+        row_user(st, out);
+    else if (rc == SQLITE_DONE)
+        code = err_set(err, USERSD_ENOTFOUND, "user not found");
+    else
+        code = db_error(s, err);
+    done(st);
+    return code;
+}
+
+static enum usersd_code sq_user_get(struct store *base, int64_t id, struct usersd_user *out,
+                                    struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_GET, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, id);
+    return one_user(s, st, out, err);
+}
+
+static enum usersd_code sq_user_get_auth(struct store *base, const char *username,
+                                         struct usersd_user *out, char *pwhash,
+                                         struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_GET_AUTH, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    enum usersd_code code = USERSD_OK;
+    if (rc == SQLITE_ROW) {
+        row_user(st, out);
+        copy_text(pwhash, AUTH_HASH_MAX, st, 10);
+    } else if (rc == SQLITE_DONE) {
+        code = err_set(err, USERSD_ENOTFOUND, "user not found");
+    } else {
+        code = db_error(s, err);
+    }
+    done(st);
+    return code;
+}
+
+static enum usersd_code sq_user_update(struct store *base, const struct usersd_user *u,
+                                       const char *pwhash, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    sqlite3_stmt *st = prep(s, S_UPDATE, err);
+    if (!st) goto fail;
+    sqlite3_bind_text(st, 1, u->username, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, u->email, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, u->first_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, u->last_name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, u->is_active);
+    sqlite3_bind_int(st, 6, u->is_staff);
+    sqlite3_bind_int64(st, 7, u->id);
+    int rc = sqlite3_step(st);
+    done(st);
+    if (rc != SQLITE_DONE) {
+        code = write_error(s, err);
+        goto out;
+    }
+    if (sqlite3_changes(s->db) == 0) {
+        code = err_set(err, USERSD_ENOTFOUND, "user not found");
+        goto out;
+    }
+    if (pwhash) {
+        st = prep(s, S_UPDATE_PW, err);
+        if (!st) goto fail;
+        sqlite3_bind_text(st, 1, pwhash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, u->id);
+        rc = sqlite3_step(st);
+        done(st);
+        if (rc != SQLITE_DONE) goto fail;
+    }
+    /* A deactivated user's sessions end with it. */
+    if (!u->is_active) {
+        st = prep(s, S_DELETE_TOKENS, err);
+        if (!st) goto fail;
+        sqlite3_bind_int64(st, 1, u->id);
+        rc = sqlite3_step(st);
+        done(st);
+        if (rc != SQLITE_DONE) goto fail;
+    }
+    code = commit(s, err);
+out:
+    if (code) rollback(s);
+    return code;
+fail:
+    code = db_error(s, err);
+    rollback(s);
+    return code;
+}
+
+static enum usersd_code sq_user_delete(struct store *base, int64_t id, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    enum stmt_id steps[] = {S_DELETE_TOKENS, S_DELETE};
+    for (size_t i = 0; i < 2; i++) {
+        sqlite3_stmt *st = prep(s, steps[i], err);
+        if (!st) goto fail;
+        sqlite3_bind_int64(st, 1, id);
+        int rc = sqlite3_step(st);
+        done(st);
+        if (rc != SQLITE_DONE) goto fail;
+    }
+    if (sqlite3_changes(s->db) == 0) {
+        rollback(s);
+        return err_set(err, USERSD_ENOTFOUND, "user not found");
+    }
+    return commit(s, err);
+fail:
+    code = db_error(s, err);
+    rollback(s);
+    return code;
+}
+
+static enum usersd_code count_query(struct sqlite_store *s, sqlite3_stmt *st, int64_t *out,
+                                    struct usersd_err *err)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    done(st);
+    return rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
+}
+
+static enum usersd_code sq_user_count(struct store *base, int64_t *out, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_COUNT, err);
+    return st ? count_query(s, st, out, err) : USERSD_EDB;
+}
+
+static sqlite3_stmt *list_stmt(struct sqlite_store *s, const char *sql, struct usersd_err *err)
+{
+    for (int i = 0; i < LIST_CACHE; i++)
+        if (s->list_cache[i].sql && strcmp(s->list_cache[i].sql, sql) == 0)
+            return s->list_cache[i].stmt;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        db_error(s, err);
+        return NULL;
+    }
+    char *copy = strdup(sql);
+    if (!copy) {
+        sqlite3_finalize(st);
+        err_set(err, USERSD_ENOMEM, NULL);
+        return NULL;
+    }
+    unsigned slot = s->list_next++ % LIST_CACHE;
+    sqlite3_finalize(s->list_cache[slot].stmt);
+    free(s->list_cache[slot].sql);
+    s->list_cache[slot].sql = copy;
+    s->list_cache[slot].stmt = st;
+    return st;
+}
+
+/* Reads every user row of st into a new array. */
+static enum usersd_code collect(struct sqlite_store *s, sqlite3_stmt *st, size_t cap,
+                                struct usersd_page *out, struct usersd_err *err)
+{
+    out->users = calloc(cap ? cap : 1, sizeof *out->users);
+    out->count = 0;
+    if (!out->users) return err_set(err, USERSD_ENOMEM, NULL);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->count < cap)
+        row_user(st, &out->users[out->count++]);
+    done(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        free(out->users);
+        out->users = NULL;
+        out->count = 0;
+        return db_error(s, err);
+    }
+    return USERSD_OK;
+}
+
+/* Escapes LIKE's wildcards so a search is a plain substring. */
+static char *like_pattern(const char *search)
+{
+    size_t n = strlen(search);
+    char *p = malloc(2 * n + 3), *o = p;
+    if (!p) return NULL;
+    *o++ = '%';
+    for (const char *c = search; *c; c++) {
+        if (*c == '%' || *c == '_' || *c == '\\') *o++ = '\\';
+        *o++ = *c;
+    }
+    *o++ = '%';
+    *o = 0;
+    return p;
+}
+
+static enum usersd_code sq_user_list(struct store *base, const struct usersd_list_query *q,
+                                     struct usersd_page *out, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    char where[512] = "", sql[1024];
+    size_t w = 0;
+    bool search = q->search && *q->search;
+#define ADD(cond) w += (size_t)snprintf(where + w, sizeof where - w, "%s%s", w ? " AND " : " WHERE ", cond)
+    /* The search comes first so it owns ?1; each plain ? after it takes the
+     * next number, in the order the filters are bound below. */
+    if (search)
+        ADD("(username LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\' OR first_name LIKE ?1 "
+            "ESCAPE '\\' OR last_name LIKE ?1 ESCAPE '\\')");
+    if (q->online_status >= 0) ADD("online_status = ?");
+    if (q->is_active >= 0) ADD("is_active = ?");
+    if (q->is_staff >= 0) ADD("is_staff = ?");
+#undef ADD
+    static const char *const keys[] = {"id", "username", "date_joined", "last_seen"};
+    const char *dir = q->descending ? "DESC" : "ASC";
+    char order[128];
+    if (q->order == USERSD_ORDER_ID)
+        snprintf(order, sizeof order, "id %s", dir);
+    else
+        snprintf(order, sizeof order, "%s %s NULLS LAST, id ASC", keys[q->order], dir);
+
+    char *pattern = search ? like_pattern(q->search) : NULL;
+    if (search && !pattern) return err_set(err, USERSD_ENOMEM, NULL);
+    enum usersd_code code = USERSD_OK;
+    for (int pass = 0; pass < 2 && !code; pass++) {
+        if (pass == 0)
+            snprintf(sql, sizeof sql, "SELECT count(*) FROM users%s", where);
+        else
+            snprintf(sql, sizeof sql, "SELECT " USER_COLS " FROM users%s ORDER BY %s LIMIT ? OFFSET ?",
+                     where, order);
+        sqlite3_stmt *st = list_stmt(s, sql, err);
+        if (!st) {
+            code = USERSD_EDB;
+            break;
+        }
+        int i = search ? 2 : 1;
+        if (search) sqlite3_bind_text(st, 1, pattern, -1, SQLITE_STATIC);
+        if (q->online_status >= 0) sqlite3_bind_int(st, i++, q->online_status);
+        if (q->is_active >= 0) sqlite3_bind_int(st, i++, q->is_active);
+        if (q->is_staff >= 0) sqlite3_bind_int(st, i++, q->is_staff);
+        if (pass == 0) {
+            code = count_query(s, st, &out->total_count, err);
+        } else {
+            sqlite3_bind_int(st, i++, q->per_page);
+            sqlite3_bind_int64(st, i, (int64_t)(q->page - 1) * q->per_page);
+            code = collect(s, st, (size_t)q->per_page, out, err);
+        }
+    }
+    free(pattern);
+    return code;
+}
+
+static enum usersd_code sq_online_page(struct store *base, int page, int per_page,
+                                       struct usersd_page *out, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_ONLINE_COUNT, err);
+    if (!st) return USERSD_EDB;
+    enum usersd_code code = count_query(s, st, &out->total_count, err);
+    if (code) return code;
+    st = prep(s, S_ONLINE, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int(st, 1, per_page);
+    sqlite3_bind_int64(st, 2, (int64_t)(page - 1) * per_page);
+    return collect(s, st, (size_t)per_page, out, err);
+}
+
+static enum usersd_code sq_users_by_ids(struct store *base, const int64_t *ids, size_t n,
+                                        struct usersd_user *out, size_t *found,
+                                        struct usersd_err *err)
+{
+    *found = 0;
+    for (size_t i = 0; i < n; i++) {
+        enum usersd_code code = sq_user_get(base, ids[i], &out[*found], err);
+        if (code == USERSD_OK)
+            (*found)++;
+        else if (code != USERSD_ENOTFOUND)
+            return code;
+    }
+    return USERSD_OK;
+}
+
+static enum usersd_code sq_stats(struct store *base, struct usersd_stats *out,
+                                 struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_STATS, err);
+    if (!st) return USERSD_EDB;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->total_users = sqlite3_column_int64(st, 0);
+        out->active_users = sqlite3_column_int64(st, 1);
+        out->staff_users = sqlite3_column_int64(st, 2);
+        out->online_users = sqlite3_column_int64(st, 3);
+        out->away_users = sqlite3_column_int64(st, 4);
+    }
+    done(st);
+    return rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
+}
+
+/* ---- presence ----------------------------------------------------------- */
+
+static enum usersd_code sq_set_status(struct store *base, const struct store_status_change *c,
+                                      struct usersd_user *out, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    sqlite3_stmt *st = prep(s, S_STATUS_OF, err);
+    if (!st) goto fail;
+    sqlite3_bind_int64(st, 1, c->user_id);
+    int rc = sqlite3_step(st);
+    int old = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    done(st);
+    if (rc == SQLITE_DONE) {
+        rollback(s);
+        return err_set(err, USERSD_ENOTFOUND, "user not found");
+    }
+    if (rc != SQLITE_ROW) goto fail;
+
+    st = prep(s, S_SET_STATUS, err);
+    if (!st) goto fail;
+    sqlite3_bind_int(st, 1, (int)c->status);
+    bind_time(st, 2, c->last_seen);
+    sqlite3_bind_int64(st, 3, c->user_id);
+    code = one_user(s, st, out, err);
+    if (code) goto out;
+
+    if (old != (int)c->status) {
+        st = prep(s, S_LOG_CHANGE, err);
+        if (!st) goto fail;
+        sqlite3_bind_int64(st, 1, out->id);
+        sqlite3_bind_text(st, 2, out->username, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, (int)out->online_status);
+        bind_time(st, 4, out->last_seen);
+        sqlite3_bind_int64(st, 5, c->now);
+        rc = sqlite3_step(st);
+        done(st);
+        if (rc != SQLITE_DONE) goto fail;
+    }
+    code = commit(s, err);
+out:
+    if (code) rollback(s);
+    return code;
+fail:
+    code = db_error(s, err);
+    rollback(s);
+    return code;
+}
+
+static enum usersd_code sq_touch(struct store *base, int64_t id, int64_t now, int64_t before,
+                                 bool *updated, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_TOUCH, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, id);
+    sqlite3_bind_int64(st, 3, before);
+    int rc = sqlite3_step(st);
+    done(st);
+    if (rc != SQLITE_DONE) return db_error(s, err);
+    *updated = sqlite3_changes(s->db) > 0;
+    return USERSD_OK;
+}
+
+/* ---- tokens ------------------------------------------------------------- */
+
+static enum usersd_code sq_token_insert(struct store *base, const unsigned char *hash,
+                                        int64_t user_id, int64_t now, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_TOKEN_INSERT, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_blob(st, 1, hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, user_id);
+    sqlite3_bind_int64(st, 3, now);
+    int rc = sqlite3_step(st);
+    done(st);
+    return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+}
+
+static enum usersd_code sq_token_user(struct store *base, const unsigned char *hash,
+                                      struct usersd_user *out, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_TOKEN_USER, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_blob(st, 1, hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
+    return one_user(s, st, out, err);
+}
+
+static enum usersd_code sq_token_delete(struct store *base, const unsigned char *hash,
+                                        int64_t *user_id, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_TOKEN_DELETE, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_blob(st, 1, hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    enum usersd_code code = USERSD_OK;
+    if (rc == SQLITE_ROW) {
+        *user_id = sqlite3_column_int64(st, 0);
+        rc = sqlite3_step(st);
+    } else if (rc == SQLITE_DONE) {
+        code = err_set(err, USERSD_ENOTFOUND, "token not found");
+    }
+    if (!code && rc != SQLITE_DONE) code = db_error(s, err);
+    done(st);
+    return code;
+}
+
+const struct store_ops store_sqlite_ops = {
+    .scheme = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .ping = sq_ping,
+    .user_insert = sq_user_insert,
+    .user_get = sq_user_get,
+    .user_get_auth = sq_user_get_auth,
+    .user_update = sq_user_update,
+    .user_delete = sq_user_delete,
+    .user_count = sq_user_count,
+    .user_list = sq_user_list,
+    .online_page = sq_online_page,
+    .users_by_ids = sq_users_by_ids,
+    .stats = sq_stats,
+    .set_status = sq_set_status,
+    .touch = sq_touch,
+    .token_insert = sq_token_insert,
+    .token_user = sq_token_user,
+    .token_delete = sq_token_delete,
+};

@@ -1,0 +1,78 @@
+/* usersd.c — the handle: configuration defaults, open/close, the clock. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "internal.h"
+
+static int64_t real_clock(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void usersd_config_init(struct usersd_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->db_url = "sqlite:usersd.db";
+    cfg->away_after_s = 600;
+    cfg->offline_after_s = 3600;
+    cfg->activity_interval_s = 60;
+    cfg->clock = real_clock;
+}
+
+enum usersd_code usersd_open(struct usersd **out, const struct usersd_config *cfg,
+                             struct usersd_err *err)
+{
+    *out = NULL;
+    /* sodium_init is idempotent and thread-safe; it seeds the CSPRNG. */
+    if (sodium_init() < 0)
+        return err_set(err, USERSD_EINTERNAL, "cannot initialise libsodium");
+    struct usersd *u = calloc(1, sizeof *u);
+    if (!u) return err_set(err, USERSD_ENOMEM, NULL);
+    u->cfg = *cfg;
+    u->cfg.db_url = NULL; /* borrowed only for the call */
+    if (!u->cfg.clock) u->cfg.clock = real_clock;
+    enum usersd_code rc = store_open(&u->store, cfg->db_url, err);
+    if (rc) {
+        free(u);
+        return rc;
+    }
+    *out = u;
+    return USERSD_OK;
+}
+
+void usersd_close(struct usersd *u)
+{
+    if (!u) return;
+    store_close(u->store);
+    free(u);
+}
+
+int64_t usersd_now(const struct usersd *u)
+{
+    return u->cfg.clock(u->cfg.clock_ctx);
+}
+
+enum usersd_code usersd_ping(struct usersd *u, struct usersd_err *err)
+{
+    return u->store->ops->ping(u->store, err);
+}
+
+void usersd_page_free(struct usersd_page *p)
+{
+    if (!p) return;
+    free(p->users);
+    p->users = NULL;
+    p->count = 0;
+}
+
+int64_t usersd_page_total_pages(const struct usersd_page *p)
+{
+    if (p->per_page <= 0 || p->total_count <= 0) return 1;
+    return (p->total_count + p->per_page - 1) / p->per_page;
+}

@@ -1,0 +1,34 @@
+/* render.h — every JSON shape of API.md, made in one place so the server and
+ * the CLI print exactly the same thing. Each function returns a new jansson
+ * reference the caller owns (json_decref), or NULL when out of memory. */
+#ifndef USERSD_RENDER_H
+#define USERSD_RENDER_H
+
+#include <jansson.h>
+
+#include "usersd.h"
+
+/* Who looks: email is shown only to staff and to the user themself. */
+struct render_viewer {
+    int64_t id;
+    bool staff;
+};
+/* The operator at the command line sees everything. */
+#define RENDER_OPERATOR ((struct render_viewer){.id = -1, .staff = true})
+
+/* Flags for json_dumps so reals read as people write them (33.33). */
+#define RENDER_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+json_t *render_time(int64_t t);
+json_t *render_user(const struct usersd_user *u, struct render_viewer v);
+json_t *render_status(const struct usersd_user *u);
+json_t *render_heartbeat(const struct usersd_user *u);
+json_t *render_status_set(const struct usersd_user *u);
+json_t *render_pagination(const struct usersd_page *p);
+json_t *render_online_page(const struct usersd_page *p, struct render_viewer v);
+json_t *render_user_list(const struct usersd_page *p, struct render_viewer v);
+json_t *render_statuses(const struct usersd_page *p);
+json_t *render_stats(const struct usersd_stats *s);
+json_t *render_error(const struct usersd_err *err);
+
+#endif

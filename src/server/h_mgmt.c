@@ -1,0 +1,121 @@
+/* h_mgmt.c — staff user management: the filtered list, statistics, CRUD. */
+#include <string.h>
+
+#include "server.h"
+
+void h_list(struct req *r)
+{
+    struct usersd_list_query q;
+    usersd_list_query_init(&q);
+    if (!query_page(r, &q.page, &q.per_page)) return;
+    const char *status = query_str(r, "online_status");
+    if (status) {
+        enum usersd_status s;
+        if (!usersd_status_parse(status, &s)) {
+            reply_fail(r, 400, "online_status", "online_status must be online, away or offline");
+            return;
+        }
+        q.online_status = (int)s;
+    }
+    if (!query_bool(r, "is_active", &q.is_active) || !query_bool(r, "is_staff", &q.is_staff))
+        return;
+    q.search = query_str(r, "search");
+    const char *ordering = query_str(r, "ordering");
+    if (ordering) {
+        static const char *const keys[] = {"id", "username", "date_joined", "last_seen"};
+        q.descending = ordering[0] == '-';
+        const char *key = ordering + q.descending;
+        size_t i = 0;
+        while (i < 4 && strcmp(key, keys[i]) != 0) i++;
+        if (i == 4) {
+            reply_fail(r, 400, "ordering",
+                       "ordering must be one of id, username, date_joined, last_seen, each "
+                       "optionally prefixed with -");
+            return;
+        }
+        q.order = (enum usersd_order)i;
+    }
+    struct usersd_err err = {0};
+    struct usersd_page p;
+    if (usersd_user_list(r->core, &q, &p, &err)) {
+        reply_err(r, &err);
+        return;
+    }
+    reply_json(r, 200, render_user_list(&p, request_viewer(r)));
+    usersd_page_free(&p);
+}
+
+void h_stats(struct req *r)
+{
+    struct usersd_err err = {0};
+    struct usersd_stats s;
+    if (usersd_stats(r->core, &s, &err)) {
+        reply_err(r, &err);
+        return;
+    }
+    reply_json(r, 200, render_stats(&s));
+}
+
+/* Reads the writable user fields of the body; false with 400 queued. */
+static bool read_fields(struct req *r, struct usersd_user_fields *f)
+{
+    usersd_user_fields_init(f);
+    return body_str(r, "username", &f->username) && body_str(r, "password", &f->password) &&
+           body_str(r, "email", &f->email) && body_str(r, "first_name", &f->first_name) &&
+           body_str(r, "last_name", &f->last_name) && body_bool(r, "is_active", &f->is_active) &&
+           body_bool(r, "is_staff", &f->is_staff);
+}
+
+static void reply_user(struct req *r, int status, enum usersd_code rc, const struct usersd_err *err,
+                       const struct usersd_user *user)
+{
+    if (rc)
+        reply_err(r, err);
+    else
+        reply_json(r, status, render_user(user, request_viewer(r)));
+}
+
+void h_user_create(struct req *r)
+{
+    struct usersd_user_fields f;
+    if (!read_fields(r, &f)) return;
+    struct usersd_err err = {0};
+    struct usersd_user user;
+    enum usersd_code rc = usersd_user_create(r->core, &f, &user, &err);
+    reply_user(r, 201, rc, &err, &user);
+}
+
+void h_user_get(struct req *r)
+{
+    struct usersd_err err = {0};
+    struct usersd_user user;
+    enum usersd_code rc = usersd_user_get(r->core, r->path_id, &user, &err);
+    reply_user(r, 200, rc, &err, &user);
+}
+
+void h_user_patch(struct req *r)
+{
+    static const char *const fixed[] = {"id", "online_status", "last_seen", "date_joined"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (json_object_get(r->json, fixed[i])) {
+            reply_fail(r, 400, fixed[i], "%s cannot be changed here%s", fixed[i],
+                       i == 1 ? "; use set-online-status" : "");
+            return;
+        }
+    struct usersd_user_fields f;
+    if (!read_fields(r, &f)) return;
+    struct usersd_err err = {0};
+    struct usersd_user user;
+    enum usersd_code rc = usersd_user_update(r->core, r->path_id, &f, &user, &err);
+    reply_user(r, 200, rc, &err, &user);
+}
+
+void h_user_delete(struct req *r)
+{
+    struct usersd_err err = {0};
+    if (usersd_user_delete(r->core, r->path_id, &err)) {
+        reply_err(r, &err);
+        return;
+    }
+    reply_empty(r, 204);
+}

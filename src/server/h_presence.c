@@ -1,0 +1,94 @@
+/* h_presence.c — the seed's presence endpoints: set and get one user's
+ * status, the online list, and many statuses at once. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+
+void presence_set_from_body(struct req *r, int64_t id)
+{
+    const char *name = NULL;
+    enum usersd_status status;
+    if (!body_str(r, "status", &name)) return;
+    if (!name) {
+        reply_fail(r, 400, "status", "status is required: one of online, away, offline");
+        return;
+    }
+    if (!usersd_status_parse(name, &status)) {
+        reply_fail(r, 400, "status", "status must be one of: online, away, offline");
+        return;
+    }
+    struct usersd_err err = {0};
+    struct usersd_user user;
+    if (usersd_set_status(r->core, id, status, &user, &err)) {
+        reply_err(r, &err);
+        return;
+    }
+    reply_json(r, 200, render_status_set(&user));
+}
+
+void h_set_status(struct req *r)
+{
+    presence_set_from_body(r, r->path_id);
+}
+
+void h_get_status(struct req *r)
+{
+    struct usersd_err err = {0};
+    struct usersd_user user;
+    if (usersd_get_status(r->core, r->path_id, &user, &err)) {
+        reply_err(r, &err);
+        return;
+    }
+    reply_json(r, 200, render_status(&user));
+}
+
+void h_online(struct req *r)
+{
+    int page, per_page;
+    if (!query_page(r, &page, &per_page)) return;
+    struct usersd_err err = {0};
+    struct usersd_page p;
+    if (usersd_online_users(r->core, page, per_page, &p, &err)) {
+        reply_err(r, &err);
+        return;
+    }
+    reply_json(r, 200, render_online_page(&p, request_viewer(r)));
+    usersd_page_free(&p);
+}
+
+void h_bulk_status(struct req *r)
+{
+    const char *v = query_str(r, "ids");
+    int64_t ids[USERSD_PER_PAGE_MAX];
+    size_t n = 0;
+    if (!v) {
+        reply_fail(r, 400, "ids", "ids is required: 1 to 100 comma-separated user ids");
+        return;
+    }
+    for (const char *c = v;;) {
+        int64_t id = 0;
+        const char *start = c;
+        for (; *c >= '0' && *c <= '9'; c++)
+            if ((id = id * 10 + (*c - '0')) > INT32_MAX) break;
+        if (c == start || id > INT32_MAX || (*c && *c != ',')) {
+            reply_fail(r, 400, "ids", "ids must be comma-separated whole numbers");
+            return;
+        }
+        if (n == USERSD_PER_PAGE_MAX) {
+            reply_fail(r, 400, "ids", "at most 100 ids may be asked at once");
+            return;
+        }
+        ids[n++] = id;
+        if (!*c) break;
+        c++;
+    }
+    struct usersd_err err = {0};
+    struct usersd_page p;
+    if (usersd_users_by_ids(r->core, ids, n, &p, &err)) {
+        reply_err(r, &err);
+        return;
+    }
+    reply_json(r, 200, render_statuses(&p));
+    usersd_page_free(&p);
+}

@@ -1,0 +1,280 @@
+/* server.c — libmicrohttpd set-up: a pool of epoll threads, one libusersd
+ * handle per thread (neither SQLite nor libpq connections are shared across
+ * threads), the access log, and a clean stop on SIGTERM/SIGINT. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server.h"
+
+static const struct server_config *g_cfg;
+static atomic_int g_inflight;
+
+/* Every handle a worker opened, so the main thread can close them. */
+static pthread_mutex_t g_cores_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct usersd **g_cores;
+static size_t g_ncores;
+static _Thread_local struct usersd *tl_core;
+
+const struct server_config *server_config(void)
+{
+    return g_cfg;
+}
+
+static struct usersd_config core_config(void)
+{
+    struct usersd_config c;
+    usersd_config_init(&c);
+    c.db_url = g_cfg->db_url;
+    c.away_after_s = g_cfg->away_after_s;
+    c.offline_after_s = g_cfg->offline_after_s;
+    return c;
+}
+
+struct usersd *server_core(struct usersd_err *err)
+{
+    if (tl_core) return tl_core;
+    struct usersd_config c = core_config();
+    struct usersd *u;
+    if (usersd_open(&u, &c, err)) return NULL;
+    pthread_mutex_lock(&g_cores_lock);
+    struct usersd **n = realloc(g_cores, (g_ncores + 1) * sizeof *n);
+    if (n) {
+        g_cores = n;
+        g_cores[g_ncores++] = u;
+    }
+    pthread_mutex_unlock(&g_cores_lock);
+    if (!n) {
+        usersd_close(u);
+        err->code = USERSD_ENOMEM;
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return NULL;
+    }
+    tl_core = u;
+    return u;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void dispatch_error(struct req *r, int status, const char *allow)
+{
+    if (status == 405) {
+        reply_header(r, "Allow", allow);
+        reply_fail(r, 405, NULL, "method %s is not allowed here (allowed: %s)", r->method, allow);
+    } else {
+        reply_fail(r, 404, NULL, "no such endpoint");
+    }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)cls, (void)version;
+    struct req *r = *con_cls;
+    if (!r) {
+        /* First call: headers only. Nothing is queued yet, since MHD 0.9.75
+         * closes keep-alive connections answered on this very first call. */
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        r->conn = conn;
+        r->method = method;
+        r->started_us = mono_us();
+        r->path_id = -1;
+        atomic_fetch_add(&g_inflight, 1);
+        *con_cls = r;
+        return MHD_YES;
+    }
+    if (r->answered) {
+        *upload_data_size = 0; /* discard whatever is still coming */
+        return MHD_YES;
+    }
+    if (!r->checked) {
+        char allow[128];
+        int status = 404;
+        r->checked = true;
+        r->route = router_match(method, url, &r->path_id, &status, allow, sizeof allow);
+        if (!r->route) {
+            dispatch_error(r, status, allow);
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        if (!request_precheck(r)) {
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+    }
+    if (*upload_data_size) {
+        bool ok = request_body_append(r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        (void)ok; /* on failure a 413 is queued and the rest is discarded */
+        return MHD_YES;
+    }
+    if (r->route->takes_body || r->body_len) {
+        if (!request_parse_body(r, r->route->takes_body)) return MHD_YES;
+    }
+    r->route->handler(r);
+    if (!r->answered) reply_fail(r, 500, NULL, "the handler sent no reply");
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    struct req *r = *con_cls;
+    if (!r) return;
+    int64_t us = mono_us() - r->started_us;
+    char user[24] = "-";
+    if (r->authed) snprintf(user, sizeof user, "%lld", (long long)r->caller.id);
+    /* The route's pattern, never the raw path: it may carry a token in a
+     * query string someone typed by mistake. */
+    fprintf(stderr, "access: %s %s %d %zu %lldus user=%s\n", r->method,
+            r->route ? r->route->pattern : "-", r->status, r->bytes, (long long)us, user);
+    json_decref(r->json);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&g_inflight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    fputs("usersd: mhd: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
+
+/* Resolves HOST:PORT ("[::1]:8000" for IPv6). */
+static int resolve(const char *listen, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen || !colon[1]) return -1;
+    size_t hl = (size_t)(colon - listen);
+    const char *h = listen;
+    if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') h++, hl -= 2;
+    if (hl >= sizeof host) return -1;
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE},
+                    *res;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0) return -1;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int bootstrap_admin(struct usersd *u)
+{
+    const char *pw = getenv("USERSD_ADMIN_PASSWORD");
+    if (!pw || !*pw) return 0;
+    int64_t n;
+    struct usersd_err err = {0};
+    if (usersd_user_count(u, &n, &err)) {
+        fprintf(stderr, "usersd: %s\n", err.msg);
+        return -1;
+    }
+    if (n > 0) return 0;
+    struct usersd_user_fields f;
+    usersd_user_fields_init(&f);
+    f.username = getenv("USERSD_ADMIN_USERNAME");
+    if (!f.username || !*f.username) f.username = "admin";
+    f.password = pw;
+    f.is_staff = 1;
+    struct usersd_user user;
+    if (usersd_user_create(u, &f, &user, &err)) {
+        fprintf(stderr, "usersd: cannot create the admin user: %s\n", err.msg);
+        return -1;
+    }
+    fprintf(stderr, "usersd: created staff user '%s' (id %lld)\n", user.username,
+            (long long)user.id);
+    return 0;
+}
+
+int server_run(const struct server_config *cfg)
+{
+    g_cfg = cfg;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (resolve(cfg->listen, &ss, &sslen) != 0) {
+        fprintf(stderr, "usersd serve: cannot resolve --listen '%s' (expected HOST:PORT)\n",
+                cfg->listen);
+        return 1;
+    }
+    /* Open (and migrate) once up front so a bad database stops us here. */
+    struct usersd_err err = {0};
+    struct usersd *main_core = server_core(&err);
+    if (!main_core) {
+        fprintf(stderr, "usersd serve: %s\n", err.msg);
+        return 1;
+    }
+    if (bootstrap_admin(main_core) != 0) return 1;
+
+    /* Workers inherit this mask, so only sigwait below sees the signals. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)1024, MHD_OPTION_END);
+    if (!d) {
+        fprintf(stderr, "usersd serve: cannot listen on %s: %s\n", cfg->listen,
+                errno ? strerror(errno) : "libmicrohttpd refused to start");
+        return 1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
+    else
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
+    fprintf(stderr, "usersd: listening on http://%s%s%s:%u (%s, %d threads)\n",
+            ss.ss_family == AF_INET6 ? "[" : "", host, ss.ss_family == AF_INET6 ? "]" : "",
+            info ? info->port : 0, cfg->db_url, cfg->threads);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "usersd: %s received, finishing in-flight requests\n",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* Stop accepting, let requests in flight finish (bounded), then stop. */
+    MHD_socket lsock = MHD_quiesce_daemon(d);
+    if (lsock != MHD_INVALID_SOCKET) close(lsock);
+    for (int i = 0; i < 100 && atomic_load(&g_inflight) > 0; i++) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(d);
+    for (size_t i = 0; i < g_ncores; i++) usersd_close(g_cores[i]);
+    free(g_cores);
+    g_cores = NULL;
+    g_ncores = 0;
+    fprintf(stderr, "usersd: stopped\n");
+    return 0;
+}

@@ -1,0 +1,150 @@
+/* server.h — the HTTP face: what the server's files share. The server holds
+ * no rules and no SQL: it maps HTTP onto libusersd calls and back. */
+#ifndef USERSD_SERVER_H
+#define USERSD_SERVER_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "render.h"
+#include "usersd.h"
+
+#define SERVER_BODY_MAX (64 * 1024)
+#define SERVER_MAX_ORIGINS 16
+
+struct server_config {
+    const char *listen; /* HOST:PORT */
+    const char *db_url;
+    int threads;
+    int64_t away_after_s, offline_after_s;
+    bool cookie_secure;
+    const char *trusted_origins[SERVER_MAX_ORIGINS];
+    int n_trusted;
+};
+
+/* Runs the server until SIGTERM/SIGINT. Returns 0 on a clean stop, 1 when
+ * it cannot start (the reason printed on stderr). */
+int server_run(const struct server_config *cfg);
+
+/* ---- routes (router.c) ---- */
+
+enum auth_level { AUTH_NONE, AUTH_USER, AUTH_SELF_OR_STAFF, AUTH_STAFF };
+
+struct req;
+typedef void (*handler_fn)(struct req *r);
+
+struct route {
+    const char *method;  /* "GET", "POST", "PATCH", "DELETE" */
+    const char *pattern; /* canonical path; "{id}" matches digits */
+    handler_fn handler;
+    enum auth_level auth;
+    bool takes_body;
+};
+
+/* Finds the route for method and path. Returns it, or NULL with *status 404
+ * (no such path) or 405 (path exists, method not; allow filled with the
+ * Allow header value). *id receives the {id} segment (-1 when it overflows). */
+const struct route *router_match(const char *method, const char *path, int64_t *id, int *status,
+                                 char *allow, size_t allow_size);
+
+/* ---- a request (request.c) ---- */
+
+enum body_type { BODY_NONE, BODY_JSON, BODY_FORM, BODY_OTHER };
+
+struct req {
+    struct MHD_Connection *conn;
+    const struct route *route;
+    const char *method;
+    int64_t path_id;
+    int64_t started_us;
+    bool checked;  /* the pre-body checks ran */
+    bool answered; /* a response is queued */
+    /* body */
+    char *body;
+    size_t body_len, body_cap;
+    enum body_type body_type;
+    json_t *json; /* the parsed body object, owned */
+    /* caller */
+    struct usersd *core; /* this thread's handle, borrowed */
+    struct usersd_user caller;
+    bool authed;
+    char token[USERSD_TOKEN_LEN + 1];
+    /* extra response headers (Set-Cookie, Allow, WWW-Authenticate) */
+    struct {
+        char name[24];
+        char value[200];
+    } hdr[4];
+    int nhdr;
+    /* for the access log */
+    int status;
+    size_t bytes;
+};
+
+/* This thread's libusersd handle, opened on first use; NULL with err filled
+ * when the database cannot be opened. */
+struct usersd *server_core(struct usersd_err *err);
+const struct server_config *server_config(void);
+
+/* Runs the checks that need only headers: route, auth, permission, size,
+ * content type. Returns true when the request may go on; otherwise an
+ * error reply is queued. */
+bool request_precheck(struct req *r);
+/* Appends body bytes; false (and 413 queued) past the limit. */
+bool request_body_append(struct req *r, const char *data, size_t size);
+/* Parses the body into r->json (an object); false and 400 queued when it is
+ * not one. An empty body gives an empty object when required is false. */
+bool request_parse_body(struct req *r, bool required);
+/* The viewer for rendering: the caller. */
+struct render_viewer request_viewer(const struct req *r);
+
+/* Query values (API.md §6). Each returns false with a 400 queued when bad;
+ * an absent or empty value leaves *out unchanged. */
+bool query_int(struct req *r, const char *name, int *out);
+bool query_bool(struct req *r, const char *name, int *out);
+const char *query_str(struct req *r, const char *name);
+bool query_page(struct req *r, int *page, int *per_page);
+
+/* Body fields. Absent leaves *out unchanged and returns true; a wrong type
+ * queues 400 naming the field and returns false. */
+bool body_str(struct req *r, const char *name, const char **out);
+bool body_bool(struct req *r, const char *name, int *out);
+
+/* ---- replies (reply.c) ---- */
+
+/* Sends obj (stolen) with status. NULL obj means out of memory: 500. */
+void reply_json(struct req *r, int status, json_t *obj);
+void reply_empty(struct req *r, int status);
+/* Sends {"error": msg} with the status the code maps to. */
+void reply_err(struct req *r, const struct usersd_err *err);
+/* Sends {"error": fmt...} with status, optionally naming a field. */
+void reply_fail(struct req *r, int status, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Adds a header to the response being built (before reply_*). */
+void reply_header(struct req *r, const char *name, const char *value);
+void reply_clear_headers(struct req *r);
+
+/* ---- handlers ---- */
+
+/* Reads {"status"} and applies it to user id (set-online-status and
+ * me/online-status share it). */
+void presence_set_from_body(struct req *r, int64_t id);
+
+void h_login(struct req *r);
+void h_logout(struct req *r);
+void h_set_status(struct req *r);
+void h_get_status(struct req *r);
+void h_online(struct req *r);
+void h_bulk_status(struct req *r);
+void h_list(struct req *r);
+void h_stats(struct req *r);
+void h_user_create(struct req *r);
+void h_user_get(struct req *r);
+void h_user_patch(struct req *r);
+void h_user_delete(struct req *r);
+void h_me(struct req *r);
+void h_heartbeat(struct req *r);
+void h_me_status(struct req *r);
+void h_healthz(struct req *r);
+void h_readyz(struct req *r);
+
+#endif
