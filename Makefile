@@ -1,0 +1,32 @@
+# A thin wrapper over CMake. `make run` and `make test` are the two commands
+# a newcomer needs; both install missing Debian packages first (as root).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all build run test deps test-deps format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+test-deps:
+	@scripts/install-deps.sh test
+
+build: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DUSERSD_TESTS=OFF >/dev/null
+	@cmake --build build -j $(JOBS)
+
+run: build
+	@scripts/run-demo.sh
+
+# The sanitizer build lives in its own folder, so `make run` stays fast.
+test: test-deps
+	@cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DUSERSD_SANITIZE=ON >/dev/null
+	@cmake --build build-test -j $(JOBS)
+	@cd build-test && ctest --output-on-failure -j $(JOBS)
+
+format:
+	@clang-format -i include/*.h src/*/*.c src/*/*.h tests/*/*.c examples/*.c
+
+clean:
+	rm -rf build build-test

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs the Debian packages usersd needs that are missing; runs apt-get
+# update only when something is actually missing.
+#   scripts/install-deps.sh          build and run
+#   scripts/install-deps.sh test     also what the tests use
+set -eu
+pkgs="gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev libsodium-dev"
+if [ "${1:-}" = test ]; then
+    pkgs="$pkgs libcmocka-dev python3 curl postgresql"
+fi
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "usersd: missing Debian packages:$missing" >&2
+    echo "usersd: run as root, or: sudo apt-get install$missing" >&2
+    exit 1
+fi
+echo "usersd: installing$missing" >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >&2

@@ -1,0 +1,90 @@
+/* Unit tests of auth.c: argon2id login, hashed tokens, revocation. */
+#include "testutil.h"
+
+static void login_and_resolve(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id = make_user(f, "John_Doe", 0);
+    char k1[USERSD_TOKEN_LEN + 1], k2[USERSD_TOKEN_LEN + 1];
+    struct usersd_user u;
+    struct usersd_err err = {0};
+    f->now = T0 + 7;
+    assert_int_equal(usersd_login(f->u, "john_doe", "password1", k1, &u, &err), USERSD_OK);
+    assert_int_equal(strlen(k1), USERSD_TOKEN_LEN);
+    assert_int_equal(u.id, id);
+    assert_int_equal(u.online_status, USERSD_ONLINE); /* login is set_online */
+    assert_true(u.last_seen == T0 + 7);
+    assert_int_equal(usersd_login(f->u, "JOHN_DOE", "password1", k2, NULL, &err), USERSD_OK);
+    assert_string_not_equal(k1, k2); /* one token per login */
+    memset(&u, 0, sizeof u);
+    assert_int_equal(usersd_token_resolve(f->u, k1, &u, &err), USERSD_OK);
+    assert_int_equal(u.id, id);
+
+    /* logout revokes only that token, and the user goes offline */
+    assert_int_equal(usersd_logout(f->u, k1, &err), USERSD_OK);
+    assert_int_equal(usersd_token_resolve(f->u, k1, &u, &err), USERSD_EAUTH);
+    assert_int_equal(usersd_token_resolve(f->u, k2, &u, &err), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_OFFLINE);
+    assert_int_equal(usersd_logout(f->u, k1, &err), USERSD_EAUTH);
+}
+
+static void bad_credentials(void **state)
+{
+    struct fixture *f = *state;
+    make_user(f, "alice", 0);
+    char key[USERSD_TOKEN_LEN + 1];
+    struct usersd_err err = {0};
+    assert_int_equal(usersd_login(f->u, "alice", "wrong-password", key, NULL, &err), USERSD_EAUTH);
+    assert_int_equal(usersd_login(f->u, "nobody", "password1", key, NULL, &err), USERSD_EAUTH);
+    assert_int_equal(usersd_login(f->u, "", "", key, NULL, &err), USERSD_EAUTH);
+    struct usersd_user u;
+    const char *keys[] = {"", "abc", "zz00000000000000000000000000000000000000000000000000000000000000",
+                          "0000000000000000000000000000000000000000000000000000000000000000"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        assert_int_equal(usersd_token_resolve(f->u, keys[i], &u, &err), USERSD_EAUTH);
+    assert_int_equal(usersd_token_resolve(f->u, NULL, &u, &err), USERSD_EAUTH);
+}
+
+static void inactive_users_are_locked_out(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id = make_user(f, "bob", 0);
+    char key[USERSD_TOKEN_LEN + 1];
+    struct usersd_user u;
+    struct usersd_err err = {0};
+    assert_int_equal(usersd_login(f->u, "bob", "password1", key, NULL, &err), USERSD_OK);
+    struct usersd_user_fields uf;
+    usersd_user_fields_init(&uf);
+    uf.is_active = 0;
+    assert_int_equal(usersd_user_update(f->u, id, &uf, NULL, &err), USERSD_OK);
+    assert_int_equal(usersd_token_resolve(f->u, key, &u, &err), USERSD_EAUTH);
+    assert_int_equal(usersd_login(f->u, "bob", "password1", key, NULL, &err), USERSD_EAUTH);
+    uf.is_active = 1;
+    assert_int_equal(usersd_user_update(f->u, id, &uf, NULL, &err), USERSD_OK);
+    assert_int_equal(usersd_login(f->u, "bob", "password1", key, NULL, &err), USERSD_OK);
+}
+
+static void password_change(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id = make_user(f, "carol", 0);
+    struct usersd_user_fields uf;
+    usersd_user_fields_init(&uf);
+    uf.password = "a new password";
+    assert_int_equal(usersd_user_update(f->u, id, &uf, NULL, NULL), USERSD_OK);
+    assert_int_equal(usersd_password_check(f->u, "carol", "password1", NULL, NULL), USERSD_EAUTH);
+    assert_int_equal(usersd_password_check(f->u, "carol", "a new password", NULL, NULL),
+                     USERSD_OK);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
+    const struct CMUnitTest tests[] = {
+        T(login_and_resolve),
+        T(bad_credentials),
+        T(inactive_users_are_locked_out),
+        T(password_change),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

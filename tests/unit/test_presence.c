@@ -1,0 +1,115 @@
+/* Unit tests of presence.c: the seed's model methods, driven by a fake clock. */
+#include "testutil.h"
+
+static void model_methods(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id = make_user(f, "john_doe", 0);
+    struct usersd_user u;
+
+    f->now = T0 + 10;
+    assert_int_equal(usersd_set_online(f->u, id, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_ONLINE);
+    assert_true(u.last_seen == T0 + 10);
+    assert_true(usersd_user_is_online(&u));
+
+    f->now = T0 + 20; /* away leaves last_seen alone */
+    assert_int_equal(usersd_set_away(f->u, id, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_AWAY);
+    assert_true(u.last_seen == T0 + 10);
+    assert_false(usersd_user_is_online(&u));
+
+    f->now = T0 + 30; /* update_last_seen moves the time, not the status */
+    assert_int_equal(usersd_update_last_seen(f->u, id, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_AWAY);
+    assert_true(u.last_seen == T0 + 30);
+
+    f->now = T0 + 40;
+    assert_int_equal(usersd_set_offline(f->u, id, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_OFFLINE);
+    assert_true(u.last_seen == T0 + 40);
+
+    /* the stored user agrees with what the calls returned */
+    assert_int_equal(usersd_get_status(f->u, id, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_OFFLINE);
+    assert_true(u.last_seen == T0 + 40);
+}
+
+static void set_status_calls_the_model_method(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id = make_user(f, "x", 0);
+    struct usersd_user u;
+    f->now = T0 + 5;
+    assert_int_equal(usersd_set_status(f->u, id, USERSD_AWAY, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == USERSD_NULL_TIME); /* away: never seen stays null */
+    assert_int_equal(usersd_set_status(f->u, id, USERSD_ONLINE, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == T0 + 5);
+    struct usersd_err err = {0};
+    assert_int_equal(usersd_set_status(f->u, 4242, USERSD_ONLINE, &u, &err), USERSD_ENOTFOUND);
+    assert_int_equal(usersd_set_status(f->u, id, (enum usersd_status)7, &u, &err), USERSD_EINVAL);
+}
+
+static void status_names(void **state)
+{
+    (void)state;
+    enum usersd_status s;
+    assert_true(usersd_status_parse("online", &s) && s == USERSD_ONLINE);
+    assert_true(usersd_status_parse("away", &s) && s == USERSD_AWAY);
+    assert_true(usersd_status_parse("offline", &s) && s == USERSD_OFFLINE);
+    assert_false(usersd_status_parse("Online", &s));
+    assert_false(usersd_status_parse("", &s));
+    assert_false(usersd_status_parse(NULL, &s));
+    assert_string_equal(usersd_status_name(USERSD_AWAY), "away");
+}
+
+static void touch_at_most_once_a_minute(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id = make_user(f, "t", 0);
+    struct usersd_user u;
+    assert_int_equal(usersd_user_get(f->u, id, &u, NULL), USERSD_OK);
+    assert_int_equal(usersd_touch(f->u, &u, NULL), USERSD_OK); /* null: moves */
+    assert_true(u.last_seen == T0);
+    f->now = T0 + 59 * 1000000;
+    assert_int_equal(usersd_touch(f->u, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == T0); /* within the minute: no write */
+    assert_int_equal(usersd_user_get(f->u, id, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == T0);
+    f->now = T0 + 61 * 1000000;
+    assert_int_equal(usersd_touch(f->u, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == f->now);
+    assert_int_equal(u.online_status, USERSD_OFFLINE); /* activity never changes status */
+}
+
+static void online_page_order(void **state)
+{
+    struct fixture *f = *state;
+    int64_t a = make_user(f, "a", 0), b = make_user(f, "b", 0), c = make_user(f, "c", 0);
+    f->now = T0 + 100;
+    usersd_set_online(f->u, a, NULL, NULL);
+    usersd_set_online(f->u, b, NULL, NULL); /* same time as a: ties by id */
+    f->now = T0 + 200;
+    usersd_set_online(f->u, c, NULL, NULL);
+    struct usersd_page p;
+    assert_int_equal(usersd_online_users(f->u, 1, 2, &p, NULL), USERSD_OK);
+    assert_int_equal(p.total_count, 3);
+    assert_int_equal(p.count, 2);
+    assert_int_equal(p.users[0].id, c);
+    assert_int_equal(p.users[1].id, a);
+    assert_int_equal(usersd_page_total_pages(&p), 2);
+    usersd_page_free(&p);
+    assert_int_equal(usersd_online_users(f->u, 2, 2, &p, NULL), USERSD_OK);
+    assert_int_equal(p.users[0].id, b);
+    usersd_page_free(&p);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
+    const struct CMUnitTest tests[] = {
+        T(model_methods), T(set_status_calls_the_model_method), cmocka_unit_test(status_names),
+        T(touch_at_most_once_a_minute), T(online_page_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
