@@ -161,18 +161,12 @@ bool request_precheck(struct req *r)
 
 bool request_body_append(struct req *r, const char *data, size_t size)
 {
-    if (r->body_len + size > SERVER_BODY_MAX) {
-        reply_fail(r, 413, NULL, "the request body is larger than 64 KiB");
-        return false;
-    }
+    if (r->body_len + size > SERVER_BODY_MAX) return false;
     if (r->body_len + size + 1 > r->body_cap) {
         size_t cap = r->body_cap ? r->body_cap : 1024;
         while (cap < r->body_len + size + 1) cap *= 2;
         char *nb = realloc(r->body, cap);
-        if (!nb) {
-            reply_fail(r, 500, NULL, "the server ran out of memory");
-            return false;
-        }
+        if (!nb) return false;
         r->body = nb;
         r->body_cap = cap;
     }

@@ -79,6 +79,34 @@ static void dispatch_error(struct req *r, int status, const char *allow)
     }
 }
 
+/* Routes the request and runs the header-only checks; false when an error
+ * reply is queued. */
+static bool route_and_check(struct req *r, const char *url)
+{
+    char allow[128];
+    int status = 404;
+    r->checked = true;
+    r->route = router_match(r->method, url, &r->path_id, &status, allow, sizeof allow);
+    if (!r->route) {
+        dispatch_error(r, status, allow);
+        return false;
+    }
+    return request_precheck(r);
+}
+
+static bool has_body(struct MHD_Connection *conn)
+{
+    const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (len) return strspn(len, "0") != strlen(len);
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding") != NULL;
+}
+
+/* MHD accepts a reply either on the first call (headers only) or once the
+ * whole body is in. A request with a body is checked on the first call, so
+ * a refused one (401, 413, 415...) is answered before its body is sent
+ * (and before "100 Continue"); MHD then closes that connection. A request
+ * without a body is answered at its final call instead, because MHD 0.9.75
+ * closes keep-alive connections answered on the first call. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -87,8 +115,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)cls, (void)version;
     struct req *r = *con_cls;
     if (!r) {
-        /* First call: headers only. Nothing is queued yet, since MHD 0.9.75
-         * closes keep-alive connections answered on this very first call. */
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
         r->conn = conn;
@@ -97,31 +123,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->path_id = -1;
         atomic_fetch_add(&g_inflight, 1);
         *con_cls = r;
+        if (has_body(conn)) route_and_check(r, url);
         return MHD_YES;
     }
     if (r->answered) {
         *upload_data_size = 0; /* discard whatever is still coming */
         return MHD_YES;
     }
-    if (!r->checked) {
-        char allow[128];
-        int status = 404;
-        r->checked = true;
-        r->route = router_match(method, url, &r->path_id, &status, allow, sizeof allow);
-        if (!r->route) {
-            dispatch_error(r, status, allow);
-            *upload_data_size = 0;
-            return MHD_YES;
-        }
-        if (!request_precheck(r)) {
-            *upload_data_size = 0;
-            return MHD_YES;
-        }
-    }
+    if (!r->checked && !route_and_check(r, url)) return MHD_YES;
     if (*upload_data_size) {
-        bool ok = request_body_append(r, upload_data, *upload_data_size);
+        /* A chunked body can outgrow the limit only mid-stream, where MHD
+         * takes no reply: drop the rest and answer 413 at the end. */
+        if (!r->too_large && !request_body_append(r, upload_data, *upload_data_size))
+            r->too_large = true;
         *upload_data_size = 0;
-        (void)ok; /* on failure a 413 is queued and the rest is discarded */
+        return MHD_YES;
+    }
+    if (r->too_large) {
+        reply_fail(r, 413, NULL, "the request body is larger than 64 KiB");
         return MHD_YES;
     }
     if (r->route->takes_body || r->body_len) {

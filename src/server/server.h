@@ -59,6 +59,7 @@ struct req {
     int64_t started_us;
     bool checked;  /* the pre-body checks ran */
     bool answered; /* a response is queued */
+    bool too_large; /* the body outgrew SERVER_BODY_MAX */
     /* body */
     char *body;
     size_t body_len, body_cap;
@@ -89,7 +90,7 @@ const struct server_config *server_config(void);
  * content type. Returns true when the request may go on; otherwise an
  * error reply is queued. */
 bool request_precheck(struct req *r);
-/* Appends body bytes; false (and 413 queued) past the limit. */
+/* Appends body bytes; false past the limit (or out of memory). */
 bool request_body_append(struct req *r, const char *data, size_t size);
 /* Parses the body into r->json (an object); false and 400 queued when it is
  * not one. An empty body gives an empty object when required is false. */
