@@ -43,12 +43,13 @@ class Server:
 
     def start(self):
         self.log = open(self.log_path, "ab")
+        offset = self.log.tell()  # a restart on the same folder appends
         cmd = [BIN, "serve", "--listen", "127.0.0.1:0", "--db", self.db, "--threads", "2"]
         self.proc = subprocess.Popen(cmd + self.args, env=self.env, stdout=self.log,
                                      stderr=self.log, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.read_log())
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.read_log()[offset:])
             if m:
                 self.port = int(m.group(1))
                 return self
