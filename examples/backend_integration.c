@@ -50,7 +50,8 @@ int main(int argc, char **argv)
     if (usersd_online_users(u, 1, 50, &page, &err)) goto fail;
     printf("online: %lld user(s) online, %lld page(s)\n", (long long)page.total_count,
            (long long)usersd_page_total_pages(&page));
-    for (size_t i = 0; i < page.count; i++) printf("  - %s\n", page.users[i].username);
+    for (size_t i = 0; i < page.count; i++)
+        printf("  - %s\n", page.users[i].username);
     usersd_page_free(&page);
 
     usersd_close(u);

@@ -170,11 +170,11 @@ struct usersd_stats {
 typedef int64_t (*usersd_clock_fn)(void *ctx);
 
 struct usersd_config {
-    const char *db_url;      /* "sqlite:PATH" (borrowed during usersd_open) */
-    int64_t away_after_s;    /* decay online→away after this idle time; 0 off */
-    int64_t offline_after_s; /* decay online/away→offline; 0 off */
+    const char *db_url;          /* "sqlite:PATH" (borrowed during usersd_open) */
+    int64_t away_after_s;        /* decay online→away after this idle time; 0 off */
+    int64_t offline_after_s;     /* decay online/away→offline; 0 off */
     int64_t activity_interval_s; /* min seconds between activity updates (60) */
-    usersd_clock_fn clock;   /* NULL: the real clock */
+    usersd_clock_fn clock;       /* NULL: the real clock */
     void *clock_ctx;
 };
 /* Defaults: sqlite:usersd.db, 600, 3600, 60, real clock. */
@@ -198,8 +198,7 @@ USERSD_API enum usersd_code usersd_ping(struct usersd *u, struct usersd_err *err
 /* Creates a user. username and password are required. Validation errors are
  * EINVAL with err->field set; a duplicate username or email is ECONFLICT.
  * On success *out (may be NULL) holds the new user. */
-USERSD_API enum usersd_code usersd_user_create(struct usersd *u,
-                                               const struct usersd_user_fields *f,
+USERSD_API enum usersd_code usersd_user_create(struct usersd *u, const struct usersd_user_fields *f,
                                                struct usersd_user *out, struct usersd_err *err);
 /* ENOTFOUND when no user has this id. */
 USERSD_API enum usersd_code usersd_user_get(struct usersd *u, int64_t id, struct usersd_user *out,
@@ -229,8 +228,8 @@ USERSD_API enum usersd_code usersd_set_status(struct usersd *u, int64_t id,
                                               struct usersd_err *err);
 /* Model methods. Each updates the stored user; out (may be NULL) receives
  * the user as stored afterwards. */
-USERSD_API enum usersd_code usersd_set_online(struct usersd *u, int64_t id,
-                                              struct usersd_user *out, struct usersd_err *err);
+USERSD_API enum usersd_code usersd_set_online(struct usersd *u, int64_t id, struct usersd_user *out,
+                                              struct usersd_err *err);
 USERSD_API enum usersd_code usersd_set_away(struct usersd *u, int64_t id, struct usersd_user *out,
                                             struct usersd_err *err);
 USERSD_API enum usersd_code usersd_set_offline(struct usersd *u, int64_t id,
@@ -263,13 +262,12 @@ USERSD_API enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *u
  * an inactive user. On success mints a token into key (USERSD_TOKEN_LEN+1
  * bytes), sets the user online and fills *user (may be NULL). */
 USERSD_API enum usersd_code usersd_login(struct usersd *u, const char *username,
-                                         const char *password, char *key,
-                                         struct usersd_user *user, struct usersd_err *err);
+                                         const char *password, char *key, struct usersd_user *user,
+                                         struct usersd_err *err);
 /* Resolves a key to its active user. EAUTH when unknown, revoked, or the
  * user is inactive. */
 USERSD_API enum usersd_code usersd_token_resolve(struct usersd *u, const char *key,
-                                                 struct usersd_user *user,
-                                                 struct usersd_err *err);
+                                                 struct usersd_user *user, struct usersd_err *err);
 /* Revokes one key (logout): the token is deleted and its user goes offline.
  * EAUTH when the key is unknown. */
 USERSD_API enum usersd_code usersd_logout(struct usersd *u, const char *key,

@@ -49,7 +49,7 @@ int cmd_createuser(int argc, char **argv)
     struct usersd_err err = {0};
     struct usersd_user user;
     rc = usersd_user_create(u, &f, &user, &err) ? cli_error("createuser", &err)
-                                                 : cli_print(render_user(&user, RENDER_OPERATOR));
+                                                : cli_print(render_user(&user, RENDER_OPERATOR));
     sodium_memzero(pw, sizeof pw);
     usersd_close(u);
     return rc;

@@ -48,8 +48,8 @@ int cmd_serve(int argc, char **argv)
     int npos, rc = opts_parse("serve", usage, opts, argc, argv, NULL, 0, &npos);
     if (rc >= 0) return rc;
     const char *colon = strrchr(cfg.listen, ':');
-    if (!colon || colon == cfg.listen || !colon[1] || strspn(colon + 1, "0123456789") !=
-                                                          strlen(colon + 1) || strlen(colon + 1) > 5)
+    if (!colon || colon == cfg.listen || !colon[1] ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(colon + 1) > 5)
         return opts_fail("serve", "--listen must be HOST:PORT, not '%s'", cfg.listen);
     if (opts_check_db("serve", cfg.db_url)) return 2;
     for (int i = 0; i < origins.n; i++) {

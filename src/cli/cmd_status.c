@@ -24,8 +24,7 @@ int cmd_status(int argc, char **argv)
     if (!*pos[0]) return opts_fail("status", "USER_ID must be a whole number");
     enum usersd_status status;
     if (npos == 2 && !usersd_status_parse(pos[1], &status))
-        return opts_fail("status", "status must be one of online, away, offline, not '%s'",
-                         pos[1]);
+        return opts_fail("status", "status must be one of online, away, offline, not '%s'", pos[1]);
     if (opts_check_db("status", db)) return 2;
     struct usersd *u = cli_open("status", db);
     if (!u) return 1;

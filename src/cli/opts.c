@@ -36,11 +36,13 @@ static bool parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
 static int set(const char *cmd, const struct opt *o, const char *value, const char *from)
 {
     switch (o->kind) {
-    case OPT_STR: *(const char **)o->target = value; break;
+    case OPT_STR:
+        *(const char **)o->target = value;
+        break;
     case OPT_INT:
         if (!parse_int(value, o->min, o->max, (int64_t *)o->target))
-            return opts_fail(cmd, "%s%s must be a whole number from %lld to %lld, not '%s'",
-                             from, o->name, (long long)o->min, (long long)o->max, value);
+            return opts_fail(cmd, "%s%s must be a whole number from %lld to %lld, not '%s'", from,
+                             o->name, (long long)o->min, (long long)o->max, value);
         break;
     case OPT_FLAG: {
         bool on = !strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes");
@@ -87,7 +89,8 @@ int opts_parse(const char *cmd, const char *usage, const struct opt *opts, int a
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         const struct opt *o = opts;
-        while (o->name && !(strlen(o->name) == nlen && !strncmp(o->name, name, nlen))) o++;
+        while (o->name && !(strlen(o->name) == nlen && !strncmp(o->name, name, nlen)))
+            o++;
         if (!o->name) return opts_fail(cmd, "unknown option '--%.*s'", (int)nlen, name);
         const char *value;
         if (o->kind == OPT_FLAG && !eq) {

@@ -42,15 +42,13 @@ static void make_dummy(void)
     auth_hash_password("not a password", dummy, NULL);
 }
 
-enum usersd_code usersd_password_check(struct usersd *u, const char *username,
-                                       const char *password, struct usersd_user *user,
-                                       struct usersd_err *err)
+enum usersd_code usersd_password_check(struct usersd *u, const char *username, const char *password,
+                                       struct usersd_user *user, struct usersd_err *err)
 {
     char hash[AUTH_HASH_MAX];
     struct usersd_user tmp;
     if (!user) user = &tmp;
-    if (!username || !password)
-        return err_set(err, USERSD_EAUTH, "invalid username or password");
+    if (!username || !password) return err_set(err, USERSD_EAUTH, "invalid username or password");
     enum usersd_code rc = USERSD_ENOTFOUND;
     if (strlen(username) <= USERSD_USERNAME_MAX)
         rc = u->store->ops->user_get_auth(u->store, username, user, hash, err);

@@ -64,9 +64,12 @@ enum usersd_code usersd_set_status(struct usersd *u, int64_t id, enum usersd_sta
                                    struct usersd_user *out, struct usersd_err *err)
 {
     switch (status) {
-    case USERSD_ONLINE: return usersd_set_online(u, id, out, err);
-    case USERSD_AWAY: return usersd_set_away(u, id, out, err);
-    case USERSD_OFFLINE: return usersd_set_offline(u, id, out, err);
+    case USERSD_ONLINE:
+        return usersd_set_online(u, id, out, err);
+    case USERSD_AWAY:
+        return usersd_set_away(u, id, out, err);
+    case USERSD_OFFLINE:
+        return usersd_set_offline(u, id, out, err);
     }
     return err_field(err, "status", "status must be one of: online, away, offline");
 }

@@ -16,8 +16,8 @@ enum usersd_code store_open(struct store **out, const char *url, struct usersd_e
         if (strncmp(url, drivers[i]->scheme, n) == 0 && url[n] == ':')
             return drivers[i]->open(out, url + n + 1, err);
     }
-    return err_set(err, USERSD_EINVAL,
-                   "unsupported database URL '%.100s' (expected sqlite:PATH)", url);
+    return err_set(err, USERSD_EINVAL, "unsupported database URL '%.100s' (expected sqlite:PATH)",
+                   url);
 }
 
 void store_close(struct store *s)

@@ -72,8 +72,8 @@ struct store_ops {
     enum usersd_code (*token_user)(struct store *s, const unsigned char *hash,
                                    struct usersd_user *out, struct usersd_err *err);
     /* Deletes the token; *user_id receives its owner. ENOTFOUND if absent. */
-    enum usersd_code (*token_delete)(struct store *s, const unsigned char *hash,
-                                     int64_t *user_id, struct usersd_err *err);
+    enum usersd_code (*token_delete)(struct store *s, const unsigned char *hash, int64_t *user_id,
+                                     struct usersd_err *err);
 };
 
 struct store {

@@ -14,7 +14,7 @@
 extern const char *const store_sqlite_migrations[];
 
 #define USER_COLS                                                                                  \
-    "id, username, email, first_name, last_name, is_active, is_staff, date_joined, "              \
+    "id, username, email, first_name, last_name, is_active, is_staff, date_joined, "               \
     "online_status, last_seen"
 
 enum stmt_id {
@@ -152,8 +152,7 @@ static void bind_time(sqlite3_stmt *st, int i, int64_t t)
         sqlite3_bind_int64(st, i, t);
 }
 
-static enum usersd_code exec_simple(struct sqlite_store *s, enum stmt_id id,
-                                    struct usersd_err *err)
+static enum usersd_code exec_simple(struct sqlite_store *s, enum stmt_id id, struct usersd_err *err)
 {
     sqlite3_stmt *st = prep(s, id, err);
     if (!st) return USERSD_EDB;
@@ -202,7 +201,8 @@ static enum usersd_code migrate(struct sqlite_store *s, struct usersd_err *err)
     if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     int n = 0;
-    while (store_sqlite_migrations[n]) n++;
+    while (store_sqlite_migrations[n])
+        n++;
     if (version > n) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return err_set(err, USERSD_EDB,
@@ -219,8 +219,7 @@ static enum usersd_code migrate(struct sqlite_store *s, struct usersd_err *err)
     if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) goto fail;
     return USERSD_OK;
 fail:
-    err_set(err, USERSD_EDB, "cannot migrate the database: %s",
-            msg ? msg : sqlite3_errmsg(s->db));
+    err_set(err, USERSD_EDB, "cannot migrate the database: %s", msg ? msg : sqlite3_errmsg(s->db));
     sqlite3_free(msg);
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     return USERSD_EDB;
@@ -232,7 +231,8 @@ static void sq_close(struct store *base)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     if (!s) return;
-    for (int i = 0; i < S_NSTMT; i++) sqlite3_finalize(s->stmt[i]);
+    for (int i = 0; i < S_NSTMT; i++)
+        sqlite3_finalize(s->stmt[i]);
     for (int i = 0; i < LIST_CACHE; i++) {
         sqlite3_finalize(s->list_cache[i].stmt);
         free(s->list_cache[i].sql);
@@ -247,9 +247,8 @@ static enum usersd_code sq_open(struct store **out, const char *path, struct use
     struct sqlite_store *s = calloc(1, sizeof *s);
     if (!s) return err_set(err, USERSD_ENOMEM, NULL);
     s->base.ops = &store_sqlite_ops;
-    int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         err_set(err, USERSD_EDB, "cannot open database '%.100s': %s", path,
                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
@@ -310,8 +309,8 @@ static enum usersd_code sq_user_insert(struct store *base, struct usersd_user *u
 }
 
 /* Runs a statement expected to return at most one user row. */
-static enum usersd_code one_user(struct sqlite_store *s, sqlite3_stmt *st,
-                                 struct usersd_user *out, struct usersd_err *err)
+static enum usersd_code one_user(struct sqlite_store *s, sqlite3_stmt *st, struct usersd_user *out,
+                                 struct usersd_err *err)
 {
     int rc = sqlite3_step(st);
     enum usersd_code code = USERSD_OK;
@@ -518,7 +517,8 @@ static enum usersd_code sq_user_list(struct store *base, const struct usersd_lis
     char where[512] = "", sql[1024];
     size_t w = 0;
     bool search = q->search && *q->search;
-#define ADD(cond) w += (size_t)snprintf(where + w, sizeof where - w, "%s%s", w ? " AND " : " WHERE ", cond)
+#define ADD(cond)                                                                                  \
+    w += (size_t)snprintf(where + w, sizeof where - w, "%s%s", w ? " AND " : " WHERE ", cond)
     /* The search comes first so it owns ?1; each plain ? after it takes the
      * next number, in the order the filters are bound below. */
     if (search)
@@ -543,8 +543,9 @@ static enum usersd_code sq_user_list(struct store *base, const struct usersd_lis
         if (pass == 0)
             snprintf(sql, sizeof sql, "SELECT count(*) FROM users%s", where);
         else
-            snprintf(sql, sizeof sql, "SELECT " USER_COLS " FROM users%s ORDER BY %s LIMIT ? OFFSET ?",
-                     where, order);
+            snprintf(sql, sizeof sql,
+                     "SELECT " USER_COLS " FROM users%s ORDER BY %s LIMIT ? OFFSET ?", where,
+                     order);
         sqlite3_stmt *st = list_stmt(s, sql, err);
         if (!st) {
             code = USERSD_EDB;

@@ -80,8 +80,7 @@ enum usersd_code users_validate(const struct usersd_user_fields *f, bool creatin
     if (f->email && *f->email) {
         if (utf8_len(f->email) > USERSD_EMAIL_MAX)
             return err_field(err, "email", "email must be at most 254 characters");
-        if (!email_ok(f->email))
-            return err_field(err, "email", "enter a valid email address");
+        if (!email_ok(f->email)) return err_field(err, "email", "enter a valid email address");
     }
     if (f->first_name && utf8_len(f->first_name) > USERSD_NAME_MAX)
         return err_field(err, "first_name", "first_name must be at most 150 characters");
@@ -205,7 +204,8 @@ enum usersd_code usersd_users_by_ids(struct usersd *u, const int64_t *ids, size_
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         size_t j = 0;
-        while (j < m && uniq[j] != ids[i]) j++;
+        while (j < m && uniq[j] != ids[i])
+            j++;
         if (j == m) uniq[m++] = ids[i];
     }
     out->users = calloc(m ? m : 1, sizeof *out->users);

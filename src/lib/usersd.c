@@ -30,8 +30,7 @@ enum usersd_code usersd_open(struct usersd **out, const struct usersd_config *cf
 {
     *out = NULL;
     /* sodium_init is idempotent and thread-safe; it seeds the CSPRNG. */
-    if (sodium_init() < 0)
-        return err_set(err, USERSD_EINTERNAL, "cannot initialise libsodium");
+    if (sodium_init() < 0) return err_set(err, USERSD_EINTERNAL, "cannot initialise libsodium");
     struct usersd *u = calloc(1, sizeof *u);
     if (!u) return err_set(err, USERSD_ENOMEM, NULL);
     u->cfg = *cfg;

@@ -29,8 +29,7 @@ json_t *render_status(const struct usersd_user *u)
 {
     return json_pack("{s:I, s:s, s:s, s:o, s:b}", "user_id", (json_int_t)u->id, "username",
                      u->username, "online_status", usersd_status_name(u->online_status),
-                     "last_seen", render_time(u->last_seen), "is_online",
-                     usersd_user_is_online(u));
+                     "last_seen", render_time(u->last_seen), "is_online", usersd_user_is_online(u));
 }
 
 json_t *render_heartbeat(const struct usersd_user *u)
@@ -54,13 +53,14 @@ json_t *render_pagination(const struct usersd_page *p)
     int64_t pages = usersd_page_total_pages(p);
     return json_pack("{s:i, s:i, s:I, s:I, s:b, s:b}", "page", p->page, "per_page", p->per_page,
                      "total_pages", (json_int_t)pages, "total_count", (json_int_t)p->total_count,
-                     "has_next", p->page < pages, "has_previous", p->page > 1);
+                     "has_next", p->page<pages, "has_previous", p->page> 1);
 }
 
 static json_t *user_array(const struct usersd_page *p, struct render_viewer v)
 {
     json_t *a = json_array();
-    for (size_t i = 0; a && i < p->count; i++) json_array_append_new(a, render_user(&p->users[i], v));
+    for (size_t i = 0; a && i < p->count; i++)
+        json_array_append_new(a, render_user(&p->users[i], v));
     return a;
 }
 
@@ -78,7 +78,8 @@ json_t *render_user_list(const struct usersd_page *p, struct render_viewer v)
 json_t *render_statuses(const struct usersd_page *p)
 {
     json_t *a = json_array();
-    for (size_t i = 0; a && i < p->count; i++) json_array_append_new(a, render_status(&p->users[i]));
+    for (size_t i = 0; a && i < p->count; i++)
+        json_array_append_new(a, render_status(&p->users[i]));
     return json_pack("{s:o}", "statuses", a);
 }
 

@@ -19,6 +19,7 @@ void h_login(struct req *r)
         reply_err(r, &err);
         return;
     }
+    r->caller = user; /* for the access log */
     char cookie[160];
     snprintf(cookie, sizeof cookie, "usersd_session=%s; HttpOnly; SameSite=Strict; Path=/%s", key,
              server_config()->cookie_secure ? "; Secure" : "");
@@ -34,7 +35,6 @@ void h_logout(struct req *r)
         reply_err(r, &err);
         return;
     }
-    reply_header(r, "Set-Cookie",
-                 "usersd_session=; Max-Age=0; HttpOnly; SameSite=Strict; Path=/");
+    reply_header(r, "Set-Cookie", "usersd_session=; Max-Age=0; HttpOnly; SameSite=Strict; Path=/");
     reply_empty(r, 204);
 }

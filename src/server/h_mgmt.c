@@ -26,7 +26,8 @@ void h_list(struct req *r)
         q.descending = ordering[0] == '-';
         const char *key = ordering + q.descending;
         size_t i = 0;
-        while (i < 4 && strcmp(key, keys[i]) != 0) i++;
+        while (i < 4 && strcmp(key, keys[i]) != 0)
+            i++;
         if (i == 4) {
             reply_fail(r, 400, "ordering",
                        "ordering must be one of id, username, date_joined, last_seen, each "

@@ -26,14 +26,15 @@ static void send_buffer(struct req *r, int status, char *buf, size_t len)
         free(buf);
         return;
     }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, buf, buf ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, buf, buf ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!resp) {
         free(buf);
         return;
     }
     if (buf) MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
-    for (int i = 0; i < r->nhdr; i++) MHD_add_response_header(resp, r->hdr[i].name, r->hdr[i].value);
+    for (int i = 0; i < r->nhdr; i++)
+        MHD_add_response_header(resp, r->hdr[i].name, r->hdr[i].value);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (MHD_queue_response(r->conn, (unsigned)status, resp) == MHD_YES) {
         r->answered = true;
@@ -70,8 +71,8 @@ void reply_err(struct req *r, const struct usersd_err *err)
     if (status == 401) reply_header(r, "WWW-Authenticate", "Token");
     if (err->code == USERSD_EDB) reply_header(r, "Retry-After", "1");
     if (err->code == USERSD_EINTERNAL || err->code == USERSD_ENOMEM || err->code == USERSD_EDB)
-        fprintf(stderr, "usersd: error: %s %s: %s\n", r->method,
-                r->route ? r->route->pattern : "-", err->msg);
+        fprintf(stderr, "usersd: error: %s %s: %s\n", r->method, r->route ? r->route->pattern : "-",
+                err->msg);
     reply_json(r, status, render_error(err));
 }
 

@@ -25,8 +25,10 @@ static bool origin_norm(const char *in, size_t len, char *out, size_t size)
     if (!https && !(slen == 4 && strncasecmp(in, "http", 4) == 0)) return false;
     const char *colon = NULL;
     for (const char *c = host; c < end; c++)
-        if (*c == ':') colon = c;
-        else if (*c == ']') colon = NULL; /* inside an IPv6 literal */
+        if (*c == ':')
+            colon = c;
+        else if (*c == ']')
+            colon = NULL; /* inside an IPv6 literal */
     size_t hlen = (size_t)((colon ? colon : end) - host);
     char port[8];
     if (colon) {
@@ -58,8 +60,7 @@ static bool csrf_ok(struct req *r)
     if (host) {
         char own[300];
         snprintf(own, sizeof own, "%s://%s", cfg->cookie_secure ? "https" : "http", host);
-        if (origin_norm(own, strlen(own), want, sizeof want) && strcmp(got, want) == 0)
-            return true;
+        if (origin_norm(own, strlen(own), want, sizeof want) && strcmp(got, want) == 0) return true;
     }
     for (int i = 0; i < cfg->n_trusted; i++)
         if (origin_norm(cfg->trusted_origins[i], strlen(cfg->trusted_origins[i]), want,
@@ -85,7 +86,8 @@ static int authenticate(struct req *r)
             reply_fail(r, 401, NULL, "the Authorization header must be 'Token <key>'");
             return 401;
         }
-        while (*key == ' ') key++;
+        while (*key == ' ')
+            key++;
     } else {
         key = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "usersd_session");
         via_cookie = key != NULL;
@@ -148,9 +150,9 @@ bool request_precheck(struct req *r)
         return false;
     }
     r->body_type = content_type(r);
-    bool has_body = len ? strtoull(len, NULL, 10) > 0
-                        : MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                                      "Transfer-Encoding") != NULL;
+    bool has_body =
+        len ? strtoull(len, NULL, 10) > 0
+            : MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Transfer-Encoding") != NULL;
     if (r->body_type == BODY_OTHER || (r->body_type == BODY_NONE && has_body)) {
         reply_fail(r, 415, NULL,
                    "the body must be application/json or application/x-www-form-urlencoded");
@@ -164,7 +166,8 @@ bool request_body_append(struct req *r, const char *data, size_t size)
     if (r->body_len + size > SERVER_BODY_MAX) return false;
     if (r->body_len + size + 1 > r->body_cap) {
         size_t cap = r->body_cap ? r->body_cap : 1024;
-        while (cap < r->body_len + size + 1) cap *= 2;
+        while (cap < r->body_len + size + 1)
+            cap *= 2;
         char *nb = realloc(r->body, cap);
         if (!nb) return false;
         r->body = nb;
@@ -221,8 +224,10 @@ static json_t *parse_form(char *body)
         if (strlen(pair) != kl || strlen(val) != vl || !*pair) goto bad; /* NUL inside */
         json_t *s = json_stringn(val, vl);
         if (!s) goto bad; /* not UTF-8 */
-        if (!json_object_get(o, pair)) json_object_set_new(o, pair, s);
-        else json_decref(s);
+        if (!json_object_get(o, pair))
+            json_object_set_new(o, pair, s);
+        else
+            json_decref(s);
     }
     return o;
 bad:

@@ -108,9 +108,8 @@ static bool has_body(struct MHD_Connection *conn)
  * without a body is answered at its final call instead, because MHD 0.9.75
  * closes keep-alive connections answered on the first call. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)cls, (void)version;
     struct req *r = *con_cls;
@@ -159,7 +158,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r) return;
     int64_t us = mono_us() - r->started_us;
     char user[24] = "-";
-    if (r->authed) snprintf(user, sizeof user, "%lld", (long long)r->caller.id);
+    if (r->caller.id > 0) snprintf(user, sizeof user, "%lld", (long long)r->caller.id);
     /* The route's pattern, never the raw path: it may carry a token in a
      * query string someone typed by mistake. */
     fprintf(stderr, "access: %s %s %d %zu %lldus user=%s\n", r->method,
@@ -190,7 +189,8 @@ static int resolve(const char *listen, struct sockaddr_storage *ss, socklen_t *l
     if (hl >= sizeof host) return -1;
     memcpy(host, h, hl);
     host[hl] = 0;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_PASSIVE},
                     *res;
     if (getaddrinfo(host, colon + 1, &hints, &res) != 0) return -1;
@@ -259,9 +259,9 @@ int server_run(const struct server_config *cfg)
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)1024, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "usersd serve: cannot listen on %s: %s\n", cfg->listen,
@@ -290,7 +290,8 @@ int server_run(const struct server_config *cfg)
         nanosleep(&ts, NULL);
     }
     MHD_stop_daemon(d);
-    for (size_t i = 0; i < g_ncores; i++) usersd_close(g_cores[i]);
+    for (size_t i = 0; i < g_ncores; i++)
+        usersd_close(g_cores[i]);
     free(g_cores);
     g_cores = NULL;
     g_ncores = 0;

@@ -57,8 +57,8 @@ struct req {
     const char *method;
     int64_t path_id;
     int64_t started_us;
-    bool checked;  /* the pre-body checks ran */
-    bool answered; /* a response is queued */
+    bool checked;   /* the pre-body checks ran */
+    bool answered;  /* a response is queued */
     bool too_large; /* the body outgrew SERVER_BODY_MAX */
     /* body */
     char *body;

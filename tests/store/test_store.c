@@ -144,12 +144,13 @@ static void presence_transitions(void **state)
     struct store *s = ((struct fx *)*state)->s;
     int64_t a = insert(s, "a", "", 1);
     struct usersd_user u;
-    struct store_status_change c = {.user_id = a, .status = USERSD_ONLINE, .last_seen = 100, .now = 100};
+    struct store_status_change c = {
+        .user_id = a, .status = USERSD_ONLINE, .last_seen = 100, .now = 100};
     assert_int_equal(s->ops->set_status(s, &c, &u, NULL), USERSD_OK);
     assert_int_equal(u.online_status, USERSD_ONLINE);
     assert_true(u.last_seen == 100);
-    c = (struct store_status_change){.user_id = a, .status = USERSD_AWAY,
-                                     .last_seen = USERSD_NULL_TIME, .now = 200};
+    c = (struct store_status_change){
+        .user_id = a, .status = USERSD_AWAY, .last_seen = USERSD_NULL_TIME, .now = 200};
     assert_int_equal(s->ops->set_status(s, &c, &u, NULL), USERSD_OK);
     assert_true(u.last_seen == 100); /* kept */
     c.user_id = a + 50;
@@ -175,11 +176,12 @@ static void lists_and_stats(void **state)
         ids[i] = insert(s, name, "", i);
     }
     for (int i = 0; i < 3; i++) {
-        struct store_status_change c = {.user_id = ids[i], .status = USERSD_ONLINE,
-                                        .last_seen = 1000 + (i == 2 ? 0 : i), .now = 1};
+        struct store_status_change c = {.user_id = ids[i],
+                                        .status = USERSD_ONLINE,
+                                        .last_seen = 1000 + (i == 2 ? 0 : i),
+                                        .now = 1};
         struct usersd_user tmp;
-        assert_int_equal(s->ops->set_status(s, &c, &tmp, NULL),
-                         USERSD_OK);
+        assert_int_equal(s->ops->set_status(s, &c, &tmp, NULL), USERSD_OK);
     }
     struct usersd_page p = {0};
     assert_int_equal(s->ops->online_page(s, 1, 10, &p, NULL), USERSD_OK);

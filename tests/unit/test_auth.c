@@ -38,7 +38,8 @@ static void bad_credentials(void **state)
     assert_int_equal(usersd_login(f->u, "nobody", "password1", key, NULL, &err), USERSD_EAUTH);
     assert_int_equal(usersd_login(f->u, "", "", key, NULL, &err), USERSD_EAUTH);
     struct usersd_user u;
-    const char *keys[] = {"", "abc", "zz00000000000000000000000000000000000000000000000000000000000000",
+    const char *keys[] = {"", "abc",
+                          "zz00000000000000000000000000000000000000000000000000000000000000",
                           "0000000000000000000000000000000000000000000000000000000000000000"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         assert_int_equal(usersd_token_resolve(f->u, keys[i], &u, &err), USERSD_EAUTH);
@@ -73,8 +74,7 @@ static void password_change(void **state)
     uf.password = "a new password";
     assert_int_equal(usersd_user_update(f->u, id, &uf, NULL, NULL), USERSD_OK);
     assert_int_equal(usersd_password_check(f->u, "carol", "password1", NULL, NULL), USERSD_EAUTH);
-    assert_int_equal(usersd_password_check(f->u, "carol", "a new password", NULL, NULL),
-                     USERSD_OK);
+    assert_int_equal(usersd_password_check(f->u, "carol", "a new password", NULL, NULL), USERSD_OK);
 }
 
 int main(void)

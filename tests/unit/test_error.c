@@ -13,8 +13,9 @@ static void table_maps_codes(void **state)
     assert_int_equal(usersd_http_status(USERSD_EGONE), 410);
     assert_int_equal(usersd_http_status(USERSD_EDB), 503);
     assert_int_equal(usersd_http_status((enum usersd_code)999), 500);
-    assert_string_equal(usersd_strerror((enum usersd_code)-1), "unknown error");
-    for (int c = 0; c < USERSD_NCODES; c++) assert_true(strlen(usersd_strerror(c)) > 0);
+    assert_string_equal(usersd_strerror((enum usersd_code) - 1), "unknown error");
+    for (int c = 0; c < USERSD_NCODES; c++)
+        assert_true(strlen(usersd_strerror(c)) > 0);
 }
 
 static void failures_carry_a_message(void **state)

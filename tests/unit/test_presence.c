@@ -108,8 +108,11 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
     const struct CMUnitTest tests[] = {
-        T(model_methods), T(set_status_calls_the_model_method), cmocka_unit_test(status_names),
-        T(touch_at_most_once_a_minute), T(online_page_order),
+        T(model_methods),
+        T(set_status_calls_the_model_method),
+        cmocka_unit_test(status_names),
+        T(touch_at_most_once_a_minute),
+        T(online_page_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

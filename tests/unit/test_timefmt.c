@@ -34,12 +34,19 @@ static void parse_roundtrips(void **state)
 static void parse_rejects_bad_input(void **state)
 {
     (void)state;
-    const char *bad[] = {"", "2024-01-15", "2024-01-15T10:30:00Z", "2024-01-15T10:30:00.123456",
-                         "2024-13-15T10:30:00.123456Z", "2023-02-29T10:30:00.000000Z",
-                         "2024-01-15T24:00:00.000000Z", "2024-01-15 10:30:00.123456Z",
-                         "2024-01-15T10:30:00.12345xZ", "2024-01-32T10:30:00.000000Z"};
+    const char *bad[] = {"",
+                         "2024-01-15",
+                         "2024-01-15T10:30:00Z",
+                         "2024-01-15T10:30:00.123456",
+                         "2024-13-15T10:30:00.123456Z",
+                         "2023-02-29T10:30:00.000000Z",
+                         "2024-01-15T24:00:00.000000Z",
+                         "2024-01-15 10:30:00.123456Z",
+                         "2024-01-15T10:30:00.12345xZ",
+                         "2024-01-32T10:30:00.000000Z"};
     int64_t t;
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_false(usersd_time_parse(bad[i], &t));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(usersd_time_parse(bad[i], &t));
     assert_false(usersd_time_parse(NULL, &t));
     assert_true(usersd_time_parse("2024-02-29T00:00:00.000000Z", &t));
 }

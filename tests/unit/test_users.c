@@ -56,7 +56,8 @@ static void create_defaults_and_limits(void **state)
     uf.username = name150;
     /* 150 characters of two bytes each is still 150 characters */
     char first[301];
-    for (int i = 0; i < 150; i++) memcpy(first + 2 * i, "\xc3\xa9", 2);
+    for (int i = 0; i < 150; i++)
+        memcpy(first + 2 * i, "\xc3\xa9", 2);
     first[300] = 0;
     uf.first_name = first;
     uf.password = "12345678";
@@ -268,8 +269,12 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
     const struct CMUnitTest tests[] = {
-        T(validation_table), T(create_defaults_and_limits), T(duplicates_are_case_insensitive),
-        T(update_and_delete), T(list_filters_search_order_pages), T(statistics),
+        T(validation_table),
+        T(create_defaults_and_limits),
+        T(duplicates_are_case_insensitive),
+        T(update_and_delete),
+        T(list_filters_search_order_pages),
+        T(statistics),
         T(users_by_ids_order_and_dupes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
