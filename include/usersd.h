@@ -174,10 +174,11 @@ struct usersd_config {
     int64_t away_after_s;        /* decay online→away after this idle time; 0 off */
     int64_t offline_after_s;     /* decay online/away→offline; 0 off */
     int64_t activity_interval_s; /* min seconds between activity updates (60) */
+    int64_t changes_retention_s; /* keep the change log this long (3600) */
     usersd_clock_fn clock;       /* NULL: the real clock */
     void *clock_ctx;
 };
-/* Defaults: sqlite:usersd.db, 600, 3600, 60, real clock. */
+/* Defaults: sqlite:usersd.db, 600, 3600, 60, 3600, real clock. */
 USERSD_API void usersd_config_init(struct usersd_config *cfg);
 
 struct usersd;
@@ -252,6 +253,51 @@ USERSD_API enum usersd_code usersd_users_by_ids(struct usersd *u, const int64_t 
  * place when a write happened. */
 USERSD_API enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *user,
                                          struct usersd_err *err);
+
+/* ---- Decay and the change log ------------------------------------------ */
+
+/* Automatic decay, so that "online" is never stale: online users whose
+ * last_seen is older than away_after_s become away; online or away users
+ * older than offline_after_s (or never seen) become offline. A threshold of
+ * 0 is off. Each transition is logged like any other; last_seen does not
+ * move. Safe to run from many processes at once: each change is applied and
+ * logged by exactly one of them. *changed (may be NULL) receives the count. */
+USERSD_API enum usersd_code usersd_decay(struct usersd *u, int64_t *changed,
+                                         struct usersd_err *err);
+
+/* One online_status change, as logged (in the same transaction as the
+ * change). seq increases with every change. */
+struct usersd_change {
+    int64_t seq;
+    int64_t user_id;
+    char username[USERSD_USERNAME_MAX + 1];
+    enum usersd_status online_status;
+    int64_t last_seen;
+    int64_t at; /* when the change happened */
+};
+
+/* A batch of changes; items allocated by the library (usersd_changes_free). */
+struct usersd_changes {
+    struct usersd_change *items;
+    size_t count;
+    int64_t next_since; /* pass as since to continue */
+};
+USERSD_API void usersd_changes_free(struct usersd_changes *c);
+
+#define USERSD_CHANGES_LIMIT_DEFAULT 100
+#define USERSD_CHANGES_LIMIT_MAX 1000
+
+/* The changes with seq > since, oldest first, at most limit (clamped to
+ * 1..1000). EGONE when changes after since were already pruned: the caller
+ * must resync (read the current state, then continue from usersd_changes_head). */
+USERSD_API enum usersd_code usersd_changes_since(struct usersd *u, int64_t since, int limit,
+                                                 struct usersd_changes *out,
+                                                 struct usersd_err *err);
+/* The newest seq (0 when nothing was ever logged). */
+USERSD_API enum usersd_code usersd_changes_head(struct usersd *u, int64_t *seq,
+                                                struct usersd_err *err);
+/* Deletes changes older than the configured retention. */
+USERSD_API enum usersd_code usersd_changes_prune(struct usersd *u, struct usersd_err *err);
 
 /* ---- Authentication ---------------------------------------------------- */
 

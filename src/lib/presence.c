@@ -97,3 +97,16 @@ enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *user, struct
     if (!rc && updated) user->last_seen = now;
     return rc;
 }
+
+enum usersd_code usersd_decay(struct usersd *u, int64_t *changed, struct usersd_err *err)
+{
+    int64_t now = usersd_now(u), n = 0;
+    int64_t away = u->cfg.away_after_s > 0 ? now - u->cfg.away_after_s * 1000000 : USERSD_NULL_TIME;
+    int64_t off =
+        u->cfg.offline_after_s > 0 ? now - u->cfg.offline_after_s * 1000000 : USERSD_NULL_TIME;
+    enum usersd_code rc = USERSD_OK;
+    if (away != USERSD_NULL_TIME || off != USERSD_NULL_TIME)
+        rc = u->store->ops->decay(u->store, now, away, off, &n, err);
+    if (changed) *changed = rc ? 0 : n;
+    return rc;
+}

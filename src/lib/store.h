@@ -43,8 +43,11 @@ struct store_ops {
      * password. ENOTFOUND, ECONFLICT as for insert. */
     enum usersd_code (*user_update)(struct store *s, const struct usersd_user *u,
                                     const char *pwhash, struct usersd_err *err);
-    /* Deletes the user with its tokens. ENOTFOUND when absent. */
-    enum usersd_code (*user_delete)(struct store *s, int64_t id, struct usersd_err *err);
+    /* Deletes the user with its tokens; a user not offline is logged going
+     * offline at now, so streams do not show it online forever. ENOTFOUND
+     * when absent. */
+    enum usersd_code (*user_delete)(struct store *s, int64_t id, int64_t now,
+                                    struct usersd_err *err);
     enum usersd_code (*user_count)(struct store *s, int64_t *out, struct usersd_err *err);
     /* q is validated; out->users allocated with malloc. */
     enum usersd_code (*user_list)(struct store *s, const struct usersd_list_query *q,
@@ -65,6 +68,19 @@ struct store_ops {
      * tells whether a row changed. */
     enum usersd_code (*touch)(struct store *s, int64_t id, int64_t now, int64_t before,
                               bool *updated, struct usersd_err *err);
+
+    /* Decay: online users with last_seen < away_before become away; online
+     * or away users with last_seen < offline_before (or null) become
+     * offline (USERSD_NULL_TIME turns either off). Logged at now; *changed
+     * gets the number of transitions. Atomic per statement. */
+    enum usersd_code (*decay)(struct store *s, int64_t now, int64_t away_before,
+                              int64_t offline_before, int64_t *changed, struct usersd_err *err);
+    /* Changes with seq > since (at most limit); EGONE if pruned past since. */
+    enum usersd_code (*changes)(struct store *s, int64_t since, int limit,
+                                struct usersd_changes *out, struct usersd_err *err);
+    enum usersd_code (*changes_head)(struct store *s, int64_t *seq, struct usersd_err *err);
+    /* Deletes changes logged before `before`, remembering the highest seq. */
+    enum usersd_code (*changes_prune)(struct store *s, int64_t before, struct usersd_err *err);
 
     enum usersd_code (*token_insert)(struct store *s, const unsigned char *hash, int64_t user_id,
                                      int64_t now, struct usersd_err *err);

@@ -28,6 +28,7 @@ enum stmt_id {
     S_UPDATE_PW,
     S_DELETE_TOKENS,
     S_DELETE,
+    S_LOG_DELETE,
     S_COUNT,
     S_ONLINE,
     S_ONLINE_COUNT,
@@ -40,6 +41,17 @@ enum stmt_id {
     S_TOKEN_USER,
     S_TOKEN_DELETE,
     S_PING,
+    S_DECAY_PENDING,
+    S_LOG_OFFLINE,
+    S_DECAY_OFFLINE,
+    S_LOG_AWAY,
+    S_DECAY_AWAY,
+    S_CHANGES,
+    S_PRUNED,
+    S_HEAD,
+    S_PRUNE_MAX,
+    S_PRUNE_DELETE,
+    S_PRUNE_META,
     S_NSTMT
 };
 
@@ -57,6 +69,9 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_UPDATE_PW] = "UPDATE users SET password = ? WHERE id = ?",
     [S_DELETE_TOKENS] = "DELETE FROM tokens WHERE user_id = ?",
     [S_DELETE] = "DELETE FROM users WHERE id = ?",
+    [S_LOG_DELETE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
+                     "at) SELECT id, username, 0, last_seen, ?2 FROM users "
+                     "WHERE id = ?1 AND online_status <> 0",
     [S_COUNT] = "SELECT count(*) FROM users",
     [S_ONLINE] = "SELECT " USER_COLS " FROM users WHERE online_status = 2 "
                  "ORDER BY last_seen DESC, id ASC LIMIT ? OFFSET ?",
@@ -77,6 +92,34 @@ static const char *const stmt_sql[S_NSTMT] = {
                      "FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?",
     [S_TOKEN_DELETE] = "DELETE FROM tokens WHERE hash = ? RETURNING user_id",
     [S_PING] = "SELECT 1",
+    /* Decay reads first (index range scans that usually find nothing) and
+     * takes the write lock only when some user is due. ?1 is the away
+     * cut-off, ?2 the offline one; NULL turns one off. */
+    [S_DECAY_PENDING] =
+        "SELECT EXISTS (SELECT 1 FROM users WHERE online_status = 2 AND last_seen < ?1) "
+        "OR EXISTS (SELECT 1 FROM users WHERE online_status IN (1, 2) AND last_seen < ?2) "
+        "OR (?2 IS NOT NULL AND EXISTS (SELECT 1 FROM users WHERE online_status IN (1, 2) "
+        "AND last_seen IS NULL))",
+    [S_LOG_OFFLINE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
+                      "at) SELECT id, username, 0, last_seen, ?1 FROM users "
+                      "WHERE online_status IN (1, 2) AND (last_seen IS NULL OR last_seen < ?2) "
+                      "ORDER BY last_seen, id",
+    [S_DECAY_OFFLINE] = "UPDATE users SET online_status = 0 WHERE online_status IN (1, 2) "
+                        "AND (last_seen IS NULL OR last_seen < ?1)",
+    [S_LOG_AWAY] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
+                   "at) SELECT id, username, 1, last_seen, ?1 FROM users "
+                   "WHERE online_status = 2 AND last_seen < ?2 ORDER BY last_seen, id",
+    [S_DECAY_AWAY] = "UPDATE users SET online_status = 1 WHERE online_status = 2 "
+                     "AND last_seen < ?1",
+    [S_CHANGES] = "SELECT seq, user_id, username, online_status, last_seen, at "
+                  "FROM presence_changes WHERE seq > ? ORDER BY seq LIMIT ?",
+    [S_PRUNED] = "SELECT pruned_through FROM presence_meta WHERE id = 1",
+    [S_HEAD] = "SELECT max(coalesce((SELECT max(seq) FROM presence_changes), 0), "
+               "(SELECT pruned_through FROM presence_meta WHERE id = 1))",
+    [S_PRUNE_MAX] = "SELECT max(seq) FROM presence_changes WHERE at < ?",
+    [S_PRUNE_DELETE] = "DELETE FROM presence_changes WHERE seq <= ?",
+    [S_PRUNE_META] = "UPDATE presence_meta SET pruned_through = max(pruned_through, ?) "
+                     "WHERE id = 1",
 };
 
 /* List queries vary with their filters and ordering; each distinct SQL text
@@ -409,16 +452,18 @@ fail:
     return code;
 }
 
-static enum usersd_code sq_user_delete(struct store *base, int64_t id, struct usersd_err *err)
+static enum usersd_code sq_user_delete(struct store *base, int64_t id, int64_t now,
+                                       struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     enum usersd_code code = begin(s, err);
     if (code) return code;
-    enum stmt_id steps[] = {S_DELETE_TOKENS, S_DELETE};
-    for (size_t i = 0; i < 2; i++) {
+    enum stmt_id steps[] = {S_LOG_DELETE, S_DELETE_TOKENS, S_DELETE};
+    for (size_t i = 0; i < 3; i++) {
         sqlite3_stmt *st = prep(s, steps[i], err);
         if (!st) goto fail;
         sqlite3_bind_int64(st, 1, id);
+        if (steps[i] == S_LOG_DELETE) sqlite3_bind_int64(st, 2, now);
         int rc = sqlite3_step(st);
         done(st);
         if (rc != SQLITE_DONE) goto fail;
@@ -682,6 +727,136 @@ static enum usersd_code sq_touch(struct store *base, int64_t id, int64_t now, in
     return USERSD_OK;
 }
 
+/* ---- decay and the change log ------------------------------------------- */
+
+/* Binds ?1..?n as times and steps to completion. */
+static enum usersd_code run_times(struct sqlite_store *s, enum stmt_id id, int n, const int64_t *t,
+                                  struct usersd_err *err)
+{
+    sqlite3_stmt *st = prep(s, id, err);
+    if (!st) return USERSD_EDB;
+    for (int i = 0; i < n; i++) bind_time(st, i + 1, t[i]);
+    int rc = sqlite3_step(st);
+    done(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
+}
+
+static enum usersd_code sq_decay(struct store *base, int64_t now, int64_t away_before,
+                                 int64_t offline_before, int64_t *changed,
+                                 struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    *changed = 0;
+    sqlite3_stmt *st = prep(s, S_DECAY_PENDING, err);
+    if (!st) return USERSD_EDB;
+    bind_time(st, 1, away_before);
+    bind_time(st, 2, offline_before);
+    int rc = sqlite3_step(st);
+    int pending = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    done(st);
+    if (rc != SQLITE_ROW) return db_error(s, err);
+    if (!pending) return USERSD_OK;
+
+    /* Offline first, so a user past both cut-offs makes one transition. The
+     * log rows and the update see the same rows: both run under the write
+     * lock of one transaction. */
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    if (offline_before != USERSD_NULL_TIME) {
+        int64_t log[] = {now, offline_before};
+        if ((code = run_times(s, S_LOG_OFFLINE, 2, log, err))) goto out;
+        if ((code = run_times(s, S_DECAY_OFFLINE, 1, &offline_before, err))) goto out;
+        *changed += sqlite3_changes(s->db);
+    }
+    if (away_before != USERSD_NULL_TIME) {
+        int64_t log[] = {now, away_before};
+        if ((code = run_times(s, S_LOG_AWAY, 2, log, err))) goto out;
+        if ((code = run_times(s, S_DECAY_AWAY, 1, &away_before, err))) goto out;
+        *changed += sqlite3_changes(s->db);
+    }
+    code = commit(s, err);
+out:
+    if (code) {
+        rollback(s);
+        *changed = 0;
+    }
+    return code;
+}
+
+static enum usersd_code sq_changes(struct store *base, int64_t since, int limit,
+                                   struct usersd_changes *out, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_CHANGES, err);
+    if (!st) return USERSD_EDB;
+    out->items = calloc((size_t)limit, sizeof *out->items);
+    if (!out->items) return err_set(err, USERSD_ENOMEM, NULL);
+    sqlite3_bind_int64(st, 1, since);
+    sqlite3_bind_int(st, 2, limit);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->count < (size_t)limit) {
+        struct usersd_change *c = &out->items[out->count++];
+        c->seq = sqlite3_column_int64(st, 0);
+        c->user_id = sqlite3_column_int64(st, 1);
+        copy_text(c->username, sizeof c->username, st, 2);
+        c->online_status = (enum usersd_status)sqlite3_column_int(st, 3);
+        c->last_seen = sqlite3_column_type(st, 4) == SQLITE_NULL ? USERSD_NULL_TIME
+                                                                 : sqlite3_column_int64(st, 4);
+        c->at = sqlite3_column_int64(st, 5);
+    }
+    done(st);
+    enum usersd_code code = USERSD_OK;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) code = db_error(s, err);
+    /* Checked after the read: a prune that ran in between is seen here. */
+    int64_t pruned = 0;
+    if (!code && (st = prep(s, S_PRUNED, err)) != NULL)
+        code = count_query(s, st, &pruned, err);
+    else if (!code)
+        code = USERSD_EDB;
+    if (!code && since < pruned)
+        code = err_set(err, USERSD_EGONE,
+                       "changes after %lld were pruned; read the current state and continue "
+                       "from the newest sequence",
+                       (long long)since);
+    if (code) usersd_changes_free(out);
+    return code;
+}
+
+static enum usersd_code sq_changes_head(struct store *base, int64_t *seq, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_HEAD, err);
+    return st ? count_query(s, st, seq, err) : USERSD_EDB;
+}
+
+static enum usersd_code sq_changes_prune(struct store *base, int64_t before,
+                                         struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    sqlite3_stmt *st = prep(s, S_PRUNE_MAX, err);
+    if (!st) goto fail;
+    sqlite3_bind_int64(st, 1, before);
+    int rc = sqlite3_step(st);
+    bool any = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    int64_t upto = any ? sqlite3_column_int64(st, 0) : 0;
+    done(st);
+    if (rc != SQLITE_ROW) goto fail;
+    if (any) {
+        if ((code = run_times(s, S_PRUNE_DELETE, 1, &upto, err))) goto out;
+        if ((code = run_times(s, S_PRUNE_META, 1, &upto, err))) goto out;
+    }
+    code = commit(s, err);
+out:
+    if (code) rollback(s);
+    return code;
+fail:
+    code = db_error(s, err);
+    rollback(s);
+    return code;
+}
+
 /* ---- tokens ------------------------------------------------------------- */
 
 static enum usersd_code sq_token_insert(struct store *base, const unsigned char *hash,
@@ -745,6 +920,10 @@ const struct store_ops store_sqlite_ops = {
     .stats = sq_stats,
     .set_status = sq_set_status,
     .touch = sq_touch,
+    .decay = sq_decay,
+    .changes = sq_changes,
+    .changes_head = sq_changes_head,
+    .changes_prune = sq_changes_prune,
     .token_insert = sq_token_insert,
     .token_user = sq_token_user,
     .token_delete = sq_token_delete,

@@ -153,7 +153,7 @@ enum usersd_code usersd_user_update(struct usersd *u, int64_t id,
 
 enum usersd_code usersd_user_delete(struct usersd *u, int64_t id, struct usersd_err *err)
 {
-    return u->store->ops->user_delete(u->store, id, err);
+    return u->store->ops->user_delete(u->store, id, usersd_now(u), err);
 }
 
 enum usersd_code usersd_user_count(struct usersd *u, int64_t *out, struct usersd_err *err)

@@ -22,6 +22,7 @@ void usersd_config_init(struct usersd_config *cfg)
     cfg->away_after_s = 600;
     cfg->offline_after_s = 3600;
     cfg->activity_interval_s = 60;
+    cfg->changes_retention_s = 3600;
     cfg->clock = real_clock;
 }
 

@@ -132,9 +132,9 @@ static void update_delete_and_tokens(void **state)
     assert_int_equal(s->ops->token_user(s, h2, &u, NULL), USERSD_ENOTFOUND);
 
     assert_int_equal(s->ops->token_insert(s, h1, a, 7, NULL), USERSD_OK);
-    assert_int_equal(s->ops->user_delete(s, a, NULL), USERSD_OK);
+    assert_int_equal(s->ops->user_delete(s, a, 9, NULL), USERSD_OK);
     assert_int_equal(s->ops->token_user(s, h1, &u, NULL), USERSD_ENOTFOUND);
-    assert_int_equal(s->ops->user_delete(s, a, NULL), USERSD_ENOTFOUND);
+    assert_int_equal(s->ops->user_delete(s, a, 9, NULL), USERSD_ENOTFOUND);
     g.id = a;
     assert_int_equal(s->ops->user_update(s, &g, NULL, NULL), USERSD_ENOTFOUND);
 }

@@ -1,0 +1,41 @@
+/* events.c — the presence change log: what the stream and polling clients
+ * read. Every status change is logged by the driver in the same transaction
+ * as the change, so a reader in any process sees each change exactly once,
+ * in order. */
+#include <stdlib.h>
+
+#include "internal.h"
+
+void usersd_changes_free(struct usersd_changes *c)
+{
+    if (!c) return;
+    free(c->items);
+    c->items = NULL;
+    c->count = 0;
+}
+
+enum usersd_code usersd_changes_since(struct usersd *u, int64_t since, int limit,
+                                      struct usersd_changes *out, struct usersd_err *err)
+{
+    out->items = NULL;
+    out->count = 0;
+    out->next_since = since;
+    if (since < 0) return err_field(err, "since", "since must be 0 or more");
+    if (limit < 1) limit = USERSD_CHANGES_LIMIT_DEFAULT;
+    if (limit > USERSD_CHANGES_LIMIT_MAX) limit = USERSD_CHANGES_LIMIT_MAX;
+    enum usersd_code rc = u->store->ops->changes(u->store, since, limit, out, err);
+    if (!rc && out->count) out->next_since = out->items[out->count - 1].seq;
+    return rc;
+}
+
+enum usersd_code usersd_changes_head(struct usersd *u, int64_t *seq, struct usersd_err *err)
+{
+    return u->store->ops->changes_head(u->store, seq, err);
+}
+
+enum usersd_code usersd_changes_prune(struct usersd *u, struct usersd_err *err)
+{
+    if (u->cfg.changes_retention_s <= 0) return USERSD_OK;
+    int64_t before = usersd_now(u) - u->cfg.changes_retention_s * 1000000;
+    return u->store->ops->changes_prune(u->store, before, err);
+}
