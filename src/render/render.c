@@ -100,3 +100,22 @@ json_t *render_error(const struct usersd_err *err)
         json_object_set_new(o, "fields", json_pack("{s:s}", err->field, err->msg));
     return o;
 }
+
+json_t *render_change(const struct usersd_change *c)
+{
+    return json_pack("{s:I, s:s, s:s, s:o, s:b}", "user_id", (json_int_t)c->user_id, "username",
+                     c->username, "online_status", usersd_status_name(c->online_status),
+                     "last_seen", render_time(c->last_seen), "is_online",
+                     c->online_status == USERSD_ONLINE);
+}
+
+json_t *render_changes(const struct usersd_changes *c)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < c->count; i++) {
+        json_t *o = render_change(&c->items[i]);
+        if (o) json_object_set_new(o, "seq", json_integer(c->items[i].seq));
+        json_array_append_new(a, o);
+    }
+    return json_pack("{s:o, s:I}", "changes", a, "next_since", (json_int_t)c->next_since);
+}

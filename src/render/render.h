@@ -30,5 +30,10 @@ json_t *render_user_list(const struct usersd_page *p, struct render_viewer v);
 json_t *render_statuses(const struct usersd_page *p);
 json_t *render_stats(const struct usersd_stats *s);
 json_t *render_error(const struct usersd_err *err);
+/* A logged change as the stream's data: user_id, username, online_status,
+ * last_seen, is_online. */
+json_t *render_change(const struct usersd_change *c);
+/* {"changes": [... with "seq"], "next_since": N} */
+json_t *render_changes(const struct usersd_changes *c);
 
 #endif

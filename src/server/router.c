@@ -22,6 +22,8 @@ static const struct route routes[] = {
     {"GET", "/api/users/me/", h_me, AUTH_USER, false},
     {"POST", "/api/users/me/heartbeat/", h_heartbeat, AUTH_USER, false},
     {"POST", "/api/users/me/online-status/", h_me_status, AUTH_USER, true},
+    {"GET", "/api/users/presence/stream/", h_stream, AUTH_USER, false},
+    {"GET", "/api/users/presence/changes/", h_changes, AUTH_USER, false},
     {"GET", "/healthz", h_healthz, AUTH_NONE, false},
     {"GET", "/readyz", h_readyz, AUTH_NONE, false},
 };

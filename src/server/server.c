@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -163,6 +164,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
      * query string someone typed by mistake. */
     fprintf(stderr, "access: %s %s %d %zu %lldus user=%s\n", r->method,
             r->route ? r->route->pattern : "-", r->status, r->bytes, (long long)us, user);
+    if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) sse_notify();
     json_decref(r->json);
     free(r->body);
     free(r);
@@ -254,16 +256,28 @@ int server_run(const struct server_config *cfg)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Thousands of open streams need as many descriptors. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (sse_start(&err) != 0) {
+        fprintf(stderr, "usersd serve: %s\n", err.msg);
+        return 1;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned)1024, MHD_OPTION_END);
+        (unsigned)1024, MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_END);
     if (!d) {
+        sse_stop();
+        sse_release();
         fprintf(stderr, "usersd serve: cannot listen on %s: %s\n", cfg->listen,
                 errno ? strerror(errno) : "libmicrohttpd refused to start");
         return 1;
@@ -285,11 +299,13 @@ int server_run(const struct server_config *cfg)
     /* Stop accepting, let requests in flight finish (bounded), then stop. */
     MHD_socket lsock = MHD_quiesce_daemon(d);
     if (lsock != MHD_INVALID_SOCKET) close(lsock);
+    sse_stop(); /* ends every stream, so they count as finished below */
     for (int i = 0; i < 100 && atomic_load(&g_inflight) > 0; i++) {
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     MHD_stop_daemon(d);
+    sse_release();
     for (size_t i = 0; i < g_ncores; i++)
         usersd_close(g_cores[i]);
     free(g_cores);

@@ -146,6 +146,21 @@ void h_me(struct req *r);
 void h_heartbeat(struct req *r);
 void h_me_status(struct req *r);
 void h_healthz(struct req *r);
+void h_stream(struct req *r);
+void h_changes(struct req *r);
+
+/* ---- the presence thread and streams (sse.c) ---- */
+
+/* Starts the thread that reads the change log, runs decay and feeds the
+ * streams. -1 with err filled on failure. */
+int sse_start(struct usersd_err *err);
+/* Stops the thread and ends every stream (call before MHD_stop_daemon). */
+void sse_stop(void);
+/* Frees what sse_start made (after MHD_stop_daemon). */
+void sse_release(void);
+/* Tells the thread the log may have grown (after a local write). */
+void sse_notify(void);
+long sse_open_streams(void);
 void h_readyz(struct req *r);
 
 #endif

@@ -1,0 +1,486 @@
+/* sse.c — the presence stream and the background presence thread.
+ *
+ * One thread (the hub) owns a libusersd handle of its own. It reads the
+ * change log (the truth shared by every process on the database) every
+ * 100 ms or sooner when this process wrote something, renders each change
+ * once into a ring of SSE events, and resumes the streams waiting for data.
+ * It also runs the decay sweep and prunes the log.
+ *
+ * A stream holds no thread: its content reader copies what is new from the
+ * ring and, when nothing is, suspends its connection until the hub resumes
+ * it. A reader too slow to keep up falls behind the ring's oldest event and
+ * is dropped (it reconnects with Last-Event-ID and replays from the
+ * database); one that stops reading altogether is closed by libmicrohttpd's
+ * 30 s idle timeout. Memory per stream is one struct and its backlog. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "server.h"
+
+#define RING_CAP 4096          /* events kept in memory for live streams */
+#define EVENT_MAX 640          /* one rendered event, bytes */
+#define POLL_MS 100            /* log poll interval */
+#define DECAY_EVERY_US 250000  /* decay sweep interval */
+#define KEEPALIVE_US 15000000  /* ": keepalive" after this much silence */
+#define PRUNE_EVERY_US 60000000
+#define REPLAY_MAX 10000       /* Last-Event-ID replay bound, events */
+
+struct event {
+    int64_t seq;
+    size_t len;
+    char text[EVENT_MAX];
+};
+
+struct stream {
+    struct MHD_Connection *conn;
+    int64_t cursor; /* the last seq this stream has been given */
+    char *pending;  /* bytes owed before the next ring event (owned) */
+    size_t pending_len, pending_off;
+    int64_t last_write_us;
+    bool suspended;
+    struct stream *prev, *next;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct event *ring; /* RING_CAP slots; event p lives at ring[p % RING_CAP] */
+    uint64_t first, next; /* positions of the oldest and the next event */
+    int64_t head;         /* the newest seq the hub has read */
+    int64_t evicted;      /* the newest seq dropped from the ring */
+    struct stream *streams;
+    atomic_long nstreams;
+    bool stopping, running;
+    pthread_t thread;
+    struct usersd *core;
+} hub = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+long sse_open_streams(void)
+{
+    return atomic_load(&hub.nstreams);
+}
+
+/* Renders one change as an SSE event into ev; false if it does not fit. */
+static bool render_event(const struct usersd_change *c, struct event *ev)
+{
+    json_t *o = render_change(c);
+    char *data = o ? json_dumps(o, RENDER_DUMP_FLAGS) : NULL;
+    json_decref(o);
+    if (!data) return false;
+    int n = snprintf(ev->text, sizeof ev->text, "id: %lld\nevent: presence\ndata: %s\n\n",
+                     (long long)c->seq, data);
+    free(data);
+    if (n < 0 || (size_t)n >= sizeof ev->text) return false;
+    ev->seq = c->seq;
+    ev->len = (size_t)n;
+    return true;
+}
+
+/* Resumes every suspended stream (hub lock held). */
+static void resume_all(bool only_idle, int64_t now)
+{
+    for (struct stream *s = hub.streams; s; s = s->next)
+        if (s->suspended && (!only_idle || now - s->last_write_us >= KEEPALIVE_US)) {
+            s->suspended = false;
+            MHD_resume_connection(s->conn);
+        }
+}
+
+/* Reads new changes from the log into the ring. Returns how many. */
+static size_t hub_fetch(void)
+{
+    struct usersd_changes c;
+    struct usersd_err err = {0};
+    size_t total = 0;
+    for (int round = 0; round < 10; round++) {
+        enum usersd_code rc =
+            usersd_changes_since(hub.core, hub.head, USERSD_CHANGES_LIMIT_MAX, &c, &err);
+        if (rc == USERSD_EGONE) { /* stalled past retention: jump to the head */
+            int64_t head;
+            if (!usersd_changes_head(hub.core, &head, &err)) {
+                pthread_mutex_lock(&hub.lock);
+                hub.head = hub.evicted = head;
+                pthread_mutex_unlock(&hub.lock);
+            }
+            return total;
+        }
+        if (rc) {
+            static int64_t last_log;
+            int64_t now = mono_us();
+            if (now - last_log > 10000000) {
+                fprintf(stderr, "usersd: presence: cannot read the change log: %s\n", err.msg);
+                last_log = now;
+            }
+            return total;
+        }
+        pthread_mutex_lock(&hub.lock);
+        for (size_t i = 0; i < c.count; i++) {
+            if (hub.next - hub.first == RING_CAP) {
+                hub.evicted = hub.ring[hub.first % RING_CAP].seq;
+                hub.first++;
+            }
+            struct event *ev = &hub.ring[hub.next % RING_CAP];
+            if (render_event(&c.items[i], ev)) hub.next++;
+            hub.head = c.items[i].seq;
+        }
+        if (c.count) resume_all(false, 0);
+        pthread_mutex_unlock(&hub.lock);
+        total += c.count;
+        size_t n = c.count;
+        usersd_changes_free(&c);
+        if (n < USERSD_CHANGES_LIMIT_MAX) break;
+    }
+    return total;
+}
+
+static void *hub_main(void *arg)
+{
+    (void)arg;
+    int64_t next_decay = 0, next_prune = 0, next_keepalive = 0;
+    struct usersd_err err = {0};
+    pthread_mutex_lock(&hub.lock);
+    while (!hub.stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += POLL_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&hub.wake, &hub.lock, &ts);
+        if (hub.stopping) break;
+        pthread_mutex_unlock(&hub.lock);
+
+        int64_t now = mono_us(), changed = 0;
+        if (now >= next_decay) {
+            if (usersd_decay(hub.core, &changed, &err) == USERSD_OK && changed)
+                fprintf(stderr, "usersd: presence: decay changed %lld user(s)\n",
+                        (long long)changed);
+            next_decay = now + DECAY_EVERY_US;
+        }
+        hub_fetch();
+        if (now >= next_prune) {
+            usersd_changes_prune(hub.core, &err);
+            next_prune = now + PRUNE_EVERY_US;
+        }
+        pthread_mutex_lock(&hub.lock);
+        if (now >= next_keepalive) {
+            resume_all(true, now);
+            next_keepalive = now + 1000000;
+        }
+    }
+    /* Shutting down: wake every stream so it ends and MHD can stop. */
+    resume_all(false, 0);
+    pthread_mutex_unlock(&hub.lock);
+    return NULL;
+}
+
+int sse_start(struct usersd_err *err)
+{
+    struct usersd_config c;
+    usersd_config_init(&c);
+    const struct server_config *cfg = server_config();
+    c.db_url = cfg->db_url;
+    c.away_after_s = cfg->away_after_s;
+    c.offline_after_s = cfg->offline_after_s;
+    if (usersd_open(&hub.core, &c, err)) return -1;
+    if (usersd_changes_head(hub.core, &hub.head, err)) goto fail;
+    hub.evicted = hub.head;
+    hub.ring = calloc(RING_CAP, sizeof *hub.ring);
+    if (!hub.ring) goto fail;
+    if (pthread_create(&hub.thread, NULL, hub_main, NULL) != 0) goto fail;
+    hub.running = true;
+    return 0;
+fail:
+    if (!err->msg[0]) snprintf(err->msg, sizeof err->msg, "cannot start the presence thread");
+    usersd_close(hub.core);
+    hub.core = NULL;
+    free(hub.ring);
+    hub.ring = NULL;
+    return -1;
+}
+
+void sse_stop(void)
+{
+    if (!hub.running) return;
+    pthread_mutex_lock(&hub.lock);
+    hub.stopping = true;
+    pthread_cond_signal(&hub.wake);
+    pthread_mutex_unlock(&hub.lock);
+    pthread_join(hub.thread, NULL);
+    hub.running = false;
+}
+
+void sse_release(void)
+{
+    usersd_close(hub.core);
+    hub.core = NULL;
+    free(hub.ring);
+    hub.ring = NULL;
+}
+
+void sse_notify(void)
+{
+    pthread_cond_signal(&hub.wake);
+}
+
+/* The first ring position holding seq > cursor (hub lock held). */
+static uint64_t ring_after(int64_t cursor)
+{
+    uint64_t lo = hub.first, hi = hub.next;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (hub.ring[mid % RING_CAP].seq <= cursor)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static size_t take(char *buf, size_t max, const char *src, size_t len, size_t *off)
+{
+    size_t n = len - *off < max ? len - *off : max;
+    memcpy(buf, src + *off, n);
+    *off += n;
+    return n;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct stream *s = cls;
+    size_t n = 0;
+    pthread_mutex_lock(&hub.lock);
+    if (hub.stopping) {
+        pthread_mutex_unlock(&hub.lock);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    if (s->pending) {
+        n += take(buf, max, s->pending, s->pending_len, &s->pending_off);
+        if (s->pending_off == s->pending_len) {
+            free(s->pending);
+            s->pending = NULL;
+        }
+    }
+    if (!s->pending && s->cursor < hub.evicted && s->cursor < hub.head) {
+        /* Fell behind what the ring keeps: drop; Last-Event-ID recovers. */
+        pthread_mutex_unlock(&hub.lock);
+        return n ? (ssize_t)n : MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    for (uint64_t p = ring_after(s->cursor); !s->pending && n < max && p < hub.next; p++) {
+        const struct event *ev = &hub.ring[p % RING_CAP];
+        size_t off = 0;
+        n += take(buf + n, max - n, ev->text, ev->len, &off);
+        s->cursor = ev->seq;
+        if (off < ev->len) { /* the rest goes out on the next call */
+            s->pending = malloc(ev->len - off);
+            if (!s->pending) {
+                pthread_mutex_unlock(&hub.lock);
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            }
+            memcpy(s->pending, ev->text + off, ev->len - off);
+            s->pending_len = ev->len - off;
+            s->pending_off = 0;
+        }
+    }
+    int64_t now = mono_us();
+    if (n == 0 && now - s->last_write_us >= KEEPALIVE_US) {
+        static const char ka[] = ": keepalive\n\n";
+        size_t off = 0;
+        n = take(buf, max, ka, sizeof ka - 1, &off);
+    }
+    if (n) {
+        s->last_write_us = now;
+    } else {
+        s->suspended = true;
+        MHD_suspend_connection(s->conn);
+    }
+    pthread_mutex_unlock(&hub.lock);
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream *s = cls;
+    pthread_mutex_lock(&hub.lock);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        hub.streams = s->next;
+    if (s->next) s->next->prev = s->prev;
+    pthread_mutex_unlock(&hub.lock);
+    atomic_fetch_sub(&hub.nstreams, 1);
+    free(s->pending);
+    free(s);
+}
+
+/* Appends to a growing string; false when out of memory. */
+static bool append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap * 2 : 4096;
+        while (c < *len + n + 1) c *= 2;
+        char *nb = realloc(*buf, c);
+        if (!nb) return false;
+        *buf = nb;
+        *cap = c;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = 0;
+    return true;
+}
+
+/* What a reconnecting client missed, read from the log: the replayed
+ * events, or a resync notice when the gap is past retention. */
+static bool replay(struct req *r, int64_t since, struct stream *s, size_t *len, size_t *cap)
+{
+    struct event ev;
+    for (int total = 0; total < REPLAY_MAX;) {
+        struct usersd_changes c;
+        struct usersd_err err = {0};
+        enum usersd_code rc =
+            usersd_changes_since(r->core, s->cursor, USERSD_CHANGES_LIMIT_MAX, &c, &err);
+        if (rc) {
+            if (rc != USERSD_EGONE) return false;
+            break;
+        }
+        for (size_t i = 0; i < c.count; i++)
+            if (render_event(&c.items[i], &ev) &&
+                !append(&s->pending, len, cap, ev.text, ev.len)) {
+                usersd_changes_free(&c);
+                return false;
+            }
+        if (c.count) s->cursor = c.items[c.count - 1].seq;
+        total += (int)c.count;
+        size_t n = c.count;
+        usersd_changes_free(&c);
+        if (n < USERSD_CHANGES_LIMIT_MAX) return true;
+    }
+    /* Too far behind: tell the client to reload the state, go on live. */
+    char msg[200];
+    int64_t head = 0;
+    usersd_changes_head(r->core, &head, NULL);
+    int n = snprintf(msg, sizeof msg,
+                     "event: resync\ndata: {\"reason\":\"changes after %lld are no longer "
+                     "available; reload the current state\",\"next_since\":%lld}\n\n",
+                     (long long)since, (long long)head);
+    s->cursor = head;
+    return append(&s->pending, len, cap, msg, (size_t)n);
+}
+
+static bool parse_seq(const char *v, int64_t *out)
+{
+    int64_t n = 0;
+    if (!v || !*v) return false;
+    for (const char *c = v; *c; c++) {
+        if (*c < '0' || *c > '9' || n > (INT64_MAX - 9) / 10) return false;
+        n = n * 10 + (*c - '0');
+    }
+    *out = n;
+    return true;
+}
+
+void h_stream(struct req *r)
+{
+    const char *last = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Last-Event-ID");
+    if (!last) last = query_str(r, "last_event_id");
+    int64_t since = -1;
+    if (last && !parse_seq(last, &since)) {
+        reply_fail(r, 400, "Last-Event-ID", "Last-Event-ID must be an event id from this stream");
+        return;
+    }
+    struct stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        reply_fail(r, 500, NULL, "the server ran out of memory");
+        return;
+    }
+    s->conn = r->conn;
+    s->last_write_us = mono_us();
+    /* Bound what the kernel buffers for a slow reader, too (it would grow
+     * to megabytes per socket on its own). */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci) {
+        int sndbuf = 64 * 1024;
+        setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    }
+    size_t len = 0, cap = 0;
+    static const char hello[] = "retry: 2000\n: connected\n\n";
+    bool ok = append(&s->pending, &len, &cap, hello, sizeof hello - 1);
+    if (since >= 0) {
+        s->cursor = since;
+        ok = ok && replay(r, since, s, &len, &cap);
+    } else {
+        pthread_mutex_lock(&hub.lock);
+        s->cursor = hub.head;
+        pthread_mutex_unlock(&hub.lock);
+    }
+    s->pending_len = len;
+    struct MHD_Response *resp =
+        ok ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free)
+           : NULL;
+    if (!resp) {
+        free(s->pending);
+        free(s);
+        reply_fail(r, 500, NULL, "the server ran out of memory");
+        return;
+    }
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream; charset=utf-8");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* nginx: do not buffer */
+    pthread_mutex_lock(&hub.lock);
+    s->next = hub.streams;
+    if (hub.streams) hub.streams->prev = s;
+    hub.streams = s;
+    pthread_mutex_unlock(&hub.lock);
+    atomic_fetch_add(&hub.nstreams, 1);
+    if (MHD_queue_response(r->conn, 200, resp) == MHD_YES) {
+        r->answered = true;
+        r->status = 200;
+    }
+    MHD_destroy_response(resp); /* stream_free runs when MHD is done with it */
+}
+
+void h_changes(struct req *r)
+{
+    int64_t since = -1;
+    int limit = USERSD_CHANGES_LIMIT_DEFAULT;
+    const char *v = query_str(r, "since");
+    if (v && !parse_seq(v, &since)) {
+        reply_fail(r, 400, "since", "since must be a whole number (a seq from this log)");
+        return;
+    }
+    if (!query_int(r, "limit", &limit)) return;
+    if (limit < 1) {
+        reply_fail(r, 400, "limit", "limit must be 1 or more");
+        return;
+    }
+    struct usersd_err err = {0};
+    struct usersd_changes c;
+    if (since < 0) { /* no cursor yet: start from now */
+        if (usersd_changes_head(r->core, &since, &err)) {
+            reply_err(r, &err);
+            return;
+        }
+    }
+    if (usersd_changes_since(r->core, since, limit, &c, &err)) {
+        reply_err(r, &err);
+        return;
+    }
+    reply_json(r, 200, render_changes(&c));
+    usersd_changes_free(&c);
+}
