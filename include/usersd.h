@@ -258,8 +258,9 @@ USERSD_API enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *u
 
 /* Automatic decay, so that "online" is never stale: online users whose
  * last_seen is older than away_after_s become away; online or away users
- * older than offline_after_s (or never seen) become offline. A threshold of
- * 0 is off. Each transition is logged like any other; last_seen does not
+ * older than offline_after_s become offline. A threshold of 0 is off. A
+ * user never seen (last_seen null, e.g. set away by staff) is not decayed:
+ * there is no activity to be older than. Each transition is logged like any other; last_seen does not
  * move. Safe to run from many processes at once: each change is applied and
  * logged by exactly one of them. *changed (may be NULL) receives the count. */
 USERSD_API enum usersd_code usersd_decay(struct usersd *u, int64_t *changed,

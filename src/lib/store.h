@@ -70,7 +70,7 @@ struct store_ops {
                               bool *updated, struct usersd_err *err);
 
     /* Decay: online users with last_seen < away_before become away; online
-     * or away users with last_seen < offline_before (or null) become
+     * or away users with last_seen < offline_before become
      * offline (USERSD_NULL_TIME turns either off). Logged at now; *changed
      * gets the number of transitions. Atomic per statement. */
     enum usersd_code (*decay)(struct store *s, int64_t now, int64_t away_before,

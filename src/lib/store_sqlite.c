@@ -97,15 +97,13 @@ static const char *const stmt_sql[S_NSTMT] = {
      * cut-off, ?2 the offline one; NULL turns one off. */
     [S_DECAY_PENDING] =
         "SELECT EXISTS (SELECT 1 FROM users WHERE online_status = 2 AND last_seen < ?1) "
-        "OR EXISTS (SELECT 1 FROM users WHERE online_status IN (1, 2) AND last_seen < ?2) "
-        "OR (?2 IS NOT NULL AND EXISTS (SELECT 1 FROM users WHERE online_status IN (1, 2) "
-        "AND last_seen IS NULL))",
+        "OR EXISTS (SELECT 1 FROM users WHERE online_status IN (1, 2) AND last_seen < ?2)",
     [S_LOG_OFFLINE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
                       "at) SELECT id, username, 0, last_seen, ?1 FROM users "
-                      "WHERE online_status IN (1, 2) AND (last_seen IS NULL OR last_seen < ?2) "
+                      "WHERE online_status IN (1, 2) AND last_seen < ?2 "
                       "ORDER BY last_seen, id",
     [S_DECAY_OFFLINE] = "UPDATE users SET online_status = 0 WHERE online_status IN (1, 2) "
-                        "AND (last_seen IS NULL OR last_seen < ?1)",
+                        "AND last_seen < ?1",
     [S_LOG_AWAY] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
                    "at) SELECT id, username, 1, last_seen, ?1 FROM users "
                    "WHERE online_status = 2 AND last_seen < ?2 ORDER BY last_seen, id",
