@@ -260,9 +260,9 @@ USERSD_API enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *u
  * last_seen is older than away_after_s become away; online or away users
  * older than offline_after_s become offline. A threshold of 0 is off. A
  * user never seen (last_seen null, e.g. set away by staff) is not decayed:
- * there is no activity to be older than. Each transition is logged like any other; last_seen does not
- * move. Safe to run from many processes at once: each change is applied and
- * logged by exactly one of them. *changed (may be NULL) receives the count. */
+ * there is no activity to be older than. Each transition is logged like any other; last_seen does
+ * not move. Safe to run from many processes at once: each change is applied and logged by exactly
+ * one of them. *changed (may be NULL) receives the count. */
 USERSD_API enum usersd_code usersd_decay(struct usersd *u, int64_t *changed,
                                          struct usersd_err *err);
 
@@ -296,6 +296,12 @@ USERSD_API enum usersd_code usersd_changes_since(struct usersd *u, int64_t since
                                                  struct usersd_err *err);
 /* The newest seq (0 when nothing was ever logged). */
 USERSD_API enum usersd_code usersd_changes_head(struct usersd *u, int64_t *seq,
+                                                struct usersd_err *err);
+/* Waits up to timeout_ms for a change logged by another connection, where
+ * the database can say so (PostgreSQL LISTEN/NOTIFY); *notified tells.
+ * Returns USERSD_EINVAL at once when the database cannot wait (SQLite):
+ * poll usersd_changes_since instead. Either way the log stays the truth. */
+USERSD_API enum usersd_code usersd_changes_wait(struct usersd *u, int timeout_ms, bool *notified,
                                                 struct usersd_err *err);
 /* Deletes changes older than the configured retention. */
 USERSD_API enum usersd_code usersd_changes_prune(struct usersd *u, struct usersd_err *err);

@@ -111,9 +111,14 @@ int opts_check_db(const char *cmd, const char *url)
 {
     if (!url || !*url) return opts_fail(cmd, "--db is required (or USERSD_DB)");
     if (!strncmp(url, "sqlite:", 7) && url[7]) return 0;
-    if (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11))
-        return opts_fail(cmd, "PostgreSQL is not supported by this build yet: '%s'", url);
-    return opts_fail(cmd, "--db must be sqlite:PATH, not '%s'", url);
+    if (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11)) {
+#ifdef USERSD_WITH_PG
+        return 0;
+#else
+        return opts_fail(cmd, "this usersd was built without PostgreSQL (libpq)");
+#endif
+    }
+    return opts_fail(cmd, "--db must be sqlite:PATH or postgresql://user:pass@host:port/dbname");
 }
 
 struct usersd *cli_open(const char *cmd, const char *db)

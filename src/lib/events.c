@@ -39,3 +39,12 @@ enum usersd_code usersd_changes_prune(struct usersd *u, struct usersd_err *err)
     int64_t before = usersd_now(u) - u->cfg.changes_retention_s * 1000000;
     return u->store->ops->changes_prune(u->store, before, err);
 }
+
+enum usersd_code usersd_changes_wait(struct usersd *u, int timeout_ms, bool *notified,
+                                     struct usersd_err *err)
+{
+    *notified = false;
+    if (!u->store->ops->changes_wait)
+        return err_set(err, USERSD_EINVAL, "this database cannot wait for changes; poll");
+    return u->store->ops->changes_wait(u->store, timeout_ms, notified, err);
+}

@@ -5,18 +5,31 @@
 
 static const struct store_ops *const drivers[] = {
     &store_sqlite_ops,
+#ifdef USERSD_WITH_PG
+    &store_pg_ops,
+#endif
 };
+
+static bool scheme_is(const char *url, const char *scheme)
+{
+    size_t n = scheme ? strlen(scheme) : 0;
+    return n && strncmp(url, scheme, n) == 0 && url[n] == ':';
+}
 
 enum usersd_code store_open(struct store **out, const char *url, struct usersd_err *err)
 {
     *out = NULL;
     if (!url || !*url) return err_set(err, USERSD_EINVAL, "no database URL given");
     for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++) {
-        size_t n = strlen(drivers[i]->scheme);
-        if (strncmp(url, drivers[i]->scheme, n) == 0 && url[n] == ':')
-            return drivers[i]->open(out, url + n + 1, err);
+        const struct store_ops *d = drivers[i];
+        const char *scheme = scheme_is(url, d->scheme)  ? d->scheme
+                             : scheme_is(url, d->alias) ? d->alias
+                                                        : NULL;
+        if (scheme) return d->open(out, d->full_url ? url : url + strlen(scheme) + 1, err);
     }
-    return err_set(err, USERSD_EINVAL, "unsupported database URL '%.100s' (expected sqlite:PATH)",
+    return err_set(err, USERSD_EINVAL,
+                   "unsupported database URL '%.100s' (expected sqlite:PATH or "
+                   "postgresql://user:pass@host:port/dbname)",
                    url);
 }
 

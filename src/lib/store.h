@@ -22,8 +22,10 @@ struct store_status_change {
 };
 
 struct store_ops {
-    const char *scheme; /* "sqlite" */
-    /* target is the URL after "scheme:". */
+    const char *scheme; /* "sqlite", "postgresql" */
+    const char *alias;  /* another scheme name, or NULL */
+    bool full_url;      /* open gets the whole URL, not what follows "scheme:" */
+    /* target is the URL after "scheme:" (or the whole URL, see full_url). */
     enum usersd_code (*open)(struct store **out, const char *target, struct usersd_err *err);
     void (*close)(struct store *s);
     enum usersd_code (*ping)(struct store *s, struct usersd_err *err);
@@ -82,6 +84,11 @@ struct store_ops {
     /* Deletes changes logged before `before`, remembering the highest seq. */
     enum usersd_code (*changes_prune)(struct store *s, int64_t before, struct usersd_err *err);
 
+    /* Waits up to timeout_ms for another connection's change to the log;
+     * NULL when the driver cannot (the caller polls instead). */
+    enum usersd_code (*changes_wait)(struct store *s, int timeout_ms, bool *notified,
+                                     struct usersd_err *err);
+
     enum usersd_code (*token_insert)(struct store *s, const unsigned char *hash, int64_t user_id,
                                      int64_t now, struct usersd_err *err);
     /* The token's user (active or not). ENOTFOUND when no such token. */
@@ -101,5 +108,8 @@ enum usersd_code store_open(struct store **out, const char *url, struct usersd_e
 void store_close(struct store *s);
 
 extern const struct store_ops store_sqlite_ops;
+#ifdef USERSD_WITH_PG
+extern const struct store_ops store_pg_ops;
+#endif
 
 #endif

@@ -733,15 +733,15 @@ static enum usersd_code run_times(struct sqlite_store *s, enum stmt_id id, int n
 {
     sqlite3_stmt *st = prep(s, id, err);
     if (!st) return USERSD_EDB;
-    for (int i = 0; i < n; i++) bind_time(st, i + 1, t[i]);
+    for (int i = 0; i < n; i++)
+        bind_time(st, i + 1, t[i]);
     int rc = sqlite3_step(st);
     done(st);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
 }
 
 static enum usersd_code sq_decay(struct store *base, int64_t now, int64_t away_before,
-                                 int64_t offline_before, int64_t *changed,
-                                 struct usersd_err *err)
+                                 int64_t offline_before, int64_t *changed, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     *changed = 0;
@@ -827,8 +827,7 @@ static enum usersd_code sq_changes_head(struct store *base, int64_t *seq, struct
     return st ? count_query(s, st, seq, err) : USERSD_EDB;
 }
 
-static enum usersd_code sq_changes_prune(struct store *base, int64_t before,
-                                         struct usersd_err *err)
+static enum usersd_code sq_changes_prune(struct store *base, int64_t before, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     enum usersd_code code = begin(s, err);

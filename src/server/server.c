@@ -202,6 +202,19 @@ static int resolve(const char *listen, struct sockaddr_storage *ss, socklen_t *l
     return 0;
 }
 
+/* The database URL as it may be logged: any password replaced by "***". */
+static void redact_url(const char *url, char *out, size_t size)
+{
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    if (!colon) {
+        snprintf(out, size, "%s", url);
+        return;
+    }
+    snprintf(out, size, "%.*s:***%s", (int)(colon - url), url, at);
+}
+
 static int bootstrap_admin(struct usersd *u)
 {
     const char *pw = getenv("USERSD_ADMIN_PASSWORD");
@@ -272,9 +285,10 @@ int server_run(const struct server_config *cfg)
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned)1024, MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_END);
+        (unsigned)(cfg->threads > 1 ? cfg->threads : 0), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)20000, MHD_OPTION_END);
     if (!d) {
         sse_stop();
         sse_release();
@@ -288,9 +302,11 @@ int server_run(const struct server_config *cfg)
         inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
     else
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
+    char db[512];
+    redact_url(cfg->db_url, db, sizeof db);
     fprintf(stderr, "usersd: listening on http://%s%s%s:%u (%s, %d threads)\n",
             ss.ss_family == AF_INET6 ? "[" : "", host, ss.ss_family == AF_INET6 ? "]" : "",
-            info ? info->port : 0, cfg->db_url, cfg->threads);
+            info ? info->port : 0, db, cfg->threads);
 
     int sig = 0;
     sigwait(&sigs, &sig);

@@ -22,13 +22,13 @@
 
 #include "server.h"
 
-#define RING_CAP 4096          /* events kept in memory for live streams */
-#define EVENT_MAX 640          /* one rendered event, bytes */
-#define POLL_MS 100            /* log poll interval */
-#define DECAY_EVERY_US 250000  /* decay sweep interval */
-#define KEEPALIVE_US 15000000  /* ": keepalive" after this much silence */
+#define RING_CAP 4096         /* events kept in memory for live streams */
+#define EVENT_MAX 640         /* one rendered event, bytes */
+#define POLL_MS 100           /* log poll interval */
+#define DECAY_EVERY_US 250000 /* decay sweep interval */
+#define KEEPALIVE_US 15000000 /* ": keepalive" after this much silence */
 #define PRUNE_EVERY_US 60000000
-#define REPLAY_MAX 10000       /* Last-Event-ID replay bound, events */
+#define REPLAY_MAX 10000 /* Last-Event-ID replay bound, events */
 
 struct event {
     int64_t seq;
@@ -49,7 +49,7 @@ struct stream {
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    struct event *ring; /* RING_CAP slots; event p lives at ring[p % RING_CAP] */
+    struct event *ring;   /* RING_CAP slots; event p lives at ring[p % RING_CAP] */
     uint64_t first, next; /* positions of the oldest and the next event */
     int64_t head;         /* the newest seq the hub has read */
     int64_t evicted;      /* the newest seq dropped from the ring */
@@ -150,8 +150,25 @@ static void *hub_main(void *arg)
     (void)arg;
     int64_t next_decay = 0, next_prune = 0, next_keepalive = 0;
     struct usersd_err err = {0};
+    bool can_wait = true;
     pthread_mutex_lock(&hub.lock);
     while (!hub.stopping) {
+        if (can_wait) {
+            /* PostgreSQL: sleep on LISTEN/NOTIFY, so a change from any
+             * process wakes us at once; the timeout keeps decay and the
+             * keepalives going and recovers a lost notification. */
+            pthread_mutex_unlock(&hub.lock);
+            bool notified;
+            enum usersd_code rc =
+                usersd_changes_wait(hub.core, DECAY_EVERY_US / 1000, &notified, &err);
+            can_wait = rc != USERSD_EINVAL;
+            if (rc == USERSD_EDB) { /* the database is away: do not spin */
+                struct timespec pause = {0, POLL_MS * 1000000L};
+                nanosleep(&pause, NULL);
+            }
+            pthread_mutex_lock(&hub.lock);
+            if (can_wait) goto work;
+        }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += POLL_MS * 1000000L;
@@ -160,6 +177,7 @@ static void *hub_main(void *arg)
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&hub.wake, &hub.lock, &ts);
+    work:
         if (hub.stopping) break;
         pthread_mutex_unlock(&hub.lock);
 
@@ -332,7 +350,8 @@ static bool append(char **buf, size_t *len, size_t *cap, const char *s, size_t n
 {
     if (*len + n + 1 > *cap) {
         size_t c = *cap ? *cap * 2 : 4096;
-        while (c < *len + n + 1) c *= 2;
+        while (c < *len + n + 1)
+            c *= 2;
         char *nb = realloc(*buf, c);
         if (!nb) return false;
         *buf = nb;
@@ -359,8 +378,7 @@ static bool replay(struct req *r, int64_t since, struct stream *s, size_t *len, 
             break;
         }
         for (size_t i = 0; i < c.count; i++)
-            if (render_event(&c.items[i], &ev) &&
-                !append(&s->pending, len, cap, ev.text, ev.len)) {
+            if (render_event(&c.items[i], &ev) && !append(&s->pending, len, cap, ev.text, ev.len)) {
                 usersd_changes_free(&c);
                 return false;
             }

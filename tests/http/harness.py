@@ -21,8 +21,28 @@ ADMIN_PASSWORD = "admin-password-1"
 START_TIMEOUT = 20.0  # seconds, generous for sanitizer builds
 
 
-def db_url(directory):
-    return "sqlite:" + os.path.join(directory, "usersd.db")
+DB_KIND = os.environ.get("USERSD_TEST_DB", "sqlite")  # or "postgresql"
+_dbs = [0]
+
+
+def pg_admin(sql):
+    """Runs one statement on the test cluster's maintenance database."""
+    state = os.environ["USERSD_PG_STATE"]
+    base = open(os.path.join(state, "url")).read().strip()
+    psql = os.path.join(open(os.path.join(state, "bindir")).read().strip(), "psql")
+    subprocess.run([psql, "-q", "-X", "-v", "ON_ERROR_STOP=1", base + "/postgres", "-c", sql],
+                   check=True, capture_output=True, timeout=60)
+    return base
+
+
+def db_url(directory, name="usersd"):
+    """A fresh, empty database of the kind under test."""
+    if DB_KIND == "sqlite":
+        return "sqlite:" + os.path.join(directory, name + ".db")
+    _dbs[0] += 1
+    db = "t_%d_%d_%s" % (os.getpid(), _dbs[0], name)
+    base = pg_admin("CREATE DATABASE " + db)
+    return base + "/" + db
 
 
 class Server:

@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import ADMIN_PASSWORD, BIN, Server
+from harness import ADMIN_PASSWORD, BIN, Server, db_url
 
 COMMANDS = ("serve", "createuser", "migrate", "status", "online", "stats")
 
@@ -15,7 +15,7 @@ COMMANDS = ("serve", "createuser", "migrate", "status", "online", "stats")
 class Cli(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="usersd-cli-")
-        self.db = "sqlite:" + os.path.join(self.dir, "cli.db")
+        self.db = db_url(self.dir, "cli")
 
     def tearDown(self):
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -91,11 +91,10 @@ class Cli(unittest.TestCase):
         env = {"USERSD_DB": self.db}
         p = self.run_cli("migrate", env=env)
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertTrue(os.path.exists(os.path.join(self.dir, "cli.db")))
         p = self.run_cli("stats", env=env)
         self.assertEqual(json.loads(p.stdout)["total_users"], 0)
         # a flag beats the variable
-        other = "sqlite:" + os.path.join(self.dir, "other.db")
+        other = db_url(self.dir, "other")
         self.run_cli("createuser", "--db", other, "--username", "x", "--password-stdin",
                      stdin="password-123\n")
         p = self.run_cli("stats", "--db", other, env=env)
@@ -167,7 +166,12 @@ class Cli(unittest.TestCase):
                 text = log.read()
             self.assertIn("listening on http://127.0.0.1:", text)
             self.assertIn("1 threads", text)
-            self.assertIn(self.db, text)
+            # the database is named, its password never shown
+            self.assertIn(self.db.rsplit("/", 1)[-1], text)
+            if "@" in self.db:
+                password = self.db.split("://", 1)[1].split("@")[0].split(":")[1]
+                self.assertNotIn(password, text)
+                self.assertIn(":***@", text)
         finally:
             p.terminate()
             self.assertEqual(p.wait(timeout=20), 0)

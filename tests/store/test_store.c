@@ -13,25 +13,58 @@
 
 #include "internal.h"
 
-static const char *g_url;
+/* argv: "sqlite" (a temp file per test) or "postgresql STATE_DIR" (a fresh
+ * database per test on the cluster scripts/pg-cluster.sh started). */
+static const char *g_kind;
+static char g_pg_base[256];
 
 struct fx {
     struct store *s;
-    char path[64];
+    char path[64]; /* sqlite file, or postgresql database name */
 };
+
+#ifdef USERSD_WITH_PG
+#include <libpq-fe.h>
+
+static int pg_admin(const char *sql)
+{
+    char url[320];
+    snprintf(url, sizeof url, "%s/postgres", g_pg_base);
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
+#endif
 
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    char url[128];
-    snprintf(f->path, sizeof f->path, "/tmp/usersd-store-XXXXXX");
-    int fd = mkstemp(f->path);
-    if (fd < 0) return -1;
-    close(fd);
-    snprintf(url, sizeof url, "%s%s", g_url, f->path);
+    char url[400];
+    if (strcmp(g_kind, "sqlite") == 0) {
+        snprintf(f->path, sizeof f->path, "/tmp/usersd-store-XXXXXX");
+        int fd = mkstemp(f->path);
+        if (fd < 0) return -1;
+        close(fd);
+        snprintf(url, sizeof url, "sqlite:%s", f->path);
+    } else {
+#ifdef USERSD_WITH_PG
+        static int n;
+        char sql[128];
+        snprintf(f->path, sizeof f->path, "store_%d_%d", (int)getpid(), ++n);
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s", f->path);
+        if (pg_admin(sql)) return -1;
+        snprintf(url, sizeof url, "%s/%s", g_pg_base, f->path);
+#else
+        return -1;
+#endif
+    }
     struct usersd_err err = {0};
     if (store_open(&f->s, url, &err)) {
-        fprintf(stderr, "store_open(%s): %s\n", url, err.msg);
+        fprintf(stderr, "store_open: %s\n", err.msg);
         return -1;
     }
     *state = f;
@@ -42,12 +75,20 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     store_close(f->s);
-    char p[80];
-    unlink(f->path);
-    snprintf(p, sizeof p, "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", f->path);
-    unlink(p);
+    if (strcmp(g_kind, "sqlite") == 0) {
+        char p[80];
+        unlink(f->path);
+        snprintf(p, sizeof p, "%s-wal", f->path);
+        unlink(p);
+        snprintf(p, sizeof p, "%s-shm", f->path);
+        unlink(p);
+    } else {
+#ifdef USERSD_WITH_PG
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP DATABASE %s", f->path);
+        pg_admin(sql);
+#endif
+    }
     free(f);
     return 0;
 }
@@ -222,7 +263,18 @@ static void lists_and_stats(void **state)
 
 int main(int argc, char **argv)
 {
-    g_url = argc > 1 ? argv[1] : "sqlite:";
+    g_kind = argc > 1 ? argv[1] : "sqlite";
+    if (strcmp(g_kind, "sqlite") != 0) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/url", argc > 2 ? argv[2] : ".");
+        FILE *fp = fopen(path, "r");
+        if (!fp || !fgets(g_pg_base, sizeof g_pg_base, fp)) {
+            fprintf(stderr, "test_store: cannot read %s\n", path);
+            return 1;
+        }
+        fclose(fp);
+        g_pg_base[strcspn(g_pg_base, "\n")] = 0;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(insert_get_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(uniqueness, setup, teardown),

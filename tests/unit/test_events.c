@@ -184,8 +184,10 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
     const struct CMUnitTest tests[] = {
-        T(thresholds_and_boundaries), T(straight_to_offline_and_away_users),
-        T(thresholds_can_be_off),     T(log_records_changes_only),
+        T(thresholds_and_boundaries),
+        T(straight_to_offline_and_away_users),
+        T(thresholds_can_be_off),
+        T(log_records_changes_only),
         T(prune_and_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
