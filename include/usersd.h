@@ -306,6 +306,17 @@ USERSD_API enum usersd_code usersd_changes_wait(struct usersd *u, int timeout_ms
 /* Deletes changes older than the configured retention. */
 USERSD_API enum usersd_code usersd_changes_prune(struct usersd *u, struct usersd_err *err);
 
+/* ---- Copying ----------------------------------------------------------- */
+
+/* Copies every user (ids, password hashes and presence included) and every
+ * token from `from` into `to`, which must hold no user (ECONFLICT
+ * otherwise). The change log is not copied: `to` continues its sequence
+ * after `from`'s newest, so a stream client reconnecting with an old
+ * Last-Event-ID is told to resync. *users and *tokens (may be NULL) receive
+ * the counts. */
+USERSD_API enum usersd_code usersd_copy(struct usersd *from, struct usersd *to, int64_t *users,
+                                        int64_t *tokens, struct usersd_err *err);
+
 /* ---- Authentication ---------------------------------------------------- */
 
 /* Keys are 64 hex characters (256 random bits). */

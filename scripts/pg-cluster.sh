@@ -3,6 +3,7 @@
 # a free loopback port, password auth, stopped and deleted at the end.
 #   scripts/pg-cluster.sh start STATE_DIR   writes STATE_DIR/url and STATE_DIR/data_dir
 #   scripts/pg-cluster.sh stop STATE_DIR
+#   scripts/pg-cluster.sh pause|resume STATE_DIR   stop/start the server, data kept
 # STATE_DIR/url holds postgresql://usersd:PASSWORD@127.0.0.1:PORT (no dbname).
 set -eu
 cmd=$1
@@ -35,7 +36,18 @@ start)
     echo "$dir" > "$state/data_dir"
     echo "postgresql://usersd:$pw@127.0.0.1:$port" > "$state/url"
     echo "$bindir" > "$state/bindir"
+    echo "$port" > "$state/port"
     echo "pg-cluster: PostgreSQL on 127.0.0.1:$port ($dir)"
+    ;;
+pause)
+    dir=$(cat "$state/data_dir")
+    as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    ;;
+resume)
+    dir=$(cat "$state/data_dir")
+    port=$(cat "$state/port")
+    as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
     ;;
 stop)
     [ -f "$state/data_dir" ] || exit 0
@@ -45,7 +57,7 @@ stop)
     echo "pg-cluster: stopped"
     ;;
 *)
-    echo "usage: $0 start|stop STATE_DIR" >&2
+    echo "usage: $0 start|stop|pause|resume STATE_DIR" >&2
     exit 2
     ;;
 esac

@@ -51,5 +51,6 @@ int cmd_migrate(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_online(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
 
 #endif

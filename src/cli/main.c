@@ -15,6 +15,7 @@ static const struct {
     {"status", cmd_status, "print or set one user's online status"},
     {"online", cmd_online, "print the online users page"},
     {"stats", cmd_stats, "print user statistics"},
+    {"copy", cmd_copy, "copy every user and token into another, empty database"},
 };
 
 static void usage(FILE *f)

@@ -13,6 +13,17 @@
 
 struct store;
 
+/* Whole rows, for copying one database into another. */
+struct store_user_row {
+    struct usersd_user user;
+    char pwhash[128];
+};
+struct store_token_row {
+    unsigned char hash[STORE_TOKEN_HASH_LEN];
+    int64_t user_id;
+    int64_t created;
+};
+
 /* A presence transition asked of the driver. */
 struct store_status_change {
     int64_t user_id;
@@ -88,6 +99,20 @@ struct store_ops {
      * NULL when the driver cannot (the caller polls instead). */
     enum usersd_code (*changes_wait)(struct store *s, int timeout_ms, bool *notified,
                                      struct usersd_err *err);
+
+    /* Copying (usersd copy). dump_* read up to cap rows after a key (id;
+     * token hash, NULL for the start) in key order. load writes rows as
+     * they are, ids included, in one transaction. load_finish moves the
+     * id and seq counters past what was loaded, the log's to log_head. */
+    enum usersd_code (*dump_users)(struct store *s, int64_t after_id, size_t cap,
+                                   struct store_user_row *rows, size_t *n, struct usersd_err *err);
+    enum usersd_code (*dump_tokens)(struct store *s, const unsigned char *after, size_t cap,
+                                    struct store_token_row *rows, size_t *n,
+                                    struct usersd_err *err);
+    enum usersd_code (*load)(struct store *s, const struct store_user_row *users, size_t nu,
+                             const struct store_token_row *tokens, size_t nt,
+                             struct usersd_err *err);
+    enum usersd_code (*load_finish)(struct store *s, int64_t log_head, struct usersd_err *err);
 
     enum usersd_code (*token_insert)(struct store *s, const unsigned char *hash, int64_t user_id,
                                      int64_t now, struct usersd_err *err);

@@ -60,6 +60,12 @@ enum pstmt {
     P_PRUNED,
     P_HEAD,
     P_PRUNE,
+    P_DUMP_USERS,
+    P_DUMP_TOKENS,
+    P_LOAD_USER,
+    P_LOAD_TOKEN,
+    P_LOAD_IDS,
+    P_LOAD_SEQ,
     P_NSTMT
 };
 
@@ -124,6 +130,18 @@ static const char *const psql[P_NSTMT] = {
                 "presence_changes WHERE at < $1) RETURNING seq) "
                 "UPDATE presence_meta SET pruned_through = greatest(pruned_through, "
                 "(SELECT coalesce(max(seq), 0) FROM gone)) WHERE id = 1",
+    [P_DUMP_USERS] = "SELECT " USER_COLS ", password FROM users WHERE id > $1 ORDER BY id LIMIT $2",
+    [P_DUMP_TOKENS] = "SELECT hash, user_id, created FROM tokens WHERE hash > $1 ORDER BY hash "
+                      "LIMIT $2",
+    [P_LOAD_USER] = "INSERT INTO users (" USER_COLS ", password) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    [P_LOAD_TOKEN] = "INSERT INTO tokens (hash, user_id, created) VALUES ($1, $2, $3)",
+    [P_LOAD_IDS] = "SELECT setval(pg_get_serial_sequence('users', 'id'), "
+                   "greatest((SELECT max(id) FROM users), 1))",
+    /* The log continues after the source's. */
+    [P_LOAD_SEQ] = "WITH m AS (UPDATE presence_meta SET pruned_through = greatest(pruned_through, "
+                   "$1) WHERE id = 1) SELECT setval(pg_get_serial_sequence('presence_changes', "
+                   "'seq'), greatest($1, 1), $1 > 0)",
 };
 
 struct pg_store {
@@ -139,11 +157,11 @@ struct pg_store {
 /* ---- parameters --------------------------------------------------------- */
 
 struct params {
-    const char *v[10];
-    int len[10];
-    int fmt[10];
+    const char *v[12];
+    int len[12];
+    int fmt[12];
     int n;
-    char buf[10][24];
+    char buf[12][24];
 };
 
 static void p_int(struct params *p, int64_t x)
@@ -191,7 +209,7 @@ static void one_line(char *dst, size_t size, const char *msg)
 {
     snprintf(dst, size, "%s", msg ? msg : "unknown error");
     for (char *c = dst; *c; c++)
-        if (*c == '\n' || *c == '\r') *c = ' ';
+        if (*c == '\n' || *c == '\r' || *c == '\t') *c = ' ';
     size_t n = strlen(dst);
     while (n && dst[n - 1] == ' ')
         dst[--n] = 0;
@@ -923,6 +941,92 @@ static enum usersd_code pg_changes_wait(struct store *base, int timeout_ms, bool
     return USERSD_OK;
 }
 
+/* ---- copying ------------------------------------------------------------ */
+
+static enum usersd_code pg_dump_users(struct store *base, int64_t after, size_t cap,
+                                      struct store_user_row *rows, size_t *n,
+                                      struct usersd_err *err)
+{
+    struct params p = {0};
+    p_int(&p, after);
+    p_int(&p, (int64_t)cap);
+    PGresult *r = run((struct pg_store *)base, P_DUMP_USERS, &p, err);
+    if (!r) return last_fail;
+    for (*n = 0; *n < cap && *n < (size_t)PQntuples(r); (*n)++) {
+        row_user(r, (int)*n, &rows[*n].user);
+        col_text(rows[*n].pwhash, sizeof rows[0].pwhash, r, (int)*n, 10);
+    }
+    PQclear(r);
+    return USERSD_OK;
+}
+
+static enum usersd_code pg_dump_tokens(struct store *base, const unsigned char *after, size_t cap,
+                                       struct store_token_row *rows, size_t *n,
+                                       struct usersd_err *err)
+{
+    struct params p = {0};
+    p_bytea(&p, after ? after : (const unsigned char *)"", after ? STORE_TOKEN_HASH_LEN : 0);
+    p_int(&p, (int64_t)cap);
+    struct pg_store *s = (struct pg_store *)base;
+    PGresult *r = run(s, P_DUMP_TOKENS, &p, err);
+    if (!r) return last_fail;
+    for (*n = 0; *n < cap && *n < (size_t)PQntuples(r); (*n)++) {
+        size_t len = 0;
+        unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, (int)*n, 0), &len);
+        if (b && len == STORE_TOKEN_HASH_LEN) memcpy(rows[*n].hash, b, len);
+        PQfreemem(b);
+        rows[*n].user_id = col_int(r, (int)*n, 1);
+        rows[*n].created = col_int(r, (int)*n, 2);
+    }
+    PQclear(r);
+    return USERSD_OK;
+}
+
+static enum usersd_code pg_load(struct store *base, const struct store_user_row *users, size_t nu,
+                                const struct store_token_row *tokens, size_t nt,
+                                struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    for (size_t i = 0; i < nu; i++) {
+        const struct usersd_user *u = &users[i].user;
+        struct params p = {0};
+        p_int(&p, u->id);
+        p_text(&p, u->username);
+        p_text(&p, u->email);
+        p_text(&p, u->first_name);
+        p_text(&p, u->last_name);
+        p_bool(&p, u->is_active);
+        p_bool(&p, u->is_staff);
+        p_int(&p, u->date_joined);
+        p_int(&p, u->online_status);
+        p_time(&p, u->last_seen);
+        p_text(&p, users[i].pwhash);
+        if (run0(s, P_LOAD_USER, &p, err)) goto fail;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        struct params p = {0};
+        p_bytea(&p, tokens[i].hash, STORE_TOKEN_HASH_LEN);
+        p_int(&p, tokens[i].user_id);
+        p_int(&p, tokens[i].created);
+        if (run0(s, P_LOAD_TOKEN, &p, err)) goto fail;
+    }
+    return commit(s, err);
+fail:
+    rollback(s);
+    return last_fail;
+}
+
+static enum usersd_code pg_load_finish(struct store *base, int64_t head, struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    struct params p = {0};
+    p_int(&p, head);
+    enum usersd_code code = run0(s, P_LOAD_IDS, NULL, err);
+    return code ? code : run0(s, P_LOAD_SEQ, &p, err);
+}
+
 /* ---- tokens ------------------------------------------------------------- */
 
 static enum usersd_code pg_token_insert(struct store *base, const unsigned char *hash,
@@ -983,6 +1087,10 @@ const struct store_ops store_pg_ops = {
     .changes_head = pg_changes_head,
     .changes_prune = pg_changes_prune,
     .changes_wait = pg_changes_wait,
+    .dump_users = pg_dump_users,
+    .dump_tokens = pg_dump_tokens,
+    .load = pg_load,
+    .load_finish = pg_load_finish,
     .token_insert = pg_token_insert,
     .token_user = pg_token_user,
     .token_delete = pg_token_delete,

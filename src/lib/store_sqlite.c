@@ -52,6 +52,11 @@ enum stmt_id {
     S_PRUNE_MAX,
     S_PRUNE_DELETE,
     S_PRUNE_META,
+    S_DUMP_USERS,
+    S_DUMP_TOKENS,
+    S_LOAD_USER,
+    S_LOAD_TOKEN,
+    S_LOAD_SEQ,
     S_NSTMT
 };
 
@@ -118,6 +123,15 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_PRUNE_DELETE] = "DELETE FROM presence_changes WHERE seq <= ?",
     [S_PRUNE_META] = "UPDATE presence_meta SET pruned_through = max(pruned_through, ?) "
                      "WHERE id = 1",
+    [S_DUMP_USERS] = "SELECT " USER_COLS ", password FROM users WHERE id > ? ORDER BY id LIMIT ?",
+    [S_DUMP_TOKENS] = "SELECT hash, user_id, created FROM tokens WHERE hash > ? ORDER BY hash "
+                      "LIMIT ?",
+    [S_LOAD_USER] = "INSERT INTO users (" USER_COLS ", password) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [S_LOAD_TOKEN] = "INSERT INTO tokens (hash, user_id, created) VALUES (?, ?, ?)",
+    /* The log continues after the source's: AUTOINCREMENT reads this. */
+    [S_LOAD_SEQ] = "INSERT OR REPLACE INTO sqlite_sequence (name, seq) "
+                   "VALUES ('presence_changes', ?)",
 };
 
 /* List queries vary with their filters and ordering; each distinct SQL text
@@ -854,6 +868,113 @@ fail:
     return code;
 }
 
+/* ---- copying ------------------------------------------------------------ */
+
+static enum usersd_code sq_dump_users(struct store *base, int64_t after, size_t cap,
+                                      struct store_user_row *rows, size_t *n,
+                                      struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_DUMP_USERS, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, (int64_t)cap);
+    int rc;
+    *n = 0;
+    while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        row_user(st, &rows[*n].user);
+        copy_text(rows[*n].pwhash, sizeof rows[0].pwhash, st, 10);
+        (*n)++;
+    }
+    done(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+}
+
+static enum usersd_code sq_dump_tokens(struct store *base, const unsigned char *after, size_t cap,
+                                       struct store_token_row *rows, size_t *n,
+                                       struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_DUMP_TOKENS, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_blob(st, 1, after ? (const void *)after : "", after ? STORE_TOKEN_HASH_LEN : 0,
+                      SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, (int64_t)cap);
+    int rc;
+    *n = 0;
+    while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) == STORE_TOKEN_HASH_LEN)
+            memcpy(rows[*n].hash, sqlite3_column_blob(st, 0), STORE_TOKEN_HASH_LEN);
+        rows[*n].user_id = sqlite3_column_int64(st, 1);
+        rows[*n].created = sqlite3_column_int64(st, 2);
+        (*n)++;
+    }
+    done(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+}
+
+static enum usersd_code sq_load(struct store *base, const struct store_user_row *users, size_t nu,
+                                const struct store_token_row *tokens, size_t nt,
+                                struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    for (size_t i = 0; i < nu; i++) {
+        const struct usersd_user *u = &users[i].user;
+        sqlite3_stmt *st = prep(s, S_LOAD_USER, err);
+        if (!st) goto fail;
+        sqlite3_bind_int64(st, 1, u->id);
+        sqlite3_bind_text(st, 2, u->username, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, u->email, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, u->first_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, u->last_name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 6, u->is_active);
+        sqlite3_bind_int(st, 7, u->is_staff);
+        sqlite3_bind_int64(st, 8, u->date_joined);
+        sqlite3_bind_int(st, 9, (int)u->online_status);
+        bind_time(st, 10, u->last_seen);
+        sqlite3_bind_text(st, 11, users[i].pwhash, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        done(st);
+        if (rc != SQLITE_DONE) {
+            code = write_error(s, err);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < nt; i++) {
+        sqlite3_stmt *st = prep(s, S_LOAD_TOKEN, err);
+        if (!st) goto fail;
+        sqlite3_bind_blob(st, 1, tokens[i].hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, tokens[i].user_id);
+        sqlite3_bind_int64(st, 3, tokens[i].created);
+        int rc = sqlite3_step(st);
+        done(st);
+        if (rc != SQLITE_DONE) goto fail;
+    }
+    code = commit(s, err);
+out:
+    if (code) rollback(s);
+    return code;
+fail:
+    code = db_error(s, err);
+    rollback(s);
+    return code;
+}
+
+static enum usersd_code sq_load_finish(struct store *base, int64_t head, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    if ((code = run_times(s, S_LOAD_SEQ, 1, &head, err))) goto out;
+    if ((code = run_times(s, S_PRUNE_META, 1, &head, err))) goto out;
+    code = commit(s, err);
+out:
+    if (code) rollback(s);
+    return code;
+}
+
 /* ---- tokens ------------------------------------------------------------- */
 
 static enum usersd_code sq_token_insert(struct store *base, const unsigned char *hash,
@@ -921,6 +1042,10 @@ const struct store_ops store_sqlite_ops = {
     .changes = sq_changes,
     .changes_head = sq_changes_head,
     .changes_prune = sq_changes_prune,
+    .dump_users = sq_dump_users,
+    .dump_tokens = sq_dump_tokens,
+    .load = sq_load,
+    .load_finish = sq_load_finish,
     .token_insert = sq_token_insert,
     .token_user = sq_token_user,
     .token_delete = sq_token_delete,

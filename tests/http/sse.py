@@ -66,9 +66,10 @@ class Stream:
                 self.closed = True
                 return
 
-    def events(self, count, timeout=10, kinds=("presence",)):
-        """Reads until `count` events of the given kinds arrived (or the
-        deadline); returns all blocks read as dicts (comments included)."""
+    def events(self, count, timeout=10, kinds=("presence",), user_id=None):
+        """Reads until `count` events of the given kinds (about user_id, when
+        given) arrived, or the deadline; returns all blocks read as dicts
+        (comments included)."""
         deadline = time.monotonic() + timeout
         out = []
         while True:
@@ -85,7 +86,8 @@ class Stream:
                 if "data" in ev:
                     ev["json"] = json.loads(ev["data"])
                 out.append(ev)
-            if sum(1 for e in out if e.get("event") in kinds) >= count:
+            if sum(1 for e in out if e.get("event") in kinds and
+                   (user_id is None or e["json"].get("user_id") == user_id)) >= count:
                 return out
             if self.closed or not self._fill(deadline):
                 return out

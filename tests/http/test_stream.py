@@ -23,7 +23,8 @@ class Decay(ServerTest):
         self.assertTrue(s.headers["content-type"].startswith("text/event-stream"))
         _, _, set_ = self.req("POST", "/api/users/admin/users/%d/set-online-status/" % u["id"],
                               {"status": "online"}, token=self.admin)
-        evs = [e for e in presence(s.events(20, timeout=8)) if e["json"]["user_id"] == u["id"]]
+        evs = [e for e in presence(s.events(3, timeout=8, user_id=u["id"]))
+               if e["json"]["user_id"] == u["id"]]
         s.close()
         self.assertEqual([e["json"]["online_status"] for e in evs], ["online", "away", "offline"])
         for e in evs:
@@ -58,7 +59,8 @@ class Stream_(ServerTest):
         tok = self.srv.login("s1", "password-123")  # already online: no event
         self.req("POST", "/api/users/me/heartbeat/", token=tok)  # last_seen only: no event
         self.req("POST", "/api/auth/logout/", token=tok)  # offline: an event
-        evs = [e for e in presence(s.events(5, timeout=8)) if e["json"]["user_id"] == u["id"]]
+        evs = [e for e in presence(s.events(5, timeout=8, user_id=u["id"]))
+               if e["json"]["user_id"] == u["id"]]
         more = presence(s.events(1, timeout=1.0))
         s.close()
         self.assertEqual([e["json"]["online_status"] for e in evs],

@@ -1,0 +1,187 @@
+"""PostgreSQL: many usersd processes on one database, one truth (run only
+against PostgreSQL). Two servers share presence and decay; a database
+restart is survived; a bad connection string fails clearly; an SQLite
+deployment moves over with `usersd copy`."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import ADMIN_PASSWORD, BIN, Server, db_url, pg_admin
+from sse import Stream, presence
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+CLUSTER = os.path.join(ROOT, "scripts", "pg-cluster.sh")
+
+
+def changes_of(srv, token, uid):
+    code, _, body = srv.request("GET", "/api/users/presence/changes/?since=0&limit=1000",
+                                token=token)
+    assert code == 200, body
+    return [c["online_status"] for c in body["changes"] if c["user_id"] == uid]
+
+
+class TwoProcesses(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="usersd-pg2-")
+        self.db = db_url(self.dir, "shared")
+        args = ["--away-after", "1", "--offline-after", "2"]
+        self.a = Server(args, workdir=self.dir, db=self.db).start()
+        self.b = Server(args, workdir=tempfile.mkdtemp(prefix="usersd-pg2b-"), db=self.db).start()
+
+    def tearDown(self):
+        self.a.stop()
+        self.b.cleanup()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_change_through_one_reaches_the_others_stream(self):
+        ta, tb = self.a.login(), self.b.login()
+        u = self.a.create_user(ta, username="shared1")
+        s = Stream(self.b.port, tb)
+        self.assertEqual(s.read_headers(), 200)
+        self.a.request("POST", "/api/users/admin/users/%d/set-online-status/" % u["id"],
+                       {"status": "online"}, token=ta)
+        evs = [e for e in presence(s.events(3, timeout=10, user_id=u["id"]))
+               if e["json"]["user_id"] == u["id"]]
+        s.close()
+        # online through A, then decay (run by both processes) away and offline
+        self.assertEqual([e["json"]["online_status"] for e in evs], ["online", "away", "offline"])
+        time.sleep(1.0)  # both sweepers had every chance to double-report
+        self.assertEqual(changes_of(self.a, ta, u["id"]), ["online", "away", "offline"])
+        # B reads what A wrote, at once
+        code, _, st = self.b.request("GET", "/api/users/admin/users/%d/online-status/" % u["id"],
+                                     token=tb)
+        self.assertEqual((code, st["online_status"]), (200, "offline"))
+
+    def test_decay_by_two_processes_reports_each_change_once(self):
+        ta = self.a.login()
+        ids = []
+        for i in range(20):
+            u = self.a.create_user(ta, username="many%d" % i)
+            ids.append(u["id"])
+            self.a.request("POST", "/api/users/admin/users/%d/set-online-status/" % u["id"],
+                           {"status": "online"}, token=ta)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            code, _, body = self.a.request("GET", "/api/users/management/statistics/", token=ta)
+            if body["online_users"] == 0 and body["away_users"] == 0:
+                break
+            time.sleep(0.2)
+        time.sleep(0.6)
+        for uid in ids:
+            self.assertEqual(changes_of(self.a, ta, uid), ["online", "away", "offline"])
+
+
+class Restart(unittest.TestCase):
+    def test_outage_gives_503_and_service_resumes(self):
+        state = tempfile.mkdtemp(prefix="usersd-pgstate-")
+        subprocess.run([CLUSTER, "start", state], check=True, capture_output=True, timeout=120)
+        try:
+            base = open(os.path.join(state, "url")).read().strip()
+            bindir = open(os.path.join(state, "bindir")).read().strip()
+            subprocess.run([os.path.join(bindir, "psql"), "-qX", base + "/postgres", "-c",
+                            "CREATE DATABASE r1"], check=True, capture_output=True, timeout=60)
+            srv = Server(db=base + "/r1").start()
+            try:
+                tok = srv.login()
+                subprocess.run([CLUSTER, "pause", state], check=True, capture_output=True,
+                               timeout=120)
+                for path in ("/api/users/me/", "/api/users/admin/users/online/",
+                             "/api/users/management/statistics/"):
+                    t0 = time.monotonic()
+                    code, headers, body = srv.request("GET", path, token=tok)
+                    self.assertEqual(code, 503, body)
+                    self.assertRegex(body["error"], "database|PostgreSQL")
+                    self.assertLess(time.monotonic() - t0, 15)  # a bound on a hang, not speed
+                code, _, body = srv.request("POST", "/api/auth/login/",
+                                            {"username": "admin", "password": ADMIN_PASSWORD})
+                self.assertEqual(code, 503, body)
+                code, _, body = srv.request("GET", "/readyz")
+                self.assertEqual(code, 503)
+                code, _, body = srv.request("GET", "/healthz")
+                self.assertEqual(code, 200)  # alive, just not ready
+                subprocess.run([CLUSTER, "resume", state], check=True, capture_output=True,
+                               timeout=120)
+                deadline = time.monotonic() + 20
+                code = 0
+                while time.monotonic() < deadline and code != 200:
+                    code, _, _ = srv.request("GET", "/readyz")
+                    time.sleep(0.2)
+                self.assertEqual(code, 200)
+                code, _, me = srv.request("GET", "/api/users/me/", token=tok)
+                self.assertEqual((code, me["username"]), (200, "admin"))
+                self.assertEqual(srv.stop(), 0)
+            finally:
+                srv.cleanup()
+        finally:
+            subprocess.run([CLUSTER, "stop", state], capture_output=True, timeout=120)
+            shutil.rmtree(state, ignore_errors=True)
+
+
+class BadConnection(unittest.TestCase):
+    def test_wrong_password_or_host_exits_with_one_line(self):
+        good = db_url(tempfile.gettempdir(), "bad")
+        scheme, rest = good.split("://", 1)
+        cred, hostpart = rest.split("@", 1)
+        user = cred.split(":")[0]
+        for url, part in ((scheme + "://" + user + ":wrong@" + hostpart, "password"),
+                          (scheme + "://" + cred + "@no-such-host.invalid:5432/x", "no-such-host"),
+                          (scheme + "://" + cred + "@127.0.0.1:1/x", "127.0.0.1")):
+            p = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--db", url],
+                               capture_output=True, text=True, timeout=60,
+                               stdin=subprocess.DEVNULL)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            lines = p.stderr.strip().splitlines()
+            self.assertEqual(len(lines), 1, p.stderr)
+            self.assertIn("cannot connect to PostgreSQL", lines[0])
+            self.assertIn(part, lines[0])
+            self.assertNotIn("wrong@", lines[0])
+
+
+class Copy(unittest.TestCase):
+    def test_sqlite_to_postgresql(self):
+        d = tempfile.mkdtemp(prefix="usersd-copy-")
+        try:
+            src = "sqlite:" + os.path.join(d, "old.db")
+            old = Server(workdir=d, db=src).start()
+            tok = old.login()
+            u = old.create_user(tok, username="carol", email="carol@example.com",
+                                first_name="Carol")
+            old.request("POST", "/api/users/admin/users/%d/set-online-status/" % u["id"],
+                        {"status": "away"}, token=tok)
+            user_tok = old.login("carol", "password-123")
+            _, _, before = old.request("GET", "/api/users/management/list/", token=tok)
+            self.assertEqual(old.stop(), 0)
+
+            dst = db_url(d, "new")
+            p = subprocess.run([BIN, "copy", "--from", src, "--to", dst], capture_output=True,
+                               text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("copied 2 user(s) and 2 token(s)", p.stderr)
+            again = subprocess.run([BIN, "copy", "--from", src, "--to", dst],
+                                   capture_output=True, text=True, timeout=60)
+            self.assertEqual(again.returncode, 1)
+            self.assertIn("empty", again.stderr)
+
+            new = Server(workdir=tempfile.mkdtemp(prefix="usersd-copy2-"), db=dst).start()
+            try:
+                # the old tokens and passwords work; ids, fields and presence are kept
+                code, _, after = new.request("GET", "/api/users/management/list/", token=tok)
+                self.assertEqual(code, 200)
+                self.assertEqual(after["users"], before["users"])
+                code, _, me = new.request("GET", "/api/users/me/", token=user_tok)
+                self.assertEqual((code, me["id"]), (200, u["id"]))
+                new.login("carol", "password-123")
+                n = new.create_user(tok, username="dave")
+                self.assertGreater(n["id"], u["id"])  # ids continue after the copied ones
+            finally:
+                new.cleanup()
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
