@@ -2,7 +2,7 @@
 # a newcomer needs; both install missing Debian packages first (as root).
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test deps test-deps format clean
+.PHONY: all build run test deps test-deps install format clean
 
 all: build
 
@@ -25,8 +25,14 @@ test: test-deps
 	@cmake --build build-test -j $(JOBS)
 	@cd build-test && ctest --output-on-failure -j $(JOBS)
 
+# Installs the binary, libusersd.so, usersd.h, usersd.pc, the man page and
+# the systemd unit under PREFIX (default /usr/local).
+PREFIX ?= /usr/local
+install: build
+	@cmake --install build --prefix $(PREFIX)
+
 format:
-	@clang-format -i include/*.h src/*/*.c src/*/*.h tests/*/*.c examples/*.c
+	@clang-format -i include/*.h src/*/*.c src/*/*.h tests/*/*.c tests/*/*.h examples/*.c
 
 clean:
 	rm -rf build build-test

@@ -29,6 +29,8 @@ extern "C" {
 #define USERSD_API
 #endif
 
+#define USERSD_VERSION "0.1.0"
+
 /* ---- Error codes ------------------------------------------------------ */
 
 /* X(name, http status, default message). The enum, usersd_strerror() and the

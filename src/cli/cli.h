@@ -15,6 +15,7 @@ enum opt_kind { OPT_STR, OPT_INT, OPT_FLAG, OPT_LIST };
 struct opt_list {
     const char *items[OPT_LIST_MAX];
     int n;
+    int src; /* which source filled it (a later one replaces it) */
 };
 
 /* One option: --name VALUE (or --name=VALUE), read first from env when set.
@@ -28,7 +29,8 @@ struct opt {
     int64_t min, max;
 };
 
-/* Parses the environment, then argv (argv[0] is the subcommand). Positional
+/* Reads an option named "config" (a `key = value` file with the other
+ * options' names) first, then the environment, then argv (argv[0] is the subcommand). Positional
  * arguments go to pos (at most maxpos). Returns -1 to go on, else the exit
  * code: 0 after --help, 2 after one line on stderr about a bad option. */
 int opts_parse(const char *cmd, const char *usage, const struct opt *opts, int argc, char **argv,
@@ -52,5 +54,6 @@ int cmd_status(int argc, char **argv);
 int cmd_online(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
+int cmd_routes(int argc, char **argv);
 
 #endif

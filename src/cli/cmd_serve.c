@@ -23,6 +23,10 @@ static const char usage[] =
     "  --cookie-secure          mark the session cookie Secure (behind HTTPS)\n"
     "  --trusted-origin ORIGIN  also accept cookie-authenticated writes from ORIGIN\n"
     "                           (scheme://host[:port]; repeatable)\n"
+    "  --log-format text|json   access and error log format (USERSD_LOG_FORMAT; default text)\n"
+    "  --config FILE            read options from FILE, `key = value` lines with the names\n"
+    "                           above (listen = 127.0.0.1:8000); a flag beats the\n"
+    "                           environment, which beats the file (USERSD_CONFIG)\n"
     "\n"
     "When the database has no user and USERSD_ADMIN_PASSWORD is set, a staff user\n"
     "'admin' (or USERSD_ADMIN_USERNAME) is created with that password.\n";
@@ -36,6 +40,7 @@ int cmd_serve(int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int64_t threads = cores > 0 ? cores : 1;
     struct opt_list origins = {0};
+    const char *config = NULL, *log_format = "text";
     const struct opt opts[] = {
         {"listen", OPT_STR, "USERSD_LISTEN", &cfg.listen, 0, 0},
         {"db", OPT_STR, "USERSD_DB", &cfg.db_url, 0, 0},
@@ -44,6 +49,8 @@ int cmd_serve(int argc, char **argv)
         {"offline-after", OPT_INT, "USERSD_OFFLINE_AFTER", &cfg.offline_after_s, 0, INT32_MAX},
         {"cookie-secure", OPT_FLAG, NULL, &cfg.cookie_secure, 0, 0},
         {"trusted-origin", OPT_LIST, NULL, &origins, 0, 0},
+        {"log-format", OPT_STR, "USERSD_LOG_FORMAT", &log_format, 0, 0},
+        {"config", OPT_STR, "USERSD_CONFIG", &config, 0, 0},
         {0},
     };
     int npos, rc = opts_parse("serve", usage, opts, argc, argv, NULL, 0, &npos);
@@ -53,6 +60,9 @@ int cmd_serve(int argc, char **argv)
         strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(colon + 1) > 5)
         return opts_fail("serve", "--listen must be HOST:PORT, not '%s'", cfg.listen);
     if (opts_check_db("serve", cfg.db_url)) return 2;
+    if (strcmp(log_format, "text") && strcmp(log_format, "json"))
+        return opts_fail("serve", "--log-format must be text or json, not '%s'", log_format);
+    cfg.log_json = !strcmp(log_format, "json");
     for (int i = 0; i < origins.n; i++) {
         if (strncmp(origins.items[i], "http://", 7) && strncmp(origins.items[i], "https://", 8))
             return opts_fail("serve", "--trusted-origin must be http(s)://host[:port], not '%s'",

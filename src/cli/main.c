@@ -16,6 +16,7 @@ static const struct {
     {"online", cmd_online, "print the online users page"},
     {"stats", cmd_stats, "print user statistics"},
     {"copy", cmd_copy, "copy every user and token into another, empty database"},
+    {"routes", cmd_routes, "print the HTTP route table (for checks against the OpenAPI document)"},
 };
 
 static void usage(FILE *f)
@@ -37,7 +38,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        puts("usersd 0.1.0");
+        puts("usersd " USERSD_VERSION);
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

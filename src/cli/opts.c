@@ -1,5 +1,6 @@
 /* opts.c — argv and USERSD_* environment into option targets, the same way
  * for every subcommand: a flag on the command line beats the environment. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,10 @@ static bool parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
     return true;
 }
 
-static int set(const char *cmd, const struct opt *o, const char *value, const char *from)
+/* Where a value came from; a later source replaces an earlier one. */
+enum { SRC_FILE = 1, SRC_ENV, SRC_ARGV };
+
+static int set(const char *cmd, const struct opt *o, const char *value, const char *from, int src)
 {
     switch (o->kind) {
     case OPT_STR:
@@ -54,6 +58,10 @@ static int set(const char *cmd, const struct opt *o, const char *value, const ch
     }
     case OPT_LIST: {
         struct opt_list *l = o->target;
+        if (l->src != src) { /* flags replace the file's list, not add to it */
+            l->n = 0;
+            l->src = src;
+        }
         if (l->n == OPT_LIST_MAX) return opts_fail(cmd, "too many --%s options", o->name);
         l->items[l->n++] = value;
         break;
@@ -62,16 +70,109 @@ static int set(const char *cmd, const struct opt *o, const char *value, const ch
     return -1;
 }
 
+/* The config file's text; values point into it until exit. */
+static char *g_config_text;
+
+static void free_config(void)
+{
+    free(g_config_text);
+}
+
+static const struct opt *find(const struct opt *opts, const char *name, size_t nlen)
+{
+    for (const struct opt *o = opts; o->name; o++)
+        if (strlen(o->name) == nlen && !strncmp(o->name, name, nlen)) return o;
+    return NULL;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        s[--n] = 0;
+    return s;
+}
+
+/* `key = value` lines with the flags' names; # starts a comment. */
+static int load_config(const char *cmd, const char *path, const struct opt *opts)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return opts_fail(cmd, "cannot read --config '%s': %s", path, strerror(errno));
+    size_t cap = 4096, len = 0;
+    char *text = malloc(cap);
+    size_t n;
+    while (text && (n = fread(text + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (len + 1 == cap) {
+            char *t = cap < (1 << 20) ? realloc(text, cap *= 2) : NULL;
+            if (!t) free(text);
+            text = t;
+        }
+    }
+    fclose(f);
+    if (!text) return opts_fail(cmd, "--config '%s' is too large", path);
+    text[len] = 0;
+    free(g_config_text);
+    g_config_text = text;
+    int lineno = 0;
+    for (char *line = text, *next; line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = 0;
+        char *l = trim(line);
+        if (!*l) continue;
+        char *eq = strchr(l, '=');
+        if (!eq) return opts_fail(cmd, "%s:%d: expected 'key = value'", path, lineno);
+        *eq = 0;
+        char *key = trim(l), *value = trim(eq + 1);
+        size_t vl = strlen(value);
+        if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"') {
+            value[vl - 1] = 0;
+            value++;
+        }
+        const struct opt *o = find(opts, key, strlen(key));
+        if (!o || !strcmp(key, "config"))
+            return opts_fail(cmd, "%s:%d: unknown key '%s'", path, lineno, key);
+        char from[300];
+        snprintf(from, sizeof from, "%s:%d: ", path, lineno);
+        int rc = set(cmd, o, value, from, SRC_FILE);
+        if (rc >= 0) return rc;
+    }
+    return -1;
+}
+
 int opts_parse(const char *cmd, const char *usage, const struct opt *opts, int argc, char **argv,
                char **pos, int maxpos, int *npos)
 {
     *npos = 0;
+    static bool registered;
+    if (!registered) {
+        atexit(free_config);
+        registered = true;
+    }
+    /* Precedence: flag > environment > config file > default. */
+    const struct opt *cfg = find(opts, "config", 6);
+    if (cfg) {
+        const char *path = cfg->env ? getenv(cfg->env) : NULL;
+        for (int i = 1; i < argc; i++) {
+            if (!strcmp(argv[i], "--config") && i + 1 < argc) path = argv[i + 1];
+            if (!strncmp(argv[i], "--config=", 9)) path = argv[i] + 9;
+        }
+        if (path && *path) {
+            int rc = load_config(cmd, path, opts);
+            if (rc >= 0) return rc;
+        }
+    }
     for (const struct opt *o = opts; o->name; o++) {
         const char *v = o->env ? getenv(o->env) : NULL;
-        if (v && *v) {
+        if (v && *v && o != cfg) {
             char from[64];
             snprintf(from, sizeof from, "%s for --", o->env);
-            int rc = set(cmd, o, v, from);
+            int rc = set(cmd, o, v, from, SRC_ENV);
             if (rc >= 0) return rc;
         }
     }
@@ -88,10 +189,8 @@ int opts_parse(const char *cmd, const char *usage, const struct opt *opts, int a
         }
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        const struct opt *o = opts;
-        while (o->name && !(strlen(o->name) == nlen && !strncmp(o->name, name, nlen)))
-            o++;
-        if (!o->name) return opts_fail(cmd, "unknown option '--%.*s'", (int)nlen, name);
+        const struct opt *o = find(opts, name, nlen);
+        if (!o) return opts_fail(cmd, "unknown option '--%.*s'", (int)nlen, name);
         const char *value;
         if (o->kind == OPT_FLAG && !eq) {
             value = "1";
@@ -101,7 +200,8 @@ int opts_parse(const char *cmd, const char *usage, const struct opt *opts, int a
             if (i + 1 >= argc) return opts_fail(cmd, "--%s needs a value", o->name);
             value = argv[++i];
         }
-        int rc = set(cmd, o, value, "--");
+        if (o == cfg) continue; /* already read */
+        int rc = set(cmd, o, value, "--", SRC_ARGV);
         if (rc >= 0) return rc;
     }
     return -1;

@@ -20,7 +20,7 @@ void reply_clear_headers(struct req *r)
     r->nhdr = 0;
 }
 
-static void send_buffer(struct req *r, int status, char *buf, size_t len)
+static void send_buffer_type(struct req *r, int status, const char *type, char *buf, size_t len)
 {
     if (r->answered) {
         free(buf);
@@ -32,7 +32,7 @@ static void send_buffer(struct req *r, int status, char *buf, size_t len)
         free(buf);
         return;
     }
-    if (buf) MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
+    if (buf) MHD_add_response_header(resp, "Content-Type", type);
     for (int i = 0; i < r->nhdr; i++)
         MHD_add_response_header(resp, r->hdr[i].name, r->hdr[i].value);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
@@ -42,6 +42,20 @@ static void send_buffer(struct req *r, int status, char *buf, size_t len)
         r->bytes = len;
     }
     MHD_destroy_response(resp);
+}
+
+static void send_buffer(struct req *r, int status, char *buf, size_t len)
+{
+    send_buffer_type(r, status, "application/json; charset=utf-8", buf, len);
+}
+
+void reply_text(struct req *r, int status, const char *type, char *text, size_t len)
+{
+    if (!text) {
+        reply_fail(r, 500, NULL, "the server ran out of memory");
+        return;
+    }
+    send_buffer_type(r, status, type, text, len);
 }
 
 void reply_json(struct req *r, int status, json_t *obj)
@@ -68,11 +82,11 @@ void reply_empty(struct req *r, int status)
 void reply_err(struct req *r, const struct usersd_err *err)
 {
     int status = usersd_http_status(err->code);
+    snprintf(r->errmsg, sizeof r->errmsg, "%s",
+             err->msg[0] ? err->msg : usersd_strerror(err->code));
+    if (err->code == USERSD_EDB) metrics_db_error();
     if (status == 401) reply_header(r, "WWW-Authenticate", "Token");
     if (err->code == USERSD_EDB) reply_header(r, "Retry-After", "1");
-    if (err->code == USERSD_EINTERNAL || err->code == USERSD_ENOMEM || err->code == USERSD_EDB)
-        fprintf(stderr, "usersd: error: %s %s: %s\n", r->method, r->route ? r->route->pattern : "-",
-                err->msg);
     reply_json(r, status, render_error(err));
 }
 
@@ -84,6 +98,7 @@ void reply_fail(struct req *r, int status, const char *field, const char *fmt, .
     vsnprintf(err.msg, sizeof err.msg, fmt, ap);
     va_end(ap);
     snprintf(err.field, sizeof err.field, "%s", field ? field : "");
+    snprintf(r->errmsg, sizeof r->errmsg, "%s", err.msg);
     if (status == 401) reply_header(r, "WWW-Authenticate", "Token");
     reply_json(r, status, render_error(&err));
 }

@@ -24,6 +24,8 @@ static const struct route routes[] = {
     {"POST", "/api/users/me/online-status/", h_me_status, AUTH_USER, true},
     {"GET", "/api/users/presence/stream/", h_stream, AUTH_USER, false},
     {"GET", "/api/users/presence/changes/", h_changes, AUTH_USER, false},
+    {"GET", "/metrics", h_metrics, AUTH_STAFF, false},
+    {"GET", "/api/schema/", h_schema, AUTH_NONE, false},
     {"GET", "/healthz", h_healthz, AUTH_NONE, false},
     {"GET", "/readyz", h_readyz, AUTH_NONE, false},
 };
@@ -76,4 +78,19 @@ const struct route *router_match(const char *method, const char *path, int64_t *
     }
     *status = path_known ? 405 : 404;
     return NULL;
+}
+
+int router_count(void)
+{
+    return (int)(sizeof routes / sizeof routes[0]);
+}
+
+const struct route *router_at(int i)
+{
+    return i >= 0 && i < router_count() ? &routes[i] : NULL;
+}
+
+int router_index(const struct route *r)
+{
+    return r ? (int)(r - routes) : -1;
 }

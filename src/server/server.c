@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,24 @@ struct usersd *server_core(struct usersd_err *err)
     }
     tl_core = u;
     return u;
+}
+
+void server_log(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (g_cfg && g_cfg->log_json) {
+        json_t *o = json_pack("{s:s, s:s}", "type", "log", "msg", msg);
+        char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (line) fprintf(stderr, "%s\n", line);
+        free(line);
+    } else {
+        fprintf(stderr, "usersd: %s\n", msg);
+    }
 }
 
 static int64_t mono_us(void)
@@ -151,6 +170,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
 }
 
+/* One line per request: method, route (the table's pattern, never the raw
+ * path: a token typed into a URL must not reach the log), status, bytes,
+ * microseconds, user, and the reason of an error reply. Never a header. */
+static void access_log(const struct req *r, int64_t us)
+{
+    const char *route = r->route ? r->route->pattern : "-";
+    if (g_cfg->log_json) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "type", "access", "method",
+                              r->method, "route", route, "status", r->status, "bytes",
+                              (json_int_t)r->bytes, "us", (json_int_t)us);
+        if (!o) return;
+        json_object_set_new(o, "user", r->caller.id > 0 ? json_integer(r->caller.id) : json_null());
+        if (r->errmsg[0]) json_object_set_new(o, "error", json_string(r->errmsg));
+        char *line = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (line) fprintf(stderr, "%s\n", line);
+        free(line);
+        return;
+    }
+    char user[24] = "-";
+    if (r->caller.id > 0) snprintf(user, sizeof user, "%lld", (long long)r->caller.id);
+    if (r->errmsg[0])
+        fprintf(stderr, "access: %s %s %d %zu %lldus user=%s error=\"%s\"\n", r->method, route,
+                r->status, r->bytes, (long long)us, user, r->errmsg);
+    else
+        fprintf(stderr, "access: %s %s %d %zu %lldus user=%s\n", r->method, route, r->status,
+                r->bytes, (long long)us, user);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -158,12 +206,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req *r = *con_cls;
     if (!r) return;
     int64_t us = mono_us() - r->started_us;
-    char user[24] = "-";
-    if (r->caller.id > 0) snprintf(user, sizeof user, "%lld", (long long)r->caller.id);
-    /* The route's pattern, never the raw path: it may carry a token in a
-     * query string someone typed by mistake. */
-    fprintf(stderr, "access: %s %s %d %zu %lldus user=%s\n", r->method,
-            r->route ? r->route->pattern : "-", r->status, r->bytes, (long long)us, user);
+    metrics_observe(router_index(r->route), r->status, us);
+    access_log(r, us);
     if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) sse_notify();
     json_decref(r->json);
     free(r->body);
@@ -222,7 +266,7 @@ static int bootstrap_admin(struct usersd *u)
     int64_t n;
     struct usersd_err err = {0};
     if (usersd_user_count(u, &n, &err)) {
-        fprintf(stderr, "usersd: %s\n", err.msg);
+        server_log("%s", err.msg);
         return -1;
     }
     if (n > 0) return 0;
@@ -234,11 +278,10 @@ static int bootstrap_admin(struct usersd *u)
     f.is_staff = 1;
     struct usersd_user user;
     if (usersd_user_create(u, &f, &user, &err)) {
-        fprintf(stderr, "usersd: cannot create the admin user: %s\n", err.msg);
+        server_log("cannot create the admin user: %s", err.msg);
         return -1;
     }
-    fprintf(stderr, "usersd: created staff user '%s' (id %lld)\n", user.username,
-            (long long)user.id);
+    server_log("created staff user '%s' (id %lld)", user.username, (long long)user.id);
     return 0;
 }
 
@@ -304,14 +347,13 @@ int server_run(const struct server_config *cfg)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
     char db[512];
     redact_url(cfg->db_url, db, sizeof db);
-    fprintf(stderr, "usersd: listening on http://%s%s%s:%u (%s, %d threads)\n",
-            ss.ss_family == AF_INET6 ? "[" : "", host, ss.ss_family == AF_INET6 ? "]" : "",
-            info ? info->port : 0, db, cfg->threads);
+    server_log("listening on http://%s%s%s:%u (%s, %d threads)",
+               ss.ss_family == AF_INET6 ? "[" : "", host, ss.ss_family == AF_INET6 ? "]" : "",
+               info ? info->port : 0, db, cfg->threads);
 
     int sig = 0;
     sigwait(&sigs, &sig);
-    fprintf(stderr, "usersd: %s received, finishing in-flight requests\n",
-            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    server_log("%s received, finishing in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     /* Stop accepting, let requests in flight finish (bounded), then stop. */
     MHD_socket lsock = MHD_quiesce_daemon(d);
     if (lsock != MHD_INVALID_SOCKET) close(lsock);
@@ -322,11 +364,12 @@ int server_run(const struct server_config *cfg)
     }
     MHD_stop_daemon(d);
     sse_release();
+    metrics_free();
     for (size_t i = 0; i < g_ncores; i++)
         usersd_close(g_cores[i]);
     free(g_cores);
     g_cores = NULL;
     g_ncores = 0;
-    fprintf(stderr, "usersd: stopped\n");
+    server_log("stopped");
     return 0;
 }

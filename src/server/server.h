@@ -20,6 +20,7 @@ struct server_config {
     bool cookie_secure;
     const char *trusted_origins[SERVER_MAX_ORIGINS];
     int n_trusted;
+    bool log_json; /* --log-format json */
 };
 
 /* Runs the server until SIGTERM/SIGINT. Returns 0 on a clean stop, 1 when
@@ -46,6 +47,22 @@ struct route {
  * Allow header value). *id receives the {id} segment (-1 when it overflows). */
 const struct route *router_match(const char *method, const char *path, int64_t *id, int *status,
                                  char *allow, size_t allow_size);
+
+/* The table's rows, for metrics labels and `usersd routes`. */
+int router_count(void);
+const struct route *router_at(int i);
+/* The row's index in the table, -1 for NULL. */
+int router_index(const struct route *r);
+
+/* ---- metrics (metrics.c) ---- */
+
+/* Counts one finished request (route -1: no route matched). Lock-free. */
+void metrics_observe(int route, int status, int64_t us);
+/* Counts a request answered 503 because the database failed. */
+void metrics_db_error(void);
+/* The Prometheus text exposition (malloc'd, *len set), NULL if out of memory. */
+char *metrics_render(const struct usersd_stats *stats, size_t *len);
+void metrics_free(void);
 
 /* ---- a request (request.c) ---- */
 
@@ -76,6 +93,7 @@ struct req {
         char value[200];
     } hdr[4];
     int nhdr;
+    char errmsg[256]; /* the reason of an error reply, for the log */
     /* for the access log */
     int status;
     size_t bytes;
@@ -85,6 +103,8 @@ struct req {
  * when the database cannot be opened. */
 struct usersd *server_core(struct usersd_err *err);
 const struct server_config *server_config(void);
+/* One log line on stderr, text or JSON as configured. */
+void server_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Runs the checks that need only headers: route, auth, permission, size,
  * content type. Returns true when the request may go on; otherwise an
@@ -115,6 +135,8 @@ bool body_bool(struct req *r, const char *name, int *out);
 /* Sends obj (stolen) with status. NULL obj means out of memory: 500. */
 void reply_json(struct req *r, int status, json_t *obj);
 void reply_empty(struct req *r, int status);
+/* Sends text (malloc'd, taken; NULL: 500) with its content type. */
+void reply_text(struct req *r, int status, const char *type, char *text, size_t len);
 /* Sends {"error": msg} with the status the code maps to. */
 void reply_err(struct req *r, const struct usersd_err *err);
 /* Sends {"error": fmt...} with status, optionally naming a field. */
@@ -147,6 +169,8 @@ void h_heartbeat(struct req *r);
 void h_me_status(struct req *r);
 void h_healthz(struct req *r);
 void h_stream(struct req *r);
+void h_metrics(struct req *r);
+void h_schema(struct req *r);
 void h_changes(struct req *r);
 
 /* ---- the presence thread and streams (sse.c) ---- */

@@ -120,7 +120,7 @@ static size_t hub_fetch(void)
             static int64_t last_log;
             int64_t now = mono_us();
             if (now - last_log > 10000000) {
-                fprintf(stderr, "usersd: presence: cannot read the change log: %s\n", err.msg);
+                server_log("presence: cannot read the change log: %s", err.msg);
                 last_log = now;
             }
             return total;
@@ -184,8 +184,7 @@ static void *hub_main(void *arg)
         int64_t now = mono_us(), changed = 0;
         if (now >= next_decay) {
             if (usersd_decay(hub.core, &changed, &err) == USERSD_OK && changed)
-                fprintf(stderr, "usersd: presence: decay changed %lld user(s)\n",
-                        (long long)changed);
+                server_log("presence: decay changed %lld user(s)", (long long)changed);
             next_decay = now + DECAY_EVERY_US;
         }
         hub_fetch();

@@ -16,6 +16,8 @@ import tempfile
 import time
 import unittest
 
+import openapi_check
+
 BIN = os.environ.get("USERSD_BIN", "../../build-test/usersd")
 ADMIN_PASSWORD = "admin-password-1"
 START_TIMEOUT = 20.0  # seconds, generous for sanitizer builds
@@ -127,8 +129,12 @@ class Server:
             if conn is None:
                 c.close()
         parsed = None
+        ctype = hdrs.get("content-type", "")
         if payload:
-            parsed = json.loads(payload)
+            parsed = json.loads(payload) if ctype.startswith("application/json") else \
+                payload.decode("utf-8", "replace")
+        # every reply the tests see is checked against the OpenAPI document
+        openapi_check.check_response(method, path, r.status, ctype, parsed)
         return r.status, hdrs, parsed
 
     def login(self, username="admin", password=ADMIN_PASSWORD):
