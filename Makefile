@@ -2,7 +2,7 @@
 # a newcomer needs; both install missing Debian packages first (as root).
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test deps test-deps install format clean
+.PHONY: all build run test bench deps test-deps install format clean
 
 all: build
 
@@ -24,6 +24,13 @@ test: test-deps
 	@cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DUSERSD_SANITIZE=ON >/dev/null
 	@cmake --build build-test -j $(JOBS)
 	@cd build-test && ctest --output-on-failure -j $(JOBS)
+
+# The benchmark suite (bench/run.sh): usersd against nginx on this machine,
+# at 1,000 and BENCH_USERS users; writes bench/RESULTS.md.
+BENCH_USERS ?= 1000000
+bench: build
+	@scripts/install-deps.sh bench
+	@bench/run.sh $(BENCH_USERS)
 
 # Installs the binary, libusersd.so, usersd.h, usersd.pc, the man page and
 # the systemd unit under PREFIX (default /usr/local).

@@ -308,6 +308,17 @@ USERSD_API enum usersd_code usersd_changes_wait(struct usersd *u, int timeout_ms
 /* Deletes changes older than the configured retention. */
 USERSD_API enum usersd_code usersd_changes_prune(struct usersd *u, struct usersd_err *err);
 
+/* ---- Group commit ------------------------------------------------------ */
+
+/* The calls made between usersd_batch_begin and usersd_batch_commit share
+ * one transaction, so many writes cost one disk flush; each call is still
+ * atomic on its own (one that fails undoes only itself). Nothing is durable
+ * until usersd_batch_commit returns USERSD_OK: answer clients after it.
+ * usersd_batch_rollback undoes the whole batch. */
+USERSD_API enum usersd_code usersd_batch_begin(struct usersd *u, struct usersd_err *err);
+USERSD_API enum usersd_code usersd_batch_commit(struct usersd *u, struct usersd_err *err);
+USERSD_API void usersd_batch_rollback(struct usersd *u);
+
 /* ---- Copying ----------------------------------------------------------- */
 
 /* Copies every user (ids, password hashes and presence included) and every
@@ -318,6 +329,14 @@ USERSD_API enum usersd_code usersd_changes_prune(struct usersd *u, struct usersd
  * the counts. */
 USERSD_API enum usersd_code usersd_copy(struct usersd *from, struct usersd *to, int64_t *users,
                                         int64_t *tokens, struct usersd_err *err);
+
+/* Adds n synthetic users for load tests and benchmarks, through one bulk
+ * statement (a million in seconds): usernames seed<k> (k continues after the
+ * highest id), emails seed<k>@example.com, 10 % online (last_seen in the
+ * last 5 minutes), 10 % away, 80 % offline (last_seen spread over a month),
+ * every one with the given password. */
+USERSD_API enum usersd_code usersd_seed(struct usersd *u, int64_t n, const char *password,
+                                        struct usersd_err *err);
 
 /* ---- Authentication ---------------------------------------------------- */
 

@@ -3,11 +3,13 @@
 # update only when something is actually missing.
 #   scripts/install-deps.sh          build and run
 #   scripts/install-deps.sh test     also what the tests use
+#   scripts/install-deps.sh bench    also what the benchmark uses
 set -eu
 pkgs="gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev libsodium-dev"
-if [ "${1:-}" = test ]; then
-    pkgs="$pkgs libcmocka-dev python3 curl postgresql"
-fi
+case "${1:-}" in
+test) pkgs="$pkgs libcmocka-dev python3 curl postgresql" ;;
+bench) pkgs="$pkgs python3 curl wrk nginx" ;;
+esac
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -44,6 +44,8 @@ int opts_check_db(const char *cmd, const char *url);
 struct usersd *cli_open(const char *cmd, const char *db);
 /* Prints obj (stolen) as one line of JSON on stdout; returns 0, or 1. */
 int cli_print(json_t *obj);
+/* Prints text (malloc'd, taken; NULL means out of memory) as one line. */
+int cli_print_text(char *text);
 /* Prints "usersd CMD: reason" for a failed call; returns 1. */
 int cli_error(const char *cmd, const struct usersd_err *err);
 
@@ -55,5 +57,6 @@ int cmd_online(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 int cmd_routes(int argc, char **argv);
+int cmd_seed(int argc, char **argv);
 
 #endif

@@ -25,7 +25,7 @@ int cmd_online(int argc, char **argv)
     struct usersd_page p;
     rc = usersd_online_users(u, (int)page, (int)per_page, &p, &err)
              ? cli_error("online", &err)
-             : cli_print(render_online_page(&p, RENDER_OPERATOR));
+             : cli_print_text(render_online_page_text(&p, RENDER_OPERATOR, NULL));
     usersd_page_free(&p);
     usersd_close(u);
     return rc;

@@ -16,6 +16,7 @@ static const struct {
     {"online", cmd_online, "print the online users page"},
     {"stats", cmd_stats, "print user statistics"},
     {"copy", cmd_copy, "copy every user and token into another, empty database"},
+    {"seed", cmd_seed, "add many synthetic users (load tests, benchmarks)"},
     {"routes", cmd_routes, "print the HTTP route table (for checks against the OpenAPI document)"},
 };
 

@@ -239,6 +239,11 @@ int cli_print(json_t *obj)
 {
     char *s = obj ? json_dumps(obj, RENDER_DUMP_FLAGS) : NULL;
     json_decref(obj);
+    return cli_print_text(s);
+}
+
+int cli_print_text(char *s)
+{
     if (!s) {
         fprintf(stderr, "usersd: out of memory\n");
         return 1;

@@ -114,6 +114,17 @@ struct store_ops {
                              struct usersd_err *err);
     enum usersd_code (*load_finish)(struct store *s, int64_t log_head, struct usersd_err *err);
 
+    /* Inserts n synthetic users in one statement (usersd seed): names
+     * seed<k>, 10 % online, 10 % away, 80 % offline, last_seen spread
+     * before now; all with the password hash pwhash. */
+    enum usersd_code (*seed)(struct store *s, int64_t n, int64_t now, const char *pwhash,
+                             struct usersd_err *err);
+
+    /* Group commit: BATCH_BEGIN opens one transaction that the calls until
+     * BATCH_COMMIT (or BATCH_ROLLBACK) share; inside it each call's own
+     * transaction becomes a savepoint, so a failed call undoes only itself. */
+    enum usersd_code (*batch)(struct store *s, int what, struct usersd_err *err);
+
     enum usersd_code (*token_insert)(struct store *s, const unsigned char *hash, int64_t user_id,
                                      int64_t now, struct usersd_err *err);
     /* The token's user (active or not). ENOTFOUND when no such token. */
@@ -123,6 +134,8 @@ struct store_ops {
     enum usersd_code (*token_delete)(struct store *s, const unsigned char *hash, int64_t *user_id,
                                      struct usersd_err *err);
 };
+
+enum { BATCH_BEGIN, BATCH_COMMIT, BATCH_ROLLBACK };
 
 struct store {
     const struct store_ops *ops;

@@ -45,6 +45,7 @@ enum pstmt {
     P_STATS,
     P_STATUS_OF,
     P_SET_STATUS,
+    P_SAME_STATUS,
     P_LOCK_LOG,
     P_LOG_CHANGE,
     P_NOTIFY,
@@ -66,6 +67,7 @@ enum pstmt {
     P_LOAD_TOKEN,
     P_LOAD_IDS,
     P_LOAD_SEQ,
+    P_SEED,
     P_NSTMT
 };
 
@@ -83,16 +85,17 @@ static const char *const psql[P_NSTMT] = {
     [P_LOG_DELETE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
                      "at) SELECT id, username, 0, last_seen, $2 FROM users "
                      "WHERE id = $1 AND online_status <> 0",
-    [P_COUNT] = "SELECT count(*) FROM users",
+    [P_COUNT] = "SELECT total FROM user_counts WHERE id = 1",
     [P_ONLINE] = "SELECT " USER_COLS " FROM users WHERE online_status = 2 "
                  "ORDER BY last_seen DESC NULLS LAST, id ASC LIMIT $1 OFFSET $2",
-    [P_ONLINE_COUNT] = "SELECT count(*) FROM users WHERE online_status = 2",
-    [P_STATS] = "SELECT count(*), count(*) FILTER (WHERE is_active), count(*) FILTER (WHERE "
-                "is_staff), count(*) FILTER (WHERE online_status = 2), count(*) FILTER (WHERE "
-                "online_status = 1) FROM users",
+    [P_ONLINE_COUNT] = "SELECT online FROM user_counts WHERE id = 1",
+    /* Counters kept by a trigger (migration 003): no scan at any size. */
+    [P_STATS] = "SELECT total, active, staff, online, away FROM user_counts WHERE id = 1",
     [P_STATUS_OF] = "SELECT online_status FROM users WHERE id = $1 FOR UPDATE",
     [P_SET_STATUS] = "UPDATE users SET online_status = $1, last_seen = coalesce($2, last_seen) "
                      "WHERE id = $3 RETURNING " USER_COLS,
+    [P_SAME_STATUS] = "UPDATE users SET last_seen = coalesce($2, last_seen) "
+                      "WHERE id = $3 AND online_status = $1 RETURNING " USER_COLS,
     [P_LOCK_LOG] = "SELECT pg_advisory_xact_lock(1970496359)",
     [P_LOG_CHANGE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
                      "at) VALUES ($1, $2, $3, $4, $5)",
@@ -138,6 +141,17 @@ static const char *const psql[P_NSTMT] = {
     [P_LOAD_TOKEN] = "INSERT INTO tokens (hash, user_id, created) VALUES ($1, $2, $3)",
     [P_LOAD_IDS] = "SELECT setval(pg_get_serial_sequence('users', 'id'), "
                    "greatest((SELECT max(id) FROM users), 1))",
+    [P_SEED] = "INSERT INTO users (username, email, first_name, last_name, password, is_active, "
+               "is_staff, date_joined, online_status, last_seen) "
+               "SELECT 'seed' || (b.base + i), 'seed' || (b.base + i) || '@example.com', 'First' "
+               "|| (i % 1000), "
+               "'Last' || (i % 997), $2, true, false, $3 - i * 1000, "
+               "CASE WHEN i % 10 = 0 THEN 2 WHEN i % 10 = 1 THEN 1 ELSE 0 END, "
+               "CASE WHEN i % 10 = 0 THEN $3 - (i % 300) * 1000000 "
+               "WHEN i % 10 = 1 THEN $3 - (600 + i % 3000) * 1000000 "
+               "ELSE $3 - (3600 + (i * 7919) % 2592000) * 1000000 END "
+               "FROM generate_series(1, $1::bigint) AS i, "
+               "(SELECT coalesce(max(id), 0) AS base FROM users) AS b",
     /* The log continues after the source's. */
     [P_LOAD_SEQ] = "WITH m AS (UPDATE presence_meta SET pruned_through = greatest(pruned_through, "
                    "$1) WHERE id = 1) SELECT setval(pg_get_serial_sequence('presence_changes', "
@@ -149,6 +163,7 @@ struct pg_store {
     PGconn *conn;
     bool prepared[P_NSTMT];
     bool in_tx;
+    bool batch; /* inside usersd_batch_begin: transactions are savepoints */
     bool listening;
     char *list_sql[32]; /* list queries, prepared as "list<i>" on demand */
     bool list_prepared[32];
@@ -331,6 +346,7 @@ static enum usersd_code run0(struct pg_store *s, enum pstmt id, const struct par
 
 static enum usersd_code begin(struct pg_store *s, struct usersd_err *err)
 {
+    if (s->batch) return exec_plain(s, "SAVEPOINT op", err);
     enum usersd_code code = ensure_conn(s, err);
     if (!code) code = exec_plain(s, "BEGIN", err);
     s->in_tx = code == USERSD_OK;
@@ -339,14 +355,39 @@ static enum usersd_code begin(struct pg_store *s, struct usersd_err *err)
 
 static enum usersd_code commit(struct pg_store *s, struct usersd_err *err)
 {
+    if (s->batch) return exec_plain(s, "RELEASE SAVEPOINT op", err);
     s->in_tx = false;
     return exec_plain(s, "COMMIT", err);
 }
 
 static void rollback(struct pg_store *s)
 {
+    if (s->batch) {
+        exec_plain(s, "ROLLBACK TO SAVEPOINT op", NULL);
+        exec_plain(s, "RELEASE SAVEPOINT op", NULL);
+        return;
+    }
     if (s->in_tx && PQstatus(s->conn) == CONNECTION_OK) exec_plain(s, "ROLLBACK", NULL);
     s->in_tx = false;
+}
+
+static enum usersd_code pg_batch(struct store *base, int what, struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    if (what == BATCH_BEGIN) {
+        if (s->batch) return err_set(err, USERSD_EINVAL, "a batch is already open");
+        enum usersd_code code = begin(s, err);
+        s->batch = code == USERSD_OK;
+        return code;
+    }
+    s->batch = false;
+    if (what == BATCH_COMMIT) {
+        enum usersd_code code = commit(s, err);
+        if (code) rollback(s);
+        return code;
+    }
+    rollback(s);
+    return USERSD_OK;
 }
 
 /* ---- rows ------------------------------------------------------------- */
@@ -780,15 +821,40 @@ static enum usersd_code pg_stats(struct store *base, struct usersd_stats *out,
 
 /* ---- presence ------------------------------------------------------------ */
 
-static enum usersd_code pg_set_status(struct store *base, const struct store_status_change *c,
+static enum usersd_code pg_set_status(struct pg_store *s_, const struct store_status_change *c,
+                                      struct usersd_user *out, struct usersd_err *err);
+
+static enum usersd_code pg_set_status_op(struct store *base, const struct store_status_change *c,
+                                         struct usersd_user *out, struct usersd_err *err)
+{
+    return pg_set_status((struct pg_store *)base, c, out, err);
+}
+
+/* A status that does not change (a heartbeat of an online user) is one
+ * statement with no log and no lock beyond its row. A change takes the log
+ * lock first, then the row: the order decay uses too, so the two never
+ * deadlock. */
+static enum usersd_code pg_set_status(struct pg_store *s, const struct store_status_change *c,
                                       struct usersd_user *out, struct usersd_err *err)
 {
-    struct pg_store *s = (struct pg_store *)base;
+    struct params p = {0};
+    p_int(&p, c->status);
+    p_time(&p, c->last_seen);
+    p_int(&p, c->user_id);
+    PGresult *r = run(s, P_SAME_STATUS, &p, err);
+    if (!r) return last_fail;
+    if (PQntuples(r) > 0) {
+        row_user(r, 0, out);
+        PQclear(r);
+        return USERSD_OK;
+    }
+    PQclear(r);
     enum usersd_code code = begin(s, err);
     if (code) return code;
-    struct params p = {0};
-    p_int(&p, c->user_id);
-    PGresult *r = run(s, P_STATUS_OF, &p, err); /* locks the row */
+    if (log_lock(s, err)) goto fail;
+    struct params q = {0};
+    p_int(&q, c->user_id);
+    r = run(s, P_STATUS_OF, &q, err); /* locks the row */
     if (!r) goto fail;
     int old = PQntuples(r) > 0 ? (int)col_int(r, 0, 0) : -1;
     PQclear(r);
@@ -796,20 +862,15 @@ static enum usersd_code pg_set_status(struct store *base, const struct store_sta
         rollback(s);
         return err_set(err, USERSD_ENOTFOUND, "user not found");
     }
-    p = (struct params){0};
-    p_int(&p, c->status);
-    p_time(&p, c->last_seen);
-    p_int(&p, c->user_id);
     if ((code = one_user(run(s, P_SET_STATUS, &p, err), out, err))) goto fail;
     if (old != (int)c->status) {
-        if (log_lock(s, err)) goto fail;
-        p = (struct params){0};
-        p_int(&p, out->id);
-        p_text(&p, out->username);
-        p_int(&p, out->online_status);
-        p_time(&p, out->last_seen);
-        p_int(&p, c->now);
-        if (run0(s, P_LOG_CHANGE, &p, err) || run0(s, P_NOTIFY, NULL, err)) goto fail;
+        q = (struct params){0};
+        p_int(&q, out->id);
+        p_text(&q, out->username);
+        p_int(&q, out->online_status);
+        p_time(&q, out->last_seen);
+        p_int(&q, c->now);
+        if (run0(s, P_LOG_CHANGE, &q, err) || run0(s, P_NOTIFY, NULL, err)) goto fail;
     }
     return commit(s, err);
 fail:
@@ -1027,6 +1088,18 @@ static enum usersd_code pg_load_finish(struct store *base, int64_t head, struct 
     return code ? code : run0(s, P_LOAD_SEQ, &p, err);
 }
 
+static enum usersd_code pg_seed(struct store *base, int64_t n, int64_t now, const char *pwhash,
+                                struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    struct params p = {0};
+    p_int(&p, n);
+    p_text(&p, pwhash);
+    p_int(&p, now);
+    enum usersd_code code = run0(s, P_SEED, &p, err);
+    return code ? code : exec_plain(s, "ANALYZE users", err);
+}
+
 /* ---- tokens ------------------------------------------------------------- */
 
 static enum usersd_code pg_token_insert(struct store *base, const unsigned char *hash,
@@ -1080,7 +1153,7 @@ const struct store_ops store_pg_ops = {
     .online_page = pg_online_page,
     .users_by_ids = pg_users_by_ids,
     .stats = pg_stats,
-    .set_status = pg_set_status,
+    .set_status = pg_set_status_op,
     .touch = pg_touch,
     .decay = pg_decay,
     .changes = pg_changes,
@@ -1091,6 +1164,8 @@ const struct store_ops store_pg_ops = {
     .dump_tokens = pg_dump_tokens,
     .load = pg_load,
     .load_finish = pg_load_finish,
+    .seed = pg_seed,
+    .batch = pg_batch,
     .token_insert = pg_token_insert,
     .token_user = pg_token_user,
     .token_delete = pg_token_delete,

@@ -245,3 +245,19 @@ enum usersd_code usersd_stats(struct usersd *u, struct usersd_stats *out, struct
         out->total_users ? round(out->online_users * 10000.0 / out->total_users) / 100.0 : 0.0;
     return USERSD_OK;
 }
+
+enum usersd_code usersd_seed(struct usersd *u, int64_t n, const char *password,
+                             struct usersd_err *err)
+{
+    if (n < 1 || n > 100000000) return err_field(err, "users", "users must be 1 to 100000000");
+    struct usersd_user_fields f;
+    usersd_user_fields_init(&f);
+    f.username = "seed";
+    f.password = password;
+    enum usersd_code rc = users_validate(&f, true, err);
+    if (rc) return rc;
+    char hash[AUTH_HASH_MAX];
+    rc = auth_hash_password(password, hash, err); /* once, shared by all */
+    if (!rc) rc = u->store->ops->seed(u->store, n, usersd_now(u), hash, err);
+    return rc;
+}

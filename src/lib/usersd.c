@@ -76,3 +76,18 @@ int64_t usersd_page_total_pages(const struct usersd_page *p)
     if (p->per_page <= 0 || p->total_count <= 0) return 1;
     return (p->total_count + p->per_page - 1) / p->per_page;
 }
+
+enum usersd_code usersd_batch_begin(struct usersd *u, struct usersd_err *err)
+{
+    return u->store->ops->batch(u->store, BATCH_BEGIN, err);
+}
+
+enum usersd_code usersd_batch_commit(struct usersd *u, struct usersd_err *err)
+{
+    return u->store->ops->batch(u->store, BATCH_COMMIT, err);
+}
+
+void usersd_batch_rollback(struct usersd *u)
+{
+    u->store->ops->batch(u->store, BATCH_ROLLBACK, NULL);
+}

@@ -24,9 +24,11 @@ json_t *render_user(const struct usersd_user *u, struct render_viewer v);
 json_t *render_status(const struct usersd_user *u);
 json_t *render_heartbeat(const struct usersd_user *u);
 json_t *render_status_set(const struct usersd_user *u);
-json_t *render_pagination(const struct usersd_page *p);
-json_t *render_online_page(const struct usersd_page *p, struct render_viewer v);
-json_t *render_user_list(const struct usersd_page *p, struct render_viewer v);
+/* The two list pages, written straight to text (they are the hot paths):
+ * a malloc'd NUL-terminated string the caller frees, *len its length (len
+ * may be NULL); NULL when out of memory. */
+char *render_online_page_text(const struct usersd_page *p, struct render_viewer v, size_t *len);
+char *render_user_list_text(const struct usersd_page *p, struct render_viewer v, size_t *len);
 json_t *render_statuses(const struct usersd_page *p);
 json_t *render_stats(const struct usersd_stats *s);
 json_t *render_error(const struct usersd_err *err);

@@ -15,6 +15,11 @@ void h_login(struct req *r)
     struct usersd_err err = {0};
     struct usersd_user user;
     char key[USERSD_TOKEN_LEN + 1];
+    if (!r->core) r->core = server_core(&err);
+    if (!r->core) { /* the database is away */
+        reply_err(r, &err);
+        return;
+    }
     if (usersd_login(r->core, username, password, key, &user, &err)) {
         reply_err(r, &err);
         return;

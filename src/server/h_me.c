@@ -8,13 +8,7 @@ void h_me(struct req *r)
 
 void h_heartbeat(struct req *r)
 {
-    struct usersd_err err = {0};
-    struct usersd_user user;
-    if (usersd_set_online(r->core, r->caller.id, &user, &err)) {
-        reply_err(r, &err);
-        return;
-    }
-    reply_json(r, 200, render_heartbeat(&user));
+    writer_submit(r, r->caller.id, USERSD_ONLINE, JOB_HEARTBEAT); /* set_online, group-committed */
 }
 
 void h_me_status(struct req *r)

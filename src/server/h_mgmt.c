@@ -42,7 +42,9 @@ void h_list(struct req *r)
         reply_err(r, &err);
         return;
     }
-    reply_json(r, 200, render_user_list(&p, request_viewer(r)));
+    size_t len = 0;
+    char *text = render_user_list_text(&p, request_viewer(r), &len);
+    reply_text(r, 200, "application/json; charset=utf-8", text, len);
     usersd_page_free(&p);
 }
 

@@ -14,6 +14,11 @@ void h_healthz(struct req *r)
 void h_readyz(struct req *r)
 {
     struct usersd_err err = {0};
+    if (!r->core) { /* this thread could not even open the database */
+        server_core(&err);
+        reply_json(r, 503, json_pack("{s:s, s:s}", "status", "unavailable", "error", err.msg));
+        return;
+    }
     if (usersd_ping(r->core, &err)) {
         reply_json(r, 503, json_pack("{s:s, s:s}", "status", "unavailable", "error", err.msg));
         return;

@@ -18,13 +18,7 @@ void presence_set_from_body(struct req *r, int64_t id)
         reply_fail(r, 400, "status", "status must be one of: online, away, offline");
         return;
     }
-    struct usersd_err err = {0};
-    struct usersd_user user;
-    if (usersd_set_status(r->core, id, status, &user, &err)) {
-        reply_err(r, &err);
-        return;
-    }
-    reply_json(r, 200, render_status_set(&user));
+    writer_submit(r, id, status, JOB_SET_STATUS); /* replied when durable */
 }
 
 void h_set_status(struct req *r)
@@ -53,7 +47,9 @@ void h_online(struct req *r)
         reply_err(r, &err);
         return;
     }
-    reply_json(r, 200, render_online_page(&p, request_viewer(r)));
+    size_t len = 0;
+    char *text = render_online_page_text(&p, request_viewer(r), &len);
+    reply_text(r, 200, "application/json; charset=utf-8", text, len);
     usersd_page_free(&p);
 }
 

@@ -145,6 +145,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (has_body(conn)) route_and_check(r, url);
         return MHD_YES;
     }
+    if (r->job.state != JOB_NONE) { /* back from the writer (or not yet) */
+        if (r->job.state == JOB_DONE) writer_reply(r);
+        return MHD_YES;
+    }
     if (r->answered) {
         *upload_data_size = 0; /* discard whatever is still coming */
         return MHD_YES;
@@ -166,7 +170,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!request_parse_body(r, r->route->takes_body)) return MHD_YES;
     }
     r->route->handler(r);
-    if (!r->answered) reply_fail(r, 500, NULL, "the handler sent no reply");
+    if (!r->answered && r->job.state == JOB_NONE)
+        reply_fail(r, 500, NULL, "the handler sent no reply");
     return MHD_YES;
 }
 
@@ -318,8 +323,10 @@ int server_run(const struct server_config *cfg)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (sse_start(&err) != 0) {
+    if (sse_start(&err) != 0 || writer_start(&err) != 0) {
         fprintf(stderr, "usersd serve: %s\n", err.msg);
+        sse_stop();
+        sse_release();
         return 1;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
@@ -333,6 +340,7 @@ int server_run(const struct server_config *cfg)
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)20000, MHD_OPTION_END);
     if (!d) {
+        writer_stop();
         sse_stop();
         sse_release();
         fprintf(stderr, "usersd serve: cannot listen on %s: %s\n", cfg->listen,
@@ -362,6 +370,7 @@ int server_run(const struct server_config *cfg)
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    writer_stop(); /* queued writes are applied and answered first */
     MHD_stop_daemon(d);
     sse_release();
     metrics_free();

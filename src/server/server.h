@@ -67,6 +67,20 @@ void metrics_free(void);
 /* ---- a request (request.c) ---- */
 
 enum body_type { BODY_NONE, BODY_JSON, BODY_FORM, BODY_OTHER };
+enum job_state { JOB_NONE, JOB_QUEUED, JOB_DONE };
+enum job_kind { JOB_SET_STATUS, JOB_HEARTBEAT };
+
+/* A presence write handed to the writer thread (writer.c). */
+struct write_job {
+    enum job_state state;
+    enum job_kind kind;
+    int64_t user_id;
+    enum usersd_status status;
+    enum usersd_code rc; /* filled by the writer */
+    struct usersd_err err;
+    struct usersd_user user;
+    struct req *next; /* the writer's queue */
+};
 
 struct req {
     struct MHD_Connection *conn;
@@ -87,6 +101,7 @@ struct req {
     struct usersd_user caller;
     bool authed;
     char token[USERSD_TOKEN_LEN + 1];
+    struct write_job job;
     /* extra response headers (Set-Cookie, Allow, WWW-Authenticate) */
     struct {
         char name[24];
@@ -172,6 +187,18 @@ void h_stream(struct req *r);
 void h_metrics(struct req *r);
 void h_schema(struct req *r);
 void h_changes(struct req *r);
+
+/* ---- group commit (writer.c) ---- */
+
+/* Starts the writer thread with its own handle; -1 with err filled. */
+int writer_start(struct usersd_err *err);
+/* Applies what is queued, then stops (before MHD_stop_daemon). */
+void writer_stop(void);
+/* Queues a set_status for the writer and suspends r's connection; the
+ * access handler is called again when it is done (then: writer_reply). */
+void writer_submit(struct req *r, int64_t user_id, enum usersd_status status, enum job_kind kind);
+/* Sends the reply of a finished job. */
+void writer_reply(struct req *r);
 
 /* ---- the presence thread and streams (sse.c) ---- */
 

@@ -30,8 +30,10 @@ _dbs = [0]
 def pg_admin(sql):
     """Runs one statement on the test cluster's maintenance database."""
     state = os.environ["USERSD_PG_STATE"]
-    base = open(os.path.join(state, "url")).read().strip()
-    psql = os.path.join(open(os.path.join(state, "bindir")).read().strip(), "psql")
+    with open(os.path.join(state, "url")) as f:
+        base = f.read().strip()
+    with open(os.path.join(state, "bindir")) as f:
+        psql = os.path.join(f.read().strip(), "psql")
     subprocess.run([psql, "-q", "-X", "-v", "ON_ERROR_STOP=1", base + "/postgres", "-c", sql],
                    check=True, capture_output=True, timeout=60)
     return base

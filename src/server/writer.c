@@ -1,0 +1,142 @@
+/* writer.c — group commit for presence writes (set-online-status,
+ * me/online-status, heartbeat), the endpoints clients call the most.
+ *
+ * A handler does not write: it queues a job and suspends its connection,
+ * so the worker thread goes on serving others. One writer thread with its
+ * own handle takes every queued job, applies them in one transaction
+ * (usersd_batch_*: each job still atomic on its own), commits once — one
+ * disk flush for the lot — and only then resumes the connections, whose
+ * replies are therefore durable when sent. Under load a batch holds as many
+ * jobs as there are clients waiting; alone, a job waits for nothing. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+
+#define BATCH_MAX 1024
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct req *head, *tail; /* queued jobs, oldest first */
+    bool stopping, running;
+    pthread_t thread;
+    struct usersd *core;
+} w = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static void run_batch(struct req **jobs, size_t n)
+{
+    struct usersd_err err = {0};
+    enum usersd_code rc = usersd_batch_begin(w.core, &err);
+    for (size_t i = 0; i < n; i++) {
+        struct req *r = jobs[i];
+        if (rc) { /* no transaction: every job fails with its reason */
+            r->job.rc = rc;
+            r->job.err = err;
+            continue;
+        }
+        memset(&r->job.err, 0, sizeof r->job.err);
+        r->job.rc =
+            usersd_set_status(w.core, r->job.user_id, r->job.status, &r->job.user, &r->job.err);
+    }
+    if (!rc && usersd_batch_commit(w.core, &err)) {
+        for (size_t i = 0; i < n; i++)
+            if (!jobs[i]->job.rc) { /* applied, but the commit failed: not durable */
+                jobs[i]->job.rc = err.code;
+                jobs[i]->job.err = err;
+            }
+    }
+    for (size_t i = 0; i < n; i++) {
+        jobs[i]->job.state = JOB_DONE;
+        MHD_resume_connection(jobs[i]->conn);
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    (void)arg;
+    struct req *jobs[BATCH_MAX];
+    pthread_mutex_lock(&w.lock);
+    for (;;) {
+        while (!w.head && !w.stopping)
+            pthread_cond_wait(&w.wake, &w.lock);
+        if (!w.head && w.stopping) break;
+        size_t n = 0;
+        while (w.head && n < BATCH_MAX) {
+            jobs[n++] = w.head;
+            w.head = w.head->job.next;
+        }
+        if (!w.head) w.tail = NULL;
+        pthread_mutex_unlock(&w.lock);
+        run_batch(jobs, n);
+        sse_notify(); /* the log may have grown */
+        pthread_mutex_lock(&w.lock);
+    }
+    pthread_mutex_unlock(&w.lock);
+    return NULL;
+}
+
+int writer_start(struct usersd_err *err)
+{
+    struct usersd_config c;
+    usersd_config_init(&c);
+    const struct server_config *cfg = server_config();
+    c.db_url = cfg->db_url;
+    c.away_after_s = cfg->away_after_s;
+    c.offline_after_s = cfg->offline_after_s;
+    if (usersd_open(&w.core, &c, err)) return -1;
+    if (pthread_create(&w.thread, NULL, writer_main, NULL) != 0) {
+        snprintf(err->msg, sizeof err->msg, "cannot start the writer thread");
+        usersd_close(w.core);
+        w.core = NULL;
+        return -1;
+    }
+    w.running = true;
+    return 0;
+}
+
+void writer_stop(void)
+{
+    if (!w.running) return;
+    pthread_mutex_lock(&w.lock);
+    w.stopping = true; /* it drains the queue first */
+    pthread_cond_signal(&w.wake);
+    pthread_mutex_unlock(&w.lock);
+    pthread_join(w.thread, NULL);
+    usersd_close(w.core);
+    w.core = NULL;
+    w.running = false;
+}
+
+void writer_submit(struct req *r, int64_t user_id, enum usersd_status status, enum job_kind kind)
+{
+    r->job.user_id = user_id;
+    r->job.status = status;
+    r->job.kind = kind;
+    r->job.state = JOB_QUEUED;
+    r->job.next = NULL;
+    /* Suspend first: the writer may resume it as soon as it is queued. */
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_lock(&w.lock);
+    if (w.tail)
+        w.tail->job.next = r;
+    else
+        w.head = r;
+    w.tail = r;
+    pthread_cond_signal(&w.wake);
+    pthread_mutex_unlock(&w.lock);
+}
+
+void writer_reply(struct req *r)
+{
+    r->job.state = JOB_NONE;
+    if (r->job.rc) {
+        reply_err(r, &r->job.err);
+        return;
+    }
+    reply_json(r, 200,
+               r->job.kind == JOB_HEARTBEAT ? render_heartbeat(&r->job.user)
+                                            : render_status_set(&r->job.user));
+}
