@@ -335,10 +335,13 @@ int server_run(const struct server_config *cfg)
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)(cfg->threads > 1 ? cfg->threads : 0), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(cfg->threads > 1 ? cfg->threads : 1), MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)20000, MHD_OPTION_END);
+        (unsigned)20000,
+        /* 16 KiB per connection (MHD's default is 32): headers up to ~8 KiB
+         * still fit, and 10,000 open streams cost half the memory. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_END);
     if (!d) {
         writer_stop();
         sse_stop();

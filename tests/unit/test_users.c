@@ -247,6 +247,29 @@ static void statistics(void **state)
     assert_int_equal(s.away_users, 1);
     assert_int_equal(s.offline_users, 1);
     assert_true(s.online_ratio == 33.33);
+
+    /* the counters follow deletes and bulk inserts too */
+    assert_int_equal(usersd_user_delete(f->u, a, NULL), USERSD_OK);
+    assert_int_equal(usersd_seed(f->u, 1000, "seed-password", NULL), USERSD_OK);
+    assert_int_equal(usersd_stats(f->u, &s, NULL), USERSD_OK);
+    assert_int_equal(s.total_users, 1002);
+    assert_int_equal(s.staff_users, 0);
+    assert_int_equal(s.online_users, 100);
+    assert_int_equal(s.away_users, 101);
+    assert_int_equal(s.inactive_users, 1);
+    struct usersd_list_query q;
+    struct usersd_page p;
+    usersd_list_query_init(&q);
+    q.online_status = USERSD_ONLINE;
+    assert_int_equal(usersd_user_list(f->u, &q, &p, NULL), USERSD_OK);
+    assert_int_equal(p.total_count, s.online_users); /* counted, not kept, agrees */
+    usersd_page_free(&p);
+    q.online_status = USERSD_AWAY;
+    assert_int_equal(usersd_user_list(f->u, &q, &p, NULL), USERSD_OK);
+    assert_int_equal(p.total_count, s.away_users);
+    usersd_page_free(&p);
+    assert_int_equal(usersd_password_check(f->u, "seed500", "seed-password", NULL, NULL),
+                     USERSD_OK);
 }
 
 static void users_by_ids_order_and_dupes(void **state)
