@@ -68,3 +68,26 @@ if len(sizes) == 2:
         a, b = table.get((sizes[0], name)), table.get((sizes[1], name))
         if a and b and a["rps"]:
             print("- %s: %.0f %%" % (name, 100 * b["rps"] / a["rps"]))
+
+notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")
+if os.path.exists(notes):
+    print()
+    print(open(notes).read().rstrip())
+stream = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stream_results.jsonl")
+if os.path.exists(stream):
+    print("\n## Presence stream (bench/stream.sh)\n")
+    print("One usersd (`--threads 1`, core 0), N subscribers on core 1 (bench/stream_bench.c), "
+          "changes through 8 keep-alive writers; latency is from the change's server timestamp "
+          "to its arrival. `expected` counts every request as a change, but a request that sets "
+          "the status a user already has is no change and sends no event.\n")
+    print("| subscribers | changes/s | changes | events delivered | expected at most | dropped "
+          "streams | p50 ms | p99 ms | server CPU % | peak RSS MiB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for line in open(stream):
+        if not line.strip():
+            continue
+        d = json.loads(line)
+        print("| %d | %d | %d | %d | %d | %d | %.1f | %.1f | %.0f | %.0f |" % (
+            d["subscribers"], d["rate"], d["changes"], d["events"], d["expected_events"],
+            d["dropped_streams"], d["p50_us"] / 1000, d["p99_us"] / 1000, d["server_cpu_pct"],
+            d["server_peak_rss_kb"] / 1024))
