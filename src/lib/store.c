@@ -1,4 +1,5 @@
 /* store.c — the driver list: a database URL's scheme picks the driver. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -36,4 +37,19 @@ enum usersd_code store_open(struct store **out, const char *url, struct usersd_e
 void store_close(struct store *s)
 {
     if (s) s->ops->close(s);
+}
+
+char *store_like_pattern(const char *search)
+{
+    size_t n = strlen(search);
+    char *p = malloc(2 * n + 3), *o = p;
+    if (!p) return NULL;
+    *o++ = '%';
+    for (const char *c = search; *c; c++) {
+        if (*c == '%' || *c == '_' || *c == '\\') *o++ = '\\';
+        *o++ = *c;
+    }
+    *o++ = '%';
+    *o = 0;
+    return p;
 }

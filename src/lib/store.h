@@ -144,6 +144,9 @@ struct store {
 /* Opens the driver named by url's scheme. */
 enum usersd_code store_open(struct store **out, const char *url, struct usersd_err *err);
 void store_close(struct store *s);
+/* "%search%" with LIKE's wildcards and the escape escaped (malloc'd; NULL
+ * when out of memory): a search is a plain substring in every driver. */
+char *store_like_pattern(const char *search);
 
 extern const struct store_ops store_sqlite_ops;
 #ifdef USERSD_WITH_PG

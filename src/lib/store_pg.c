@@ -679,21 +679,6 @@ static enum usersd_code collect(PGresult *r, size_t cap, struct usersd_page *out
     return USERSD_OK;
 }
 
-static char *like_pattern(const char *search)
-{
-    size_t n = strlen(search);
-    char *p = malloc(2 * n + 3), *o = p;
-    if (!p) return NULL;
-    *o++ = '%';
-    for (const char *c = search; *c; c++) {
-        if (*c == '%' || *c == '_' || *c == '\\') *o++ = '\\';
-        *o++ = *c;
-    }
-    *o++ = '%';
-    *o = 0;
-    return p;
-}
-
 /* A list query's SQL varies with its filters; each text is prepared once. */
 static PGresult *run_list(struct pg_store *s, const char *sql, const struct params *p,
                           struct usersd_err *err)
@@ -731,7 +716,7 @@ static enum usersd_code pg_user_list(struct store *base, const struct usersd_lis
     size_t w = 0;
     struct params p = {0};
     bool search = q->search && *q->search;
-    char *pattern = search ? like_pattern(q->search) : NULL;
+    char *pattern = search ? store_like_pattern(q->search) : NULL;
     if (search && !pattern) return err_set(err, USERSD_ENOMEM, NULL);
 #define ADD(...)                                                                                   \
     do {                                                                                           \

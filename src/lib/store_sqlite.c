@@ -603,20 +603,6 @@ static enum usersd_code collect(struct sqlite_store *s, sqlite3_stmt *st, size_t
 }
 
 /* Escapes LIKE's wildcards so a search is a plain substring. */
-static char *like_pattern(const char *search)
-{
-    size_t n = strlen(search);
-    char *p = malloc(2 * n + 3), *o = p;
-    if (!p) return NULL;
-    *o++ = '%';
-    for (const char *c = search; *c; c++) {
-        if (*c == '%' || *c == '_' || *c == '\\') *o++ = '\\';
-        *o++ = *c;
-    }
-    *o++ = '%';
-    *o = 0;
-    return p;
-}
 
 static enum usersd_code sq_user_list(struct store *base, const struct usersd_list_query *q,
                                      struct usersd_page *out, struct usersd_err *err)
@@ -644,7 +630,7 @@ static enum usersd_code sq_user_list(struct store *base, const struct usersd_lis
     else
         snprintf(order, sizeof order, "%s %s NULLS LAST, id ASC", keys[q->order], dir);
 
-    char *pattern = search ? like_pattern(q->search) : NULL;
+    char *pattern = search ? store_like_pattern(q->search) : NULL;
     if (search && !pattern) return err_set(err, USERSD_ENOMEM, NULL);
     enum usersd_code code = USERSD_OK;
     for (int pass = 0; pass < 2 && !code; pass++) {

@@ -31,7 +31,7 @@ const struct server_config *server_config(void)
     return g_cfg;
 }
 
-static struct usersd_config core_config(void)
+struct usersd_config server_core_config(void)
 {
     struct usersd_config c;
     usersd_config_init(&c);
@@ -44,7 +44,7 @@ static struct usersd_config core_config(void)
 struct usersd *server_core(struct usersd_err *err)
 {
     if (tl_core) return tl_core;
-    struct usersd_config c = core_config();
+    struct usersd_config c = server_core_config();
     struct usersd *u;
     if (usersd_open(&u, &c, err)) return NULL;
     pthread_mutex_lock(&g_cores_lock);

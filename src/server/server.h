@@ -118,6 +118,8 @@ struct req {
  * when the database cannot be opened. */
 struct usersd *server_core(struct usersd_err *err);
 const struct server_config *server_config(void);
+/* The libusersd configuration every handle the server opens uses. */
+struct usersd_config server_core_config(void);
 /* One log line on stderr, text or JSON as configured. */
 void server_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

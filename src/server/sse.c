@@ -206,12 +206,7 @@ static void *hub_main(void *arg)
 
 int sse_start(struct usersd_err *err)
 {
-    struct usersd_config c;
-    usersd_config_init(&c);
-    const struct server_config *cfg = server_config();
-    c.db_url = cfg->db_url;
-    c.away_after_s = cfg->away_after_s;
-    c.offline_after_s = cfg->offline_after_s;
+    struct usersd_config c = server_core_config();
     if (usersd_open(&hub.core, &c, err)) return -1;
     if (usersd_changes_head(hub.core, &hub.head, err)) goto fail;
     hub.evicted = hub.head;

@@ -80,12 +80,7 @@ static void *writer_main(void *arg)
 
 int writer_start(struct usersd_err *err)
 {
-    struct usersd_config c;
-    usersd_config_init(&c);
-    const struct server_config *cfg = server_config();
-    c.db_url = cfg->db_url;
-    c.away_after_s = cfg->away_after_s;
-    c.offline_after_s = cfg->offline_after_s;
+    struct usersd_config c = server_core_config();
     if (usersd_open(&w.core, &c, err)) return -1;
     if (pthread_create(&w.thread, NULL, writer_main, NULL) != 0) {
         snprintf(err->msg, sizeof err->msg, "cannot start the writer thread");
