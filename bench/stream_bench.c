@@ -77,16 +77,20 @@ static void scan(struct sub *s)
         char *e = memmem(p, (size_t)(end - p), "\n\n", 2);
         if (!e) break;
         char *k = memmem(p, (size_t)(e - p), key, sizeof key - 1);
-        if (k && memmem(p, (size_t)(e - p), "event: presence", 15)) {
+        if (memmem(p, (size_t)(e - p), "event: presence", 15)) {
+            atomic_fetch_add(&g_events, 1);
+            /* only "online" moves last_seen to the moment of the change */
             char t[USERSD_TIME_LEN + 1];
-            memcpy(t, k + sizeof key - 1, USERSD_TIME_LEN);
-            t[USERSD_TIME_LEN] = 0;
             int64_t ts;
-            if (usersd_time_parse(t, &ts)) {
-                int64_t lat = now_us(CLOCK_REALTIME) - ts;
-                int64_t b = lat < 0 ? 0 : lat / 100;
-                atomic_fetch_add(&g_hist[b > NBUCKET ? NBUCKET : b], 1);
-                atomic_fetch_add(&g_events, 1);
+            if (k && memmem(p, (size_t)(e - p), "\"online_status\":\"online\"", 24) &&
+                k + sizeof key - 1 + USERSD_TIME_LEN <= e) {
+                memcpy(t, k + sizeof key - 1, USERSD_TIME_LEN);
+                t[USERSD_TIME_LEN] = 0;
+                if (usersd_time_parse(t, &ts)) {
+                    int64_t lat = now_us(CLOCK_REALTIME) - ts;
+                    int64_t b = lat < 0 ? 0 : lat / 100;
+                    atomic_fetch_add(&g_hist[b > NBUCKET ? NBUCKET : b], 1);
+                }
             }
         }
         p = e + 2;
@@ -155,10 +159,12 @@ static void *writer(void *argp)
         if (due >= end) break;
         int64_t now = now_us(CLOCK_MONOTONIC);
         if (due > now) usleep((useconds_t)(due - now));
-        /* alternate online/offline on a rotating user, so every request is
-         * a change and carries a fresh last_seen */
-        long user = 2 + (i * a->nwriters + a->id) % (a->users - 1);
-        const char *st = ((i * a->nwriters + a->id) / (a->users - 1)) % 2 ? "offline" : "online";
+        /* each user's visits alternate online, away, online...: every visit
+         * after a user's first is a change (the first may find the status
+         * already set); online carries a fresh last_seen */
+        long k = i * a->nwriters + a->id;
+        long user = 2 + k % (a->users - 1);
+        const char *st = (k / (a->users - 1)) % 2 ? "away" : "online";
         char body[64];
         int bl = snprintf(body, sizeof body, "{\"status\":\"%s\"}", st);
         int n = snprintf(req, sizeof req,

@@ -110,20 +110,23 @@ static const char *const stmt_sql[S_NSTMT] = {
     /* Decay reads first (index range scans that usually find nothing) and
      * takes the write lock only when some user is due. ?1 is the away
      * cut-off, ?2 the offline one; NULL turns one off. */
-    [S_DECAY_PENDING] =
-        "SELECT EXISTS (SELECT 1 FROM users WHERE online_status = 2 AND last_seen < ?1) "
-        "OR EXISTS (SELECT 1 FROM users WHERE online_status IN (1, 2) AND last_seen < ?2)",
+    [S_DECAY_PENDING] = "SELECT EXISTS (SELECT 1 FROM users INDEXED BY users_presence "
+                        "WHERE online_status = 2 AND last_seen < ?1) "
+                        "OR EXISTS (SELECT 1 FROM users INDEXED BY users_presence "
+                        "WHERE online_status IN (1, 2) AND last_seen < ?2)",
+    /* INDEXED BY: with ORDER BY last_seen the planner took users_last_seen
+     * and walked every user ever seen (a million rows, seconds under the
+     * write lock); the presence index reaches only the users due. */
     [S_LOG_OFFLINE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
                       "at) SELECT id, username, 0, last_seen, ?1 FROM users "
-                      "WHERE online_status IN (1, 2) AND last_seen < ?2 "
-                      "ORDER BY last_seen, id",
-    [S_DECAY_OFFLINE] = "UPDATE users SET online_status = 0 WHERE online_status IN (1, 2) "
-                        "AND last_seen < ?1",
+                      "INDEXED BY users_presence WHERE online_status IN (1, 2) AND last_seen < ?2",
+    [S_DECAY_OFFLINE] = "UPDATE users INDEXED BY users_presence SET online_status = 0 "
+                        "WHERE online_status IN (1, 2) AND last_seen < ?1",
     [S_LOG_AWAY] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
                    "at) SELECT id, username, 1, last_seen, ?1 FROM users "
-                   "WHERE online_status = 2 AND last_seen < ?2 ORDER BY last_seen, id",
-    [S_DECAY_AWAY] = "UPDATE users SET online_status = 1 WHERE online_status = 2 "
-                     "AND last_seen < ?1",
+                   "INDEXED BY users_presence WHERE online_status = 2 AND last_seen < ?2",
+    [S_DECAY_AWAY] = "UPDATE users INDEXED BY users_presence SET online_status = 1 "
+                     "WHERE online_status = 2 AND last_seen < ?1",
     [S_CHANGES] = "SELECT seq, user_id, username, online_status, last_seen, at "
                   "FROM presence_changes WHERE seq > ? ORDER BY seq LIMIT ?",
     [S_PRUNED] = "SELECT pruned_through FROM presence_meta WHERE id = 1",
