@@ -308,6 +308,16 @@ USERSD_API enum usersd_code usersd_changes_wait(struct usersd *u, int timeout_ms
 /* Deletes changes older than the configured retention. */
 USERSD_API enum usersd_code usersd_changes_prune(struct usersd *u, struct usersd_err *err);
 
+/* ---- Read scope ---------------------------------------------------------- */
+
+/* The reads between usersd_read_begin and usersd_read_end see one snapshot
+ * and take the database's read lock once (SQLite: one read transaction
+ * instead of one per statement). Make no writes inside: a write there may
+ * fail with EDB when another connection wrote meanwhile. Nesting is not
+ * supported. usersd_read_end takes a handle with no open scope too. */
+USERSD_API enum usersd_code usersd_read_begin(struct usersd *u, struct usersd_err *err);
+USERSD_API void usersd_read_end(struct usersd *u);
+
 /* ---- Group commit ------------------------------------------------------ */
 
 /* The calls made between usersd_batch_begin and usersd_batch_commit share

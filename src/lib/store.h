@@ -125,6 +125,10 @@ struct store_ops {
      * transaction becomes a savepoint, so a failed call undoes only itself. */
     enum usersd_code (*batch)(struct store *s, int what, struct usersd_err *err);
 
+    /* Opens (begin) or closes one read snapshot for the reads in between;
+     * NULL where each statement is its own snapshot anyway (PostgreSQL). */
+    enum usersd_code (*read_scope)(struct store *s, bool begin, struct usersd_err *err);
+
     enum usersd_code (*token_insert)(struct store *s, const unsigned char *hash, int64_t user_id,
                                      int64_t now, struct usersd_err *err);
     /* The token's user (active or not). ENOTFOUND when no such token. */

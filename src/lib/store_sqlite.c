@@ -21,6 +21,7 @@ enum stmt_id {
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
+    S_BEGIN_READ,
     S_SAVEPOINT,
     S_RELEASE,
     S_ROLLBACK_TO,
@@ -70,6 +71,7 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
+    [S_BEGIN_READ] = "BEGIN DEFERRED",
     [S_SAVEPOINT] = "SAVEPOINT op",
     [S_RELEASE] = "RELEASE op",
     [S_ROLLBACK_TO] = "ROLLBACK TO op",
@@ -264,6 +266,20 @@ static void rollback(struct sqlite_store *s)
     } else if (!sqlite3_get_autocommit(s->db)) {
         exec_simple(s, S_ROLLBACK, NULL);
     }
+}
+
+/* One read transaction for several reads: SQLite takes its WAL read lock
+ * (fcntl calls) once instead of once per statement. */
+static enum usersd_code sq_read_scope(struct store *base, bool begin_, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    if (begin_) {
+        if (!sqlite3_get_autocommit(s->db))
+            return err_set(err, USERSD_EINVAL, "a transaction is already open");
+        return exec_simple(s, S_BEGIN_READ, err);
+    }
+    if (!sqlite3_get_autocommit(s->db) && !s->batch) exec_simple(s, S_COMMIT, NULL);
+    return USERSD_OK;
 }
 
 static enum usersd_code sq_batch(struct store *base, int what, struct usersd_err *err)
@@ -1123,6 +1139,7 @@ const struct store_ops store_sqlite_ops = {
     .load_finish = sq_load_finish,
     .seed = sq_seed,
     .batch = sq_batch,
+    .read_scope = sq_read_scope,
     .token_insert = sq_token_insert,
     .token_user = sq_token_user,
     .token_delete = sq_token_delete,

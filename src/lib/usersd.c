@@ -91,3 +91,13 @@ void usersd_batch_rollback(struct usersd *u)
 {
     u->store->ops->batch(u->store, BATCH_ROLLBACK, NULL);
 }
+
+enum usersd_code usersd_read_begin(struct usersd *u, struct usersd_err *err)
+{
+    return u->store->ops->read_scope ? u->store->ops->read_scope(u->store, true, err) : USERSD_OK;
+}
+
+void usersd_read_end(struct usersd *u)
+{
+    if (u->store->ops->read_scope) u->store->ops->read_scope(u->store, false, NULL);
+}

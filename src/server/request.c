@@ -95,7 +95,11 @@ static int authenticate(struct req *r)
     if (!key) return 0;
     struct usersd_err err = {0};
     enum usersd_code rc = usersd_token_resolve(r->core, key, &r->caller, &err);
-    if (rc == USERSD_OK) rc = usersd_touch(r->core, &r->caller, &err);
+    /* Activity is a write: inside a read scope it waits for the scope's end. */
+    if (rc == USERSD_OK && r->read_scope)
+        r->touch_pending = true;
+    else if (rc == USERSD_OK)
+        rc = usersd_touch(r->core, &r->caller, &err);
     if (rc) {
         reply_err(r, &err);
         return usersd_http_status(rc);
@@ -131,6 +135,11 @@ bool request_precheck(struct req *r)
         reply_err(r, &err);
         return false;
     } /* open routes check r->core themselves: /healthz needs none */
+    /* A GET only reads: one snapshot for all of its reads (one lock). Only
+     * when checks and handler run in one call: the thread serves other
+     * connections between calls, and they must not run inside it. */
+    if (r->core && r->bodyless && (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD")))
+        r->read_scope = usersd_read_begin(r->core, NULL) == USERSD_OK;
     if (r->route->auth != AUTH_NONE) {
         if (authenticate(r)) return false;
         if (!r->authed) {
@@ -364,4 +373,15 @@ bool query_page(struct req *r, int *page, int *per_page)
 struct render_viewer request_viewer(const struct req *r)
 {
     return (struct render_viewer){.id = r->caller.id, .staff = r->caller.is_staff};
+}
+
+void request_end_reads(struct req *r)
+{
+    if (!r->read_scope) return;
+    usersd_read_end(r->core);
+    r->read_scope = false;
+    if (r->touch_pending) {
+        r->touch_pending = false;
+        usersd_touch(r->core, &r->caller, NULL); /* best effort: the reply is out */
+    }
 }

@@ -153,7 +153,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0; /* discard whatever is still coming */
         return MHD_YES;
     }
-    if (!r->checked && !route_and_check(r, url)) return MHD_YES;
+    if (!r->checked) r->bodyless = true; /* checks and handler run in this one call */
+    if (!r->checked && !route_and_check(r, url)) {
+        request_end_reads(r);
+        return MHD_YES;
+    }
     if (*upload_data_size) {
         /* A chunked body can outgrow the limit only mid-stream, where MHD
          * takes no reply: drop the rest and answer 413 at the end. */
@@ -172,7 +176,80 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     r->route->handler(r);
     if (!r->answered && r->job.state == JOB_NONE)
         reply_fail(r, 500, NULL, "the handler sent no reply");
+    request_end_reads(r);
     return MHD_YES;
+}
+
+/* Access lines are buffered per thread and written by the presence thread
+ * every 100 ms (or when a buffer fills): a write(2) per request was a tenth
+ * of a status read's cost. A kill -9 loses at most the last 100 ms of
+ * access lines, never a reply. */
+struct logbuf {
+    pthread_mutex_t lock;
+    size_t len;
+    char text[16384];
+    struct logbuf *next;
+};
+static pthread_mutex_t g_logs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct logbuf *g_logs;
+static _Thread_local struct logbuf *tl_log;
+
+static void log_write(struct logbuf *b) /* b->lock held */
+{
+    if (b->len) fwrite(b->text, 1, b->len, stderr);
+    b->len = 0;
+}
+
+void server_log_flush(void)
+{
+    pthread_mutex_lock(&g_logs_lock);
+    for (struct logbuf *b = g_logs; b; b = b->next) {
+        pthread_mutex_lock(&b->lock);
+        log_write(b);
+        pthread_mutex_unlock(&b->lock);
+    }
+    pthread_mutex_unlock(&g_logs_lock);
+    fflush(stderr);
+}
+
+static void log_free_all(void)
+{
+    server_log_flush();
+    pthread_mutex_lock(&g_logs_lock);
+    while (g_logs) {
+        struct logbuf *n = g_logs->next;
+        pthread_mutex_destroy(&g_logs->lock);
+        free(g_logs);
+        g_logs = n;
+    }
+    pthread_mutex_unlock(&g_logs_lock);
+}
+
+static void log_line(const char *line, size_t n)
+{
+    if (!tl_log) {
+        struct logbuf *b = calloc(1, sizeof *b);
+        if (!b) {
+            fwrite(line, 1, n, stderr);
+            return;
+        }
+        pthread_mutex_init(&b->lock, NULL);
+        pthread_mutex_lock(&g_logs_lock);
+        b->next = g_logs;
+        g_logs = b;
+        pthread_mutex_unlock(&g_logs_lock);
+        tl_log = b;
+    }
+    struct logbuf *b = tl_log;
+    pthread_mutex_lock(&b->lock);
+    if (b->len + n > sizeof b->text) log_write(b);
+    if (n > sizeof b->text)
+        fwrite(line, 1, n, stderr);
+    else {
+        memcpy(b->text + b->len, line, n);
+        b->len += n;
+    }
+    pthread_mutex_unlock(&b->lock);
 }
 
 /* One line per request: method, route (the table's pattern, never the raw
@@ -181,6 +258,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void access_log(const struct req *r, int64_t us)
 {
     const char *route = r->route ? r->route->pattern : "-";
+    char line[700];
+    int n;
     if (g_cfg->log_json) {
         json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "type", "access", "method",
                               r->method, "route", route, "status", r->status, "bytes",
@@ -188,20 +267,21 @@ static void access_log(const struct req *r, int64_t us)
         if (!o) return;
         json_object_set_new(o, "user", r->caller.id > 0 ? json_integer(r->caller.id) : json_null());
         if (r->errmsg[0]) json_object_set_new(o, "error", json_string(r->errmsg));
-        char *line = json_dumps(o, JSON_COMPACT);
+        char *text = json_dumps(o, JSON_COMPACT);
         json_decref(o);
-        if (line) fprintf(stderr, "%s\n", line);
-        free(line);
-        return;
+        n = text ? snprintf(line, sizeof line, "%s\n", text) : 0;
+        free(text);
+    } else {
+        char user[24] = "-";
+        if (r->caller.id > 0) snprintf(user, sizeof user, "%lld", (long long)r->caller.id);
+        if (r->errmsg[0])
+            n = snprintf(line, sizeof line, "access: %s %s %d %zu %lldus user=%s error=\"%s\"\n",
+                         r->method, route, r->status, r->bytes, (long long)us, user, r->errmsg);
+        else
+            n = snprintf(line, sizeof line, "access: %s %s %d %zu %lldus user=%s\n", r->method,
+                         route, r->status, r->bytes, (long long)us, user);
     }
-    char user[24] = "-";
-    if (r->caller.id > 0) snprintf(user, sizeof user, "%lld", (long long)r->caller.id);
-    if (r->errmsg[0])
-        fprintf(stderr, "access: %s %s %d %zu %lldus user=%s error=\"%s\"\n", r->method, route,
-                r->status, r->bytes, (long long)us, user, r->errmsg);
-    else
-        fprintf(stderr, "access: %s %s %d %zu %lldus user=%s\n", r->method, route, r->status,
-                r->bytes, (long long)us, user);
+    if (n > 0) log_line(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -211,6 +291,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req *r = *con_cls;
     if (!r) return;
     int64_t us = mono_us() - r->started_us;
+    request_end_reads(r); /* normally already closed in the handler's call */
     metrics_observe(router_index(r->route), r->status, us);
     access_log(r, us);
     if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) sse_notify();
@@ -382,6 +463,7 @@ int server_run(const struct server_config *cfg)
     MHD_stop_daemon(d);
     sse_release();
     metrics_free();
+    log_free_all();
     for (size_t i = 0; i < g_ncores; i++)
         usersd_close(g_cores[i]);
     free(g_cores);

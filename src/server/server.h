@@ -100,6 +100,9 @@ struct req {
     struct usersd *core; /* this thread's handle, borrowed */
     struct usersd_user caller;
     bool authed;
+    bool bodyless;      /* checked and handled within one MHD call */
+    bool read_scope;    /* a usersd_read_begin is open on core */
+    bool touch_pending; /* the caller's activity, written after the scope */
     char token[USERSD_TOKEN_LEN + 1];
     struct write_job job;
     /* extra response headers (Set-Cookie, Allow, WWW-Authenticate) */
@@ -120,6 +123,9 @@ struct usersd *server_core(struct usersd_err *err);
 const struct server_config *server_config(void);
 /* The libusersd configuration every handle the server opens uses. */
 struct usersd_config server_core_config(void);
+/* Writes the buffered access lines (the presence thread calls it every
+ * 100 ms). */
+void server_log_flush(void);
 /* One log line on stderr, text or JSON as configured. */
 void server_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -127,6 +133,8 @@ void server_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * content type. Returns true when the request may go on; otherwise an
  * error reply is queued. */
 bool request_precheck(struct req *r);
+/* Closes the request's read scope, then writes the caller's activity. */
+void request_end_reads(struct req *r);
 /* Appends body bytes; false past the limit (or out of memory). */
 bool request_body_append(struct req *r, const char *data, size_t size);
 /* Parses the body into r->json (an object); false and 400 queued when it is

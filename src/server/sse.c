@@ -159,8 +159,7 @@ static void *hub_main(void *arg)
              * keepalives going and recovers a lost notification. */
             pthread_mutex_unlock(&hub.lock);
             bool notified;
-            enum usersd_code rc =
-                usersd_changes_wait(hub.core, DECAY_EVERY_US / 1000, &notified, &err);
+            enum usersd_code rc = usersd_changes_wait(hub.core, POLL_MS, &notified, &err);
             can_wait = rc != USERSD_EINVAL;
             if (rc == USERSD_EDB) { /* the database is away: do not spin */
                 struct timespec pause = {0, POLL_MS * 1000000L};
@@ -181,6 +180,7 @@ static void *hub_main(void *arg)
         if (hub.stopping) break;
         pthread_mutex_unlock(&hub.lock);
 
+        server_log_flush();
         int64_t now = mono_us(), changed = 0;
         if (now >= next_decay) {
             if (usersd_decay(hub.core, &changed, &err) == USERSD_OK && changed)

@@ -138,7 +138,7 @@ class Protocol(ServerTest):
         tok = self.srv.login()
         self.req("GET", "/api/users/me/?token=" + tok, token=tok)
         self.req("POST", "/api/auth/login/", {"username": "admin", "password": ADMIN_PASSWORD})
-        time.sleep(0.2)
+        time.sleep(0.5)  # access lines are flushed every 100 ms
         log = self.srv.read_log()
         self.assertIn("access: GET /api/users/me/ 200", log)
         self.assertNotIn(tok, log)
