@@ -623,6 +623,24 @@ static enum usersd_code collect(struct sqlite_store *s, sqlite3_stmt *st, size_t
 
 /* Escapes LIKE's wildcards so a search is a plain substring. */
 
+/* The search as one FTS5 phrase: in double quotes, quotes doubled, so every
+ * character is literal and the trigrams must follow one another (a
+ * substring). */
+static char *fts_phrase(const char *search)
+{
+    size_t n = strlen(search);
+    char *p = malloc(2 * n + 3), *o = p;
+    if (!p) return NULL;
+    *o++ = '"';
+    for (const char *c = search; *c; c++) {
+        if (*c == '"') *o++ = '"';
+        *o++ = *c;
+    }
+    *o++ = '"';
+    *o = 0;
+    return p;
+}
+
 static enum usersd_code sq_user_list(struct store *base, const struct usersd_list_query *q,
                                      struct usersd_page *out, struct usersd_err *err)
 {
@@ -634,7 +652,12 @@ static enum usersd_code sq_user_list(struct store *base, const struct usersd_lis
     w += (size_t)snprintf(where + w, sizeof where - w, "%s%s", w ? " AND " : " WHERE ", cond)
     /* The search comes first so it owns ?1; each plain ? after it takes the
      * next number, in the order the filters are bound below. */
-    if (search)
+    /* 3 characters or more: the trigram index (migration 004); shorter:
+     * LIKE, as the trigram index cannot answer it. */
+    bool fts = search && utf8_len(q->search) >= 3;
+    if (fts)
+        ADD("id IN (SELECT rowid FROM users_search WHERE users_search MATCH ?1)");
+    else if (search)
         ADD("(username LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\' OR first_name LIKE ?1 "
             "ESCAPE '\\' OR last_name LIKE ?1 ESCAPE '\\')");
     if (q->online_status >= 0) ADD("online_status = ?");
@@ -649,7 +672,7 @@ static enum usersd_code sq_user_list(struct store *base, const struct usersd_lis
     else
         snprintf(order, sizeof order, "%s %s NULLS LAST, id ASC", keys[q->order], dir);
 
-    char *pattern = search ? store_like_pattern(q->search) : NULL;
+    char *pattern = !search ? NULL : fts ? fts_phrase(q->search) : store_like_pattern(q->search);
     if (search && !pattern) return err_set(err, USERSD_ENOMEM, NULL);
     enum usersd_code code = USERSD_OK;
     for (int pass = 0; pass < 2 && !code; pass++) {
