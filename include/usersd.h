@@ -308,6 +308,13 @@ USERSD_API enum usersd_code usersd_changes_wait(struct usersd *u, int timeout_ms
 /* Deletes changes older than the configured retention. */
 USERSD_API enum usersd_code usersd_changes_prune(struct usersd *u, struct usersd_err *err);
 
+/* A number that changes whenever the database may have changed: any commit,
+ * by this handle, another handle or another process. Equal numbers mean
+ * nothing changed in between, so a reply built from the database may be
+ * reused. EINVAL where the database cannot tell cheaply (PostgreSQL). */
+USERSD_API enum usersd_code usersd_data_version(struct usersd *u, uint64_t *version,
+                                                struct usersd_err *err);
+
 /* ---- Read scope ---------------------------------------------------------- */
 
 /* The reads between usersd_read_begin and usersd_read_end see one snapshot

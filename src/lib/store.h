@@ -125,6 +125,9 @@ struct store_ops {
      * transaction becomes a savepoint, so a failed call undoes only itself. */
     enum usersd_code (*batch)(struct store *s, int what, struct usersd_err *err);
 
+    /* A number that changes with every commit by anyone; NULL when the
+     * driver cannot tell cheaply. */
+    enum usersd_code (*data_version)(struct store *s, uint64_t *version, struct usersd_err *err);
     /* Opens (begin) or closes one read snapshot for the reads in between;
      * NULL where each statement is its own snapshot anyway (PostgreSQL). */
     enum usersd_code (*read_scope)(struct store *s, bool begin, struct usersd_err *err);

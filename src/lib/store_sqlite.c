@@ -22,6 +22,7 @@ enum stmt_id {
     S_COMMIT,
     S_ROLLBACK,
     S_BEGIN_READ,
+    S_DATA_VERSION,
     S_SAVEPOINT,
     S_RELEASE,
     S_ROLLBACK_TO,
@@ -72,6 +73,7 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_BEGIN_READ] = "BEGIN DEFERRED",
+    [S_DATA_VERSION] = "PRAGMA data_version",
     [S_SAVEPOINT] = "SAVEPOINT op",
     [S_RELEASE] = "RELEASE op",
     [S_ROLLBACK_TO] = "ROLLBACK TO op",
@@ -280,6 +282,22 @@ static enum usersd_code sq_read_scope(struct store *base, bool begin_, struct us
     }
     if (!sqlite3_get_autocommit(s->db) && !s->batch) exec_simple(s, S_COMMIT, NULL);
     return USERSD_OK;
+}
+
+static enum usersd_code count_query(struct sqlite_store *s, sqlite3_stmt *st, int64_t *out,
+                                    struct usersd_err *err);
+
+/* PRAGMA data_version moves with other connections' commits, total_changes
+ * with this connection's own writes: together, any change. */
+static enum usersd_code sq_data_version(struct store *base, uint64_t *version,
+                                        struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    int64_t dv = 0;
+    sqlite3_stmt *st = prep(s, S_DATA_VERSION, err);
+    enum usersd_code code = st ? count_query(s, st, &dv, err) : USERSD_EDB;
+    if (!code) *version = ((uint64_t)dv << 32) ^ (uint64_t)sqlite3_total_changes64(s->db);
+    return code;
 }
 
 static enum usersd_code sq_batch(struct store *base, int what, struct usersd_err *err)
@@ -1163,6 +1181,7 @@ const struct store_ops store_sqlite_ops = {
     .seed = sq_seed,
     .batch = sq_batch,
     .read_scope = sq_read_scope,
+    .data_version = sq_data_version,
     .token_insert = sq_token_insert,
     .token_user = sq_token_user,
     .token_delete = sq_token_delete,

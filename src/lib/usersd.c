@@ -101,3 +101,10 @@ void usersd_read_end(struct usersd *u)
 {
     if (u->store->ops->read_scope) u->store->ops->read_scope(u->store, false, NULL);
 }
+
+enum usersd_code usersd_data_version(struct usersd *u, uint64_t *version, struct usersd_err *err)
+{
+    if (!u->store->ops->data_version)
+        return err_set(err, USERSD_EINVAL, "this database cannot report its version");
+    return u->store->ops->data_version(u->store, version, err);
+}

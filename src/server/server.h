@@ -176,6 +176,8 @@ void reply_clear_headers(struct req *r);
 /* Reads {"status"} and applies it to user id (set-online-status and
  * me/online-status share it). */
 void presence_set_from_body(struct req *r, int64_t id);
+/* Frees this thread's cached online page (h_presence.c). */
+void presence_cache_free(void);
 
 void h_login(struct req *r);
 void h_logout(struct req *r);

@@ -146,6 +146,28 @@ class Api(ServerTest):
                                    token=self.admin)
         self.assertIn("email", {u["id"]: u for u in body["online_users"]}[a["id"]])
 
+    def test_online_list_never_stale_nor_leaks_emails(self):
+        # the server reuses a rendered page while the database is unchanged:
+        # any change must show at once, and one viewer's page never another's
+        a = self.fresh_user(email="c%d@example.com" % time.time_ns())
+        b = self.fresh_user()
+        tok = self.srv.login(b["username"], "password-123")
+        path = "/api/users/admin/users/online/?per_page=100"
+        self.req("POST", "/api/users/admin/users/%d/set-online-status/" % a["id"],
+                 {"status": "online"}, token=self.admin)
+        for _ in range(3):  # the same page, again and again
+            _, _, staff_view = self.req("GET", path, token=self.admin)
+            self.assertIn(a["email"], [u.get("email") for u in staff_view["online_users"]])
+            _, _, user_view = self.req("GET", path, token=tok)
+            seen = {u["id"]: u for u in user_view["online_users"]}
+            self.assertNotIn("email", seen[a["id"]])
+            self.assertIn("email", seen[b["id"]])
+        self.req("POST", "/api/users/admin/users/%d/set-online-status/" % a["id"],
+                 {"status": "offline"}, token=self.admin)
+        for who in (self.admin, tok):
+            _, _, view = self.req("GET", path, token=who)
+            self.assertNotIn(a["id"], [u["id"] for u in view["online_users"]])
+
     def test_bulk_statuses_in_order_asked(self):
         a, b = self.fresh_user(), self.fresh_user()
         q = "ids=%d,999999,%d,%d" % (b["id"], a["id"], b["id"])

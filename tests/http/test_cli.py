@@ -119,10 +119,15 @@ class Cli(unittest.TestCase):
             self.assertEqual(json.loads(p.stdout), api_online)
             p = self.run_cli("status", "--db", self.db, "2")
             self.assertEqual(json.loads(p.stdout), api_status)
-            # a change from the CLI is seen by the running server
+            # a change from the CLI is seen by the running server at once,
+            # in the online list too (which the server may reuse while nothing changed)
+            for _ in range(3):
+                srv.request("GET", "/api/users/admin/users/online/", token=tok)
             self.run_cli("status", "--db", self.db, "2", "offline")
             _, _, after = srv.request("GET", "/api/users/admin/users/2/online-status/", token=tok)
             self.assertEqual(after["online_status"], "offline")
+            _, _, online = srv.request("GET", "/api/users/admin/users/online/", token=tok)
+            self.assertNotIn(2, [u["id"] for u in online["online_users"]])
         finally:
             srv.stop()
 
