@@ -73,8 +73,8 @@ enum pstmt {
 
 static const char *const psql[P_NSTMT] = {
     [P_INSERT] =
-        "INSERT INTO users (username, email, first_name, last_name, password, is_active, "
-        "is_staff, date_joined) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING " USER_COLS,
+        "INSERT INTO users (username, email, first_name, last_name, is_active, is_staff, "
+        "password, date_joined) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING " USER_COLS,
     [P_GET] = "SELECT " USER_COLS " FROM users WHERE id = $1",
     [P_GET_AUTH] = "SELECT " USER_COLS ", password FROM users WHERE lower(username) = lower($1)",
     [P_UPDATE] = "UPDATE users SET username = $1, email = $2, first_name = $3, last_name = $4, "
@@ -215,6 +215,18 @@ static void p_bytea(struct params *p, const unsigned char *b, int len)
     p->v[p->n] = (const char *)b;
     p->len[p->n] = len;
     p->fmt[p->n++] = 1;
+}
+
+/* username, email, first_name, last_name, is_active, is_staff: the order
+ * P_INSERT, P_UPDATE and P_LOAD_USER take them in. */
+static void p_profile(struct params *p, const struct usersd_user *u)
+{
+    p_text(p, u->username);
+    p_text(p, u->email);
+    p_text(p, u->first_name);
+    p_text(p, u->last_name);
+    p_bool(p, u->is_active);
+    p_bool(p, u->is_staff);
 }
 
 /* ---- errors and the connection ------------------------------------------ */
@@ -549,13 +561,8 @@ static enum usersd_code pg_user_insert(struct store *base, struct usersd_user *u
 {
     struct pg_store *s = (struct pg_store *)base;
     struct params p = {0};
-    p_text(&p, u->username);
-    p_text(&p, u->email);
-    p_text(&p, u->first_name);
-    p_text(&p, u->last_name);
+    p_profile(&p, u);
     p_text(&p, pwhash);
-    p_bool(&p, u->is_active);
-    p_bool(&p, u->is_staff);
     p_int(&p, u->date_joined);
     return one_user(run(s, P_INSERT, &p, err), u, err);
 }
@@ -586,12 +593,7 @@ static enum usersd_code pg_user_update(struct store *base, const struct usersd_u
     enum usersd_code code = begin(s, err);
     if (code) return code;
     struct params p = {0};
-    p_text(&p, u->username);
-    p_text(&p, u->email);
-    p_text(&p, u->first_name);
-    p_text(&p, u->last_name);
-    p_bool(&p, u->is_active);
-    p_bool(&p, u->is_staff);
+    p_profile(&p, u);
     p_int(&p, u->id);
     PGresult *r = run(s, P_UPDATE, &p, err);
     if (!r) goto fail;
@@ -1039,12 +1041,7 @@ static enum usersd_code pg_load(struct store *base, const struct store_user_row 
         const struct usersd_user *u = &users[i].user;
         struct params p = {0};
         p_int(&p, u->id);
-        p_text(&p, u->username);
-        p_text(&p, u->email);
-        p_text(&p, u->first_name);
-        p_text(&p, u->last_name);
-        p_bool(&p, u->is_active);
-        p_bool(&p, u->is_staff);
+        p_profile(&p, u);
         p_int(&p, u->date_joined);
         p_int(&p, u->online_status);
         p_time(&p, u->last_seen);

@@ -151,34 +151,27 @@ class Config(unittest.TestCase):
                              env={"USERSD_LOG_FORMAT": "text"})
         self.assertIn('"type":"log"', log.split("usersd: stopped")[-1])  # the flag beats both
 
+    def listening_line(self, path, env):
+        """Starts serve with --config path and env; returns its listening line."""
+        p = subprocess.Popen([BIN, "serve", "--config", path, "--listen", "127.0.0.1:0", "--db",
+                              self.db], env=env, stderr=subprocess.PIPE, text=True,
+                             stdin=subprocess.DEVNULL)
+        line = p.stderr.readline()
+        while "listening" not in line and line:
+            line = p.stderr.readline()
+        p.terminate()
+        p.wait(timeout=20)
+        p.stderr.close()
+        return line
+
     def test_env_beats_file_for_threads(self):
         path = self.write("threads = 3\n")
-        env = dict(os.environ, USERSD_THREADS="4")
+        env = dict(os.environ, USERSD_THREADS="4", USERSD_ADMIN_PASSWORD=ADMIN_PASSWORD)
         for k in ("USERSD_LISTEN", "USERSD_DB"):
             env.pop(k, None)
-        env["USERSD_ADMIN_PASSWORD"] = ADMIN_PASSWORD
-        p = subprocess.Popen([BIN, "serve", "--config", path, "--listen", "127.0.0.1:0", "--db",
-                              self.db], env=env, stderr=subprocess.PIPE, text=True,
-                             stdin=subprocess.DEVNULL)
-        line = p.stderr.readline()
-        while "listening" not in line and line:
-            line = p.stderr.readline()
-        p.terminate()
-        p.wait(timeout=20)
-        p.stderr.close()
-        self.assertIn("4 threads", line)
-        path = self.write("threads = 3\n")
+        self.assertIn("4 threads", self.listening_line(path, env))
         env.pop("USERSD_THREADS")
-        p = subprocess.Popen([BIN, "serve", "--config", path, "--listen", "127.0.0.1:0", "--db",
-                              self.db], env=env, stderr=subprocess.PIPE, text=True,
-                             stdin=subprocess.DEVNULL)
-        line = p.stderr.readline()
-        while "listening" not in line and line:
-            line = p.stderr.readline()
-        p.terminate()
-        p.wait(timeout=20)
-        p.stderr.close()
-        self.assertIn("3 threads", line)
+        self.assertIn("3 threads", self.listening_line(path, env))
 
     def test_bad_files(self):
         for text, part in (("nonsense = 1\n", "unknown key 'nonsense'"),

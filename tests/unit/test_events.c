@@ -73,17 +73,7 @@ static void straight_to_offline_and_away_users(void **state)
 
 static struct fixture *reopen(struct fixture *f, int64_t away, int64_t offline)
 {
-    char url[96];
-    snprintf(url, sizeof url, "sqlite:%s", f->path);
-    struct usersd_config cfg;
-    usersd_config_init(&cfg);
-    cfg.db_url = url;
-    cfg.clock = fake_clock;
-    cfg.clock_ctx = f;
-    cfg.away_after_s = away;
-    cfg.offline_after_s = offline;
-    usersd_close(f->u);
-    assert_int_equal(usersd_open(&f->u, &cfg, NULL), USERSD_OK);
+    assert_int_equal(fixture_open(f, away, offline), 0);
     return f;
 }
 

@@ -30,13 +30,9 @@ static inline int64_t fake_clock(void *ctx)
 /* 2024-01-15T10:30:00Z */
 #define T0 ((int64_t)1705314600 * 1000000)
 
-static inline int fixture_setup(void **state)
+/* (Re)opens f's database with the fake clock and the given decay thresholds. */
+static inline int fixture_open(struct fixture *f, int64_t away_after_s, int64_t offline_after_s)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    snprintf(f->path, sizeof f->path, "/tmp/usersd-unit-XXXXXX");
-    int fd = mkstemp(f->path);
-    if (fd < 0) return -1;
-    close(fd);
     char url[96];
     snprintf(url, sizeof url, "sqlite:%s", f->path);
     struct usersd_config cfg;
@@ -44,12 +40,27 @@ static inline int fixture_setup(void **state)
     cfg.db_url = url;
     cfg.clock = fake_clock;
     cfg.clock_ctx = f;
-    f->now = T0;
+    cfg.away_after_s = away_after_s;
+    cfg.offline_after_s = offline_after_s;
+    usersd_close(f->u);
+    f->u = NULL;
     struct usersd_err err = {0};
     if (usersd_open(&f->u, &cfg, &err)) {
         fprintf(stderr, "open: %s\n", err.msg);
         return -1;
     }
+    return 0;
+}
+
+static inline int fixture_setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->path, sizeof f->path, "/tmp/usersd-unit-XXXXXX");
+    int fd = mkstemp(f->path);
+    if (fd < 0) return -1;
+    close(fd);
+    f->now = T0;
+    if (fixture_open(f, 600, 3600)) return -1;
     *state = f;
     return 0;
 }
