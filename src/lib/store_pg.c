@@ -129,8 +129,10 @@ static const char *const psql[P_NSTMT] = {
     [P_PRUNED] = "SELECT pruned_through FROM presence_meta WHERE id = 1",
     [P_HEAD] = "SELECT greatest(coalesce((SELECT max(seq) FROM presence_changes), 0), "
                "(SELECT pruned_through FROM presence_meta WHERE id = 1))",
+    /* OFFSET 0 keeps max() from becoming a backward walk of the whole log
+     * from its newest row: the rows to go are found through the at index. */
     [P_PRUNE] = "WITH gone AS (DELETE FROM presence_changes WHERE seq <= (SELECT max(seq) FROM "
-                "presence_changes WHERE at < $1) RETURNING seq) "
+                "(SELECT seq FROM presence_changes WHERE at < $1 OFFSET 0) old) RETURNING seq) "
                 "UPDATE presence_meta SET pruned_through = greatest(pruned_through, "
                 "(SELECT coalesce(max(seq), 0) FROM gone)) WHERE id = 1",
     [P_DUMP_USERS] = "SELECT " USER_COLS ", password FROM users WHERE id > $1 ORDER BY id LIMIT $2",

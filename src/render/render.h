@@ -29,7 +29,12 @@ json_t *render_status_set(const struct usersd_user *u);
  * may be NULL); NULL when out of memory. */
 char *render_online_page_text(const struct usersd_page *p, struct render_viewer v, size_t *len);
 char *render_user_list_text(const struct usersd_page *p, struct render_viewer v, size_t *len);
-json_t *render_statuses(const struct usersd_page *p);
+/* The presence replies, the same way (render_status and friends parse these). */
+char *render_status_text(const struct usersd_user *u, size_t *len);
+char *render_heartbeat_text(const struct usersd_user *u, size_t *len);
+char *render_status_set_text(const struct usersd_user *u, size_t *len);
+/* {"statuses": [status...]} */
+char *render_statuses_text(const struct usersd_page *p, size_t *len);
 json_t *render_stats(const struct usersd_stats *s);
 json_t *render_error(const struct usersd_err *err);
 /* A logged change as the stream's data: user_id, username, online_status,

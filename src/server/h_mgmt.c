@@ -44,7 +44,7 @@ void h_list(struct req *r)
     }
     size_t len = 0;
     char *text = render_user_list_text(&p, request_viewer(r), &len);
-    reply_text(r, 200, "application/json; charset=utf-8", text, len);
+    reply_text(r, 200, JSON_TYPE, text, len);
     usersd_page_free(&p);
 }
 

@@ -45,6 +45,5 @@ void h_metrics(struct req *r)
 
 void h_schema(struct req *r)
 {
-    reply_text(r, 200, "application/json; charset=utf-8", strdup(usersd_openapi_json),
-               strlen(usersd_openapi_json));
+    reply_text(r, 200, JSON_TYPE, strdup(usersd_openapi_json), strlen(usersd_openapi_json));
 }

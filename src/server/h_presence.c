@@ -35,7 +35,9 @@ void h_get_status(struct req *r)
         reply_err(r, &err);
         return;
     }
-    reply_json(r, 200, render_status(&user));
+    size_t len = 0;
+    char *text = render_status_text(&user, &len);
+    reply_text(r, 200, JSON_TYPE, text, len);
 }
 
 /* The online list is what dashboards poll, many viewers the same page, far
@@ -124,7 +126,7 @@ void h_online(struct req *r)
     if (versioned && cache_hit(c, r, version, page, per_page)) {
         char *copy = malloc(c->len + 1);
         if (copy) memcpy(copy, c->text, c->len + 1);
-        reply_text(r, 200, "application/json; charset=utf-8", copy, c->len);
+        reply_text(r, 200, JSON_TYPE, copy, c->len);
         return;
     }
     struct usersd_err err = {0};
@@ -136,7 +138,7 @@ void h_online(struct req *r)
     size_t len = 0;
     char *text = render_online_page_text(&p, request_viewer(r), &len);
     if (text && versioned) cache_store(c, r, version, &p, text, len);
-    reply_text(r, 200, "application/json; charset=utf-8", text, len);
+    reply_text(r, 200, JSON_TYPE, text, len);
     usersd_page_free(&p);
 }
 
@@ -172,6 +174,8 @@ void h_bulk_status(struct req *r)
         reply_err(r, &err);
         return;
     }
-    reply_json(r, 200, render_statuses(&p));
+    size_t len = 0;
+    char *text = render_statuses_text(&p, &len);
+    reply_text(r, 200, JSON_TYPE, text, len);
     usersd_page_free(&p);
 }

@@ -46,7 +46,7 @@ static void send_buffer_type(struct req *r, int status, const char *type, char *
 
 static void send_buffer(struct req *r, int status, char *buf, size_t len)
 {
-    send_buffer_type(r, status, "application/json; charset=utf-8", buf, len);
+    send_buffer_type(r, status, JSON_TYPE, buf, len);
 }
 
 void reply_text(struct req *r, int status, const char *type, char *text, size_t len)

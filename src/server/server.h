@@ -160,6 +160,8 @@ bool body_bool(struct req *r, const char *name, int *out);
 /* Sends obj (stolen) with status. NULL obj means out of memory: 500. */
 void reply_json(struct req *r, int status, json_t *obj);
 void reply_empty(struct req *r, int status);
+/* The Content-Type of every JSON reply. */
+#define JSON_TYPE "application/json; charset=utf-8"
 /* Sends text (malloc'd, taken; NULL: 500) with its content type. */
 void reply_text(struct req *r, int status, const char *type, char *text, size_t len);
 /* Sends {"error": msg} with the status the code maps to. */

@@ -131,7 +131,8 @@ void writer_reply(struct req *r)
         reply_err(r, &r->job.err);
         return;
     }
-    reply_json(r, 200,
-               r->job.kind == JOB_HEARTBEAT ? render_heartbeat(&r->job.user)
-                                            : render_status_set(&r->job.user));
+    size_t len = 0;
+    char *text = r->job.kind == JOB_HEARTBEAT ? render_heartbeat_text(&r->job.user, &len)
+                                              : render_status_set_text(&r->job.user, &len);
+    reply_text(r, 200, JSON_TYPE, text, len);
 }

@@ -3,11 +3,12 @@ with one line on a bad option, and the same JSON as the API."""
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import unittest
 
-from harness import ADMIN_PASSWORD, BIN, Server, db_url
+from harness import ADMIN_PASSWORD, BIN, DB_KIND, Server, db_url
 
 COMMANDS = ("serve", "createuser", "migrate", "status", "online", "stats")
 
@@ -31,6 +32,37 @@ class Cli(unittest.TestCase):
                          "--password-stdin", stdin=password + "\n")
         self.assertEqual(p.returncode, 0, p.stderr)
         return json.loads(p.stdout)
+
+    @unittest.skipUnless(DB_KIND == "sqlite", "reads the SQLite file's schema")
+    def test_sqlite_indexes_serve_the_presence_queries(self):
+        """API.md asks for indexes on online_status and last_seen: the
+        online_status one is users_presence, which leads with it (migration
+        005 dropped the single-column copy, a pure write cost); each query
+        below must be answered through an index, not a scan of the table."""
+        p = self.run_cli("migrate", "--db", self.db)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        db = sqlite3.connect(self.db[len("sqlite:"):])
+        try:
+            cols = {}
+            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                      "AND tbl_name IN ('users', 'presence_changes')"):
+                cols[name] = [r[2] for r in db.execute("PRAGMA index_info(%s)" % name)]
+            self.assertNotIn("users_online_status", cols)
+            self.assertEqual(cols["users_presence"], ["online_status", "last_seen", "id"])
+            self.assertEqual(cols["users_last_seen"], ["last_seen"])
+            plans = {
+                "SELECT count(*) FROM users WHERE online_status = 2": "users_presence",
+                "SELECT id FROM users WHERE online_status = 2 ORDER BY last_seen DESC, id "
+                "LIMIT 50": "users_presence",
+                "SELECT id FROM users WHERE last_seen < 5": "users_last_seen",
+                "SELECT max(seq) FROM presence_changes INDEXED BY presence_changes_at "
+                "WHERE at < 5": "presence_changes_at",
+            }
+            for sql, index in plans.items():
+                plan = " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql))
+                self.assertIn("INDEX " + index, plan, sql)
+        finally:
+            db.close()
 
     def test_help_everywhere(self):
         p = self.run_cli("--help")
