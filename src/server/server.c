@@ -3,6 +3,9 @@
  * threads), the access log, and a clean stop on SIGTERM/SIGINT. */
 #include <arpa/inet.h>
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -374,6 +377,14 @@ static int bootstrap_admin(struct usersd *u)
 int server_run(const struct server_config *cfg)
 {
     g_cfg = cfg;
+#ifdef __GLIBC__
+    /* glibc hands a thread's freed heap top back to the kernel past 128 KiB
+     * and faults it in again on the next allocation: the group-commit
+     * writer did that every batch (12 % of its time in page faults and
+     * madvise under perf). Keeping up to 8 MiB took set-online-status at
+     * 1,000 users from 18.6k to 27.4k/s, with peak RSS unchanged. */
+    mallopt(M_TRIM_THRESHOLD, 8 << 20);
+#endif
     struct sockaddr_storage ss;
     socklen_t sslen;
     if (resolve(cfg->listen, &ss, &sslen) != 0) {
