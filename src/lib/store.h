@@ -62,7 +62,9 @@ struct store_ops {
     enum usersd_code (*user_delete)(struct store *s, int64_t id, int64_t now,
                                     struct usersd_err *err);
     enum usersd_code (*user_count)(struct store *s, int64_t *out, struct usersd_err *err);
-    /* q is validated; out->users allocated with malloc. */
+    /* q is validated; out->users allocated with malloc. out->total_count
+     * comes in as -1 (count the matching rows) or already known (from the
+     * counters), and then the driver does not count. */
     enum usersd_code (*user_list)(struct store *s, const struct usersd_list_query *q,
                                   struct usersd_page *out, struct usersd_err *err);
     enum usersd_code (*online_page)(struct store *s, int page, int per_page,

@@ -752,8 +752,11 @@ static enum usersd_code pg_user_list(struct store *base, const struct usersd_lis
     else
         snprintf(order, sizeof order, "%s %s NULLS LAST, id ASC", keys[q->order], dir);
 
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM users%s", where);
-    enum usersd_code code = one_int(run_list(s, sql, &p, err), &out->total_count);
+    enum usersd_code code = USERSD_OK;
+    if (out->total_count < 0) {
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM users%s", where);
+        code = one_int(run_list(s, sql, &p, err), &out->total_count);
+    }
     if (!code) {
         int n = p.n;
         p_int(&p, q->per_page);

@@ -703,7 +703,7 @@ static enum usersd_code sq_user_list(struct store *base, const struct usersd_lis
     char *pattern = !search ? NULL : fts ? fts_phrase(q->search) : store_like_pattern(q->search);
     if (search && !pattern) return err_set(err, USERSD_ENOMEM, NULL);
     enum usersd_code code = USERSD_OK;
-    for (int pass = 0; pass < 2 && !code; pass++) {
+    for (int pass = out->total_count >= 0; pass < 2 && !code; pass++) {
         if (pass == 0)
             snprintf(sql, sizeof sql, "SELECT count(*) FROM users%s", where);
         else

@@ -182,6 +182,28 @@ enum usersd_code usersd_user_list(struct usersd *u, const struct usersd_list_que
     page_bounds(&v.page, &v.per_page);
     out->page = v.page;
     out->per_page = v.per_page;
+    out->total_count = -1; /* the driver counts */
+    if (!(v.search && *v.search) &&
+        (v.online_status >= 0) + (v.is_active >= 0) + (v.is_staff >= 0) <= 1) {
+        /* No search and at most one filter: the trigger-kept counters know
+         * the total, where counting would walk every matching index entry
+         * (20 ms for the 800,000 offline users of a million). */
+        struct usersd_stats st;
+        enum usersd_code rc = usersd_stats(u, &st, err);
+        if (rc) return rc;
+        if (v.online_status == USERSD_ONLINE)
+            out->total_count = st.online_users;
+        else if (v.online_status == USERSD_AWAY)
+            out->total_count = st.away_users;
+        else if (v.online_status == USERSD_OFFLINE)
+            out->total_count = st.offline_users;
+        else if (v.is_active >= 0)
+            out->total_count = v.is_active ? st.active_users : st.inactive_users;
+        else if (v.is_staff >= 0)
+            out->total_count = v.is_staff ? st.staff_users : st.total_users - st.staff_users;
+        else
+            out->total_count = st.total_users;
+    }
     return u->store->ops->user_list(u->store, &v, out, err);
 }
 
