@@ -4,6 +4,7 @@
  * WAL lets readers run beside the one writer; synchronous=FULL makes every
  * commit durable before the call returns, so a 2xx survives kill -9 and
  * power loss alike. Statements are prepared once per connection and kept. */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,8 +388,20 @@ static void sq_close(struct store *base)
     free(s);
 }
 
+/* SQLite's memory statistics take a global mutex around every malloc and
+ * free it makes, a few dozen per statement: 5 % of the group-commit
+ * writer's time under perf. Nothing here reads them, so they are turned
+ * off once, before the first connection (when the host program has already
+ * started SQLite, the call is refused and changes nothing). */
+static void sq_global_init(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static enum usersd_code sq_open(struct store **out, const char *path, struct usersd_err *err)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sq_global_init);
     if (!*path) return err_set(err, USERSD_EINVAL, "the sqlite: URL needs a file path");
     struct sqlite_store *s = calloc(1, sizeof *s);
     if (!s) return err_set(err, USERSD_ENOMEM, NULL);
