@@ -222,22 +222,32 @@ char *render_user_list_text(const struct usersd_page *p, struct render_viewer v,
  * object building and dumping was a third of a status GET's instructions
  * (callgrind). Each shape is written here only; the json_t forms parse it
  * back for the command line and for lists that embed one. */
-static void put_status_fields(struct sbuf *b, const struct usersd_user *u, bool with_name)
+static void put_presence(struct sbuf *b, int64_t id, const char *username,
+                         enum usersd_status status, int64_t last_seen, int64_t seq)
 {
     PUTS(b, "{\"user_id\":");
-    put_int(b, u->id);
-    if (with_name) {
+    put_int(b, id);
+    if (username) {
         PUTS(b, ",\"username\":");
-        put_str(b, u->username);
+        put_str(b, username);
     }
     PUTS(b, ",\"online_status\":\"");
-    const char *st = usersd_status_name(u->online_status);
+    const char *st = usersd_status_name(status);
     put(b, st, strlen(st));
     PUTS(b, "\",\"last_seen\":");
-    put_time(b, u->last_seen);
+    put_time(b, last_seen);
     PUTS(b, ",\"is_online\":");
-    put_bool(b, usersd_user_is_online(u));
+    put_bool(b, status == USERSD_ONLINE);
+    if (seq >= 0) {
+        PUTS(b, ",\"seq\":");
+        put_int(b, seq);
+    }
     PUTS(b, "}");
+}
+
+static void put_status_fields(struct sbuf *b, const struct usersd_user *u, bool with_name)
+{
+    put_presence(b, u->id, with_name ? u->username : NULL, u->online_status, u->last_seen, -1);
 }
 
 char *render_status_text(const struct usersd_user *u, size_t *len)
@@ -338,21 +348,26 @@ json_t *render_error(const struct usersd_err *err)
     return o;
 }
 
-json_t *render_change(const struct usersd_change *c)
+char *render_change_text(const struct usersd_change *c, size_t *len)
 {
-    return json_pack("{s:I, s:s, s:s, s:o, s:b}", "user_id", (json_int_t)c->user_id, "username",
-                     c->username, "online_status", usersd_status_name(c->online_status),
-                     "last_seen", render_time(c->last_seen), "is_online",
-                     c->online_status == USERSD_ONLINE);
+    struct sbuf b = {0};
+    put_presence(&b, c->user_id, c->username, c->online_status, c->last_seen, -1);
+    return finish(&b, len);
 }
 
-json_t *render_changes(const struct usersd_changes *c)
+char *render_changes_text(const struct usersd_changes *c, size_t *len)
 {
-    json_t *a = json_array();
-    for (size_t i = 0; a && i < c->count; i++) {
-        json_t *o = render_change(&c->items[i]);
-        if (o) json_object_set_new(o, "seq", json_integer(c->items[i].seq));
-        json_array_append_new(a, o);
+    struct sbuf b = {0};
+    PUTS(&b, "{\"changes\":[");
+    for (size_t i = 0; i < c->count; i++) {
+        const struct usersd_change *e = &c->items[i];
+        if (i) PUTS(&b, ",");
+        put_presence(&b, e->user_id, e->username, e->online_status, e->last_seen, e->seq);
     }
-    return json_pack("{s:o, s:I}", "changes", a, "next_since", (json_int_t)c->next_since);
+    PUTS(&b, "],\"next_since\":");
+    put_int(&b, c->next_since);
+    PUTS(&b, "}");
+    return finish(&b, len);
+}
+return json_pack("{s:o, s:I}", "changes", a, "next_since", (json_int_t)c->next_since);
 }

@@ -38,9 +38,9 @@ char *render_statuses_text(const struct usersd_page *p, size_t *len);
 json_t *render_stats(const struct usersd_stats *s);
 json_t *render_error(const struct usersd_err *err);
 /* A logged change as the stream's data: user_id, username, online_status,
- * last_seen, is_online. */
-json_t *render_change(const struct usersd_change *c);
+ * last_seen, is_online (text, as the presence replies). */
+char *render_change_text(const struct usersd_change *c, size_t *len);
 /* {"changes": [... with "seq"], "next_since": N} */
-json_t *render_changes(const struct usersd_changes *c);
+char *render_changes_text(const struct usersd_changes *c, size_t *len);
 
 #endif

@@ -76,9 +76,7 @@ long sse_open_streams(void)
 /* Renders one change as an SSE event into ev; false if it does not fit. */
 static bool render_event(const struct usersd_change *c, struct event *ev)
 {
-    json_t *o = render_change(c);
-    char *data = o ? json_dumps(o, RENDER_DUMP_FLAGS) : NULL;
-    json_decref(o);
+    char *data = render_change_text(c, NULL);
     if (!data) return false;
     int n = snprintf(ev->text, sizeof ev->text, "id: %lld\nevent: presence\ndata: %s\n\n",
                      (long long)c->seq, data);
@@ -505,6 +503,8 @@ void h_changes(struct req *r)
         reply_err(r, &err);
         return;
     }
-    reply_json(r, 200, render_changes(&c));
+    size_t len = 0;
+    char *text = render_changes_text(&c, &len);
+    reply_text(r, 200, JSON_TYPE, text, len);
     usersd_changes_free(&c);
 }

@@ -207,6 +207,46 @@ static void presence_transitions(void **state)
     assert_int_equal(u.online_status, USERSD_AWAY);
 }
 
+/* The change log: pruning drops what was logged before a time, remembers
+ * how far it went (a reader behind that mark must resync) and keeps the rest. */
+static void change_log_prune(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    int64_t a = insert(s, "a", "", 1);
+    static const enum usersd_status seq[] = {USERSD_ONLINE, USERSD_AWAY, USERSD_OFFLINE,
+                                             USERSD_ONLINE};
+    struct usersd_user u;
+    for (int i = 0; i < 4; i++) {
+        struct store_status_change c = {
+            .user_id = a, .status = seq[i], .last_seen = 100 * (i + 1), .now = 100 * (i + 1)};
+        assert_int_equal(s->ops->set_status(s, &c, &u, NULL), USERSD_OK);
+    }
+    struct usersd_changes all = {0};
+    assert_int_equal(s->ops->changes(s, 0, 100, &all, NULL), USERSD_OK);
+    assert_int_equal(all.count, 4);
+    int64_t third = all.items[2].seq;
+    usersd_changes_free(&all);
+
+    assert_int_equal(s->ops->changes_prune(s, 250, NULL), USERSD_OK); /* 100 and 200 go */
+    struct usersd_changes c = {0};
+    struct usersd_err err = {0};
+    assert_int_equal(s->ops->changes(s, 0, 100, &c, &err), USERSD_EGONE);
+    assert_int_equal(s->ops->changes(s, third - 1, 100, &c, NULL), USERSD_OK);
+    assert_int_equal(c.count, 2);
+    assert_true(c.items[0].seq == third);
+    assert_int_equal(c.items[0].online_status, USERSD_OFFLINE);
+    usersd_changes_free(&c);
+
+    assert_int_equal(s->ops->changes_prune(s, 250, NULL), USERSD_OK); /* nothing more */
+    assert_int_equal(s->ops->changes(s, third - 1, 100, &c, NULL), USERSD_OK);
+    assert_int_equal(c.count, 2);
+    usersd_changes_free(&c);
+    int64_t head = 0;
+    assert_int_equal(s->ops->changes_prune(s, 1000, NULL), USERSD_OK); /* everything */
+    assert_int_equal(s->ops->changes_head(s, &head, NULL), USERSD_OK);
+    assert_true(head == third + 1); /* the head survives an empty log */
+}
+
 static void lists_and_stats(void **state)
 {
     struct store *s = ((struct fx *)*state)->s;
@@ -281,6 +321,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(uniqueness, setup, teardown),
         cmocka_unit_test_setup_teardown(update_delete_and_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(presence_transitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(change_log_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(lists_and_stats, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
