@@ -369,5 +369,3 @@ char *render_changes_text(const struct usersd_changes *c, size_t *len)
     PUTS(&b, "}");
     return finish(&b, len);
 }
-return json_pack("{s:o, s:I}", "changes", a, "next_since", (json_int_t)c->next_since);
-}
