@@ -5,9 +5,22 @@
 #include "usersd.h"
 #include "store.h"
 
+/* Tokens this handle resolved, with the database version they were read
+ * at (auth.c): while nothing was committed anywhere, a token means the same
+ * user, so the lookup is not repeated. Any commit (a revocation, a
+ * deactivation, a touch) changes the version and empties it in effect. */
+#define TOKEN_CACHE 16
+struct token_cache_entry {
+    bool used;
+    uint64_t version;
+    unsigned char hash[STORE_TOKEN_HASH_LEN];
+    struct usersd_user user;
+};
+
 struct usersd {
     struct store *store; /* owned */
     struct usersd_config cfg;
+    struct token_cache_entry tokens[TOKEN_CACHE];
 };
 
 /* Fills err (when non-NULL) and returns code. fmt NULL: the table message. */

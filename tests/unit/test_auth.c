@@ -65,6 +65,44 @@ static void inactive_users_are_locked_out(void **state)
     assert_int_equal(usersd_login(f->u, "bob", "password1", key, NULL, &err), USERSD_OK);
 }
 
+/* A resolved token is remembered per handle while the database is
+ * unchanged; a revocation or deactivation committed by another handle (as
+ * another thread or process would) must end it at once all the same. */
+static void revocation_elsewhere_is_seen_at_once(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id = make_user(f, "dave", 0);
+    char k1[USERSD_TOKEN_LEN + 1], k2[USERSD_TOKEN_LEN + 1];
+    struct usersd_user u;
+    struct usersd_err err = {0};
+    assert_int_equal(usersd_login(f->u, "dave", "password1", k1, NULL, &err), USERSD_OK);
+    assert_int_equal(usersd_login(f->u, "dave", "password1", k2, NULL, &err), USERSD_OK);
+    for (int i = 0; i < 3; i++) { /* the second and third come from the cache */
+        assert_int_equal(usersd_token_resolve(f->u, k1, &u, &err), USERSD_OK);
+        assert_int_equal(u.id, id);
+    }
+    assert_int_equal(usersd_token_resolve(f->u, k2, &u, &err), USERSD_OK);
+
+    char url[96];
+    snprintf(url, sizeof url, "sqlite:%s", f->path);
+    struct usersd_config cfg;
+    usersd_config_init(&cfg);
+    cfg.db_url = url;
+    struct usersd *other = NULL;
+    assert_int_equal(usersd_open(&other, &cfg, &err), USERSD_OK);
+    assert_int_equal(usersd_logout(other, k1, &err), USERSD_OK);
+    assert_int_equal(usersd_token_resolve(f->u, k1, &u, &err), USERSD_EAUTH);
+    assert_int_equal(usersd_token_resolve(f->u, k2, &u, &err), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_OFFLINE); /* fresh, not the cached row */
+
+    struct usersd_user_fields uf;
+    usersd_user_fields_init(&uf);
+    uf.is_active = 0;
+    assert_int_equal(usersd_user_update(other, id, &uf, NULL, &err), USERSD_OK);
+    assert_int_equal(usersd_token_resolve(f->u, k2, &u, &err), USERSD_EAUTH);
+    usersd_close(other);
+}
+
 static void password_change(void **state)
 {
     struct fixture *f = *state;
@@ -84,6 +122,7 @@ int main(void)
         T(login_and_resolve),
         T(bad_credentials),
         T(inactive_users_are_locked_out),
+        T(revocation_elsewhere_is_seen_at_once),
         T(password_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
