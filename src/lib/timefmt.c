@@ -30,6 +30,15 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
+static void put2(char *o, unsigned v)
+{
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
+    memcpy(o, pairs + 2 * v, 2);
+}
+
 void usersd_time_format(int64_t t, char *buf, size_t size)
 {
     int64_t secs = t / 1000000, us = t % 1000000;
@@ -42,31 +51,43 @@ void usersd_time_format(int64_t t, char *buf, size_t size)
         rem += 86400;
         days -= 1;
     }
-    int64_t y;
-    unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
-    if (y < 0 || y > 9999 || size < USERSD_TIME_LEN + 1) {
-        snprintf(buf, size, "%04lld-%02u-%02uT%02d:%02d:%02d.%06lldZ", (long long)y, m, d,
-                 (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (long long)us);
-        return;
+    /* The common case by hand: it runs twice per user in every list. The
+     * date part is kept per thread (most times in a page share a day), the
+     * rest is two digits at a time. */
+    static _Thread_local int64_t last_days = INT64_MIN;
+    static _Thread_local char last_date[11];
+    if (days != last_days || size < USERSD_TIME_LEN + 1) {
+        int64_t y;
+        unsigned m, d;
+        civil_from_days(days, &y, &m, &d);
+        if (y < 0 || y > 9999 || size < USERSD_TIME_LEN + 1) {
+            snprintf(buf, size, "%04lld-%02u-%02uT%02d:%02d:%02d.%06lldZ", (long long)y, m, d,
+                     (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (long long)us);
+            return;
+        }
+        put2(last_date, (unsigned)(y / 100));
+        put2(last_date + 2, (unsigned)(y % 100));
+        last_date[4] = '-';
+        put2(last_date + 5, m);
+        last_date[7] = '-';
+        put2(last_date + 8, d);
+        last_date[10] = 'T';
+        last_days = days;
     }
-    /* The common case by hand: it runs twice per user in every list. */
-    unsigned f[] = {(unsigned)y,         m, d, (unsigned)(rem / 3600), (unsigned)(rem / 60 % 60),
-                    (unsigned)(rem % 60)};
-    static const unsigned width[] = {4, 2, 2, 2, 2, 2};
-    static const char sep[] = "--T::.";
-    char *o = buf;
-    for (int i = 0; i < 6; i++) {
-        for (unsigned w = width[i]; w-- > 0; f[i] /= 10)
-            o[w] = (char)('0' + f[i] % 10);
-        o += width[i];
-        *o++ = sep[i];
-    }
+    memcpy(buf, last_date, 11);
+    char *o = buf + 11;
+    put2(o, (unsigned)(rem / 3600));
+    o[2] = ':';
+    put2(o + 3, (unsigned)(rem / 60 % 60));
+    o[5] = ':';
+    put2(o + 6, (unsigned)(rem % 60));
+    o[8] = '.';
     unsigned u = (unsigned)us;
-    for (int w = 6; w-- > 0; u /= 10)
-        o[w] = (char)('0' + u % 10);
-    o[6] = 'Z';
-    o[7] = 0;
+    put2(o + 9, u / 10000);
+    put2(o + 11, u / 100 % 100);
+    put2(o + 13, u % 100);
+    o[15] = 'Z';
+    o[16] = 0;
 }
 
 static bool digits(const char *s, int n, int *out)
