@@ -1,5 +1,6 @@
 -- wrk script for usersd's benchmark scenarios. Configured by environment:
---   BENCH_MODE    static | status | set | heartbeat | mixed
+--   BENCH_MODE    static | pages | status | set | heartbeat | mixed
+--                 (pages: BENCH_PATH's {page} becomes a random page 1..20)
 --   BENCH_USERS   highest user id to pick from (status, set, mixed)
 --   BENCH_TOKENS  a file with one token per line (the first is staff)
 --   BENCH_PATH    the path for static mode
@@ -33,6 +34,8 @@ request = function()
   if mode == "static" then
     if #tokens > 0 then return wrk.format("GET", path, auth(1)) end
     return wrk.format("GET", path)
+  elseif mode == "pages" then
+    return wrk.format("GET", path:gsub("{page}", tostring(math.random(1, 20))), auth(1))
   elseif mode == "status" then
     return get_status()
   elseif mode == "set" then

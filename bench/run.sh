@@ -57,7 +57,8 @@ wrk_round() { # URL MODE PATH
 
 scenario() { # NAME MODE PATH (the path whose body size nginx mirrors)
     name=$1 mode=$2 path=$3
-    body=$(curl -s -H "Authorization: Token $(head -n 1 "$work/tokens")" "http://127.0.0.1:$uport$path")
+    body=$(curl -s -H "Authorization: Token $(head -n 1 "$work/tokens")" \
+        "http://127.0.0.1:$uport$(echo "$path" | sed 's/{page}/1/')")
     printf '%s' "$body" > "$work/www/$name.json"
     bytes=$(wc -c < "$work/www/$name.json")
     for r in $(seq $rounds); do
@@ -93,6 +94,9 @@ for size in 1000 "$users"; do
     # the management list filtered by status, then searched for one person
     # (seed777's address: one match at every size; seed777 is offline)
     scenario list_status static "/api/users/management/list/?online_status=offline&per_page=50"
+    # twenty different pages at random: a thread keeps four, so most are
+    # rendered afresh (what a list costs when it is not a repeat)
+    scenario list_pages pages "/api/users/management/list/?page={page}&per_page=50"
     scenario list_search_one static "/api/users/management/list/?online_status=offline&search=seed777%40&per_page=50"
     scenario set_status set "/api/users/admin/users/2/online-status/"
     scenario heartbeat heartbeat "/api/users/admin/users/2/online-status/"

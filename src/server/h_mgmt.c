@@ -1,4 +1,5 @@
 /* h_mgmt.c — staff user management: the filtered list, statistics, CRUD. */
+#include <stdio.h>
 #include <string.h>
 
 #include "server.h"
@@ -36,6 +37,17 @@ void h_list(struct req *r)
         }
         q.order = (enum usersd_order)i;
     }
+    /* Staff only, so every caller sees the same page: kept while the
+     * database is unchanged (reply_cache.c). The search goes last in the
+     * key, so its text cannot be mistaken for another field. */
+    char key[320];
+    int kn = snprintf(key, sizeof key, "list %d %d %d %d %d %d %d %s", q.online_status, q.is_active,
+                      q.is_staff, (int)q.order, q.descending, q.page, q.per_page,
+                      q.search ? q.search : "");
+    uint64_t version;
+    bool versioned = false; /* a key that did not fit (an over-long search) is not kept */
+    if (kn > 0 && (size_t)kn < sizeof key && reply_cache_serve(r, key, &version, &versioned))
+        return;
     struct usersd_err err = {0};
     struct usersd_page p;
     if (usersd_user_list(r->core, &q, &p, &err)) {
@@ -44,6 +56,7 @@ void h_list(struct req *r)
     }
     size_t len = 0;
     char *text = render_user_list_text(&p, request_viewer(r), &len);
+    if (versioned) reply_cache_store(r, key, version, &p, text, len);
     reply_text(r, 200, JSON_TYPE, text, len);
     usersd_page_free(&p);
 }

@@ -474,7 +474,7 @@ int server_run(const struct server_config *cfg)
     MHD_stop_daemon(d);
     sse_release();
     metrics_free();
-    presence_cache_free();
+    reply_cache_free();
     log_free_all();
     for (size_t i = 0; i < g_ncores; i++)
         usersd_close(g_cores[i]);

@@ -178,8 +178,19 @@ void reply_clear_headers(struct req *r);
 /* Reads {"status"} and applies it to user id (set-online-status and
  * me/online-status share it). */
 void presence_set_from_body(struct req *r, int64_t id);
-/* Frees this thread's cached online page (h_presence.c). */
-void presence_cache_free(void);
+/* ---- list pages kept while the database is unchanged (reply_cache.c) ---- */
+
+/* Replies with the page kept under key if the database's version is still
+ * the one it was rendered at, and returns true. Otherwise returns false
+ * with *versioned telling whether the database has a version and *version
+ * the one to store a new page under. */
+bool reply_cache_serve(struct req *r, const char *key, uint64_t *version, bool *versioned);
+/* Keeps text (copied) as the page p under key. A page showing the caller
+ * who is not staff (their own email) is not kept. */
+void reply_cache_store(const struct req *r, const char *key, uint64_t version,
+                       const struct usersd_page *p, const char *text, size_t len);
+/* Frees every thread's pages (at shutdown). */
+void reply_cache_free(void);
 
 void h_login(struct req *r);
 void h_logout(struct req *r);

@@ -168,6 +168,50 @@ class Api(ServerTest):
             _, _, view = self.req("GET", path, token=who)
             self.assertNotIn(a["id"], [u["id"] for u in view["online_users"]])
 
+    def test_management_list_pages_never_stale(self):
+        # list pages are reused while the database is unchanged (several per
+        # thread): each query keeps its own page, and any change shows at once
+        tag = "lc%d" % (time.time_ns() % 10**9)
+        a = self.fresh_user(username=tag + "_a")
+        b = self.fresh_user(username=tag + "_b")
+        queries = ["search=%s_a" % tag, "search=%s_b" % tag, "search=%s" % tag,
+                   "search=%s&ordering=-id" % tag, "search=%s&per_page=1&page=2" % tag,
+                   "search=%s&online_status=online" % tag]
+
+        def view():
+            out = {}
+            for q in queries:
+                status, _, body = self.req("GET", "/api/users/management/list/?" + q,
+                                           token=self.admin)
+                self.assertEqual(status, 200, body)
+                out[q] = ([u["id"] for u in body["users"]],
+                          [u["online_status"] for u in body["users"]],
+                          body["pagination"]["total_count"])
+            return out
+
+        want = {queries[0]: ([a["id"]], ["offline"], 1),
+                queries[1]: ([b["id"]], ["offline"], 1),
+                queries[2]: ([a["id"], b["id"]], ["offline"] * 2, 2),
+                queries[3]: ([b["id"], a["id"]], ["offline"] * 2, 2),
+                queries[4]: ([b["id"]], ["offline"], 2),
+                queries[5]: ([], [], 0)}
+        for _ in range(3):  # the same pages again: kept, and each its own
+            self.assertEqual(view(), want)
+        self.req("POST", "/api/users/admin/users/%d/set-online-status/" % b["id"],
+                 {"status": "online"}, token=self.admin)
+        got = view()
+        self.assertEqual(got[queries[1]], ([b["id"]], ["online"], 1))
+        self.assertEqual(got[queries[5]], ([b["id"]], ["online"], 1))
+        self.req("PATCH", "/api/users/management/users/%d/" % a["id"],
+                 {"username": tag + "_z"}, token=self.admin)
+        got = view()
+        self.assertEqual(got[queries[0]], ([], [], 0))
+        self.assertEqual(got[queries[2]][0], [a["id"], b["id"]])
+        # an over-long search is refused, cached pages or not
+        status, _, _ = self.req("GET", "/api/users/management/list/?search=" + "x" * 400,
+                                token=self.admin)
+        self.assertEqual(status, 400)
+
     def test_bulk_statuses_in_order_asked(self):
         a, b = self.fresh_user(), self.fresh_user()
         q = "ids=%d,999999,%d,%d" % (b["id"], a["id"], b["id"])

@@ -1,0 +1,132 @@
+/* reply_cache.c — list pages kept per worker thread while the database is
+ * unchanged.
+ *
+ * Dashboards and admin panels poll the same pages (the online list, a
+ * filtered user list) far more often than anything changes. Each worker
+ * thread keeps the last few pages it rendered, each under a key naming the
+ * request and with the database's data version at the time, and serves one
+ * again only while that version is still current: any commit by anyone (a
+ * heartbeat, a decay, another process) makes every entry stale, so a reply
+ * is never older than the database. Where the database cannot tell its
+ * version cheaply (PostgreSQL), nothing is kept. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+
+#define SLOTS 4
+
+struct entry {
+    bool used;
+    uint64_t version;
+    unsigned stamp; /* last use, for replacing the oldest */
+    char *key;
+    char *text;
+    size_t len;
+    int64_t ids[USERSD_PER_PAGE_MAX]; /* users on the page */
+    size_t n;
+};
+
+struct cache {
+    struct entry e[SLOTS];
+    unsigned clock;
+    struct cache *next; /* every thread's, so shutdown can free them */
+};
+
+static _Thread_local struct cache *tl_cache;
+static struct cache *all_caches;
+static pthread_mutex_t caches_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct cache *my_cache(void)
+{
+    if (tl_cache) return tl_cache;
+    struct cache *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    pthread_mutex_lock(&caches_lock);
+    c->next = all_caches;
+    all_caches = c;
+    pthread_mutex_unlock(&caches_lock);
+    return tl_cache = c;
+}
+
+/* A viewer who is not staff sees their own email on a page and no one
+ * else's: a page showing them was rendered for them alone. */
+static bool shows(const struct entry *e, int64_t id)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (e->ids[i] == id) return true;
+    return false;
+}
+
+bool reply_cache_serve(struct req *r, const char *key, uint64_t *version, bool *versioned)
+{
+    struct cache *c = my_cache();
+    *versioned = c && usersd_data_version(r->core, version, NULL) == USERSD_OK;
+    if (!*versioned) return false;
+    for (int i = 0; i < SLOTS; i++) {
+        struct entry *e = &c->e[i];
+        if (!e->used || e->version != *version || strcmp(e->key, key) != 0) continue;
+        if (!r->caller.is_staff && shows(e, r->caller.id)) return false;
+        char *copy = malloc(e->len + 1);
+        if (!copy) return false;
+        memcpy(copy, e->text, e->len + 1);
+        e->stamp = ++c->clock;
+        reply_text(r, 200, JSON_TYPE, copy, e->len);
+        return true;
+    }
+    return false; /* a miss: *version is what to store the new page under */
+}
+
+void reply_cache_store(const struct req *r, const char *key, uint64_t version,
+                       const struct usersd_page *p, const char *text, size_t len)
+{
+    struct cache *c = my_cache();
+    if (!c || !text) return;
+    for (size_t i = 0; !r->caller.is_staff && i < p->count; i++)
+        if (p->users[i].id == r->caller.id) return; /* shows this viewer's own email */
+    /* The slot of the same key, else a free one, else the least recently used. */
+    struct entry *e = NULL;
+    for (int i = 0; i < SLOTS && !e; i++)
+        if (c->e[i].used && strcmp(c->e[i].key, key) == 0) e = &c->e[i];
+    for (int i = 0; i < SLOTS && !e; i++)
+        if (!c->e[i].used) e = &c->e[i];
+    if (!e) {
+        e = &c->e[0];
+        for (int i = 1; i < SLOTS; i++)
+            if (c->e[i].stamp < e->stamp) e = &c->e[i];
+    }
+    char *k = strdup(key), *t = malloc(len + 1);
+    if (!k || !t) {
+        free(k);
+        free(t);
+        return;
+    }
+    memcpy(t, text, len + 1);
+    free(e->key);
+    free(e->text);
+    e->used = true;
+    e->key = k;
+    e->text = t;
+    e->len = len;
+    e->version = version;
+    e->stamp = ++c->clock;
+    e->n = p->count;
+    for (size_t i = 0; i < p->count; i++)
+        e->ids[i] = p->users[i].id;
+}
+
+void reply_cache_free(void)
+{
+    pthread_mutex_lock(&caches_lock);
+    while (all_caches) {
+        struct cache *n = all_caches->next;
+        for (int i = 0; i < SLOTS; i++) {
+            free(all_caches->e[i].key);
+            free(all_caches->e[i].text);
+        }
+        free(all_caches);
+        all_caches = n;
+    }
+    pthread_mutex_unlock(&caches_lock);
+}
