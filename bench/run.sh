@@ -105,6 +105,7 @@ for size in 1000 "$users"; do
     # proportion to its matches (see RESULTS.md), and its backlog must not
     # slow the scenarios after it
     scenario list_search static "/api/users/management/list/?online_status=online&search=seed12&per_page=50"
+    scenario list_search_pages pages "/api/users/management/list/?online_status=online&search=seed12&page={page}&per_page=50"
     hwm=$(awk '/VmHWM/ {print $2}' /proc/$upid/status)
     echo "{\"users\": $size, \"peak_rss_kb\": $hwm}" >> "$out"
     kill "$upid"
