@@ -52,11 +52,21 @@ void usersd_time_format(int64_t t, char *buf, size_t size)
         days -= 1;
     }
     /* The common case by hand: it runs twice per user in every list. The
-     * date part is kept per thread (most times in a page share a day), the
-     * rest is two digits at a time. */
-    static _Thread_local int64_t last_days = INT64_MIN;
-    static _Thread_local char last_date[11];
-    if (days != last_days || size < USERSD_TIME_LEN + 1) {
+     * date parts of the last 64 days seen are kept per thread (a page's
+     * times fall on a few days), the rest is two digits at a time. */
+    static _Thread_local struct {
+        int64_t days;
+        char text[11];
+    } dates[64];
+    static _Thread_local bool dates_init;
+    if (!dates_init) {
+        for (int i = 0; i < 64; i++)
+            dates[i].days = INT64_MIN;
+        dates_init = true;
+    }
+    int64_t *last_days = &dates[(uint64_t)days % 64].days;
+    char *last_date = dates[(uint64_t)days % 64].text;
+    if (days != *last_days || size < USERSD_TIME_LEN + 1) {
         int64_t y;
         unsigned m, d;
         civil_from_days(days, &y, &m, &d);
@@ -72,7 +82,7 @@ void usersd_time_format(int64_t t, char *buf, size_t size)
         last_date[7] = '-';
         put2(last_date + 8, d);
         last_date[10] = 'T';
-        last_days = days;
+        *last_days = days;
     }
     memcpy(buf, last_date, 11);
     char *o = buf + 11;
