@@ -18,27 +18,20 @@ static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 #define NBOUNDS (sizeof bounds / sizeof bounds[0])
 
 struct block {
+    struct thread_block link;                      /* first: on the blocks list */
     atomic_ullong req[MAX_ROUTES + 1][NCODES + 1]; /* last column: other codes */
     atomic_ullong hist[MAX_ROUTES + 1][NBOUNDS + 1];
     atomic_ullong sum_us[MAX_ROUTES + 1];
     atomic_ullong db_errors;
-    struct block *next;
 };
 
-static pthread_mutex_t blocks_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct block *blocks;
+static struct thread_blocks blocks = THREAD_BLOCKS_INIT;
 static _Thread_local struct block *mine;
 
 static struct block *my_block(void)
 {
-    if (mine) return mine;
-    struct block *b = calloc(1, sizeof *b);
-    if (!b) return NULL;
-    pthread_mutex_lock(&blocks_lock);
-    b->next = blocks;
-    blocks = b;
-    pthread_mutex_unlock(&blocks_lock);
-    return mine = b;
+    if (!mine) mine = thread_block_new(&blocks, sizeof *mine, NULL);
+    return mine;
 }
 
 static void add(atomic_ullong *c, unsigned long long n)
@@ -71,13 +64,7 @@ void metrics_db_error(void)
 
 void metrics_free(void)
 {
-    pthread_mutex_lock(&blocks_lock);
-    while (blocks) {
-        struct block *n = blocks->next;
-        free(blocks);
-        blocks = n;
-    }
-    pthread_mutex_unlock(&blocks_lock);
+    thread_blocks_free(&blocks, NULL);
 }
 
 struct text {
@@ -113,13 +100,13 @@ static void put(struct text *t, const char *fmt, ...)
     }
 }
 
-/* Sums one counter over every thread's block (blocks_lock held); `at`
+/* Sums one counter over every thread's block (blocks.lock held); `at`
  * picks the counter out of a block. */
 static unsigned long long sum(atomic_ullong *(*at)(struct block *, int, int), int i, int j)
 {
     unsigned long long s = 0;
-    for (struct block *b = blocks; b; b = b->next)
-        s += atomic_load(at(b, i, j));
+    for (struct thread_block *b = blocks.head; b; b = b->next)
+        s += atomic_load(at((struct block *)b, i, j));
     return s;
 }
 
@@ -152,7 +139,7 @@ char *metrics_render(const struct usersd_stats *stats, size_t *len)
     if (!t.buf) return NULL;
     t.buf[0] = 0;
     int nroutes = router_count();
-    pthread_mutex_lock(&blocks_lock);
+    pthread_mutex_lock(&blocks.lock);
     put(&t, "# HELP usersd_http_requests_total HTTP requests by route, method and status code.\n"
             "# TYPE usersd_http_requests_total counter\n");
     for (int r = 0; r <= nroutes && r <= MAX_ROUTES; r++) {
@@ -198,7 +185,7 @@ char *metrics_render(const struct usersd_stats *stats, size_t *len)
             route, method, (double)sum(at_sum, slot, 0) / 1e6, route, method, total);
     }
     unsigned long long dberr = sum(at_db, 0, 0);
-    pthread_mutex_unlock(&blocks_lock);
+    pthread_mutex_unlock(&blocks.lock);
     put(&t,
         "# HELP usersd_users Users by online status.\n# TYPE usersd_users gauge\n"
         "usersd_users{status=\"online\"} %lld\nusersd_users{status=\"away\"} %lld\n"

@@ -9,7 +9,6 @@
  * heartbeat, a decay, another process) makes every entry stale, so a reply
  * is never older than the database. Where the database cannot tell its
  * version cheaply (PostgreSQL), nothing is kept. */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,25 +28,18 @@ struct entry {
 };
 
 struct cache {
+    struct thread_block link; /* first: every thread's, for shutdown */
     struct entry e[SLOTS];
     unsigned clock;
-    struct cache *next; /* every thread's, so shutdown can free them */
 };
 
 static _Thread_local struct cache *tl_cache;
-static struct cache *all_caches;
-static pthread_mutex_t caches_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct thread_blocks caches = THREAD_BLOCKS_INIT;
 
 static struct cache *my_cache(void)
 {
-    if (tl_cache) return tl_cache;
-    struct cache *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
-    pthread_mutex_lock(&caches_lock);
-    c->next = all_caches;
-    all_caches = c;
-    pthread_mutex_unlock(&caches_lock);
-    return tl_cache = c;
+    if (!tl_cache) tl_cache = thread_block_new(&caches, sizeof *tl_cache, NULL);
+    return tl_cache;
 }
 
 /* A viewer who is not staff sees their own email on a page and no one
@@ -116,17 +108,16 @@ void reply_cache_store(const struct req *r, const char *key, uint64_t version,
         e->ids[i] = p->users[i].id;
 }
 
+static void free_entries(void *block)
+{
+    struct cache *c = block;
+    for (int i = 0; i < SLOTS; i++) {
+        free(c->e[i].key);
+        free(c->e[i].text);
+    }
+}
+
 void reply_cache_free(void)
 {
-    pthread_mutex_lock(&caches_lock);
-    while (all_caches) {
-        struct cache *n = all_caches->next;
-        for (int i = 0; i < SLOTS; i++) {
-            free(all_caches->e[i].key);
-            free(all_caches->e[i].text);
-        }
-        free(all_caches);
-        all_caches = n;
-    }
-    pthread_mutex_unlock(&caches_lock);
+    thread_blocks_free(&caches, free_entries);
 }

@@ -188,13 +188,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
  * of a status read's cost. A kill -9 loses at most the last 100 ms of
  * access lines, never a reply. */
 struct logbuf {
+    struct thread_block link; /* first: on g_logs */
     pthread_mutex_t lock;
     size_t len;
     char text[16384];
-    struct logbuf *next;
 };
-static pthread_mutex_t g_logs_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct logbuf *g_logs;
+static struct thread_blocks g_logs = THREAD_BLOCKS_INIT;
 static _Thread_local struct logbuf *tl_log;
 
 static void log_write(struct logbuf *b) /* b->lock held */
@@ -205,42 +204,41 @@ static void log_write(struct logbuf *b) /* b->lock held */
 
 void server_log_flush(void)
 {
-    pthread_mutex_lock(&g_logs_lock);
-    for (struct logbuf *b = g_logs; b; b = b->next) {
+    pthread_mutex_lock(&g_logs.lock);
+    for (struct thread_block *t = g_logs.head; t; t = t->next) {
+        struct logbuf *b = (struct logbuf *)t;
         pthread_mutex_lock(&b->lock);
         log_write(b);
         pthread_mutex_unlock(&b->lock);
     }
-    pthread_mutex_unlock(&g_logs_lock);
+    pthread_mutex_unlock(&g_logs.lock);
     fflush(stderr);
+}
+
+static void logbuf_init(void *block)
+{
+    pthread_mutex_init(&((struct logbuf *)block)->lock, NULL);
+}
+
+static void logbuf_done(void *block)
+{
+    pthread_mutex_destroy(&((struct logbuf *)block)->lock);
 }
 
 static void log_free_all(void)
 {
     server_log_flush();
-    pthread_mutex_lock(&g_logs_lock);
-    while (g_logs) {
-        struct logbuf *n = g_logs->next;
-        pthread_mutex_destroy(&g_logs->lock);
-        free(g_logs);
-        g_logs = n;
-    }
-    pthread_mutex_unlock(&g_logs_lock);
+    thread_blocks_free(&g_logs, logbuf_done);
 }
 
 static void log_line(const char *line, size_t n)
 {
     if (!tl_log) {
-        struct logbuf *b = calloc(1, sizeof *b);
+        struct logbuf *b = thread_block_new(&g_logs, sizeof *b, logbuf_init);
         if (!b) {
             fwrite(line, 1, n, stderr);
             return;
         }
-        pthread_mutex_init(&b->lock, NULL);
-        pthread_mutex_lock(&g_logs_lock);
-        b->next = g_logs;
-        g_logs = b;
-        pthread_mutex_unlock(&g_logs_lock);
         tl_log = b;
     }
     struct logbuf *b = tl_log;

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 
 #include "render.h"
 #include "usersd.h"
@@ -178,6 +179,28 @@ void reply_clear_headers(struct req *r);
 /* Reads {"status"} and applies it to user id (set-online-status and
  * me/online-status share it). */
 void presence_set_from_body(struct req *r, int64_t id);
+/* ---- per-thread blocks (thread_block.c) ---- */
+
+/* State a thread keeps for itself that others must still reach (a scrape,
+ * a flush, shutdown): a block starts with struct thread_block, and each
+ * kind of block has one list. Walk a list with its lock held. */
+struct thread_block {
+    struct thread_block *next;
+};
+struct thread_blocks {
+    pthread_mutex_t lock;
+    struct thread_block *head;
+};
+#define THREAD_BLOCKS_INIT                                                                         \
+    {                                                                                              \
+        PTHREAD_MUTEX_INITIALIZER, NULL                                                            \
+    }
+/* A new zeroed block of size bytes, set up by init (may be NULL) and then
+ * put on list; NULL when out of memory. */
+void *thread_block_new(struct thread_blocks *list, size_t size, void (*init)(void *block));
+/* Frees every block of list, passing each to done (may be NULL) first. */
+void thread_blocks_free(struct thread_blocks *list, void (*done)(void *block));
+
 /* ---- list pages kept while the database is unchanged (reply_cache.c) ---- */
 
 /* Replies with the page kept under key if the database's version is still
