@@ -9,9 +9,13 @@ import subprocess
 import sys
 
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+for r in rows:
+    r.setdefault("db", "sqlite")
 runs = [r for r in rows if "scenario" in r]
-peak = {r["users"]: r["peak_rss_kb"] for r in rows if "peak_rss_kb" in r}
-sizes = sorted({r["users"] for r in runs})
+peak = {(r["db"], r["users"]): r["peak_rss_kb"] for r in rows if "peak_rss_kb" in r}
+# SQLite first (the default, at both sizes), then PostgreSQL
+groups = sorted({(r["db"], r["users"]) for r in runs}, key=lambda g: (g[0] != "sqlite", g[1]))
+sizes = sorted({r["users"] for r in runs if r["db"] == "sqlite"})
 
 
 def med(vals):
@@ -23,12 +27,13 @@ def rate(x):
 
 
 table = {}
-for size in sizes:
-    for name in dict.fromkeys(r["scenario"] for r in runs if r["users"] == size):
-        rs = [r for r in runs if r["users"] == size and r["scenario"] == name]
+for db, size in groups:
+    here = [r for r in runs if r["users"] == size and r["db"] == db]
+    for name in dict.fromkeys(r["scenario"] for r in here):
+        rs = [r for r in here if r["scenario"] == name]
         u = med([rate(r["usersd"]) for r in rs])
         n = med([rate(r["nginx"]) for r in rs])
-        table[(size, name)] = {
+        table[(db, size, name)] = {
             "bytes": rs[0]["bytes"], "rps": u, "nginx": n, "ratio": u / n if n else 0,
             "p50": med([r["usersd"]["p50_us"] for r in rs]),
             "p99": med([r["usersd"]["p99_us"] for r in rs]),
@@ -46,26 +51,28 @@ except OSError:
     pass
 print("# usersd benchmark results\n")
 print("Machine: %s, %d cores, Linux %s. Command: `make bench` (bench/run.sh): SQLite "
-      "database, usersd `--threads 1` pinned to core 0, nginx (1 worker, static file of the "
+      "database (and, last, PostgreSQL: a private cluster pinned to core 0 with usersd), "
+      "usersd `--threads 1` pinned to core 0, nginx (1 worker, static file of the "
       "same body size) pinned to core 0 in alternating rounds, wrk `-t1 -c64` pinned to "
       "core 1; %d rounds each, medians.\n" % (cpu, os.cpu_count(), platform.release(),
                                             max(r["round"] for r in runs)))
-print("| users | scenario | body B | usersd req/s | nginx req/s | usersd/nginx | p50 ms | p99 ms "
-      "| errors | RSS MiB |")
-print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for (size, name), t in table.items():
-    print("| %s | %s | %d | %.0f | %.0f | %.0f %% | %.2f | %.2f | %d | %.1f |" % (
-        "{:,}".format(size), name, t["bytes"], t["rps"], t["nginx"], 100 * t["ratio"],
+print("| db | users | scenario | body B | usersd req/s | nginx req/s | usersd/nginx | p50 ms "
+      "| p99 ms | errors | RSS MiB |")
+print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for (db, size, name), t in table.items():
+    print("| %s | %s | %s | %d | %.0f | %.0f | %.0f %% | %.2f | %.2f | %d | %.1f |" % (
+        db, "{:,}".format(size), name, t["bytes"], t["rps"], t["nginx"], 100 * t["ratio"],
         t["p50"] / 1000, t["p99"] / 1000, t["errors"], t["rss"] / 1024))
 print()
-for size in sizes:
-    if size in peak:
-        print("Peak RSS at %s users: %.1f MiB." % ("{:,}".format(size), peak[size] / 1024))
+for g in groups:
+    if g in peak:
+        print("Peak RSS at %s users (%s): %.1f MiB." % ("{:,}".format(g[1]), g[0],
+                                                       peak[g] / 1024))
 if len(sizes) == 2:
-    print("\nCost of size: rate at %s users as a share of the rate at %s users:\n" % (
+    print("\nCost of size (SQLite): rate at %s users as a share of the rate at %s users:\n" % (
         "{:,}".format(sizes[1]), "{:,}".format(sizes[0])))
-    for name in dict.fromkeys(n for (_, n) in table):
-        a, b = table.get((sizes[0], name)), table.get((sizes[1], name))
+    for name in dict.fromkeys(n for (db, _, n) in table if db == "sqlite"):
+        a, b = table.get(("sqlite", sizes[0], name)), table.get(("sqlite", sizes[1], name))
         if a and b and a["rps"]:
             print("- %s: %.0f %%" % (name, 100 * b["rps"] / a["rps"]))
 

@@ -8,7 +8,7 @@ set -eu
 pkgs="gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev libsodium-dev"
 case "${1:-}" in
 test) pkgs="$pkgs libcmocka-dev python3 curl postgresql" ;;
-bench) pkgs="$pkgs python3 curl wrk nginx" ;;
+bench) pkgs="$pkgs python3 curl wrk nginx postgresql" ;;
 esac
 missing=""
 for p in $pkgs; do
