@@ -1,17 +1,10 @@
-/* render.c — JSON of users, pages, statuses and statistics (jansson). */
+/* render.c — JSON of users, pages, statuses and statistics: the hot shapes
+ * written straight to text, the rest built with jansson. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "render.h"
-
-json_t *render_time(int64_t t)
-{
-    if (t == USERSD_NULL_TIME) return json_null();
-    char buf[USERSD_TIME_LEN + 1];
-    usersd_time_format(t, buf, sizeof buf);
-    return json_string(buf);
-}
 
 /* Users are the bulk of every list (50 per page), so their JSON is written
  * straight into one buffer: measured at 1/5 of the cost of building jansson
@@ -308,13 +301,6 @@ json_t *render_status(const struct usersd_user *u)
 {
     size_t len = 0;
     char *text = render_status_text(u, &len);
-    return parse_back(text, len);
-}
-
-json_t *render_heartbeat(const struct usersd_user *u)
-{
-    size_t len = 0;
-    char *text = render_heartbeat_text(u, &len);
     return parse_back(text, len);
 }
 

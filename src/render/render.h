@@ -19,10 +19,8 @@ struct render_viewer {
 /* Flags for json_dumps so reals read as people write them (33.33). */
 #define RENDER_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
-json_t *render_time(int64_t t);
 json_t *render_user(const struct usersd_user *u, struct render_viewer v);
 json_t *render_status(const struct usersd_user *u);
-json_t *render_heartbeat(const struct usersd_user *u);
 json_t *render_status_set(const struct usersd_user *u);
 /* The two list pages, written straight to text (they are the hot paths):
  * a malloc'd NUL-terminated string the caller frees, *len its length (len
