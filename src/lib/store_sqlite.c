@@ -182,6 +182,10 @@ struct sqlite_store {
     } list_cache[LIST_CACHE];
     unsigned list_next; /* round-robin victim when the cache is full */
     bool batch;         /* inside usersd_batch_begin: transactions are savepoints */
+    /* Inside a read scope the snapshot cannot move, so PRAGMA data_version
+     * is read once per scope (the token lookup and the page cache both ask). */
+    bool scope, scope_dv_known;
+    int64_t scope_dv;
 };
 
 static enum usersd_code db_error(struct sqlite_store *s, struct usersd_err *err)
@@ -279,11 +283,15 @@ static void rollback(struct sqlite_store *s)
 static enum usersd_code sq_read_scope(struct store *base, bool begin_, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
+    s->scope_dv_known = false;
     if (begin_) {
         if (!sqlite3_get_autocommit(s->db))
             return err_set(err, USERSD_EINVAL, "a transaction is already open");
-        return exec_simple(s, S_BEGIN_READ, err);
+        enum usersd_code code = exec_simple(s, S_BEGIN_READ, err);
+        s->scope = code == USERSD_OK;
+        return code;
     }
+    s->scope = false;
     if (!sqlite3_get_autocommit(s->db) && !s->batch) exec_simple(s, S_COMMIT, NULL);
     return USERSD_OK;
 }
@@ -297,9 +305,16 @@ static enum usersd_code sq_data_version(struct store *base, uint64_t *version,
                                         struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    int64_t dv = 0;
-    sqlite3_stmt *st = prep(s, S_DATA_VERSION, err);
-    enum usersd_code code = st ? count_query(s, st, &dv, err) : USERSD_EDB;
+    int64_t dv = s->scope_dv;
+    enum usersd_code code = USERSD_OK;
+    if (!s->scope || !s->scope_dv_known) {
+        sqlite3_stmt *st = prep(s, S_DATA_VERSION, err);
+        code = st ? count_query(s, st, &dv, err) : USERSD_EDB;
+        if (!code && s->scope) {
+            s->scope_dv = dv;
+            s->scope_dv_known = true;
+        }
+    }
     if (!code) *version = ((uint64_t)dv << 32) ^ (uint64_t)sqlite3_total_changes64(s->db);
     return code;
 }
