@@ -143,6 +143,9 @@ bool request_body_append(struct req *r, const char *data, size_t size);
 bool request_parse_body(struct req *r, bool required);
 /* The viewer for rendering: the caller. */
 struct render_viewer request_viewer(const struct req *r);
+/* The client's address as text (client_addr.c): the peer's, IPv4-mapped
+ * IPv6 shown as IPv4; "" when unknown. size >= INET6_ADDRSTRLEN. */
+void request_client_ip(const struct req *r, char *out, size_t size);
 
 /* Query values (API.md §6). Each returns false with a 400 queued when bad;
  * an absent or empty value leaves *out unchanged. */

@@ -30,10 +30,13 @@ class NeverReads(unittest.TestCase):
             self.assertEqual(len(evs), changes)  # a stuck reader never blocks others
             code, _, _ = srv.request("GET", "/healthz")
             self.assertEqual(code, 200)
-            # libmicrohttpd closes the stuck connection after 30 s without progress
-            time.sleep(33)
+            # libmicrohttpd closes the stuck connection after 30 s without
+            # progress; the last progress is when the kernel buffers filled,
+            # which on a loaded machine can be late, so the close is awaited
+            # (bounded) rather than assumed at a fixed time.
+            time.sleep(30)
             stuck.read_headers(timeout=5)
-            evs = presence(stuck.events(changes, timeout=10))
+            evs = presence(stuck.events(changes, timeout=40))
             self.assertTrue(stuck.closed, "the stuck stream was not closed")
             self.assertLess(len(evs), changes)
             good.close()
