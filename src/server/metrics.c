@@ -10,8 +10,9 @@
 
 #include "server.h"
 
-#define MAX_ROUTES 32 /* the table's rows; one more slot for unmatched paths */
-static const int codes[] = {200, 201, 204, 400, 401, 403, 404, 405, 409, 410, 413, 415, 500, 503};
+#define MAX_ROUTES 64 /* at least the table's rows; one more slot for unmatched paths */
+static const int codes[] = {200, 201, 204, 400, 401, 403, 404, 405, 409,
+                            410, 413, 414, 415, 429, 431, 500, 503};
 #define NCODES (sizeof codes / sizeof codes[0])
 static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                 0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
