@@ -213,6 +213,11 @@ bool parse_utf8_valid(const char *s, size_t len)
     return true;
 }
 
+bool parse_query_text(const char *s, size_t len)
+{
+    return !memchr(s, 0, len) && parse_utf8_valid(s, len);
+}
+
 /* ---- bodies ----------------------------------------------------------------- */
 
 static int hex(char c)

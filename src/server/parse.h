@@ -69,6 +69,10 @@ bool parse_origin_allowed(const char *origin, const char *host, bool cookie_secu
  * points above U+10FFFF); NUL bytes are well-formed. */
 bool parse_utf8_valid(const char *s, size_t len);
 
+/* A query name or value (after %XX decoding) as text: well-formed UTF-8
+ * without NUL. */
+bool parse_query_text(const char *s, size_t len);
+
 /* An application/x-www-form-urlencoded body as a new JSON object of strings
  * (the caller owns it): '+' is a space, %XX a byte, empty pairs are skipped,
  * a pair without '=' has the empty value, the first of a repeated name

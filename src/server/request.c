@@ -78,6 +78,40 @@ static enum body_type content_type(struct req *r)
     return BODY_OTHER;
 }
 
+/* The first query parameter that is not text, if any: its name when the
+ * name itself is text (it goes into the reply), else "". */
+struct bad_query {
+    bool found;
+    char name[32];
+};
+
+static enum MHD_Result query_arg_check(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    struct bad_query *b = cls;
+    if (parse_query_text(key, key_size) && (!value || parse_query_text(value, value_size)))
+        return MHD_YES;
+    b->found = true;
+    if (parse_query_text(key, key_size) && key_size < sizeof b->name)
+        memcpy(b->name, key, key_size + 1);
+    return MHD_NO;
+}
+
+/* Query names and values are UTF-8 text without NUL (MHD has decoded
+ * %XX): handlers read them as C strings, which a NUL would cut short, and
+ * PostgreSQL refuses text that is not UTF-8. */
+static bool query_ok(struct req *r)
+{
+    struct bad_query b = {0};
+    MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, query_arg_check, &b);
+    if (!b.found) return true;
+    reply_fail(r, 400, b.name[0] ? b.name : NULL,
+               "query parameter %s%s%smust be UTF-8 text without NUL characters",
+               b.name[0] ? "'" : "", b.name, b.name[0] ? "' " : "");
+    return false;
+}
+
 bool request_precheck(struct req *r)
 {
     struct usersd_err err = {0};
@@ -119,7 +153,7 @@ bool request_precheck(struct req *r)
                    "the body must be application/json or application/x-www-form-urlencoded");
         return false;
     }
-    return true;
+    return query_ok(r);
 }
 
 bool request_body_append(struct req *r, const char *data, size_t size)

@@ -199,6 +199,15 @@ class BadInput(ServerTest):
             ("GET", M + "?search=" + "s" * 201, "admin", None, None, 400, "search"),
             ("GET", M + "?search=" + E_ACUTE * 201, "admin", None, None, 400, "search"),
             ("GET", B + "?ids=2147483648", "admin", None, None, 400, "ids"),
+            # query text is UTF-8 without NUL (PostgreSQL answered 503 to %ff)
+            ("GET", M + "?search=%ff", "admin", None, None, 400, "search"),
+            ("GET", M + "?search=%C3", "admin", None, None, 400, "search"),
+            ("GET", M + "?search=%ED%A0%80", "admin", None, None, 400, "search"),
+            ("GET", M + "?search=adm%00x", "admin", None, None, 400, "search"),
+            ("GET", M + "?online_status=online%00x", "admin", None, None, 400, "online_status"),
+            ("GET", M + "?x%ff=1", "admin", None, None, 400, "UTF-8"),
+            ("GET", B + "?ids=1%002", "admin", None, None, 400, "ids"),
+            ("GET", O + "?page=1%00", "admin", None, None, 400, "page"),
             # integers are plain digits up to 2^31-1 (API.md §6), everywhere
             ("GET", CHANGES + "?since=2147483648", "admin", None, None, 400, "since"),
             ("GET", CHANGES + "?since=99999999999999999999", "admin", None, None, 400, "since"),

@@ -261,10 +261,15 @@ static void utf8_rows(void **state)
                          "\xf5\x80\x80\x80",
                          "\xe2\x82",
                          "a\xc3(b"};
-    for (size_t i = 0; i < N(good); i++)
+    for (size_t i = 0; i < N(good); i++) {
         assert_true(parse_utf8_valid(good[i], strlen(good[i])));
+        assert_true(parse_query_text(good[i], strlen(good[i])));
+    }
+    assert_true(parse_utf8_valid("a\0b", 3));
+    assert_false(parse_query_text("a\0b", 3)); /* NUL is UTF-8, but not query text */
     for (size_t i = 0; i < N(bad); i++)
-        if (parse_utf8_valid(bad[i], strlen(bad[i]))) fail_msg("accepted bad UTF-8 #%zu", i);
+        if (parse_utf8_valid(bad[i], strlen(bad[i])) || parse_query_text(bad[i], strlen(bad[i])))
+            fail_msg("accepted bad UTF-8 #%zu", i);
 }
 
 static void form_rows(void **state)
