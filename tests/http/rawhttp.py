@@ -2,6 +2,7 @@
 that are not HTTP, broken framing). Standard library only."""
 import json
 import socket
+import struct
 import time
 
 
@@ -12,6 +13,7 @@ def exchange(port, data, timeout=10.0, max_bytes=1 << 20):
     deadline = time.monotonic() + timeout
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     buf = b""
+    closed = False
     try:
         try:
             s.sendall(data)
@@ -25,24 +27,37 @@ def exchange(port, data, timeout=10.0, max_bytes=1 << 20):
             except (ConnectionResetError, socket.timeout):
                 break
             if not chunk:
+                closed = True
                 break
             buf += chunk
             if response_complete(buf):
                 break
     finally:
+        if not closed:
+            # A reset, not a FIN: a server still waiting for the rest of
+            # an incomplete request lets the connection go at once instead
+            # of holding it until its timeout.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()
     return buf
 
 
 def response_complete(buf):
+    """True once buf holds a whole response (by its Content-Length or its
+    last chunk), or the headers of an event stream (which never ends)."""
     head, sep, body = buf.partition(b"\r\n\r\n")
     if not sep:
         return False
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == b"content-type" and value.startswith(b"text/event-stream"):
+            return True
+        if name == b"transfer-encoding" and value == b"chunked":
+            return body.endswith(b"0\r\n\r\n")
+        if name == b"content-length":
             try:
-                return len(body) >= int(value.strip())
+                return len(body) >= int(value)
             except ValueError:
                 return False
     return False
