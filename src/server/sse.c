@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "parse.h"
 #include "server.h"
 
 #define RING_CAP 4096         /* events kept in memory for live streams */
@@ -518,24 +519,18 @@ static bool replay(struct req *r, int64_t since, struct stream *s, size_t *len, 
     return append(&s->pending, len, cap, msg, (size_t)n);
 }
 
-static bool parse_seq(const char *v, int64_t *out)
-{
-    int64_t n = 0;
-    if (!v || !*v) return false;
-    for (const char *c = v; *c; c++) {
-        if (*c < '0' || *c > '9' || n > (INT64_MAX - 9) / 10) return false;
-        n = n * 10 + (*c - '0');
-    }
-    *out = n;
-    return true;
-}
-
 void h_stream(struct req *r)
 {
+    /* The header echoes an id this server sent (any seq); the query value
+     * is a query integer like any other (API.md §6: at most 2^31-1). */
     const char *last = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Last-Event-ID");
-    if (!last) last = query_str(r, "last_event_id");
+    int64_t max = INT64_MAX;
+    if (!last) {
+        last = query_str(r, "last_event_id");
+        max = PARSE_QUERY_INT_MAX;
+    }
     int64_t since = -1;
-    if (last && !parse_seq(last, &since)) {
+    if (last && !parse_uint(last, strlen(last), max, &since)) {
         reply_fail(r, 400, "Last-Event-ID", "Last-Event-ID must be an event id from this stream");
         return;
     }
@@ -600,8 +595,9 @@ void h_changes(struct req *r)
     int64_t since = -1;
     int limit = USERSD_CHANGES_LIMIT_DEFAULT;
     const char *v = query_str(r, "since");
-    if (v && !parse_seq(v, &since)) {
-        reply_fail(r, 400, "since", "since must be a whole number (a seq from this log)");
+    if (v && !parse_uint(v, strlen(v), PARSE_QUERY_INT_MAX, &since)) {
+        reply_fail(r, 400, "since",
+                   "since must be a whole number from 0 to 2147483647 (a seq from this log)");
         return;
     }
     if (!query_int(r, "limit", &limit)) return;
