@@ -39,9 +39,6 @@ enum stmt_id {
     S_ONLINE,
     S_ONLINE_COUNT,
     S_STATS,
-    S_STATUS_OF,
-    S_SET_STATUS,
-    S_SAME_STATUS,
     S_LOG_CHANGE,
     S_TOUCH,
     S_SESSION_TOUCH,
@@ -102,7 +99,10 @@ enum stmt_id {
     S_PRESENCE_INSERT,
     S_PRESENCE_DELETE,
     S_MAX_ID,
-    S_LAST_SEEN,
+    S_PRESENCE_OF,
+    S_PRESENCE_SET,
+    S_USERNAME,
+    S_HISTORY_ADD,
     S_NSTMT
 };
 
@@ -134,11 +134,6 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_ONLINE_COUNT] = "SELECT online FROM user_counts WHERE id = 1",
     /* Counters kept by triggers (migration 003): no scan at any size. */
     [S_STATS] = "SELECT total, active, staff, online, away FROM user_counts WHERE id = 1",
-    [S_STATUS_OF] = "SELECT online_status FROM presence WHERE user_id = ?",
-    [S_SET_STATUS] = "UPDATE presence SET online_status = ?, last_seen = coalesce(?, last_seen) "
-                     "WHERE user_id = ?",
-    [S_SAME_STATUS] = "UPDATE presence SET last_seen = coalesce(?2, last_seen) "
-                      "WHERE user_id = ?3 AND online_status = ?1",
     [S_LOG_CHANGE] = "INSERT INTO presence_changes (user_id, username, online_status, "
                      "last_seen, at, kind, session_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
     [S_TOUCH] = "UPDATE presence SET last_seen = ? WHERE user_id = ? AND "
@@ -284,7 +279,13 @@ static const char *const stmt_sql[S_NSTMT] = {
         "INSERT INTO presence (user_id, online_status, last_seen) VALUES (?, ?, ?)",
     [S_PRESENCE_DELETE] = "DELETE FROM presence WHERE user_id = ?",
     [S_MAX_ID] = "SELECT coalesce(max(id), 0) FROM users",
-    [S_LAST_SEEN] = "SELECT last_seen FROM presence WHERE user_id = ?",
+    [S_PRESENCE_OF] = "SELECT online_status, last_seen, history_head FROM presence "
+                      "WHERE user_id = ?",
+    [S_PRESENCE_SET] = "UPDATE presence SET online_status = ?2, last_seen = ?3, history_head = ?4 "
+                       "WHERE user_id = ?1",
+    [S_USERNAME] = "SELECT username FROM users WHERE id = ?",
+    [S_HISTORY_ADD] = "INSERT INTO presence_history (user_id, at, status, prev, back) "
+                      "VALUES (?, ?, ?, ?, ?)",
     [S_LOAD_SEQ] = "INSERT OR REPLACE INTO sqlite_sequence (name, seq) "
                    "VALUES ('presence_changes', ?)",
 };
@@ -303,6 +304,7 @@ struct sqlite_store {
     } list_cache[LIST_CACHE];
     unsigned list_next; /* round-robin victim when the cache is full */
     bool batch;         /* inside usersd_batch_begin: transactions are savepoints */
+    bool batch_failed;  /* a write of the batch failed half-way: it commits nothing */
     /* Inside a read scope the snapshot cannot move, so PRAGMA data_version
      * is read once per scope (the token lookup and the page cache both ask). */
     bool scope, scope_dv_known;
@@ -466,9 +468,14 @@ static enum usersd_code sq_batch(struct store *base, int what, struct usersd_err
         if (s->batch) return err_set(err, USERSD_EINVAL, "a batch is already open");
         enum usersd_code code = exec_simple(s, S_BEGIN, err);
         s->batch = code == USERSD_OK;
+        s->batch_failed = false;
         return code;
     }
     s->batch = false;
+    if (what == BATCH_COMMIT && s->batch_failed) {
+        rollback(s);
+        return err_set(err, USERSD_EDB, "a write of this batch failed; nothing was committed");
+    }
     if (what == BATCH_COMMIT) {
         enum usersd_code code = exec_simple(s, S_COMMIT, err);
         if (code) rollback(s);
@@ -780,6 +787,10 @@ static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kin
                                   int64_t user_id, const char *username, int status,
                                   int64_t last_seen, int64_t at, int64_t session_id, int prev,
                                   struct usersd_err *err);
+static enum usersd_code log_row(struct sqlite_store *s, enum usersd_change_kind kind,
+                                int64_t user_id, const char *username, int status,
+                                int64_t last_seen, int64_t at, int64_t session_id,
+                                struct usersd_err *err);
 
 /* The user's name and presence, in the open transaction; ENOTFOUND. */
 static enum usersd_code user_presence(struct sqlite_store *s, int64_t id, char *username,
@@ -1054,76 +1065,91 @@ static enum usersd_code sq_stats(struct store *base, struct usersd_stats *out,
 
 /* ---- presence ----------------------------------------------------------- */
 
-/* The stored last_seen of user id (after a same-status update). */
-static enum usersd_code sq_presence(struct sqlite_store *s, int64_t id, int64_t *last_seen,
-                                    struct usersd_err *err)
-{
-    sqlite3_stmt *st = prep(s, S_LAST_SEEN, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *last_seen = col_time(st, 0);
-    done(st);
-    return rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
-}
-
+/* A status transition, the one hot write: one read of the narrow presence
+ * row, then for a heartbeat of an online user one update, and for a real
+ * change the name for the log, a history row, one update and the log row.
+ * Inside the writer's batch it takes no savepoint: every check comes before
+ * the first write, so a refused call (an unknown user) has nothing to
+ * undo, and a database error half-way fails the whole batch. */
 static enum usersd_code sq_set_status(struct store *base, const struct store_status_change *c,
                                       struct usersd_user *out, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    /* Same status (a heartbeat of an online user): one autocommit statement
-     * on the narrow presence row, nothing to log. */
-    sqlite3_stmt *st = prep(s, S_SAME_STATUS, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int(st, 1, (int)c->status);
-    bind_time(st, 2, c->last_seen);
-    sqlite3_bind_int64(st, 3, c->user_id);
-    int rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) return db_error(s, err);
-    if (sqlite3_changes(s->db)) {
-        if (!c->presence_only) return sq_user_get(base, c->user_id, out, err);
-        /* A heartbeat's reply is its presence: the wide row is not read. */
-        memset(out, 0, sizeof *out);
-        out->id = c->user_id;
-        out->online_status = c->status;
-        out->status_expires = USERSD_NULL_TIME;
-        return sq_presence(s, c->user_id, &out->last_seen, err);
-    }
-    enum usersd_code code = begin(s, err);
+    bool own_tx = !s->batch;
+    enum usersd_code code = own_tx ? exec_simple(s, S_BEGIN, err) : USERSD_OK;
     if (code) return code;
-    st = prep(s, S_STATUS_OF, err);
+    bool wrote = false;
+    sqlite3_stmt *st = prep(s, S_PRESENCE_OF, err);
     if (!st) goto fail;
     sqlite3_bind_int64(st, 1, c->user_id);
-    rc = sqlite3_step(st);
+    int rc = sqlite3_step(st);
     int old = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    int64_t old_seen = rc == SQLITE_ROW ? col_time(st, 1) : USERSD_NULL_TIME;
+    int64_t head = rc == SQLITE_ROW ? col_time(st, 2) : USERSD_NULL_TIME;
     done(st);
     if (rc == SQLITE_DONE) {
-        rollback(s);
+        if (own_tx) exec_simple(s, S_ROLLBACK, NULL);
         return err_set(err, USERSD_ENOTFOUND, "user not found");
     }
     if (rc != SQLITE_ROW) goto fail;
-
-    st = prep(s, S_SET_STATUS, err);
-    if (!st) goto fail;
-    sqlite3_bind_int(st, 1, (int)c->status);
-    bind_time(st, 2, c->last_seen);
-    sqlite3_bind_int64(st, 3, c->user_id);
-    rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) goto fail;
-    if ((code = sq_user_get(base, c->user_id, out, err))) goto out;
-    if (old != (int)c->status &&
-        (code = log_entry(s, USERSD_CHANGE_PRESENCE, out->id, out->username,
-                          (int)out->online_status, out->last_seen, c->now, 0, old, err)))
+    int64_t seen = c->last_seen != USERSD_NULL_TIME ? c->last_seen : old_seen;
+    bool change = old != (int)c->status;
+    char name[USERSD_USERNAME_MAX + 1] = "";
+    if (change) { /* the log names the user */
+        if (!(st = prep(s, S_USERNAME, err))) goto fail;
+        sqlite3_bind_int64(st, 1, c->user_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) copy_text(name, sizeof name, st, 0);
+        done(st);
+        if (rc != SQLITE_ROW) goto fail;
+        if (s->base.history) {
+            if (!(st = prep(s, S_HISTORY_ADD, err))) goto fail;
+            sqlite3_bind_int64(st, 1, c->user_id);
+            sqlite3_bind_int64(st, 2, c->now);
+            sqlite3_bind_int(st, 3, (int)c->status);
+            sqlite3_bind_int(st, 4, old);
+            bind_time(st, 5, head);
+            rc = sqlite3_step(st);
+            done(st);
+            wrote = true;
+            if (rc != SQLITE_DONE) goto fail;
+            head = sqlite3_last_insert_rowid(s->db);
+        }
+    }
+    if (change || seen != old_seen) {
+        if (!(st = prep(s, S_PRESENCE_SET, err))) goto fail;
+        sqlite3_bind_int64(st, 1, c->user_id);
+        sqlite3_bind_int(st, 2, (int)c->status);
+        bind_time(st, 3, seen);
+        bind_time(st, 4, head);
+        rc = sqlite3_step(st);
+        done(st);
+        wrote = true;
+        if (rc != SQLITE_DONE) goto fail;
+    }
+    if (change && (code = log_row(s, USERSD_CHANGE_PRESENCE, c->user_id, name, (int)c->status, seen,
+                                  c->now, 0, err))) {
+        wrote = true;
         goto out;
-    code = commit(s, err);
-out:
-    if (code) rollback(s);
-    return code;
+    }
+    if (own_tx && (code = exec_simple(s, S_COMMIT, err))) goto out;
+    if (!c->presence_only) return sq_user_get(base, c->user_id, out, err);
+    /* The presence is the reply (a heartbeat, a set-status): the wide row is
+     * not read again. */
+    memset(out, 0, sizeof *out);
+    out->id = c->user_id;
+    snprintf(out->username, sizeof out->username, "%s", name);
+    out->online_status = c->status;
+    out->last_seen = seen;
+    out->status_expires = USERSD_NULL_TIME;
+    return USERSD_OK;
 fail:
     code = db_error(s, err);
-    rollback(s);
+out:
+    if (own_tx)
+        rollback(s);
+    else if (wrote)
+        s->batch_failed = true;
     return code;
 }
 
@@ -1514,12 +1540,11 @@ static enum usersd_code history_append(struct sqlite_store *s, int64_t user_id, 
     return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
 }
 
-/* Appends one entry to the change log in the open transaction; a presence
- * change (from prev to status) goes into the history too, when kept. */
-static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kind kind,
-                                  int64_t user_id, const char *username, int status,
-                                  int64_t last_seen, int64_t at, int64_t session_id, int prev,
-                                  struct usersd_err *err)
+/* Appends one entry to the change log in the open transaction. */
+static enum usersd_code log_row(struct sqlite_store *s, enum usersd_change_kind kind,
+                                int64_t user_id, const char *username, int status,
+                                int64_t last_seen, int64_t at, int64_t session_id,
+                                struct usersd_err *err)
 {
     sqlite3_stmt *st = prep(s, S_LOG_CHANGE, err);
     if (!st) return USERSD_EDB;
@@ -1535,8 +1560,19 @@ static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kin
         sqlite3_bind_null(st, 7);
     int rc = sqlite3_step(st);
     done(st);
-    if (rc != SQLITE_DONE) return db_error(s, err);
-    if (kind != USERSD_CHANGE_PRESENCE || !s->base.history) return USERSD_OK;
+    return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+}
+
+/* log_row, and a presence change (from prev to status) into the history
+ * too, when kept. */
+static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kind kind,
+                                  int64_t user_id, const char *username, int status,
+                                  int64_t last_seen, int64_t at, int64_t session_id, int prev,
+                                  struct usersd_err *err)
+{
+    enum usersd_code code =
+        log_row(s, kind, user_id, username, status, last_seen, at, session_id, err);
+    if (code || kind != USERSD_CHANGE_PRESENCE || !s->base.history) return code;
     return history_append(s, user_id, at, status, prev, err);
 }
 
