@@ -108,9 +108,8 @@ struct req {
     struct usersd_user caller;
     struct usersd_session session; /* the caller's (id, created, last_used) */
     bool authed;
-    bool bodyless;      /* checked and handled within one MHD call */
-    bool read_scope;    /* a usersd_read_begin is open on core */
-    bool touch_pending; /* the caller's activity, written after the scope */
+    bool bodyless;   /* checked and handled within one MHD call */
+    bool read_scope; /* a usersd_read_begin is open on core */
     char token[USERSD_TOKEN_LEN + 1];
     struct write_job job;
     /* extra response headers (Set-Cookie, Allow, WWW-Authenticate) */
@@ -273,6 +272,9 @@ void writer_stop(void);
 void writer_submit(struct req *r, int64_t user_id, enum usersd_status status, enum job_kind kind);
 /* Sends the reply of a finished job. */
 void writer_reply(struct req *r);
+/* Queues a request's activity (the user seen, the session used) for the
+ * writer's next batch; the request does not wait for it. */
+void writer_activity(int64_t user_id, int64_t session_id);
 
 /* ---- who follows whom (subs.c), for ?ids= streams ---- */
 
