@@ -34,7 +34,12 @@ async function api(method, path, body, signal) {
   }
   let data = null;
   if (resp.status !== 204 && resp.status !== 205) {
-    try { data = await resp.json(); } catch (e) { data = null; }
+    try {
+      data = await resp.json();
+    } catch (e) {
+      if (e.name === 'AbortError') throw e; // aborted while reading: not an empty reply
+      data = null;
+    }
   }
   if (resp.ok) return data;
   const err = new ApiError(resp.status, data);
@@ -223,7 +228,9 @@ function clearErrors(scope) {
 // Shows err's sentence beside the field the API named (its "fields"), else
 // beside the form's button; the first bad field gets the focus.
 function showError(scope, err, fallback = 'form') {
-  if (err.handled || err.name === 'AbortError') return;
+  if (err.name === 'AbortError') return;
+  if (!(err instanceof ApiError)) throw err; // a bug of ours: let it show
+  if (err.handled) return;
   const fields = Object.keys(err.body.fields || {});
   let placed = false;
   for (const name of fields) {
@@ -250,7 +257,9 @@ function note(parent, text, cls = 'note') {
 }
 
 function unavailable(parent, err, what) {
-  if (err.handled || err.name === 'AbortError') return;
+  if (err.name === 'AbortError') return;
+  if (!(err instanceof ApiError)) throw err;
+  if (err.handled) return;
   if (err.status === 404) note(parent, `${what} is not available on this server.`);
   else note(parent, err.message, 'error');
 }
