@@ -175,12 +175,13 @@ struct usersd_config {
     const char *db_url;          /* "sqlite:PATH" (borrowed during usersd_open) */
     int64_t away_after_s;        /* decay online→away after this idle time; 0 off */
     int64_t offline_after_s;     /* decay online/away→offline; 0 off */
-    int64_t activity_interval_s; /* min seconds between activity updates (60) */
+    int64_t activity_interval_s; /* min seconds between activity updates (60; 0: every time) */
     int64_t changes_retention_s; /* keep the change log this long (3600) */
     usersd_clock_fn clock;       /* NULL: the real clock */
     void *clock_ctx;
+    int64_t session_ttl_s; /* a session unused this long expires (2592000 = 30 days; 0 never) */
 };
-/* Defaults: sqlite:usersd.db, 600, 3600, 60, 3600, real clock. */
+/* Defaults: sqlite:usersd.db, 600, 3600, 60, 3600, real clock, 2592000. */
 USERSD_API void usersd_config_init(struct usersd_config *cfg);
 
 struct usersd;
@@ -206,11 +207,20 @@ USERSD_API enum usersd_code usersd_user_create(struct usersd *u, const struct us
 /* ENOTFOUND when no user has this id. */
 USERSD_API enum usersd_code usersd_user_get(struct usersd *u, int64_t id, struct usersd_user *out,
                                             struct usersd_err *err);
-/* Changes the given fields (same rules as create). out may be NULL. */
+/* Changes the given fields (same rules as create). out may be NULL. A new
+ * password ends every session of the user; deactivation ends them all and
+ * the user goes offline (usersd_user_update_keep keeps one session). */
 USERSD_API enum usersd_code usersd_user_update(struct usersd *u, int64_t id,
                                                const struct usersd_user_fields *f,
                                                struct usersd_user *out, struct usersd_err *err);
-/* Deletes the user, its tokens and its presence. ENOTFOUND if absent. */
+/* usersd_user_update, except that a password change keeps the session
+ * keep_session (the caller's own, when users change their own password;
+ * 0 keeps none). Deactivation still ends every session. */
+USERSD_API enum usersd_code usersd_user_update_keep(struct usersd *u, int64_t id,
+                                                    const struct usersd_user_fields *f,
+                                                    int64_t keep_session, struct usersd_user *out,
+                                                    struct usersd_err *err);
+/* Deletes the user, its sessions and its presence. ENOTFOUND if absent. */
 USERSD_API enum usersd_code usersd_user_delete(struct usersd *u, int64_t id,
                                                struct usersd_err *err);
 /* Counts users; *out receives the count. */
@@ -252,9 +262,15 @@ USERSD_API enum usersd_code usersd_users_by_ids(struct usersd *u, const int64_t 
                                                 struct usersd_page *out, struct usersd_err *err);
 /* Activity: moves last_seen to now when it is older than the configured
  * activity interval (or null); the status is unchanged. *user is updated in
- * place when a write happened. */
+ * place when a write happened. (usersd_session_activity also moves the
+ * session's last_used.) */
 USERSD_API enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *user,
                                          struct usersd_err *err);
+/* True when activity by user through session s (may be NULL) would write:
+ * last_seen or the session's last_used is older than the activity
+ * interval (or last_seen is null). */
+USERSD_API bool usersd_activity_due(const struct usersd *u, const struct usersd_user *user,
+                                    int64_t session_last_used);
 
 /* ---- Decay and the change log ------------------------------------------ */
 
@@ -268,8 +284,17 @@ USERSD_API enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *u
 USERSD_API enum usersd_code usersd_decay(struct usersd *u, int64_t *changed,
                                          struct usersd_err *err);
 
-/* One online_status change, as logged (in the same transaction as the
- * change). seq increases with every change. */
+/* What a log entry records. Presence changes are what the stream and the
+ * changes endpoint show; the others ride the same log so that every
+ * process sharing the database learns of them in order. */
+enum usersd_change_kind {
+    USERSD_CHANGE_PRESENCE = 0,    /* online_status changed */
+    USERSD_CHANGE_SESSION_END = 2, /* session_id (0: every session of user_id) ended */
+};
+
+/* One logged change (written in the same transaction as the change). seq
+ * increases with every entry; usersd_changes_since returns presence
+ * changes only, so its seqs need not be consecutive. */
 struct usersd_change {
     int64_t seq;
     int64_t user_id;
@@ -277,6 +302,8 @@ struct usersd_change {
     enum usersd_status online_status;
     int64_t last_seen;
     int64_t at; /* when the change happened */
+    enum usersd_change_kind kind;
+    int64_t session_id; /* SESSION_END: the session, 0 for all of the user's */
 };
 
 /* A batch of changes; items allocated by the library (usersd_changes_free). */
@@ -296,6 +323,11 @@ USERSD_API void usersd_changes_free(struct usersd_changes *c);
 USERSD_API enum usersd_code usersd_changes_since(struct usersd *u, int64_t since, int limit,
                                                  struct usersd_changes *out,
                                                  struct usersd_err *err);
+/* Like usersd_changes_since, but every kind of entry (the server's stream
+ * hub reads these: presence changes for the streams, session ends to close
+ * the streams of a revoked session). */
+USERSD_API enum usersd_code usersd_log_since(struct usersd *u, int64_t since, int limit,
+                                             struct usersd_changes *out, struct usersd_err *err);
 /* The newest seq (0 when nothing was ever logged). */
 USERSD_API enum usersd_code usersd_changes_head(struct usersd *u, int64_t *seq,
                                                 struct usersd_err *err);
@@ -339,11 +371,11 @@ USERSD_API void usersd_batch_rollback(struct usersd *u);
 /* ---- Copying ----------------------------------------------------------- */
 
 /* Copies every user (ids, password hashes and presence included) and every
- * token from `from` into `to`, which must hold no user (ECONFLICT
+ * session from `from` into `to`, which must hold no user (ECONFLICT
  * otherwise). The change log is not copied: `to` continues its sequence
  * after `from`'s newest, so a stream client reconnecting with an old
  * Last-Event-ID is told to resync. *users and *tokens (may be NULL) receive
- * the counts. */
+ * the counts of users and sessions. */
 USERSD_API enum usersd_code usersd_copy(struct usersd *from, struct usersd *to, int64_t *users,
                                         int64_t *tokens, struct usersd_err *err);
 
@@ -355,25 +387,106 @@ USERSD_API enum usersd_code usersd_copy(struct usersd *from, struct usersd *to, 
 USERSD_API enum usersd_code usersd_seed(struct usersd *u, int64_t n, const char *password,
                                         struct usersd_err *err);
 
-/* ---- Authentication ---------------------------------------------------- */
+/* ---- Authentication and sessions ---------------------------------------- */
 
 /* Keys are 64 hex characters (256 random bits). */
 #define USERSD_TOKEN_LEN 64
+#define USERSD_USER_AGENT_MAX 200 /* characters kept of a login's User-Agent */
+#define USERSD_IP_MAX 45          /* an IPv6 address as text */
+
+/* A session: one login on one device. Its token is its key and is never
+ * shown again after login; sessions are named by id. */
+struct usersd_session {
+    int64_t id;
+    int64_t user_id;
+    int64_t created;
+    int64_t last_used; /* moves like last_seen, at the activity interval */
+    char user_agent[USERSD_USER_AGENT_MAX * 4 + 1];
+    char client_ip[USERSD_IP_MAX + 1];
+    bool current; /* the session the caller asked with (usersd_session_list) */
+};
+
+/* A list of sessions; items allocated by the library (usersd_sessions_free). */
+struct usersd_sessions {
+    struct usersd_session *items;
+    size_t count;
+};
+USERSD_API void usersd_sessions_free(struct usersd_sessions *s);
+
+/* Where a login comes from; both borrowed for the call, NULL or "" when
+ * unknown. user_agent is cut to USERSD_USER_AGENT_MAX characters and
+ * anything that is not printable UTF-8 in it is replaced. */
+struct usersd_client {
+    const char *user_agent;
+    const char *client_ip;
+};
 
 /* Checks username (case-insensitive) and password; EAUTH on a wrong pair or
- * an inactive user. On success mints a token into key (USERSD_TOKEN_LEN+1
- * bytes), sets the user online and fills *user (may be NULL). */
+ * an inactive user. On success creates a session, writes its token into
+ * key (USERSD_TOKEN_LEN+1 bytes), sets the user online and fills *user and
+ * *session_id (either may be NULL). client may be NULL. */
+USERSD_API enum usersd_code usersd_session_login(struct usersd *u, const char *username,
+                                                 const char *password,
+                                                 const struct usersd_client *client, char *key,
+                                                 struct usersd_user *user, int64_t *session_id,
+                                                 struct usersd_err *err);
+/* usersd_session_login with no client information. */
 USERSD_API enum usersd_code usersd_login(struct usersd *u, const char *username,
                                          const char *password, char *key, struct usersd_user *user,
                                          struct usersd_err *err);
-/* Resolves a key to its active user. EAUTH when unknown, revoked, or the
- * user is inactive. */
+/* Resolves a key to its active user and session (session may be NULL).
+ * EAUTH when unknown, revoked, expired (unused for longer than
+ * session_ttl_s), or the user is inactive. */
+USERSD_API enum usersd_code usersd_session_resolve(struct usersd *u, const char *key,
+                                                   struct usersd_user *user,
+                                                   struct usersd_session *session,
+                                                   struct usersd_err *err);
+/* usersd_session_resolve without the session. */
 USERSD_API enum usersd_code usersd_token_resolve(struct usersd *u, const char *key,
                                                  struct usersd_user *user, struct usersd_err *err);
-/* Revokes one key (logout): the token is deleted and its user goes offline.
- * EAUTH when the key is unknown. */
+/* Activity through a session: usersd_touch, and the session's last_used
+ * moves with it (both at most once per activity interval). *user and
+ * *session are updated in place when they were written. */
+USERSD_API enum usersd_code usersd_session_activity(struct usersd *u, struct usersd_user *user,
+                                                    struct usersd_session *session,
+                                                    struct usersd_err *err);
+
+/* Ending sessions, and what it does to presence: in the same transaction,
+ * the user goes offline (set_offline) when none of their remaining
+ * sessions was used within the last away_after_s seconds (600 when that is
+ * 0) — an open presence stream keeps its session used — and otherwise the
+ * status is left as it is. No event is logged when nothing changes. */
+
+/* Logout: ends the key's session. EAUTH when the key is unknown. */
 USERSD_API enum usersd_code usersd_logout(struct usersd *u, const char *key,
                                           struct usersd_err *err);
+/* The sessions of user_id, most recently used first; the one whose id is
+ * current_id (0: none) is marked current. ENOTFOUND for an unknown user. */
+USERSD_API enum usersd_code usersd_session_list(struct usersd *u, int64_t user_id,
+                                                int64_t current_id, struct usersd_sessions *out,
+                                                struct usersd_err *err);
+/* Ends session_id of user_id. ENOTFOUND when user_id has no such session
+ * (another user's session is not found either). */
+USERSD_API enum usersd_code usersd_session_revoke(struct usersd *u, int64_t user_id,
+                                                  int64_t session_id, struct usersd_err *err);
+/* Ends every session of user_id but keep_id (0: all); *n (may be NULL)
+ * receives how many ended. ENOTFOUND for an unknown user. */
+USERSD_API enum usersd_code usersd_session_revoke_all(struct usersd *u, int64_t user_id,
+                                                      int64_t keep_id, int64_t *n,
+                                                      struct usersd_err *err);
+/* Ends the sessions unused for longer than session_ttl_s (a few hundred per
+ * transaction, so the write lock is never held long); *n (may be NULL)
+ * receives how many. Nothing when session_ttl_s is 0. */
+USERSD_API enum usersd_code usersd_session_expire(struct usersd *u, int64_t *n,
+                                                  struct usersd_err *err);
+/* Live connections: marks each of the n sessions used now and their users
+ * seen now (the status does not change). alive[i] (n entries) tells
+ * whether session ids[i] still exists. */
+USERSD_API enum usersd_code usersd_session_refresh(struct usersd *u, const int64_t *ids, size_t n,
+                                                   bool *alive, struct usersd_err *err);
+/* How many sessions exist (a counter, no scan). */
+USERSD_API enum usersd_code usersd_session_count(struct usersd *u, int64_t *n,
+                                                 struct usersd_err *err);
 /* Checks a password against a user without minting a token. */
 USERSD_API enum usersd_code usersd_password_check(struct usersd *u, const char *username,
                                                   const char *password, struct usersd_user *user,

@@ -21,8 +21,8 @@ enum usersd_code usersd_copy(struct usersd *from, struct usersd *to, int64_t *us
                        "the destination already holds %lld user(s); copy needs an empty one",
                        (long long)existing);
     struct store_user_row *urows = calloc(BATCH, sizeof *urows);
-    struct store_token_row *trows = calloc(BATCH, sizeof *trows);
-    if (!urows || !trows) {
+    struct store_session_row *srows = calloc(BATCH, sizeof *srows);
+    if (!urows || !srows) {
         rc = err_set(err, USERSD_ENOMEM, NULL);
         goto out;
     }
@@ -34,21 +34,19 @@ enum usersd_code usersd_copy(struct usersd *from, struct usersd *to, int64_t *us
         n_users += (int64_t)n;
         after = urows[n - 1].user.id;
     }
-    unsigned char last[STORE_TOKEN_HASH_LEN];
-    for (const unsigned char *after = NULL;;) {
+    for (int64_t after = 0;;) {
         size_t n = 0;
-        if ((rc = src->dump_tokens(from->store, after, BATCH, trows, &n, err))) goto out;
+        if ((rc = src->dump_sessions(from->store, after, BATCH, srows, &n, err))) goto out;
         if (!n) break;
-        if ((rc = dst->load(to->store, NULL, 0, trows, n, err))) goto out;
+        if ((rc = dst->load(to->store, NULL, 0, srows, n, err))) goto out;
         n_tokens += (int64_t)n;
-        memcpy(last, trows[n - 1].hash, sizeof last); /* the next dump follows it */
-        after = last;
+        after = srows[n - 1].s.id;
     }
     if ((rc = src->changes_head(from->store, &head, err))) goto out;
     rc = dst->load_finish(to->store, head, err);
 out:
     free(urows);
-    free(trows);
+    free(srows);
     if (users) *users = n_users;
     if (tokens) *tokens = n_tokens;
     return rc;

@@ -15,6 +15,7 @@ struct token_cache_entry {
     uint64_t version;
     unsigned char hash[STORE_TOKEN_HASH_LEN];
     struct usersd_user user;
+    int64_t session_id, session_created, session_last_used;
 };
 
 struct usersd {
@@ -35,6 +36,14 @@ enum usersd_code users_validate(const struct usersd_user_fields *f, bool creatin
                                 struct usersd_err *err);
 /* Counts UTF-8 code points of a valid UTF-8 string. */
 size_t utf8_len(const char *s);
+
+/* Sessions (sessions.c). The presence rule's window: a session used at or
+ * after this instant keeps its user's status when another session ends. */
+int64_t sessions_active_after(const struct usersd *u);
+/* A login's User-Agent as kept: at most USERSD_USER_AGENT_MAX characters
+ * of printable UTF-8, anything else replaced by U+FFFD. out holds
+ * USERSD_USER_AGENT_MAX * 4 + 1 bytes. */
+void sessions_clean_agent(const char *in, char *out, size_t size);
 
 /* Password hashing (auth.c). out must hold AUTH_HASH_MAX bytes. */
 #define AUTH_HASH_MAX 128

@@ -18,10 +18,21 @@ struct store_user_row {
     struct usersd_user user;
     char pwhash[128];
 };
-struct store_token_row {
+struct store_session_row {
     unsigned char hash[STORE_TOKEN_HASH_LEN];
+    struct usersd_session s; /* current unused */
+};
+
+/* Sessions to end (logout, revocation, a password change, deactivation)
+ * and the presence rule that goes with it (usersd.h). */
+struct store_session_end {
     int64_t user_id;
-    int64_t created;
+    int64_t session_id;   /* that one session; 0: every session of the user but keep_id */
+    int64_t keep_id;      /* with session_id 0: the one session kept (0: none) */
+    int64_t now;          /* logged at, and the offline last_seen */
+    int64_t active_after; /* a remaining session used at or after this keeps the status */
+    bool force;           /* apply the presence rule even when no session ended */
+    int64_t unused_since; /* > 0: end session_id only if not used since (expiry) */
 };
 
 /* A presence transition asked of the driver. */
@@ -53,12 +64,16 @@ struct store_ops {
                                       struct usersd_user *out, char *pwhash,
                                       struct usersd_err *err);
     /* Writes the profile fields of u (not presence); pwhash NULL keeps the
-     * password. ENOTFOUND, ECONFLICT as for insert. */
+     * password. In the same transaction a new password ends the user's
+     * sessions but end->keep_id, and deactivation ends them all, with the
+     * presence rule (end->user_id is u->id, end->session_id 0). ENOTFOUND,
+     * ECONFLICT as for insert. */
     enum usersd_code (*user_update)(struct store *s, const struct usersd_user *u,
-                                    const char *pwhash, struct usersd_err *err);
-    /* Deletes the user with its tokens; a user not offline is logged going
-     * offline at now, so streams do not show it online forever. ENOTFOUND
-     * when absent. */
+                                    const char *pwhash, const struct store_session_end *end,
+                                    struct usersd_err *err);
+    /* Deletes the user with its sessions; a user not offline is logged going
+     * offline at now, so streams do not show it online forever, and the end
+     * of its sessions is logged. ENOTFOUND when absent. */
     enum usersd_code (*user_delete)(struct store *s, int64_t id, int64_t now,
                                     struct usersd_err *err);
     enum usersd_code (*user_count)(struct store *s, int64_t *out, struct usersd_err *err);
@@ -79,10 +94,11 @@ struct store_ops {
      * differs; out receives the user after the change. */
     enum usersd_code (*set_status)(struct store *s, const struct store_status_change *c,
                                    struct usersd_user *out, struct usersd_err *err);
-    /* last_seen = now where it is null or older than before; *updated
-     * tells whether a row changed. */
-    enum usersd_code (*touch)(struct store *s, int64_t id, int64_t now, int64_t before,
-                              bool *updated, struct usersd_err *err);
+    /* last_seen = now where it is null or older than before, and (session
+     * > 0) the session's last_used = now where older than before; *updated
+     * tells whether the user's row changed. */
+    enum usersd_code (*touch)(struct store *s, int64_t id, int64_t session, int64_t now,
+                              int64_t before, bool *updated, struct usersd_err *err);
 
     /* Decay: online users with last_seen < away_before become away; online
      * or away users with last_seen < offline_before become
@@ -90,8 +106,9 @@ struct store_ops {
      * gets the number of transitions. Atomic per statement. */
     enum usersd_code (*decay)(struct store *s, int64_t now, int64_t away_before,
                               int64_t offline_before, int64_t *changed, struct usersd_err *err);
-    /* Changes with seq > since (at most limit); EGONE if pruned past since. */
-    enum usersd_code (*changes)(struct store *s, int64_t since, int limit,
+    /* Log entries with seq > since (at most limit), presence changes only
+     * or (all) every kind; EGONE if pruned past since. */
+    enum usersd_code (*changes)(struct store *s, int64_t since, int limit, bool all,
                                 struct usersd_changes *out, struct usersd_err *err);
     enum usersd_code (*changes_head)(struct store *s, int64_t *seq, struct usersd_err *err);
     /* Deletes changes logged before `before`, remembering the highest seq. */
@@ -108,11 +125,11 @@ struct store_ops {
      * id and seq counters past what was loaded, the log's to log_head. */
     enum usersd_code (*dump_users)(struct store *s, int64_t after_id, size_t cap,
                                    struct store_user_row *rows, size_t *n, struct usersd_err *err);
-    enum usersd_code (*dump_tokens)(struct store *s, const unsigned char *after, size_t cap,
-                                    struct store_token_row *rows, size_t *n,
-                                    struct usersd_err *err);
+    enum usersd_code (*dump_sessions)(struct store *s, int64_t after_id, size_t cap,
+                                      struct store_session_row *rows, size_t *n,
+                                      struct usersd_err *err);
     enum usersd_code (*load)(struct store *s, const struct store_user_row *users, size_t nu,
-                             const struct store_token_row *tokens, size_t nt,
+                             const struct store_session_row *sessions, size_t ns,
                              struct usersd_err *err);
     enum usersd_code (*load_finish)(struct store *s, int64_t log_head, struct usersd_err *err);
 
@@ -134,14 +151,33 @@ struct store_ops {
      * NULL where each statement is its own snapshot anyway (PostgreSQL). */
     enum usersd_code (*read_scope)(struct store *s, bool begin, struct usersd_err *err);
 
-    enum usersd_code (*token_insert)(struct store *s, const unsigned char *hash, int64_t user_id,
-                                     int64_t now, struct usersd_err *err);
-    /* The token's user (active or not). ENOTFOUND when no such token. */
+    /* Sessions. insert stores row (hash, s.user_id, created, last_used,
+     * user_agent, client_ip) and fills row->s.id. */
+    enum usersd_code (*session_insert)(struct store *s, struct store_session_row *row,
+                                       struct usersd_err *err);
+    /* The token's user (active or not) and session (id, created,
+     * last_used; may be NULL). ENOTFOUND when no such token. */
     enum usersd_code (*token_user)(struct store *s, const unsigned char *hash,
-                                   struct usersd_user *out, struct usersd_err *err);
-    /* Deletes the token; *user_id receives its owner. ENOTFOUND if absent. */
-    enum usersd_code (*token_delete)(struct store *s, const unsigned char *hash, int64_t *user_id,
+                                   struct usersd_user *out, struct usersd_session *session,
+                                   struct usersd_err *err);
+    /* The user's sessions, most recently used first (ENOTFOUND: no user). */
+    enum usersd_code (*session_list)(struct store *s, int64_t user_id, struct usersd_sessions *out,
                                      struct usersd_err *err);
+    /* Ends sessions as e says, logs their end and applies the presence
+     * rule, in one transaction; *ended gets how many. ENOTFOUND when the
+     * user is unknown or (e->session_id > 0) has no such session. */
+    enum usersd_code (*session_end)(struct store *s, const struct store_session_end *e,
+                                    int64_t *ended, struct usersd_err *err);
+    /* Ends up to limit sessions unused since before (last_used < before),
+     * each as session_end would; *ended gets how many. */
+    enum usersd_code (*session_expire)(struct store *s, int64_t before, int64_t now,
+                                       int64_t active_after, int limit, int64_t *ended,
+                                       struct usersd_err *err);
+    /* last_used = now for each of ids that exists (alive[i] says), and
+     * last_seen = now for their users; one transaction. */
+    enum usersd_code (*session_refresh)(struct store *s, const int64_t *ids, size_t n, int64_t now,
+                                        bool *alive, struct usersd_err *err);
+    enum usersd_code (*session_count)(struct store *s, int64_t *n, struct usersd_err *err);
 };
 
 enum { BATCH_BEGIN, BATCH_COMMIT, BATCH_ROLLBACK };

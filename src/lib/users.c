@@ -133,6 +133,13 @@ enum usersd_code usersd_user_update(struct usersd *u, int64_t id,
                                     const struct usersd_user_fields *f, struct usersd_user *out,
                                     struct usersd_err *err)
 {
+    return usersd_user_update_keep(u, id, f, 0, out, err);
+}
+
+enum usersd_code usersd_user_update_keep(struct usersd *u, int64_t id,
+                                         const struct usersd_user_fields *f, int64_t keep_session,
+                                         struct usersd_user *out, struct usersd_err *err)
+{
     enum usersd_code rc = users_validate(f, false, err);
     if (rc) return rc;
     struct usersd_user cur;
@@ -144,7 +151,11 @@ enum usersd_code usersd_user_update(struct usersd *u, int64_t id,
         if (rc) return rc;
     }
     apply_fields(&cur, f);
-    rc = u->store->ops->user_update(u->store, &cur, f->password ? hash : NULL, err);
+    struct store_session_end end = {.user_id = id,
+                                    .keep_id = keep_session,
+                                    .now = usersd_now(u),
+                                    .active_after = sessions_active_after(u)};
+    rc = u->store->ops->user_update(u->store, &cur, f->password ? hash : NULL, &end, err);
     sodium_memzero(hash, sizeof hash);
     if (rc) return rc;
     /* Re-read: presence may have moved meanwhile and the caller shows it. */

@@ -362,3 +362,28 @@ char *render_changes_text(const struct usersd_changes *c, size_t *len)
     PUTS(&b, "}");
     return finish(&b, len);
 }
+
+char *render_sessions_text(const struct usersd_sessions *s, size_t *len)
+{
+    struct sbuf b = {0};
+    PUTS(&b, "{\"sessions\":[");
+    for (size_t i = 0; i < s->count; i++) {
+        const struct usersd_session *x = &s->items[i];
+        if (i) PUTS(&b, ",");
+        PUTS(&b, "{\"id\":");
+        put_int(&b, x->id);
+        PUTS(&b, ",\"created\":");
+        put_time(&b, x->created);
+        PUTS(&b, ",\"last_used\":");
+        put_time(&b, x->last_used);
+        PUTS(&b, ",\"user_agent\":");
+        put_str(&b, x->user_agent);
+        PUTS(&b, ",\"client_ip\":");
+        put_str(&b, x->client_ip);
+        PUTS(&b, ",\"current\":");
+        put_bool(&b, x->current);
+        PUTS(&b, "}");
+    }
+    PUTS(&b, "]}");
+    return finish(&b, len);
+}

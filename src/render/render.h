@@ -38,6 +38,8 @@ json_t *render_error(const struct usersd_err *err);
 /* A logged change as the stream's data: user_id, username, online_status,
  * last_seen, is_online (text, as the presence replies). */
 char *render_change_text(const struct usersd_change *c, size_t *len);
+/* {"sessions": [{"id","created","last_used","user_agent","client_ip","current"}...]} */
+char *render_sessions_text(const struct usersd_sessions *s, size_t *len);
 /* {"changes": [... with "seq"], "next_since": N} */
 char *render_changes_text(const struct usersd_changes *c, size_t *len);
 

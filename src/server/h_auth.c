@@ -1,4 +1,5 @@
-/* h_auth.c — login and logout (API.md §3), and the browser session cookie. */
+/* h_auth.c — login, logout and logout everywhere (API.md §3, §7), and the
+ * browser session cookie. */
 #include <stdio.h>
 
 #include "server.h"
@@ -20,7 +21,13 @@ void h_login(struct req *r)
         reply_err(r, &err);
         return;
     }
-    if (usersd_login(r->core, username, password, key, &user, &err)) {
+    char ip[64];
+    request_client_ip(r, ip, sizeof ip);
+    struct usersd_client client = {
+        .user_agent = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "User-Agent"),
+        .client_ip = ip,
+    };
+    if (usersd_session_login(r->core, username, password, &client, key, &user, NULL, &err)) {
         reply_err(r, &err);
         return;
     }
@@ -33,6 +40,15 @@ void h_login(struct req *r)
     reply_json(r, 200, json_pack("{s:s, s:o}", "token", key, "user", render_user(&user, self)));
 }
 
+void reply_clear_cookie(struct req *r)
+{
+    char cookie[128];
+    snprintf(cookie, sizeof cookie,
+             "usersd_session=; Max-Age=0; HttpOnly; SameSite=Strict; Path=/%s",
+             server_config()->cookie_secure ? "; Secure" : "");
+    reply_header(r, "Set-Cookie", cookie);
+}
+
 void h_logout(struct req *r)
 {
     struct usersd_err err = {0};
@@ -40,6 +56,20 @@ void h_logout(struct req *r)
         reply_err(r, &err);
         return;
     }
-    reply_header(r, "Set-Cookie", "usersd_session=; Max-Age=0; HttpOnly; SameSite=Strict; Path=/");
+    metrics_sessions_ended(1, 0);
+    reply_clear_cookie(r);
+    reply_empty(r, 204);
+}
+
+void h_logout_all(struct req *r)
+{
+    struct usersd_err err = {0};
+    int64_t n = 0;
+    if (usersd_session_revoke_all(r->core, r->caller.id, 0, &n, &err)) {
+        reply_err(r, &err);
+        return;
+    }
+    metrics_sessions_ended(n, 0);
+    reply_clear_cookie(r);
     reply_empty(r, 204);
 }

@@ -94,12 +94,16 @@ static int authenticate(struct req *r)
     }
     if (!key) return 0;
     struct usersd_err err = {0};
-    enum usersd_code rc = usersd_token_resolve(r->core, key, &r->caller, &err);
-    /* Activity is a write: inside a read scope it waits for the scope's end. */
-    if (rc == USERSD_OK && r->read_scope)
-        r->touch_pending = true;
-    else if (rc == USERSD_OK)
-        rc = usersd_touch(r->core, &r->caller, &err);
+    enum usersd_code rc = usersd_session_resolve(r->core, key, &r->caller, &r->session, &err);
+    /* Activity is a write: inside a read scope it waits for the scope's end.
+     * Presence writes of the caller's own (heartbeat, own status) carry it
+     * in their group-committed write instead. */
+    if (rc == USERSD_OK && !r->route->own_activity) {
+        if (r->read_scope)
+            r->touch_pending = true;
+        else
+            rc = usersd_session_activity(r->core, &r->caller, &r->session, &err);
+    }
     if (rc) {
         reply_err(r, &err);
         return usersd_http_status(rc);
@@ -382,6 +386,7 @@ void request_end_reads(struct req *r)
     r->read_scope = false;
     if (r->touch_pending) {
         r->touch_pending = false;
-        usersd_touch(r->core, &r->caller, NULL); /* best effort: the reply is out */
+        /* best effort: the reply is out */
+        usersd_session_activity(r->core, &r->caller, &r->session, NULL);
     }
 }

@@ -41,6 +41,8 @@ struct usersd_config server_core_config(void)
     c.db_url = g_cfg->db_url;
     c.away_after_s = g_cfg->away_after_s;
     c.offline_after_s = g_cfg->offline_after_s;
+    c.activity_interval_s = g_cfg->activity_interval_s;
+    c.session_ttl_s = g_cfg->session_ttl_s;
     return c;
 }
 

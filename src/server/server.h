@@ -18,6 +18,7 @@ struct server_config {
     const char *db_url;
     int threads;
     int64_t away_after_s, offline_after_s;
+    int64_t activity_interval_s, session_ttl_s;
     bool cookie_secure;
     const char *trusted_origins[SERVER_MAX_ORIGINS];
     int n_trusted;
@@ -42,6 +43,7 @@ struct route {
     handler_fn handler;
     enum auth_level auth;
     bool takes_body;
+    bool own_activity; /* the handler writes the caller's activity itself */
 };
 
 /* Finds the route for method and path. Returns it, or NULL with *status 404
@@ -62,8 +64,10 @@ int router_index(const struct route *r);
 void metrics_observe(int route, int status, int64_t us);
 /* Counts a request answered 503 because the database failed. */
 void metrics_db_error(void);
+/* Counts sessions ended by revocation (logout, DELETE) and by expiry. */
+void metrics_sessions_ended(int64_t revoked, int64_t expired);
 /* The Prometheus text exposition (malloc'd, *len set), NULL if out of memory. */
-char *metrics_render(const struct usersd_stats *stats, size_t *len);
+char *metrics_render(const struct usersd_stats *stats, int64_t sessions, size_t *len);
 void metrics_free(void);
 
 /* ---- a request (request.c) ---- */
@@ -77,6 +81,7 @@ struct write_job {
     enum job_state state;
     enum job_kind kind;
     int64_t user_id;
+    int64_t session_id; /* the caller's session, whose last_used moves too (0: none) */
     enum usersd_status status;
     enum usersd_code rc; /* filled by the writer */
     struct usersd_err err;
@@ -101,6 +106,7 @@ struct req {
     /* caller */
     struct usersd *core; /* this thread's handle, borrowed */
     struct usersd_user caller;
+    struct usersd_session session; /* the caller's (id, created, last_used) */
     bool authed;
     bool bodyless;      /* checked and handled within one MHD call */
     bool read_scope;    /* a usersd_read_begin is open on core */
@@ -239,6 +245,13 @@ void h_stream(struct req *r);
 void h_metrics(struct req *r);
 void h_schema(struct req *r);
 void h_changes(struct req *r);
+void h_logout_all(struct req *r);
+void h_my_sessions(struct req *r);
+void h_my_session_delete(struct req *r);
+void h_user_sessions(struct req *r);
+void h_user_sessions_delete(struct req *r);
+/* Clears the session cookie in the reply being built. */
+void reply_clear_cookie(struct req *r);
 
 /* ---- the dashboard (h_dashboard.c) ---- */
 

@@ -49,7 +49,7 @@ class Api(ServerTest):
             self.assertIn(attr, cookie)
         self.assertNotIn("Secure", cookie)
 
-    def test_logout_revokes_only_that_token_and_goes_offline(self):
+    def test_logout_revokes_only_that_token(self):
         u = self.fresh_user()
         t1 = self.srv.login(u["username"], "password-123")
         t2 = self.srv.login(u["username"], "password-123")
@@ -61,7 +61,13 @@ class Api(ServerTest):
         self.assertError(self.req("GET", "/api/users/me/", token=t1), 401)
         status, _, me = self.req("GET", "/api/users/me/", token=t2)
         self.assertEqual(status, 200)
-        self.assertEqual(me["online_status"], "offline")
+        # the other session is in use: still online (API.md §7)
+        self.assertEqual(me["online_status"], "online")
+        # the last session out: offline
+        self.assertEqual(self.req("POST", "/api/auth/logout/", token=t2)[0], 204)
+        _, _, st = self.req("GET", "/api/users/admin/users/%d/online-status/" % u["id"],
+                            token=self.admin)
+        self.assertEqual(st["online_status"], "offline")
 
     def test_seed_set_user_online_status(self):
         u = self.fresh_user()

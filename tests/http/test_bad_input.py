@@ -33,6 +33,9 @@ class BadInput(ServerTest):
         cls.user_token = srv.login("plain", "password-123")
         revoked = srv.login("other", "password-123")
         srv.request("POST", "/api/auth/logout/", token=revoked)
+        cls.other_token = srv.login("other", "password-123")
+        _, _, mine = srv.request("GET", "/api/users/me/sessions/", token=cls.other_token)
+        cls.other_session = mine["sessions"][0]["id"]
         cls.tokens = {
             "admin": {"Authorization": "Token " + cls.admin},
             "user": {"Authorization": "Token " + cls.user_token},
@@ -52,7 +55,11 @@ class BadInput(ServerTest):
             if u["username"] == "admin":
                 u.pop("last_seen")  # the caller's own activity time
         _, _, stats = self.req("GET", "/api/users/management/statistics/", token=self.admin)
-        return body["users"], stats
+        sessions = {}
+        for u in body["users"]:
+            _, _, ss = self.req("GET", USERS + "%d/sessions/" % u["id"], token=self.admin)
+            sessions[u["id"]] = sorted(x["id"] for x in ss["sessions"])
+        return body["users"], stats, sessions
 
     def run_table(self, rows):
         before = self.snapshot()
@@ -75,7 +82,10 @@ class BadInput(ServerTest):
                  ("GET", "/api/users/management/statistics/"), ("POST", USERS),
                  ("GET", USERS + "%d/" % uid), ("PATCH", USERS + "%d/" % uid),
                  ("DELETE", USERS + "%d/" % uid), ("GET", "/api/users/me/"),
-                 ("POST", "/api/users/me/heartbeat/"), ("POST", "/api/users/me/online-status/")]
+                 ("POST", "/api/users/me/heartbeat/"), ("POST", "/api/users/me/online-status/"),
+                 ("POST", "/api/auth/logout-all/"), ("GET", "/api/users/me/sessions/"),
+                 ("DELETE", "/api/users/me/sessions/1/"), ("GET", USERS + "%d/sessions/" % uid),
+                 ("DELETE", USERS + "%d/sessions/" % uid)]
         rows = []
         for method, path in paths:
             for who in ("none", "bad", "revoked", "garbage", "empty", "basic"):
@@ -97,10 +107,39 @@ class BadInput(ServerTest):
             ("PATCH", USERS + "%d/" % oid, "user", {"is_staff": True}, J, 403),
             ("PATCH", USERS + "%d/" % self.user["id"], "user", {"is_staff": True}, J, 403),
             ("DELETE", USERS + "%d/" % oid, "user", None, None, 403),
+            ("GET", USERS + "%d/sessions/" % oid, "user", None, None, 403),
+            ("DELETE", USERS + "%d/sessions/" % oid, "user", None, None, 403),
+            ("GET", USERS + "%d/sessions/" % self.user["id"], "user", None, None, 403),
+            ("DELETE", USERS + "%d/sessions/" % 999999, "user", None, None, 403),
             # 403 wins over invalid input and over an unknown user
             ("POST", SET % 999999, "user", {"status": "bogus"}, J, 403),
         ]
         self.run_table(rows)
+
+    def test_sessions(self):
+        MS = "/api/users/me/sessions/"
+        rows = [
+            # another user's session, an unknown one, a non-numeric id: 404
+            ("DELETE", MS + "%d/" % self.other_session, "user", None, None, 404),
+            ("DELETE", MS + "999999/", "user", None, None, 404),
+            ("DELETE", MS + "0/", "user", None, None, 404),
+            ("DELETE", MS + "abc/", "user", None, None, 404),
+            ("DELETE", MS + "-1/", "user", None, None, 404),
+            ("DELETE", MS + "99999999999999999999/", "user", None, None, 404),
+            ("GET", MS + "%d/" % self.other_session, "user", None, None, 405),
+            ("POST", MS, "user", {}, J, 405),
+            ("DELETE", MS, "user", None, None, 405),
+            ("GET", "/api/auth/logout-all/", "user", None, None, 405),
+            ("GET", USERS + "999999/sessions/", "admin", None, None, 404),
+            ("DELETE", USERS + "999999/sessions/", "admin", None, None, 404),
+            ("GET", USERS + "x1/sessions/", "admin", None, None, 404),
+            ("DELETE", USERS + "x1/sessions/", "admin", None, None, 404),
+            ("PATCH", USERS + "%d/sessions/" % self.user["id"], "admin", {}, J, 405),
+            ("POST", USERS + "%d/sessions/" % self.user["id"], "admin", {}, J, 405),
+        ]
+        self.run_table(rows)
+        # the foreign session still works
+        self.assertEqual(self.req("GET", "/api/users/me/", token=self.other_token)[0], 200)
 
     def test_login(self):
         L = "/api/auth/login/"
