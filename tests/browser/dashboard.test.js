@@ -11,7 +11,7 @@
 // status messages, §9 presence history) name their group in `needs`; a
 // group listed in PENDING is skipped with that reason. Empty it (or drop a
 // group) once the endpoints are on main.
-const PENDING = new Set(['sessions', 'messages', 'history']);
+const PENDING = new Set(['messages', 'history']);
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -536,7 +536,22 @@ test('a user page: sessions, and revoking them', needs('sessions'), async () => 
   await until(async () => (await sessions.locator('tbody tr').count()) === before - 1, 'one session fewer');
   assert.equal((await api('GET', '/api/users/me/', undefined, second)).status, 401);
   assert.equal((await api('GET', '/api/users/me/', undefined, admin)).status, 200);
+  await shot(page, 'sessions');
   await page.done();
+
+  // log out everywhere: this browser goes back to the form, other devices too
+  const mine = await newPage();
+  allowPending(mine);
+  const elsewhere = await login('carol_one');
+  await logIn(mine, 'carol_one');
+  await mine.getByRole('link', { name: 'My page' }).click();
+  await mine.getByRole('button', { name: 'Log out everywhere' }).click();
+  await mine.getByRole('dialog').getByRole('button', { name: 'Log out everywhere' }).click();
+  await mine.getByText('You logged out everywhere.').waitFor({ timeout: WAIT });
+  assert.equal((await api('GET', '/api/users/me/', undefined, elsewhere)).status, 401);
+  const st = await api('GET', `/api/users/admin/users/${users.carol_one.id}/online-status/`, undefined, admin);
+  assert.equal(st.body.online_status, 'offline');
+  await mine.done();
 });
 
 test('statistics: the figures', async () => {
