@@ -146,10 +146,10 @@ Views.user = function (main, params, id) {
   function showSessions(list) {
     const table = h('table', { class: 'list' },
       h('caption', { class: 'vh' }, 'Sessions'),
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Device'), h('th', { scope: 'col', class: 'opt' }, 'Address'),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col', class: 'wide' }, 'Device'), h('th', { scope: 'col', class: 'opt' }, 'Address'),
         h('th', { scope: 'col', class: 'opt' }, 'Signed in'), h('th', { scope: 'col' }, 'Last used'), self ? h('th', { scope: 'col' }, h('span', { class: 'vh' }, 'Actions')) : null)),
       h('tbody', {}, list.map((s) => h('tr', {},
-        h('td', { class: 'ua' }, s.user_agent || 'unknown', s.current ? h('strong', {}, ' (this browser)') : ''),
+        h('td', { title: s.user_agent || '' }, device(s.user_agent), s.current ? h('strong', {}, ' (this browser)') : ''),
         h('td', { class: 'opt' }, s.client_ip || ''),
         h('td', { class: 'opt' }, timeEl(s.created)),
         h('td', {}, timeEl(s.last_used)),
@@ -274,4 +274,16 @@ function drawTimeline(box, data) {
   const changes = data.intervals.length;
   box.replaceChildren(h('figure', { class: 'history' }, bar, axis, h('figcaption', { class: 'vh' }, 'Presence history')), totals,
     h('p', { class: 'muted' }, changes === 1 ? 'One interval in this window.' : `${changes} intervals in this window.`));
+}
+
+// "Chrome 120 on Windows" from a User-Agent (the whole of it is the title).
+function device(ua) {
+  if (!ua) return 'unknown';
+  const browser = [['Edg/', 'Edge'], ['OPR/', 'Opera'], ['Firefox/', 'Firefox'], ['HeadlessChrome/', 'Headless Chrome'],
+    ['Chrome/', 'Chrome'], ['Version/', 'Safari'], ['curl/', 'curl']].find(([k]) => ua.includes(k));
+  const os = [['Windows', 'Windows'], ['Android', 'Android'], ['iPhone', 'iPhone'], ['iPad', 'iPad'],
+    ['Mac OS X', 'macOS'], ['CrOS', 'ChromeOS'], ['Linux', 'Linux']].find(([k]) => ua.includes(k));
+  if (!browser) return ua.length > 40 ? ua.slice(0, 40) + '…' : ua;
+  const version = (ua.split(browser[0])[1] || '').split(/[ .;)]/)[0];
+  return `${browser[1]}${version ? ' ' + version : ''}${os ? ' on ' + os[1] : ''}`;
 }
