@@ -126,6 +126,7 @@ Views.online = function (main, params) {
   const off = Live.on((type, d) => {
     if (type === 'presence') onPresence(d);
     else if (type === 'status_message') {
+      if (messages.size > 10000) messages.clear(); // bounded: only for rows inserted later
       messages.set(d.user_id, d.status_message);
       const r = rows.get(d.user_id);
       if (r) r.message.replaceChildren(messageCell(d.status_message));
