@@ -15,17 +15,13 @@ const PENDING = new Set(['messages', 'history']);
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, spawnSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const H = require('./harness');
 
-const WORK = process.env.BROWSER_WORK || path.join(__dirname, '..', '..', 'build-test', 'browser');
-const BIN = process.env.USERSD_BIN || path.join(__dirname, '..', '..', 'build-test', 'usersd');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const { chromium } = require(path.join(WORK, 'node_modules', 'playwright-core'));
-
-const ADMIN_PASSWORD = 'admin-password-1';
+const { BIN, WORK, ADMIN_PASSWORD } = H;
 const PASSWORD = 'password-123';
 const SHOTS = path.join(WORK, 'screenshots');
 const WAIT = 10000; // ms: the longest any one thing may take to appear
@@ -33,54 +29,11 @@ const WAIT = 10000; // ms: the longest any one thing may take to appear
 let dir, db, server, port, B, browser, admin;
 const users = {}; // username -> {id, token}
 
-// ---- the server ------------------------------------------------------------
-
-function startServer(listen) {
-  const log = path.join(dir, 'server.log');
-  const out = fs.openSync(log, 'a');
-  const offset = fs.statSync(log).size;
-  const env = { ...process.env, USERSD_ADMIN_PASSWORD: ADMIN_PASSWORD };
-  for (const k of ['USERSD_LISTEN', 'USERSD_DB', 'USERSD_THREADS', 'USERSD_NO_DASHBOARD']) delete env[k];
-  // Decay off: the seeded users keep the statuses they were given.
-  const proc = spawn(BIN, ['serve', '--listen', listen, '--db', db, '--threads', '2',
-    '--away-after', '0', '--offline-after', '0'], { env, stdio: ['ignore', out, out] });
-  fs.closeSync(out);
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + 20000;
-    const poll = () => {
-      const text = fs.readFileSync(log, 'utf8').slice(offset);
-      const m = text.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) return resolve({ proc, port: Number(m[1]) });
-      if (proc.exitCode !== null) return reject(new Error('usersd exited on start:\n' + text));
-      if (Date.now() > deadline) {
-        proc.kill('SIGKILL');
-        return reject(new Error('usersd did not start in time:\n' + text));
-      }
-      setTimeout(poll, 50);
-    };
-    poll();
-  });
-}
-
-function stopServer(proc) {
-  return new Promise((resolve) => {
-    if (proc.exitCode !== null) return resolve(proc.exitCode);
-    const t = setTimeout(() => proc.kill('SIGKILL'), 15000);
-    proc.once('exit', (code) => { clearTimeout(t); resolve(code); });
-    proc.kill('SIGTERM');
-  });
-}
-
+// Decay off: the seeded users keep the statuses they were given.
+const startServer = (listen) => H.startServer(dir, db, listen, ['--away-after', '0', '--offline-after', '0']);
+const stopServer = H.stopServer;
 // One API call from outside the page (a header token, no cookie, no Origin).
-async function api(method, p, body, token, userAgent) {
-  const headers = {};
-  if (userAgent) headers['User-Agent'] = userAgent;
-  if (token) headers.Authorization = 'Token ' + token;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const resp = await fetch(B + p, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await resp.text();
-  return { status: resp.status, body: text ? JSON.parse(text) : null };
-}
+const api = (...args) => H.call(B, ...args);
 
 async function login(username, password = PASSWORD, userAgent = undefined) {
   const r = await api('POST', '/api/auth/login/', { username, password }, undefined, userAgent);
@@ -183,13 +136,7 @@ before(async () => {
   await createUser('bob', { email: 'bob@example.com' });
   await createUser('carol_one', { email: 'carol1@example.com' });
   await createUser('carol_two', { email: 'carol2@example.com' });
-  // Playwright gives the browser a fresh, empty --user-data-dir of its own.
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await H.launchBrowser();
 });
 
 after(async () => {
