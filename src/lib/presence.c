@@ -39,7 +39,10 @@ static enum usersd_code transition(struct usersd *u, int64_t id, enum usersd_sta
         .last_seen = move_last_seen ? now : USERSD_NULL_TIME,
         .now = now,
     };
-    return u->store->ops->set_status(u->store, &c, out ? out : &tmp, err);
+    if (!out) out = &tmp;
+    enum usersd_code rc = u->store->ops->set_status(u->store, &c, out, err);
+    if (!rc) messages_fresh(u, out, 1);
+    return rc;
 }
 
 enum usersd_code usersd_set_online(struct usersd *u, int64_t id, struct usersd_user *out,
@@ -83,8 +86,7 @@ enum usersd_code usersd_update_last_seen(struct usersd *u, int64_t id, struct us
     enum usersd_code rc = u->store->ops->touch(u->store, id, 0, now, now + 1, &updated, err);
     if (rc) return rc;
     struct usersd_user tmp;
-    rc = u->store->ops->user_get(u->store, id, out ? out : &tmp, err);
-    return rc;
+    return usersd_user_get(u, id, out ? out : &tmp, err);
 }
 
 /* The activity interval's cut-off: a last_seen (or last_used) at or after

@@ -43,6 +43,7 @@ struct usersd_config server_core_config(void)
     c.offline_after_s = g_cfg->offline_after_s;
     c.activity_interval_s = g_cfg->activity_interval_s;
     c.session_ttl_s = g_cfg->session_ttl_s;
+    c.history_days = g_cfg->history_days;
     return c;
 }
 

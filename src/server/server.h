@@ -18,7 +18,7 @@ struct server_config {
     const char *db_url;
     int threads;
     int64_t away_after_s, offline_after_s;
-    int64_t activity_interval_s, session_ttl_s;
+    int64_t activity_interval_s, session_ttl_s, history_days;
     bool cookie_secure;
     const char *trusted_origins[SERVER_MAX_ORIGINS];
     int n_trusted;
@@ -165,6 +165,9 @@ bool query_page(struct req *r, int *page, int *per_page);
  * queues 400 naming the field and returns false. */
 bool body_str(struct req *r, const char *name, const char **out);
 bool body_bool(struct req *r, const char *name, int *out);
+/* A whole number (a JSON integer; in a form, digits with an optional
+ * minus); *given tells whether it was there. */
+bool body_int(struct req *r, const char *name, int64_t *out, bool *given);
 
 /* ---- replies (reply.c) ---- */
 
@@ -250,6 +253,12 @@ void h_my_sessions(struct req *r);
 void h_my_session_delete(struct req *r);
 void h_user_sessions(struct req *r);
 void h_user_sessions_delete(struct req *r);
+void h_my_message_put(struct req *r);
+void h_my_message_delete(struct req *r);
+void h_user_message_put(struct req *r);
+void h_user_message_delete(struct req *r);
+void h_presence_history(struct req *r);
+void h_online_history(struct req *r);
 /* Clears the session cookie in the reply being built. */
 void reply_clear_cookie(struct req *r);
 

@@ -32,7 +32,7 @@
 #include "server.h"
 
 #define RING_CAP 4096         /* events kept in memory for live streams */
-#define EVENT_MAX 640         /* one rendered event, bytes */
+#define EVENT_MAX 1024        /* one rendered event, bytes (a status message is up to 400) */
 #define POLL_MS 100           /* log poll interval */
 #define COALESCE_US 5000      /* least time between two reads of the log */
 #define DECAY_EVERY_US 250000 /* decay sweep interval */
@@ -40,7 +40,8 @@
 #define PRUNE_EVERY_US 60000000
 #define REPLAY_MAX 10000 /* Last-Event-ID replay bound, events */
 #define EXPIRE_EVERY_US 1000000
-#define REFRESH_CHUNK 256 /* sessions refreshed per transaction */
+#define SAMPLE_EVERY_US 1000000 /* the per-minute history row: checked every second */
+#define REFRESH_CHUNK 256       /* sessions refreshed per transaction */
 
 struct event {
     int64_t seq;
@@ -87,13 +88,15 @@ long sse_open_streams(void)
     return atomic_load(&hub.nstreams);
 }
 
-/* Renders one change as an SSE event into ev; false if it does not fit. */
+/* Renders one change (a presence change or a status message) as an SSE
+ * event into ev; false if it does not fit. */
 static bool render_event(const struct usersd_change *c, struct event *ev)
 {
-    char *data = render_change_text(c, NULL);
+    bool message = c->kind == USERSD_CHANGE_STATUS_MESSAGE;
+    char *data = message ? render_message_event_text(c, NULL) : render_change_text(c, NULL);
     if (!data) return false;
-    int n = snprintf(ev->text, sizeof ev->text, "id: %lld\nevent: presence\ndata: %s\n\n",
-                     (long long)c->seq, data);
+    int n = snprintf(ev->text, sizeof ev->text, "id: %lld\nevent: %s\ndata: %s\n\n",
+                     (long long)c->seq, message ? "status_message" : "presence", data);
     free(data);
     if (n < 0 || (size_t)n >= sizeof ev->text) return false;
     ev->seq = c->seq;
@@ -213,7 +216,9 @@ static size_t hub_fetch(void)
                 close_session(c.items[i].user_id, c.items[i].session_id);
                 continue;
             }
-            if (c.items[i].kind != USERSD_CHANGE_PRESENCE) continue;
+            if (c.items[i].kind != USERSD_CHANGE_PRESENCE &&
+                c.items[i].kind != USERSD_CHANGE_STATUS_MESSAGE)
+                continue;
             if (hub.next - hub.first == RING_CAP) {
                 hub.evicted = hub.ring[hub.first % RING_CAP].seq;
                 hub.first++;
@@ -235,7 +240,7 @@ static void *hub_main(void *arg)
 {
     (void)arg;
     int64_t next_decay = 0, next_prune = 0, next_keepalive = 0, last_work = 0;
-    int64_t next_expire = 0, next_refresh = mono_us() + refresh_every_us();
+    int64_t next_expire = 0, next_refresh = mono_us() + refresh_every_us(), next_sample = 0;
     struct usersd_err err = {0};
     bool can_wait = true;
     pthread_mutex_lock(&hub.lock);
@@ -283,7 +288,14 @@ static void *hub_main(void *arg)
         if (now >= next_decay) {
             if (usersd_decay(hub.core, &changed, &err) == USERSD_OK && changed)
                 server_log("presence: decay changed %lld user(s)", (long long)changed);
+            /* Ended status messages are cleared (and their end sent) on the
+             * same beat: within a second of their end. */
+            usersd_status_message_expire(hub.core, NULL, &err);
             next_decay = now + DECAY_EVERY_US;
+        }
+        if (now >= next_sample) {
+            usersd_history_sample(hub.core, &err);
+            next_sample = now + SAMPLE_EVERY_US;
         }
         if (now >= next_expire) {
             int64_t n = 0;
@@ -300,6 +312,8 @@ static void *hub_main(void *arg)
         hub_fetch();
         if (now >= next_prune) {
             usersd_changes_prune(hub.core, &err);
+            if (usersd_history_prune(hub.core, &err))
+                server_log("presence: cannot prune the history: %s", err.msg);
             next_prune = now + PRUNE_EVERY_US;
         }
         pthread_mutex_lock(&hub.lock);
@@ -476,7 +490,7 @@ static bool replay(struct req *r, int64_t since, struct stream *s, size_t *len, 
         struct usersd_changes c;
         struct usersd_err err = {0};
         enum usersd_code rc =
-            usersd_changes_since(r->core, s->cursor, USERSD_CHANGES_LIMIT_MAX, &c, &err);
+            usersd_events_since(r->core, s->cursor, USERSD_CHANGES_LIMIT_MAX, &c, &err);
         if (rc) {
             if (rc != USERSD_EGONE) return false;
             break;
