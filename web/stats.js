@@ -97,8 +97,10 @@ function drawChart(box, points, range) {
   let line = '';
   let area = '';
   let run = [];
+  const dots = []; // a point with no neighbour draws no line: a dot instead
   const flush = () => {
     if (!run.length) return;
+    if (run.length === 1) dots.push(svg('circle', { class: 'dot', cx: x(run[0]).toFixed(1), cy: y(points[run[0]].online).toFixed(1), r: 3 }));
     line += run.map((i, k) => `${k ? 'L' : 'M'}${x(i).toFixed(1)},${y(points[i].online).toFixed(1)}`).join('');
     area += `M${x(run[0]).toFixed(1)},${y(0)}` + run.map((i) => `L${x(i).toFixed(1)},${y(points[i].online_max ?? points[i].online).toFixed(1)}`).join('') + `L${x(run[run.length - 1]).toFixed(1)},${y(0)}Z`;
     run = [];
@@ -125,11 +127,12 @@ function drawChart(box, points, range) {
     const peak = known.reduce((a, b) => ((b.online_max ?? b.online) > (a.online_max ?? a.online) ? b : a));
     const last = known[known.length - 1];
     summary = `Most online: ${fmtNumber(peak.online_max ?? peak.online)} (${exactTime(peak.at)}). Latest: ${fmtNumber(last.online)} online (${exactTime(last.at)}).`;
+    if (points[0].online == null) summary += ` No history before ${exactTime(known[0].at)}.`;
   }
   box.replaceChildren(
     h('figure', { class: 'chart' },
       svg('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'Users online over time', 'aria-describedby': 'chart-summary' },
-        grid, svg('path', { class: 'area', d: area }), svg('path', { class: 'line', d: line }),
+        grid, svg('path', { class: 'area', d: area }), svg('path', { class: 'line', d: line }), dots,
         svg('g', { class: 'xaxis' }, ticks), hovers),
       h('figcaption', {}, 'Users online over time')),
     h('p', { id: 'chart-summary' }, summary),

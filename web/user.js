@@ -252,28 +252,40 @@ Views.user = function (main, params, id) {
   return () => { off(); ctl.abort(); };
 };
 
-// The timeline: one bar across the window, a segment per interval coloured
-// by status (hover names it), then the totals. Drawn in a 1000-wide
-// viewBox stretched to the width, so it needs no redraw on resize.
+// The timeline: one bar, a segment per interval coloured by status (hover
+// names it), then the totals of the whole window. When history starts late
+// in the window (a new user, a new server), the bar starts where it does,
+// so that minutes of history are not a sliver of a month. Drawn in a
+// 1000-wide viewBox stretched to the width: no redraw on resize.
 function drawTimeline(box, data) {
-  const from = Date.parse(data.from);
-  const span = Date.parse(data.to) - from || 1;
+  const to = Date.parse(data.to);
+  let from = Date.parse(data.from);
+  let intervals = data.intervals;
+  let lead = null;
+  const first = intervals[0];
+  if (first && first.status === 'unknown' && intervals.length > 1 && Date.parse(first.to) - from > (to - from) / 2) {
+    lead = first.to;
+    from = Date.parse(first.to);
+    intervals = intervals.slice(1);
+  }
+  const span = to - from || 1;
   const bar = svg('svg', { class: 'timeline', viewBox: '0 0 1000 40', preserveAspectRatio: 'none', role: 'img', 'aria-label': 'Presence history', 'aria-describedby': 'history-totals' },
-    data.intervals.map((iv) => {
+    intervals.map((iv) => {
       const x0 = ((Date.parse(iv.from) - from) / span) * 1000;
       const x1 = ((Date.parse(iv.to) - from) / span) * 1000;
       const secs = (Date.parse(iv.to) - Date.parse(iv.from)) / 1000;
-      return svg('rect', { x: x0.toFixed(2), y: 0, width: Math.max(0.5, x1 - x0).toFixed(2), height: 40, class: 'st-' + iv.status },
+      return svg('rect', { x: x0.toFixed(2), y: 0, width: Math.max(1, x1 - x0).toFixed(2), height: 40, class: 'st-' + iv.status },
         svg('title', {}, `${iv.status}, ${exactTime(iv.from)} – ${exactTime(iv.to)} (${duration(secs)})`));
     }));
   const total = Object.values(data.totals).reduce((a, b) => a + b, 0) || 1;
   const totals = h('ul', { class: 'totals', id: 'history-totals' },
     ['online', 'away', 'offline', 'unknown'].map((s) => h('li', {},
       h('span', { class: 'swatch st-' + s }), `${s}: ${duration(data.totals[s] || 0)} (${Math.round(((data.totals[s] || 0) / total) * 100)} %)`)));
-  const axis = h('p', { class: 'axis' }, h('span', {}, exactTime(data.from)), h('span', {}, exactTime(data.to)));
+  const axis = h('p', { class: 'axis' }, h('span', {}, exactTime(new Date(from).toISOString())), h('span', {}, exactTime(data.to)));
   const changes = data.intervals.length;
   box.replaceChildren(h('figure', { class: 'history' }, bar, axis, h('figcaption', { class: 'vh' }, 'Presence history')), totals,
-    h('p', { class: 'muted' }, changes === 1 ? 'One interval in this window.' : `${changes} intervals in this window.`));
+    h('p', { class: 'muted' }, (changes === 1 ? 'One interval in this window.' : `${changes} intervals in this window.`) +
+      (lead ? ` Nothing is known before ${exactTime(lead)}, so the bar starts there.` : '')));
 }
 
 // "Chrome 120 on Windows" from a User-Agent (the whole of it is the title).
