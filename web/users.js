@@ -34,7 +34,9 @@ Views.users = function (main, params) {
       h('td', { class: 'opt' }, timeEl(u.last_seen)));
   }
 
+  let typing = 0;
   async function load() {
+    clearTimeout(typing); // this load reads the search box as it is now
     const s = state();
     history.replaceState(null, '', '#/users' + query({ ...s, page: page > 1 ? page : '' }));
     if (ctl) ctl.abort();
@@ -55,7 +57,6 @@ Views.users = function (main, params) {
     }
   }
 
-  let typing = 0;
   refs.search.addEventListener('input', () => {
     clearTimeout(typing);
     typing = setTimeout(() => { page = 1; load(); }, 250);
@@ -67,7 +68,6 @@ Views.users = function (main, params) {
   });
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    clearTimeout(typing);
     page = 1;
     load();
   });

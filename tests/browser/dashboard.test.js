@@ -324,6 +324,25 @@ test('users: server-side search, create, and delete with confirmation', async ()
   await page.done();
 });
 
+test('users: a filter changed while typing makes one request, and a later page stays', async () => {
+  const page = await newPage();
+  await logIn(page);
+  await page.goto(B + '/#/users');
+  const table = page.getByRole('table', { name: 'Users' });
+  await until(async () => (await table.locator('tbody tr').count()) === 50, 'the first page');
+  const lists = [];
+  page.on('request', (r) => { if (r.url().includes('/management/list/')) lists.push(new URL(r.url()).search); });
+  await page.getByRole('searchbox', { name: 'Search' }).fill('seed1');
+  await page.getByLabel('Order by').selectOption('-id'); // within the typing pause
+  await page.getByText(/^Page 1 of [2-9]/).waitFor({ timeout: WAIT });
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByText(/^Page 2 of/).waitFor({ timeout: WAIT });
+  await page.waitForTimeout(500); // longer than the typing pause
+  assert.deepEqual(lists, ['?search=seed1&ordering=-id&page=1', '?search=seed1&ordering=-id&page=2']);
+  await page.getByText(/^Page 2 of/).waitFor();
+  await page.done();
+});
+
 test('a request aborted while its reply is read is not taken for an empty reply', async () => {
   // Typing in Search aborts the list request before; one aborted between
   // its headers and its body once resolved as null (and the view broke).
