@@ -86,6 +86,7 @@ struct write_job {
     enum usersd_code rc; /* filled by the writer */
     struct usersd_err err;
     struct usersd_user user;
+    size_t order;     /* its place in the batch as queued */
     struct req *next; /* the writer's queue */
 };
 
