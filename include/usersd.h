@@ -84,6 +84,7 @@ USERSD_API bool usersd_status_parse(const char *s, enum usersd_status *out);
 #define USERSD_PASSWORD_MIN 8
 #define USERSD_PASSWORD_MAX 1024
 #define USERSD_SEARCH_MAX 200
+#define USERSD_STATUS_TEXT_MAX 100 /* a status message, characters */
 #define USERSD_NULL_TIME INT64_MIN /* a timestamp that is not set (JSON null) */
 
 /* A user as stored. Strings are NUL-terminated UTF-8 held inline, so a user
@@ -100,6 +101,11 @@ struct usersd_user {
     int64_t date_joined;
     enum usersd_status online_status;
     int64_t last_seen;
+    /* The status message ("In a meeting until 3"): "" when there is none
+     * (or it has ended: the library never returns an ended one), and its
+     * end, USERSD_NULL_TIME for none. */
+    char status_text[USERSD_STATUS_TEXT_MAX * 4 + 1];
+    int64_t status_expires;
 };
 
 /* The model method is_online: status is online. */
@@ -180,8 +186,10 @@ struct usersd_config {
     usersd_clock_fn clock;       /* NULL: the real clock */
     void *clock_ctx;
     int64_t session_ttl_s; /* a session unused this long expires (2592000 = 30 days; 0 never) */
+    int64_t history_days;  /* keep presence history this long (30; 0: keep none) */
+    int64_t cache_kib;     /* the database's page cache for this handle (0: SQLite's 2 MiB) */
 };
-/* Defaults: sqlite:usersd.db, 600, 3600, 60, 3600, real clock, 2592000. */
+/* Defaults: sqlite:usersd.db, 600, 3600, 60, 3600, real clock, 2592000, 30. */
 USERSD_API void usersd_config_init(struct usersd_config *cfg);
 
 struct usersd;
@@ -239,6 +247,14 @@ USERSD_API enum usersd_code usersd_stats(struct usersd *u, struct usersd_stats *
 USERSD_API enum usersd_code usersd_set_status(struct usersd *u, int64_t id,
                                               enum usersd_status status, struct usersd_user *out,
                                               struct usersd_err *err);
+/* usersd_set_status for callers that show only the presence (the server's
+ * set-status and heartbeat replies): when the status does not change, out
+ * holds only id, online_status and last_seen (the rest zero) and the
+ * user's row is not read. */
+USERSD_API enum usersd_code usersd_set_status_presence(struct usersd *u, int64_t id,
+                                                       enum usersd_status status,
+                                                       struct usersd_user *out,
+                                                       struct usersd_err *err);
 /* Model methods. Each updates the stored user; out (may be NULL) receives
  * the user as stored afterwards. */
 USERSD_API enum usersd_code usersd_set_online(struct usersd *u, int64_t id, struct usersd_user *out,
@@ -288,8 +304,9 @@ USERSD_API enum usersd_code usersd_decay(struct usersd *u, int64_t *changed,
  * changes endpoint show; the others ride the same log so that every
  * process sharing the database learns of them in order. */
 enum usersd_change_kind {
-    USERSD_CHANGE_PRESENCE = 0,    /* online_status changed */
-    USERSD_CHANGE_SESSION_END = 2, /* session_id (0: every session of user_id) ended */
+    USERSD_CHANGE_PRESENCE = 0,       /* online_status changed */
+    USERSD_CHANGE_STATUS_MESSAGE = 1, /* the status message was set, cleared or ended */
+    USERSD_CHANGE_SESSION_END = 2,    /* session_id (0: every session of user_id) ended */
 };
 
 /* One logged change (written in the same transaction as the change). seq
@@ -304,6 +321,9 @@ struct usersd_change {
     int64_t at; /* when the change happened */
     enum usersd_change_kind kind;
     int64_t session_id; /* SESSION_END: the session, 0 for all of the user's */
+    /* STATUS_MESSAGE: the new message ("" when cleared) and its end */
+    char status_text[USERSD_STATUS_TEXT_MAX * 4 + 1];
+    int64_t status_expires;
 };
 
 /* A batch of changes; items allocated by the library (usersd_changes_free). */
@@ -324,8 +344,8 @@ USERSD_API enum usersd_code usersd_changes_since(struct usersd *u, int64_t since
                                                  struct usersd_changes *out,
                                                  struct usersd_err *err);
 /* Like usersd_changes_since, but every kind of entry (the server's stream
- * hub reads these: presence changes for the streams, session ends to close
- * the streams of a revoked session). */
+ * hub reads these: presence changes and status messages for the streams,
+ * session ends to close the streams of a revoked session). */
 USERSD_API enum usersd_code usersd_log_since(struct usersd *u, int64_t since, int limit,
                                              struct usersd_changes *out, struct usersd_err *err);
 /* The newest seq (0 when nothing was ever logged). */
@@ -337,8 +357,98 @@ USERSD_API enum usersd_code usersd_changes_head(struct usersd *u, int64_t *seq,
  * poll usersd_changes_since instead. Either way the log stays the truth. */
 USERSD_API enum usersd_code usersd_changes_wait(struct usersd *u, int timeout_ms, bool *notified,
                                                 struct usersd_err *err);
+/* Like usersd_changes_since, but presence changes and status messages:
+ * what a stream replays after Last-Event-ID. */
+USERSD_API enum usersd_code usersd_events_since(struct usersd *u, int64_t since, int limit,
+                                                struct usersd_changes *out, struct usersd_err *err);
 /* Deletes changes older than the configured retention. */
 USERSD_API enum usersd_code usersd_changes_prune(struct usersd *u, struct usersd_err *err);
+
+/* ---- Status messages ----------------------------------------------------- */
+
+/* Sets user id's status message: text of 1 to USERSD_STATUS_TEXT_MAX
+ * characters, no control characters (EINVAL, field "text"), ending at
+ * expires_at (USERSD_NULL_TIME: no end; else it must be in the future:
+ * EINVAL, field "expires_at"). Logged for the streams. out (may be NULL)
+ * receives the user. ENOTFOUND for an unknown user. */
+USERSD_API enum usersd_code usersd_status_message_set(struct usersd *u, int64_t id,
+                                                      const char *text, int64_t expires_at,
+                                                      struct usersd_user *out,
+                                                      struct usersd_err *err);
+/* Clears it (logged only when there was one). ENOTFOUND for an unknown user. */
+USERSD_API enum usersd_code usersd_status_message_clear(struct usersd *u, int64_t id,
+                                                        struct usersd_user *out,
+                                                        struct usersd_err *err);
+/* Clears every message whose end has come, each logged once however many
+ * processes sweep at once; *n (may be NULL) receives how many. */
+USERSD_API enum usersd_code usersd_status_message_expire(struct usersd *u, int64_t *n,
+                                                         struct usersd_err *err);
+
+/* ---- Presence history ---------------------------------------------------- */
+
+#define USERSD_UNKNOWN (-1)                  /* an interval of history whose status is not known */
+#define USERSD_HISTORY_SPAN_MAX (31 * 86400) /* seconds a history window may span */
+#define USERSD_HISTORY_POINTS_MAX 1000
+
+/* One stretch of a user's history: status (an enum usersd_status, or
+ * USERSD_UNKNOWN) from `from` to `to` (microseconds). */
+struct usersd_interval {
+    int status;
+    int64_t from, to;
+};
+
+/* A user's presence over [from, to): intervals in time order, clipped to
+ * the window, adjacent ones never of the same status, together covering the
+ * window; totals[i] the time in status i (0 offline, 1 away, 2 online, 3
+ * unknown), summing to to - from. Time before the history's known start
+ * (the oldest kept change, or when the user joined) and after now is
+ * unknown. items allocated by the library (usersd_history_free). */
+struct usersd_history {
+    int64_t user_id, from, to;
+    struct usersd_interval *items;
+    size_t count;
+    int64_t totals[4];
+};
+USERSD_API void usersd_history_free(struct usersd_history *h);
+/* The presence history of user id over [from, to). EINVAL (field "from")
+ * unless from < to and to - from <= USERSD_HISTORY_SPAN_MAX seconds;
+ * ENOTFOUND for an unknown user. Reads only that user's history. */
+USERSD_API enum usersd_code usersd_presence_history(struct usersd *u, int64_t id, int64_t from,
+                                                    int64_t to, struct usersd_history *out,
+                                                    struct usersd_err *err);
+
+/* Users by status over time: counts at each point's instant, online_max the
+ * most users online at any moment of its bucket (to the minute); known is
+ * false before history starts (and where it was not kept). */
+struct usersd_count_point {
+    int64_t at;
+    bool known;
+    int64_t online, away, offline, online_max;
+};
+struct usersd_online_history {
+    int64_t from, to, bucket_s;
+    struct usersd_count_point *points;
+    size_t count;
+};
+USERSD_API void usersd_online_history_free(struct usersd_online_history *h);
+/* Points every bucket_s seconds (60, 300, 3600 or 86400; 0 picks the
+ * smallest that gives at most USERSD_HISTORY_POINTS_MAX), the first at from
+ * rounded down to a whole bucket (UTC), then one every bucket while before
+ * to. EINVAL (field "bucket") for another bucket or too many points,
+ * (field "from") for a bad window. Reads the per-minute table, never the
+ * changes. */
+USERSD_API enum usersd_code usersd_online_history(struct usersd *u, int64_t from, int64_t to,
+                                                  int64_t bucket_s,
+                                                  struct usersd_online_history *out,
+                                                  struct usersd_err *err);
+/* Once a minute (the server's sweep): writes this minute's counts from the
+ * counters (once, however many processes ask) and closes the last minute's
+ * peak. Nothing when history is off. */
+USERSD_API enum usersd_code usersd_history_sample(struct usersd *u, struct usersd_err *err);
+/* Deletes history older than history_days, a few thousand rows per
+ * transaction through the time index; marks where the known history now
+ * starts. With history off, marks it unknown from now on. */
+USERSD_API enum usersd_code usersd_history_prune(struct usersd *u, struct usersd_err *err);
 
 /* A number that changes whenever the database may have changed: any commit,
  * by this handle, another handle or another process. Equal numbers mean

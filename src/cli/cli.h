@@ -61,5 +61,7 @@ int cmd_copy(int argc, char **argv);
 int cmd_routes(int argc, char **argv);
 int cmd_seed(int argc, char **argv);
 int cmd_sessions(int argc, char **argv);
+int cmd_history(int argc, char **argv);
+int cmd_message(int argc, char **argv);
 
 #endif

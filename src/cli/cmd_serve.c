@@ -9,7 +9,8 @@
 static const char usage[] =
     "usage: usersd serve [options]\n"
     "\n"
-    "Serves the HTTP/JSON API until SIGTERM or SIGINT (in-flight requests finish).\n"
+    "Serves the HTTP/JSON API and the web dashboard until SIGTERM or SIGINT (in-flight\n"
+    "requests finish).\n"
     "\n"
     "  --listen HOST:PORT       address to listen on (USERSD_LISTEN; default 127.0.0.1:8000;\n"
     "                           port 0 picks a free port, logged on start)\n"
@@ -26,6 +27,8 @@ static const char usage[] =
     "                           (USERSD_ACTIVITY_INTERVAL; default 60; 0: every time)\n"
     "  --session-ttl S          a session unused for S seconds expires\n"
     "                           (USERSD_SESSION_TTL; default 2592000 = 30 days; 0 never)\n"
+    "  --history-days N         keep every status change as presence history for N days\n"
+    "                           (USERSD_HISTORY_DAYS; default 30; 0 keeps none)\n"
     "  --cookie-secure          mark the session cookie Secure (behind HTTPS)\n"
     "  --trusted-origin ORIGIN  also accept cookie-authenticated writes from ORIGIN\n"
     "                           (scheme://host[:port]; repeatable)\n"
@@ -33,6 +36,8 @@ static const char usage[] =
     "  --config FILE            read options from FILE, `key = value` lines with the names\n"
     "                           above (listen = 127.0.0.1:8000); a flag beats the\n"
     "                           environment, which beats the file (USERSD_CONFIG)\n"
+    "  --no-dashboard           do not serve the web dashboard at / and /dashboard/\n"
+    "                           (USERSD_NO_DASHBOARD)\n"
     "\n"
     "When the database has no user and USERSD_ADMIN_PASSWORD is set, a staff user\n"
     "'admin' (or USERSD_ADMIN_USERNAME) is created with that password.\n";
@@ -44,7 +49,8 @@ int cmd_serve(int argc, char **argv)
                                 .away_after_s = 600,
                                 .offline_after_s = 3600,
                                 .activity_interval_s = 60,
-                                .session_ttl_s = 2592000};
+                                .session_ttl_s = 2592000,
+                                .history_days = 30};
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int64_t threads = cores > 0 ? cores : 1;
     struct opt_list origins = {0};
@@ -58,10 +64,12 @@ int cmd_serve(int argc, char **argv)
         {"activity-interval", OPT_INT, "USERSD_ACTIVITY_INTERVAL", &cfg.activity_interval_s, 0,
          INT32_MAX},
         {"session-ttl", OPT_INT, "USERSD_SESSION_TTL", &cfg.session_ttl_s, 0, INT32_MAX},
+        {"history-days", OPT_INT, "USERSD_HISTORY_DAYS", &cfg.history_days, 0, 36500},
         {"cookie-secure", OPT_FLAG, NULL, &cfg.cookie_secure, 0, 0},
         {"trusted-origin", OPT_LIST, NULL, &origins, 0, 0},
         {"log-format", OPT_STR, "USERSD_LOG_FORMAT", &log_format, 0, 0},
         {"config", OPT_STR, "USERSD_CONFIG", &config, 0, 0},
+        {"no-dashboard", OPT_FLAG, "USERSD_NO_DASHBOARD", &cfg.no_dashboard, 0, 0},
         {0},
     };
     int npos, rc = opts_parse("serve", usage, opts, argc, argv, NULL, 0, &npos);

@@ -67,6 +67,7 @@ enum usersd_code usersd_password_check(struct usersd *u, const char *username, c
     if (crypto_pwhash_str_verify(hash, password, strlen(password)) != 0)
         return err_set(err, USERSD_EAUTH, "invalid username or password");
     if (!user->is_active) return err_set(err, USERSD_EAUTH, "this account is inactive");
+    messages_fresh(u, user, 1);
     return USERSD_OK;
 }
 
@@ -131,6 +132,7 @@ enum usersd_code usersd_session_resolve(struct usersd *u, const char *key, struc
         if (expired(u, e->session_last_used))
             return err_set(err, USERSD_EAUTH, "this session has expired; log in again");
         *user = e->user;
+        messages_fresh(u, user, 1); /* a message may end without a commit */
         memset(session, 0, sizeof *session);
         session->id = e->session_id;
         session->user_id = e->user.id;
@@ -153,6 +155,7 @@ enum usersd_code usersd_session_resolve(struct usersd *u, const char *key, struc
         e->session_created = session->created;
         e->session_last_used = session->last_used;
     }
+    messages_fresh(u, user, 1);
     return USERSD_OK;
 }
 

@@ -9,6 +9,34 @@
 
 #define BATCH 500
 
+/* The presence history (changes and per-minute counts) and since when it
+ * is known, in batches. */
+static enum usersd_code copy_history(struct usersd *from, struct usersd *to, struct usersd_err *err)
+{
+    const struct store_ops *src = from->store->ops, *dst = to->store->ops;
+    struct store_history_row *h = calloc(BATCH, sizeof *h);
+    struct store_minute_row *m = calloc(BATCH, sizeof *m);
+    enum usersd_code rc = h && m ? USERSD_OK : err_set(err, USERSD_ENOMEM, NULL);
+    for (int64_t cursor[2] = {0, 0}; !rc;) {
+        size_t n = 0;
+        if ((rc = src->dump_history(from->store, cursor, BATCH, h, &n, err)) || !n) break;
+        rc = dst->load_history(to->store, h, n, NULL, 0, err);
+    }
+    for (int64_t after = INT64_MIN; !rc;) {
+        size_t n = 0;
+        if ((rc = src->dump_minutes(from->store, after, BATCH, m, &n, err)) || !n) break;
+        rc = dst->load_history(to->store, NULL, 0, m, n, err);
+        after = m[n - 1].minute;
+    }
+    struct store_history since = {0};
+    if (!rc) rc = src->history_read(from->store, 0, 0, 0, &since, err); /* user 0: none */
+    free(since.rows);
+    if (!rc) rc = dst->history_mark(to->store, since.since, false, err);
+    free(h);
+    free(m);
+    return rc;
+}
+
 enum usersd_code usersd_copy(struct usersd *from, struct usersd *to, int64_t *users,
                              int64_t *tokens, struct usersd_err *err)
 {
@@ -42,6 +70,7 @@ enum usersd_code usersd_copy(struct usersd *from, struct usersd *to, int64_t *us
         n_tokens += (int64_t)n;
         after = srows[n - 1].s.id;
     }
+    if ((rc = copy_history(from, to, err))) goto out;
     if ((rc = src->changes_head(from->store, &head, err))) goto out;
     rc = dst->load_finish(to->store, head, err);
 out:

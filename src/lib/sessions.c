@@ -30,25 +30,6 @@ int64_t sessions_active_after(const struct usersd *u)
     return usersd_now(u) - window * 1000000;
 }
 
-/* One UTF-8 sequence at s: its length (1-4), or 0 when it is not valid
- * (overlong forms, surrogates and code points past U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *s, uint32_t *cp)
-{
-    if (s[0] < 0x80) return *cp = s[0], 1;
-    size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-    if (!n || s[0] >= 0xf5) return 0;
-    uint32_t v = s[0] & (0x7f >> n);
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        v = v << 6 | (s[i] & 0x3f);
-    }
-    if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10ffff)) ||
-        (v >= 0xd800 && v <= 0xdfff))
-        return 0;
-    *cp = v;
-    return n;
-}
-
 void sessions_clean_agent(const char *in, char *out, size_t size)
 {
     static const char bad[] = "\xef\xbf\xbd"; /* U+FFFD */
@@ -56,10 +37,10 @@ void sessions_clean_agent(const char *in, char *out, size_t size)
     size_t o = 0;
     for (size_t chars = 0; *s && chars < USERSD_USER_AGENT_MAX; chars++) {
         uint32_t cp;
-        size_t n = utf8_seq(s, &cp);
+        size_t n = utf8_next(s, &cp);
         const char *put = (const char *)s;
         size_t len = n;
-        if (!n || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0)) {
+        if (!n || UTF8_CONTROL(cp)) {
             put = bad;
             len = 3;
             n = n ? n : 1;

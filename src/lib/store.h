@@ -35,18 +35,49 @@ struct store_session_end {
     int64_t unused_since; /* > 0: end session_id only if not used since (expiry) */
 };
 
+/* History, for copying and for reading one user's (store_history). */
+struct store_history_row {
+    int64_t user_id, at;
+    int status, prev;
+};
+struct store_minute_row {
+    int64_t minute; /* µs, a whole minute */
+    int64_t online, away, offline, online_max;
+};
+
+/* What a user's history over a window needs (history_read): since when
+ * history is known (USERSD_NULL_TIME: never kept), the latest change at or
+ * before the window's start, and the changes inside it. */
+struct store_history {
+    int64_t since;
+    bool have_first, have_next;
+    struct store_history_row first; /* the latest at or before start */
+    struct store_history_row *rows; /* start < at < end, in order; malloc'd */
+    size_t count;
+    struct store_history_row next; /* the first at or after end */
+};
+
+/* Bits of the kinds a log read returns (store_ops.changes). */
+#define STORE_KIND(k) (1u << (k))
+#define STORE_KINDS_ALL 0xffu
+
 /* A presence transition asked of the driver. */
 struct store_status_change {
     int64_t user_id;
     enum usersd_status status;
-    int64_t last_seen; /* the new last_seen, or USERSD_NULL_TIME to keep it */
-    int64_t now;       /* when the change happens (for the change log) */
+    int64_t last_seen;  /* the new last_seen, or USERSD_NULL_TIME to keep it */
+    int64_t now;        /* when the change happens (for the change log) */
+    bool presence_only; /* out needs only id, online_status and last_seen when the status
+                           does not change (a heartbeat): no read of the user's row */
 };
 
 struct store_ops {
     const char *scheme; /* "sqlite", "postgresql" */
-    const char *alias;  /* another scheme name, or NULL */
-    bool full_url;      /* open gets the whole URL, not what follows "scheme:" */
+    /* Sets the handle's page cache to kib KiB; NULL where the database
+     * server keeps the cache (PostgreSQL). */
+    enum usersd_code (*set_cache)(struct store *s, int64_t kib, struct usersd_err *err);
+    const char *alias; /* another scheme name, or NULL */
+    bool full_url;     /* open gets the whole URL, not what follows "scheme:" */
     /* target is the URL after "scheme:" (or the whole URL, see full_url). */
     enum usersd_code (*open)(struct store **out, const char *target, struct usersd_err *err);
     void (*close)(struct store *s);
@@ -106,9 +137,9 @@ struct store_ops {
      * gets the number of transitions. Atomic per statement. */
     enum usersd_code (*decay)(struct store *s, int64_t now, int64_t away_before,
                               int64_t offline_before, int64_t *changed, struct usersd_err *err);
-    /* Log entries with seq > since (at most limit), presence changes only
-     * or (all) every kind; EGONE if pruned past since. */
-    enum usersd_code (*changes)(struct store *s, int64_t since, int limit, bool all,
+    /* Log entries with seq > since (at most limit) whose kind is in the
+     * mask kinds (STORE_KIND bits); EGONE if pruned past since. */
+    enum usersd_code (*changes)(struct store *s, int64_t since, int limit, unsigned kinds,
                                 struct usersd_changes *out, struct usersd_err *err);
     enum usersd_code (*changes_head)(struct store *s, int64_t *seq, struct usersd_err *err);
     /* Deletes changes logged before `before`, remembering the highest seq. */
@@ -178,12 +209,57 @@ struct store_ops {
     enum usersd_code (*session_refresh)(struct store *s, const int64_t *ids, size_t n, int64_t now,
                                         bool *alive, struct usersd_err *err);
     enum usersd_code (*session_count)(struct store *s, int64_t *n, struct usersd_err *err);
+
+    /* Status messages. text NULL clears; otherwise sets text ending at
+     * expires (USERSD_NULL_TIME: none). A set, or a clear of an existing
+     * message, is logged at now (kind STATUS_MESSAGE) in the same
+     * transaction. out receives the user. ENOTFOUND. */
+    enum usersd_code (*status_message)(struct store *s, int64_t id, const char *text,
+                                       int64_t expires, int64_t now, struct usersd_user *out,
+                                       struct usersd_err *err);
+    /* Clears and logs every message with status_expires <= now; *n. */
+    enum usersd_code (*status_message_expire)(struct store *s, int64_t now, int64_t *n,
+                                              struct usersd_err *err);
+
+    /* History (written by the presence calls when s->history is set).
+     * history_read fills out for user id and the window [start, end). */
+    enum usersd_code (*history_read)(struct store *s, int64_t id, int64_t start, int64_t end,
+                                     struct store_history *out, struct usersd_err *err);
+    /* Sets since when history is known: since (USERSD_NULL_TIME: not
+     * kept); with only_if_unset, only where it is not set yet. */
+    enum usersd_code (*history_mark)(struct store *s, int64_t since, bool only_if_unset,
+                                     struct usersd_err *err);
+    /* Deletes up to limit history rows and minute rows older than before
+     * and moves the known start to before; *n gets the rows deleted. */
+    enum usersd_code (*history_prune)(struct store *s, int64_t before, int limit, int64_t *n,
+                                      struct usersd_err *err);
+    /* The minute row for `minute` from the counters (if absent), the
+     * previous row's peak closed. */
+    enum usersd_code (*history_sample)(struct store *s, int64_t minute, struct usersd_err *err);
+    /* Minute rows with from <= minute < to, in order (out malloc'd), and
+     * the peak of the minute in progress. */
+    enum usersd_code (*minutes_read)(struct store *s, int64_t from, int64_t to,
+                                     struct store_minute_row **out, size_t *n, int64_t *live_peak,
+                                     struct usersd_err *err);
+    /* Copying: history rows after cursor (driver-defined; {0, 0} at the
+     * start, moved past the rows returned), each user's rows in time
+     * order; minute rows after minute. */
+    enum usersd_code (*dump_history)(struct store *s, int64_t cursor[2], size_t cap,
+                                     struct store_history_row *rows, size_t *n,
+                                     struct usersd_err *err);
+    enum usersd_code (*dump_minutes)(struct store *s, int64_t after, size_t cap,
+                                     struct store_minute_row *rows, size_t *n,
+                                     struct usersd_err *err);
+    enum usersd_code (*load_history)(struct store *s, const struct store_history_row *h, size_t nh,
+                                     const struct store_minute_row *m, size_t nm,
+                                     struct usersd_err *err);
 };
 
 enum { BATCH_BEGIN, BATCH_COMMIT, BATCH_ROLLBACK };
 
 struct store {
     const struct store_ops *ops;
+    bool history; /* presence changes are kept as history (history_days > 0) */
 };
 
 /* Opens the driver named by url's scheme. */

@@ -28,7 +28,7 @@ extern const char *const store_pg_migrations[];
 
 #define USER_COLS                                                                                  \
     "id, username, email, first_name, last_name, is_active, is_staff, date_joined, "               \
-    "online_status, last_seen"
+    "online_status, last_seen, status_text, status_expires"
 
 enum pstmt {
     P_INSERT,
@@ -65,6 +65,29 @@ enum pstmt {
     P_DECAY_OFFLINE,
     P_DECAY_AWAY,
     P_CHANGES,
+    P_HISTORY_INSERT,
+    P_HISTORY_DELETE_USER,
+    P_HISTORY_SINCE,
+    P_HISTORY_FIRST,
+    P_HISTORY_ROWS,
+    P_HISTORY_NEXT,
+    P_HISTORY_MARK,
+    P_HISTORY_MARK_UNSET,
+    P_HISTORY_PRUNE,
+    P_MINUTE_INSERT,
+    P_MINUTE_CLOSE,
+    P_PEAK_RESET,
+    P_MINUTES,
+    P_LIVE_PEAK,
+    P_DUMP_HISTORY,
+    P_DUMP_MINUTES,
+    P_LOAD_HISTORY,
+    P_LOAD_MINUTE,
+    P_MESSAGE_SET,
+    P_MESSAGE_CLEAR,
+    P_LOG_MESSAGE,
+    P_MESSAGE_PENDING,
+    P_MESSAGE_EXPIRE,
     P_PRUNED,
     P_HEAD,
     P_PRUNE,
@@ -109,8 +132,8 @@ static const char *const psql[P_NSTMT] = {
     [P_SESSION_INSERT] = "INSERT INTO sessions (hash, user_id, created, last_used, user_agent, "
                          "client_ip) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     [P_TOKEN_USER] = "SELECT u.id, u.username, u.email, u.first_name, u.last_name, u.is_active, "
-                     "u.is_staff, u.date_joined, u.online_status, u.last_seen, "
-                     "s.id, s.created, s.last_used "
+                     "u.is_staff, u.date_joined, u.online_status, u.last_seen, u.status_text, "
+                     "u.status_expires, s.id, s.created, s.last_used "
                      "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.hash = $1",
     [P_SESSION_LIST] = "SELECT id, user_id, created, last_used, user_agent, client_ip "
                        "FROM sessions WHERE user_id = $1 ORDER BY last_used DESC, id DESC",
@@ -138,19 +161,84 @@ static const char *const psql[P_NSTMT] = {
     /* One statement each: the update and its log rows see the same rows, and
      * a process running the same sweep concurrently waits on the row locks,
      * re-checks the condition and finds nothing left to change. */
+    /* One statement each: the update, its log rows and its history see the
+     * same rows, and a process running the same sweep concurrently waits
+     * on the row locks, re-checks the condition and finds nothing left to
+     * change. $3 says whether history is kept; the result is the count. */
     [P_DECAY_OFFLINE] =
-        "WITH d AS (UPDATE users SET online_status = 0 WHERE online_status IN (1, 2) "
-        "AND last_seen < $2 RETURNING id, username, last_seen) "
-        "INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
-        "SELECT id, username, 0, last_seen, $1 FROM d ORDER BY last_seen, id",
+        "WITH o AS (SELECT id, online_status AS prev FROM users WHERE online_status IN (1, 2) "
+        "AND last_seen < $2 FOR UPDATE), "
+        "d AS (UPDATE users u SET online_status = 0 FROM o WHERE u.id = o.id "
+        "AND u.online_status IN (1, 2) RETURNING u.id, u.username, u.last_seen, o.prev), "
+        "l AS (INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
+        "SELECT id, username, 0, last_seen, $1 FROM d ORDER BY last_seen, id), "
+        "h AS (INSERT INTO presence_history (user_id, at, status, prev) "
+        "SELECT id, $1, 0, prev FROM d WHERE $3 "
+        "ON CONFLICT (user_id, at) DO UPDATE SET status = excluded.status) "
+        "SELECT count(*) FROM d",
     [P_DECAY_AWAY] =
         "WITH d AS (UPDATE users SET online_status = 1 WHERE online_status = 2 "
-        "AND last_seen < $2 RETURNING id, username, last_seen) "
-        "INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
-        "SELECT id, username, 1, last_seen, $1 FROM d ORDER BY last_seen, id",
+        "AND last_seen < $2 RETURNING id, username, last_seen), "
+        "l AS (INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
+        "SELECT id, username, 1, last_seen, $1 FROM d ORDER BY last_seen, id), "
+        "h AS (INSERT INTO presence_history (user_id, at, status, prev) "
+        "SELECT id, $1, 1, 2 FROM d WHERE $3 "
+        "ON CONFLICT (user_id, at) DO UPDATE SET status = excluded.status) "
+        "SELECT count(*) FROM d",
     [P_CHANGES] = "SELECT seq, user_id, username, online_status, last_seen, at, kind, "
-                  "coalesce(session_id, 0) FROM presence_changes "
-                  "WHERE seq > $1 AND ($3 OR kind = 0) ORDER BY seq LIMIT $2",
+                  "coalesce(session_id, 0), message, message_expires FROM presence_changes "
+                  "WHERE seq > $1 AND ($3::int >> kind) & 1 = 1 ORDER BY seq LIMIT $2",
+    [P_HISTORY_INSERT] = "INSERT INTO presence_history (user_id, at, status, prev) "
+                         "VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, at) DO UPDATE SET "
+                         "status = excluded.status",
+    [P_HISTORY_DELETE_USER] = "DELETE FROM presence_history WHERE user_id = $1",
+    [P_HISTORY_SINCE] = "SELECT history_since FROM presence_meta WHERE id = 1",
+    [P_HISTORY_FIRST] = "SELECT at, status, prev FROM presence_history WHERE user_id = $1 "
+                        "AND at <= $2 ORDER BY at DESC LIMIT 1",
+    [P_HISTORY_ROWS] = "SELECT at, status, prev FROM presence_history WHERE user_id = $1 "
+                       "AND at > $2 AND at < $3 ORDER BY at",
+    [P_HISTORY_NEXT] = "SELECT at, status, prev FROM presence_history WHERE user_id = $1 "
+                       "AND at >= $2 ORDER BY at LIMIT 1",
+    [P_HISTORY_MARK] = "UPDATE presence_meta SET history_since = $1 WHERE id = 1",
+    [P_HISTORY_MARK_UNSET] = "UPDATE presence_meta SET history_since = $1 WHERE id = 1 "
+                             "AND history_since IS NULL",
+    [P_HISTORY_PRUNE] = "WITH gone AS (DELETE FROM presence_history WHERE (user_id, at) IN "
+                        "(SELECT user_id, at FROM presence_history WHERE at < $1 ORDER BY at "
+                        "LIMIT $2) RETURNING 1), m AS (DELETE FROM presence_minutes WHERE "
+                        "minute < $1), x AS (UPDATE presence_meta SET history_since = "
+                        "greatest(history_since, $1) WHERE id = 1 AND history_since IS NOT NULL) "
+                        "SELECT count(*) FROM gone",
+    [P_MINUTE_INSERT] = "INSERT INTO presence_minutes (minute, online, away, offline, online_max) "
+                        "SELECT $1, online, away, total - online - away, online FROM user_counts "
+                        "WHERE id = 1 ON CONFLICT (minute) DO NOTHING RETURNING minute",
+    /* The minute before closes with the peak the counters kept meanwhile. */
+    [P_MINUTE_CLOSE] = "UPDATE presence_minutes SET online_max = greatest(online_max, (SELECT "
+                       "online_peak FROM user_counts WHERE id = 1)) WHERE minute = (SELECT "
+                       "max(minute) FROM presence_minutes WHERE minute < $1)",
+    [P_PEAK_RESET] = "UPDATE user_counts SET online_peak = online WHERE id = 1",
+    [P_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
+                  "WHERE minute >= $1 AND minute < $2 ORDER BY minute",
+    [P_LIVE_PEAK] = "SELECT online_peak FROM user_counts WHERE id = 1",
+    [P_DUMP_HISTORY] = "SELECT user_id, at, status, prev FROM presence_history "
+                       "WHERE (user_id, at) > ($1, $2) ORDER BY user_id, at LIMIT $3",
+    [P_DUMP_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
+                       "WHERE minute > $1 ORDER BY minute LIMIT $2",
+    [P_LOAD_HISTORY] = "INSERT INTO presence_history (user_id, at, status, prev) "
+                       "VALUES ($1, $2, $3, $4)",
+    [P_LOAD_MINUTE] = "INSERT INTO presence_minutes (minute, online, away, offline, online_max) "
+                      "VALUES ($1, $2, $3, $4, $5)",
+    [P_MESSAGE_SET] = "UPDATE users SET status_text = $2, status_expires = $3 WHERE id = $1 "
+                      "RETURNING " USER_COLS,
+    [P_MESSAGE_CLEAR] = "UPDATE users SET status_text = NULL, status_expires = NULL "
+                        "WHERE id = $1 AND status_text IS NOT NULL RETURNING " USER_COLS,
+    [P_LOG_MESSAGE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
+                      "at, kind, message, message_expires) VALUES ($1, $2, $3, $4, $5, 1, $6, $7)",
+    [P_MESSAGE_PENDING] = "SELECT EXISTS (SELECT 1 FROM users WHERE status_expires <= $1)",
+    [P_MESSAGE_EXPIRE] = "WITH d AS (UPDATE users SET status_text = NULL, status_expires = NULL "
+                         "WHERE status_expires <= $1 RETURNING id, username, online_status, "
+                         "last_seen) INSERT INTO presence_changes (user_id, username, "
+                         "online_status, last_seen, at, kind) SELECT id, username, online_status, "
+                         "last_seen, $1, 1 FROM d ORDER BY id",
     [P_PRUNED] = "SELECT pruned_through FROM presence_meta WHERE id = 1",
     [P_HEAD] = "SELECT greatest(coalesce((SELECT max(seq) FROM presence_changes), 0), "
                "(SELECT pruned_through FROM presence_meta WHERE id = 1))",
@@ -164,7 +252,7 @@ static const char *const psql[P_NSTMT] = {
     [P_DUMP_SESSIONS] = "SELECT hash, id, user_id, created, last_used, user_agent, client_ip "
                         "FROM sessions WHERE id > $1 ORDER BY id LIMIT $2",
     [P_LOAD_USER] = "INSERT INTO users (" USER_COLS ", password) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     [P_LOAD_SESSION] = "INSERT INTO sessions (hash, id, user_id, created, last_used, user_agent, "
                        "client_ip) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     [P_LOAD_IDS] = "SELECT setval(pg_get_serial_sequence('users', 'id'), "
@@ -202,11 +290,11 @@ struct pg_store {
 /* ---- parameters --------------------------------------------------------- */
 
 struct params {
-    const char *v[12];
-    int len[12];
-    int fmt[12];
+    const char *v[16];
+    int len[16];
+    int fmt[16];
     int n;
-    char buf[12][24];
+    char buf[16][24];
 };
 
 static void p_int(struct params *p, int64_t x)
@@ -461,6 +549,8 @@ static void row_user(PGresult *r, int row, struct usersd_user *u)
     u->date_joined = col_int(r, row, 7);
     u->online_status = (enum usersd_status)col_int(r, row, 8);
     u->last_seen = col_time(r, row, 9);
+    col_text(u->status_text, sizeof u->status_text, r, row, 10);
+    u->status_expires = col_time(r, row, 11);
 }
 
 /* id, user_id, created, last_used, user_agent, client_ip from column col. */
@@ -623,7 +713,7 @@ static enum usersd_code pg_user_get_auth(struct store *base, const char *usernam
     struct params p = {0};
     p_text(&p, username);
     PGresult *r = run((struct pg_store *)base, P_GET_AUTH, &p, err);
-    if (r && PQntuples(r) > 0) col_text(pwhash, AUTH_HASH_MAX, r, 0, 10);
+    if (r && PQntuples(r) > 0) col_text(pwhash, AUTH_HASH_MAX, r, 0, 12);
     return one_user(r, out, err);
 }
 
@@ -679,7 +769,7 @@ static enum usersd_code log_lock(struct pg_store *s, struct usersd_err *err)
 
 static enum usersd_code log_entry(struct pg_store *s, enum usersd_change_kind kind, int64_t user_id,
                                   const char *username, int status, int64_t last_seen, int64_t at,
-                                  int64_t session_id, struct usersd_err *err);
+                                  int64_t session_id, int prev, struct usersd_err *err);
 
 /* The user's name and presence, its row locked; ENOTFOUND. */
 static enum usersd_code user_presence(struct pg_store *s, int64_t id, char *username, size_t size,
@@ -725,22 +815,25 @@ static enum usersd_code pg_user_delete(struct store *base, int64_t id, int64_t n
     if (code) return code;
     char name[USERSD_USERNAME_MAX + 1];
     int status;
-    int64_t last_seen, n;
+    int64_t last_seen = 0, n = 0;
     /* The log lock first, then the row: the order every writer of the log
      * takes them in, so none deadlocks. */
     if ((code = log_lock(s, err)) ||
         (code = user_presence(s, id, name, sizeof name, &status, &last_seen, err)))
         goto out;
-    if (status != USERSD_OFFLINE && (code = log_entry(s, USERSD_CHANGE_PRESENCE, id, name,
-                                                      USERSD_OFFLINE, last_seen, now, 0, err)))
+    if (status != USERSD_OFFLINE &&
+        (code = log_entry(s, USERSD_CHANGE_PRESENCE, id, name, USERSD_OFFLINE, last_seen, now, 0,
+                          status, err)))
         goto out;
     if ((code = delete_sessions(s, id, 0, 0, 0, &n, err))) goto out;
     if (n && (code = log_entry(s, USERSD_CHANGE_SESSION_END, id, name, USERSD_OFFLINE, last_seen,
-                               now, 0, err)))
+                               now, 0, USERSD_OFFLINE, err)))
         goto out;
     struct params p = {0};
     p_int(&p, id);
-    if ((code = run0(s, P_DELETE, &p, err))) goto out;
+    /* Its history goes with it (the log keeps the last hour for streams). */
+    if ((code = run0(s, P_HISTORY_DELETE_USER, &p, err)) || (code = run0(s, P_DELETE, &p, err)))
+        goto out;
     if ((status != USERSD_OFFLINE || n) && (code = run0(s, P_NOTIFY, NULL, err))) goto out;
     return commit(s, err);
 out:
@@ -946,7 +1039,7 @@ static enum usersd_code pg_set_status(struct pg_store *s, const struct store_sta
     if ((code = one_user(run(s, P_SET_STATUS, &p, err), out, err))) goto fail;
     if (old != (int)c->status &&
         (log_entry(s, USERSD_CHANGE_PRESENCE, out->id, out->username, (int)out->online_status,
-                   out->last_seen, c->now, 0, err) ||
+                   out->last_seen, c->now, 0, old, err) ||
          run0(s, P_NOTIFY, NULL, err)))
         goto fail;
     return commit(s, err);
@@ -1008,9 +1101,10 @@ static enum usersd_code pg_decay(struct store *base, int64_t now, int64_t away_b
         p = (struct params){0};
         p_int(&p, now);
         p_int(&p, cut[i]);
-        if (!(r = run(s, step[i], &p, err))) goto fail;
-        *changed += strtoll(PQcmdTuples(r), NULL, 10);
-        PQclear(r);
+        p_bool(&p, s->base.history);
+        int64_t n = 0;
+        if (one_int(run(s, step[i], &p, err), &n)) goto fail;
+        *changed += n;
     }
     if (*changed && run0(s, P_NOTIFY, NULL, err)) goto fail;
     if ((code = commit(s, err))) *changed = 0;
@@ -1021,14 +1115,14 @@ fail:
     return last_fail;
 }
 
-static enum usersd_code pg_changes(struct store *base, int64_t since, int limit, bool all,
+static enum usersd_code pg_changes(struct store *base, int64_t since, int limit, unsigned kinds,
                                    struct usersd_changes *out, struct usersd_err *err)
 {
     struct pg_store *s = (struct pg_store *)base;
     struct params p = {0};
     p_int(&p, since);
     p_int(&p, limit);
-    p_bool(&p, all);
+    p_int(&p, kinds);
     PGresult *r = run(s, P_CHANGES, &p, err);
     if (!r) return last_fail;
     size_t n = (size_t)PQntuples(r);
@@ -1047,6 +1141,8 @@ static enum usersd_code pg_changes(struct store *base, int64_t since, int limit,
         c->at = col_int(r, (int)i, 5);
         c->kind = (enum usersd_change_kind)col_int(r, (int)i, 6);
         c->session_id = col_int(r, (int)i, 7);
+        col_text(c->status_text, sizeof c->status_text, r, (int)i, 8);
+        c->status_expires = col_time(r, (int)i, 9);
     }
     PQclear(r);
     int64_t pruned = 0; /* after the read, so a prune in between is seen */
@@ -1111,7 +1207,7 @@ static enum usersd_code pg_dump_users(struct store *base, int64_t after, size_t 
     if (!r) return last_fail;
     for (*n = 0; *n < cap && *n < (size_t)PQntuples(r); (*n)++) {
         row_user(r, (int)*n, &rows[*n].user);
-        col_text(rows[*n].pwhash, sizeof rows[0].pwhash, r, (int)*n, 10);
+        col_text(rows[*n].pwhash, sizeof rows[0].pwhash, r, (int)*n, 12);
     }
     PQclear(r);
     return USERSD_OK;
@@ -1155,6 +1251,8 @@ static enum usersd_code pg_load(struct store *base, const struct store_user_row 
         p_int(&p, u->date_joined);
         p_int(&p, u->online_status);
         p_time(&p, u->last_seen);
+        p_text(&p, u->status_text[0] ? u->status_text : NULL);
+        p_time(&p, u->status_text[0] ? u->status_expires : USERSD_NULL_TIME);
         p_text(&p, users[i].pwhash);
         if (run0(s, P_LOAD_USER, &p, err)) goto fail;
     }
@@ -1200,10 +1298,11 @@ static enum usersd_code pg_seed(struct store *base, int64_t n, int64_t now, cons
 /* ---- sessions ----------------------------------------------------------- */
 
 /* Appends one entry to the change log in the open transaction (the log
- * lock is already held). */
+ * lock is already held); a presence change (from prev to status) goes into
+ * the history too, when kept. */
 static enum usersd_code log_entry(struct pg_store *s, enum usersd_change_kind kind, int64_t user_id,
                                   const char *username, int status, int64_t last_seen, int64_t at,
-                                  int64_t session_id, struct usersd_err *err)
+                                  int64_t session_id, int prev, struct usersd_err *err)
 {
     struct params q = {0};
     p_int(&q, user_id);
@@ -1213,7 +1312,14 @@ static enum usersd_code log_entry(struct pg_store *s, enum usersd_change_kind ki
     p_int(&q, at);
     p_int(&q, kind);
     p_time(&q, kind == USERSD_CHANGE_SESSION_END ? session_id : USERSD_NULL_TIME);
-    return run0(s, P_LOG_CHANGE, &q, err);
+    enum usersd_code code = run0(s, P_LOG_CHANGE, &q, err);
+    if (code || kind != USERSD_CHANGE_PRESENCE || !s->base.history) return code;
+    q = (struct params){0};
+    p_int(&q, user_id);
+    p_int(&q, at);
+    p_int(&q, status);
+    p_int(&q, prev);
+    return run0(s, P_HISTORY_INSERT, &q, err);
 }
 
 /* Ends sessions and applies the presence rule (store.h) in the open
@@ -1235,7 +1341,7 @@ static enum usersd_code end_sessions(struct pg_store *s, const struct store_sess
     if (code) return code;
     if (e->session_id && !*ended) return err_set(err, USERSD_ENOTFOUND, "session not found");
     if (*ended && ((code = log_entry(s, USERSD_CHANGE_SESSION_END, e->user_id, name, status,
-                                     last_seen, e->now, e->session_id, err)) ||
+                                     last_seen, e->now, e->session_id, status, err)) ||
                    (code = run0(s, P_NOTIFY, NULL, err))))
         return code;
     if ((!*ended && !e->force) || status == USERSD_OFFLINE) return USERSD_OK;
@@ -1255,7 +1361,7 @@ static enum usersd_code end_sessions(struct pg_store *s, const struct store_sess
     PQclear(r);
     if (!changed) return USERSD_OK;
     if ((code = log_entry(s, USERSD_CHANGE_PRESENCE, e->user_id, name, USERSD_OFFLINE, e->now,
-                          e->now, 0, err)))
+                          e->now, 0, status, err)))
         return code;
     return run0(s, P_NOTIFY, NULL, err);
 }
@@ -1357,10 +1463,10 @@ static enum usersd_code pg_token_user(struct store *base, const unsigned char *h
     PGresult *r = run((struct pg_store *)base, P_TOKEN_USER, &p, err);
     if (r && PQntuples(r) > 0 && session) {
         memset(session, 0, sizeof *session);
-        session->id = col_int(r, 0, 10);
+        session->id = col_int(r, 0, 12);
         session->user_id = col_int(r, 0, 0);
-        session->created = col_int(r, 0, 11);
-        session->last_used = col_int(r, 0, 12);
+        session->created = col_int(r, 0, 13);
+        session->last_used = col_int(r, 0, 14);
     }
     enum usersd_code code = one_user(r, out, err);
     return code == USERSD_ENOTFOUND ? err_set(err, code, "token not found") : code;
@@ -1392,6 +1498,268 @@ static enum usersd_code pg_session_list(struct store *base, int64_t user_id,
 static enum usersd_code pg_session_count(struct store *base, int64_t *n, struct usersd_err *err)
 {
     return one_int(run((struct pg_store *)base, P_SESSION_COUNT, NULL, err), n);
+}
+
+/* ---- status messages ------------------------------------------------------ */
+
+static enum usersd_code pg_status_message(struct store *base, int64_t id, const char *text,
+                                          int64_t expires, int64_t now, struct usersd_user *out,
+                                          struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    struct params p = {0};
+    p_int(&p, id);
+    if (text) {
+        p_text(&p, text);
+        p_time(&p, expires);
+    }
+    if ((code = log_lock(s, err))) goto out;
+    code = one_user(run(s, text ? P_MESSAGE_SET : P_MESSAGE_CLEAR, &p, err), out, err);
+    if (code == USERSD_ENOTFOUND && !text) { /* no message to clear, or no user */
+        rollback(s);
+        return pg_user_get(base, id, out, err);
+    }
+    if (code) goto out;
+    p = (struct params){0};
+    p_int(&p, out->id);
+    p_text(&p, out->username);
+    p_int(&p, out->online_status);
+    p_time(&p, out->last_seen);
+    p_int(&p, now);
+    p_text(&p, text);
+    p_time(&p, text ? expires : USERSD_NULL_TIME);
+    if ((code = run0(s, P_LOG_MESSAGE, &p, err)) || (code = run0(s, P_NOTIFY, NULL, err))) goto out;
+    return commit(s, err);
+out:
+    rollback(s);
+    return code;
+}
+
+static enum usersd_code pg_status_message_expire(struct store *base, int64_t now, int64_t *n,
+                                                 struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    *n = 0;
+    struct params p = {0};
+    p_int(&p, now);
+    PGresult *r = run(s, P_MESSAGE_PENDING, &p, err);
+    if (!r) return last_fail;
+    bool pending = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!pending) return USERSD_OK;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    if ((code = log_lock(s, err))) goto out;
+    if (!(r = run(s, P_MESSAGE_EXPIRE, &p, err))) {
+        code = last_fail;
+        goto out;
+    }
+    *n = strtoll(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    if ((*n && (code = run0(s, P_NOTIFY, NULL, err))) || (code = commit(s, err))) goto out;
+    return USERSD_OK;
+out:
+    rollback(s);
+    *n = 0;
+    return code;
+}
+
+/* ---- history ---------------------------------------------------------------- */
+
+static enum usersd_code pg_history_read(struct store *base, int64_t id, int64_t start, int64_t end,
+                                        struct store_history *out, struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    memset(out, 0, sizeof *out);
+    PGresult *r = run(s, P_HISTORY_SINCE, NULL, err);
+    if (!r) return last_fail;
+    out->since = PQntuples(r) ? col_time(r, 0, 0) : USERSD_NULL_TIME;
+    PQclear(r);
+    struct params p = {0};
+    p_int(&p, id);
+    p_int(&p, start);
+    if (!(r = run(s, P_HISTORY_FIRST, &p, err))) return last_fail;
+    if (PQntuples(r)) {
+        out->have_first = true;
+        out->first = (struct store_history_row){id, col_int(r, 0, 0), (int)col_int(r, 0, 1),
+                                                (int)col_int(r, 0, 2)};
+    }
+    PQclear(r);
+    p_int(&p, end);
+    if (!(r = run(s, P_HISTORY_ROWS, &p, err))) return last_fail;
+    size_t n = (size_t)PQntuples(r);
+    out->rows = malloc((n ? n : 1) * sizeof *out->rows);
+    if (!out->rows) {
+        PQclear(r);
+        return err_set(err, USERSD_ENOMEM, NULL);
+    }
+    for (size_t i = 0; i < n; i++)
+        out->rows[out->count++] = (struct store_history_row){
+            id, col_int(r, (int)i, 0), (int)col_int(r, (int)i, 1), (int)col_int(r, (int)i, 2)};
+    PQclear(r);
+    p = (struct params){0};
+    p_int(&p, id);
+    p_int(&p, end);
+    if (!(r = run(s, P_HISTORY_NEXT, &p, err))) {
+        free(out->rows);
+        out->rows = NULL;
+        return last_fail;
+    }
+    if (PQntuples(r)) {
+        out->have_next = true;
+        out->next = (struct store_history_row){id, col_int(r, 0, 0), (int)col_int(r, 0, 1),
+                                               (int)col_int(r, 0, 2)};
+    }
+    PQclear(r);
+    return USERSD_OK;
+}
+
+static enum usersd_code pg_history_mark(struct store *base, int64_t since, bool only_if_unset,
+                                        struct usersd_err *err)
+{
+    struct params p = {0};
+    p_time(&p, since);
+    return run0((struct pg_store *)base, only_if_unset ? P_HISTORY_MARK_UNSET : P_HISTORY_MARK, &p,
+                err);
+}
+
+static enum usersd_code pg_history_prune(struct store *base, int64_t before, int limit, int64_t *n,
+                                         struct usersd_err *err)
+{
+    struct params p = {0};
+    p_int(&p, before);
+    p_int(&p, limit);
+    *n = 0;
+    return one_int(run((struct pg_store *)base, P_HISTORY_PRUNE, &p, err), n);
+}
+
+static enum usersd_code pg_history_sample(struct store *base, int64_t minute,
+                                          struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    struct params p = {0};
+    p_int(&p, minute);
+    /* Whoever inserts the minute's row closes the last one; the others find
+     * it there and do nothing. */
+    PGresult *r = run(s, P_MINUTE_INSERT, &p, err);
+    if (!r) {
+        code = last_fail;
+        goto out;
+    }
+    bool mine = PQntuples(r) > 0;
+    PQclear(r);
+    if (mine &&
+        ((code = run0(s, P_MINUTE_CLOSE, &p, err)) || (code = run0(s, P_PEAK_RESET, NULL, err))))
+        goto out;
+    return commit(s, err);
+out:
+    rollback(s);
+    return code;
+}
+
+static void row_minute(PGresult *r, int i, struct store_minute_row *m)
+{
+    m->minute = col_int(r, i, 0);
+    m->online = col_int(r, i, 1);
+    m->away = col_int(r, i, 2);
+    m->offline = col_int(r, i, 3);
+    m->online_max = col_int(r, i, 4);
+}
+
+static enum usersd_code pg_minutes_read(struct store *base, int64_t from, int64_t to,
+                                        struct store_minute_row **out, size_t *n,
+                                        int64_t *live_peak, struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    *out = NULL;
+    *n = 0;
+    enum usersd_code code = one_int(run(s, P_LIVE_PEAK, NULL, err), live_peak);
+    if (code) return code;
+    struct params p = {0};
+    p_int(&p, from);
+    p_int(&p, to);
+    PGresult *r = run(s, P_MINUTES, &p, err);
+    if (!r) return last_fail;
+    size_t rows = (size_t)PQntuples(r);
+    *out = malloc((rows ? rows : 1) * sizeof **out);
+    if (!*out) {
+        PQclear(r);
+        return err_set(err, USERSD_ENOMEM, NULL);
+    }
+    for (; *n < rows; (*n)++)
+        row_minute(r, (int)*n, &(*out)[*n]);
+    PQclear(r);
+    return USERSD_OK;
+}
+
+static enum usersd_code pg_dump_history(struct store *base, int64_t cursor[2], size_t cap,
+                                        struct store_history_row *rows, size_t *n,
+                                        struct usersd_err *err)
+{
+    struct params p = {0};
+    /* the key (user_id, at) of the last row given; {0, 0} starts before all */
+    p_int(&p, cursor[0]);
+    p_int(&p, cursor[0] ? cursor[1] : INT64_MIN);
+    p_int(&p, (int64_t)cap);
+    PGresult *r = run((struct pg_store *)base, P_DUMP_HISTORY, &p, err);
+    if (!r) return last_fail;
+    for (*n = 0; *n < cap && *n < (size_t)PQntuples(r); (*n)++) {
+        int i = (int)*n;
+        rows[*n] = (struct store_history_row){col_int(r, i, 0), col_int(r, i, 1),
+                                              (int)col_int(r, i, 2), (int)col_int(r, i, 3)};
+        cursor[0] = rows[*n].user_id;
+        cursor[1] = rows[*n].at;
+    }
+    PQclear(r);
+    return USERSD_OK;
+}
+
+static enum usersd_code pg_dump_minutes(struct store *base, int64_t after, size_t cap,
+                                        struct store_minute_row *rows, size_t *n,
+                                        struct usersd_err *err)
+{
+    struct params p = {0};
+    p_int(&p, after);
+    p_int(&p, (int64_t)cap);
+    PGresult *r = run((struct pg_store *)base, P_DUMP_MINUTES, &p, err);
+    if (!r) return last_fail;
+    for (*n = 0; *n < cap && *n < (size_t)PQntuples(r); (*n)++)
+        row_minute(r, (int)*n, &rows[*n]);
+    PQclear(r);
+    return USERSD_OK;
+}
+
+static enum usersd_code pg_load_history(struct store *base, const struct store_history_row *h,
+                                        size_t nh, const struct store_minute_row *m, size_t nm,
+                                        struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    for (size_t i = 0; i < nh + nm && !code; i++) {
+        struct params p = {0};
+        if (i < nh) {
+            p_int(&p, h[i].user_id);
+            p_int(&p, h[i].at);
+            p_int(&p, h[i].status);
+            p_int(&p, h[i].prev);
+        } else {
+            const struct store_minute_row *x = &m[i - nh];
+            p_int(&p, x->minute);
+            p_int(&p, x->online);
+            p_int(&p, x->away);
+            p_int(&p, x->offline);
+            p_int(&p, x->online_max);
+        }
+        code = run0(s, i < nh ? P_LOAD_HISTORY : P_LOAD_MINUTE, &p, err);
+    }
+    if (!code && !(code = commit(s, err))) return USERSD_OK;
+    rollback(s);
+    return code;
 }
 
 const struct store_ops store_pg_ops = {
@@ -1431,4 +1799,14 @@ const struct store_ops store_pg_ops = {
     .session_expire = pg_session_expire,
     .session_refresh = pg_session_refresh,
     .session_count = pg_session_count,
+    .status_message = pg_status_message,
+    .status_message_expire = pg_status_message_expire,
+    .history_read = pg_history_read,
+    .history_mark = pg_history_mark,
+    .history_prune = pg_history_prune,
+    .history_sample = pg_history_sample,
+    .minutes_read = pg_minutes_read,
+    .dump_history = pg_dump_history,
+    .dump_minutes = pg_dump_minutes,
+    .load_history = pg_load_history,
 };

@@ -14,9 +14,11 @@
 
 extern const char *const store_sqlite_migrations[];
 
+/* A user is the users row and its presence row (migration 008). */
 #define USER_COLS                                                                                  \
-    "id, username, email, first_name, last_name, is_active, is_staff, date_joined, "               \
-    "online_status, last_seen"
+    "u.id, u.username, u.email, u.first_name, u.last_name, u.is_active, u.is_staff, "              \
+    "u.date_joined, p.online_status, p.last_seen, u.status_text, u.status_expires"
+#define USER_FROM "users u JOIN presence p ON p.user_id = u.id"
 
 enum stmt_id {
     S_BEGIN,
@@ -37,9 +39,6 @@ enum stmt_id {
     S_ONLINE,
     S_ONLINE_COUNT,
     S_STATS,
-    S_STATUS_OF,
-    S_SET_STATUS,
-    S_SAME_STATUS,
     S_LOG_CHANGE,
     S_TOUCH,
     S_SESSION_TOUCH,
@@ -56,11 +55,34 @@ enum stmt_id {
     S_SESSION_COUNT,
     S_PING,
     S_DECAY_PENDING,
-    S_LOG_OFFLINE,
-    S_DECAY_OFFLINE,
-    S_LOG_AWAY,
-    S_DECAY_AWAY,
+    S_DECAY_DUE,
+    S_DECAY_SET,
     S_CHANGES,
+    S_HISTORY_INSERT,
+    S_HISTORY_DELETE_USER,
+    S_HISTORY_HEAD_SET,
+    S_HISTORY_SINCE,
+    S_HISTORY_ROW,
+    S_HISTORY_MARK,
+    S_HISTORY_MARK_UNSET,
+    S_HISTORY_PRUNE,
+    S_MINUTES_PRUNE,
+    S_HISTORY_MOVE_SINCE,
+    S_MINUTE_EXISTS,
+    S_MINUTE_CLOSE,
+    S_MINUTE_INSERT,
+    S_PEAK_RESET,
+    S_MINUTES,
+    S_LIVE_PEAK,
+    S_DUMP_HISTORY,
+    S_DUMP_MINUTES,
+    S_LOAD_MINUTE,
+    S_MESSAGE_SET,
+    S_MESSAGE_CLEAR,
+    S_LOG_MESSAGE,
+    S_MESSAGE_PENDING,
+    S_LOG_MESSAGE_EXPIRED,
+    S_MESSAGE_EXPIRE,
     S_PRUNED,
     S_HEAD,
     S_PRUNE_MAX,
@@ -73,6 +95,14 @@ enum stmt_id {
     S_LOAD_SEQ,
     S_SEED,
     S_ANALYZE,
+    S_SEED_PRESENCE,
+    S_PRESENCE_INSERT,
+    S_PRESENCE_DELETE,
+    S_MAX_ID,
+    S_PRESENCE_OF,
+    S_PRESENCE_SET,
+    S_USERNAME,
+    S_HISTORY_ADD,
     S_NSTMT
 };
 
@@ -86,46 +116,46 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_RELEASE] = "RELEASE op",
     [S_ROLLBACK_TO] = "ROLLBACK TO op",
     [S_INSERT] = "INSERT INTO users (username, email, first_name, last_name, password, "
-                 "is_active, is_staff, date_joined, online_status, last_seen) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL) RETURNING " USER_COLS,
-    [S_GET] = "SELECT " USER_COLS " FROM users WHERE id = ?",
-    [S_GET_AUTH] = "SELECT " USER_COLS ", password FROM users WHERE username = ?",
+                 "is_active, is_staff, date_joined) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    [S_GET] = "SELECT " USER_COLS " FROM " USER_FROM " WHERE u.id = ?",
+    [S_GET_AUTH] = "SELECT " USER_COLS ", u.password FROM " USER_FROM " WHERE u.username = ?",
     [S_UPDATE] = "UPDATE users SET username = ?, email = ?, first_name = ?, last_name = ?, "
                  "is_active = ?, is_staff = ? WHERE id = ?",
     [S_UPDATE_PW] = "UPDATE users SET password = ? WHERE id = ?",
     [S_DELETE] = "DELETE FROM users WHERE id = ?",
     [S_COUNT] = "SELECT total FROM user_counts WHERE id = 1",
-    [S_ONLINE] = "SELECT " USER_COLS " FROM users WHERE online_status = 2 "
-                 "ORDER BY last_seen DESC, id ASC LIMIT ? OFFSET ?",
+    /* The page is cut from the narrow index alone (it covers the query: no
+     * row is read for the pages skipped), then its users are joined. */
+    [S_ONLINE] =
+        "SELECT " USER_COLS " FROM (SELECT user_id, online_status, last_seen FROM presence "
+        "INDEXED BY presence_by_status WHERE online_status = 2 ORDER BY last_seen DESC, "
+        "user_id LIMIT ? OFFSET ?) p CROSS JOIN users u ON u.id = p.user_id "
+        "ORDER BY p.last_seen DESC, p.user_id",
     [S_ONLINE_COUNT] = "SELECT online FROM user_counts WHERE id = 1",
     /* Counters kept by triggers (migration 003): no scan at any size. */
     [S_STATS] = "SELECT total, active, staff, online, away FROM user_counts WHERE id = 1",
-    [S_STATUS_OF] = "SELECT online_status FROM users WHERE id = ?",
-    [S_SET_STATUS] = "UPDATE users SET online_status = ?, last_seen = coalesce(?, last_seen) "
-                     "WHERE id = ? RETURNING " USER_COLS,
-    [S_SAME_STATUS] = "UPDATE users SET last_seen = coalesce(?2, last_seen) "
-                      "WHERE id = ?3 AND online_status = ?1 RETURNING " USER_COLS,
     [S_LOG_CHANGE] = "INSERT INTO presence_changes (user_id, username, online_status, "
                      "last_seen, at, kind, session_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    [S_TOUCH] = "UPDATE users SET last_seen = ? WHERE id = ? AND "
+    [S_TOUCH] = "UPDATE presence SET last_seen = ? WHERE user_id = ? AND "
                 "(last_seen IS NULL OR last_seen < ?)",
     [S_SESSION_TOUCH] = "UPDATE sessions SET last_used = ?1 WHERE id = ?2 AND last_used < ?3",
     [S_SESSION_INSERT] = "INSERT INTO sessions (hash, user_id, created, last_used, user_agent, "
                          "client_ip) VALUES (?, ?, ?, ?, ?, ?)",
-    [S_TOKEN_USER] = "SELECT u.id, u.username, u.email, u.first_name, u.last_name, u.is_active, "
-                     "u.is_staff, u.date_joined, u.online_status, u.last_seen, "
-                     "s.id, s.created, s.last_used "
-                     "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.hash = ?",
+    [S_TOKEN_USER] = "SELECT " USER_COLS ", s.id, s.created, s.last_used FROM sessions s "
+                     "JOIN users u ON u.id = s.user_id JOIN presence p ON p.user_id = u.id "
+                     "WHERE s.hash = ?",
     [S_SESSION_LIST] = "SELECT id, user_id, created, last_used, user_agent, client_ip "
                        "FROM sessions WHERE user_id = ? ORDER BY last_used DESC, id DESC",
-    [S_USER_PRESENCE] = "SELECT username, online_status, last_seen FROM users WHERE id = ?",
+    [S_USER_PRESENCE] =
+        "SELECT u.username, p.online_status, p.last_seen, p.history_head FROM " USER_FROM
+        " WHERE u.id = ?",
     [S_SESSION_DELETE_ONE] = "DELETE FROM sessions WHERE user_id = ?1 AND id = ?2 "
                              "AND last_used < ?3",
     [S_SESSION_DELETE_ALL] = "DELETE FROM sessions WHERE user_id = ?1 AND id <> ?2",
     [S_SESSION_ACTIVE] = "SELECT EXISTS (SELECT 1 FROM sessions WHERE user_id = ?1 "
                          "AND last_used >= ?2)",
-    [S_GO_OFFLINE] = "UPDATE users SET online_status = 0, last_seen = ?2 "
-                     "WHERE id = ?1 AND online_status <> 0 RETURNING username, last_seen",
+    [S_GO_OFFLINE] = "UPDATE presence SET online_status = 0, last_seen = ?2 "
+                     "WHERE user_id = ?1 AND online_status <> 0",
     [S_SESSIONS_EXPIRED] = "SELECT id, user_id FROM sessions WHERE last_used < ? "
                            "ORDER BY last_used LIMIT ?",
     [S_SESSION_REFRESH] = "UPDATE sessions SET last_used = max(last_used, ?1) WHERE id = ?2 "
@@ -135,26 +165,77 @@ static const char *const stmt_sql[S_NSTMT] = {
     /* Decay reads first (index range scans that usually find nothing) and
      * takes the write lock only when some user is due. ?1 is the away
      * cut-off, ?2 the offline one; NULL turns one off. */
-    [S_DECAY_PENDING] = "SELECT EXISTS (SELECT 1 FROM users INDEXED BY users_presence "
+    [S_DECAY_PENDING] = "SELECT EXISTS (SELECT 1 FROM presence INDEXED BY presence_by_status "
                         "WHERE online_status = 2 AND last_seen < ?1) "
-                        "OR EXISTS (SELECT 1 FROM users INDEXED BY users_presence "
+                        "OR EXISTS (SELECT 1 FROM presence INDEXED BY presence_by_status "
                         "WHERE online_status IN (1, 2) AND last_seen < ?2)",
-    /* INDEXED BY: with ORDER BY last_seen the planner took users_last_seen
-     * and walked every user ever seen (a million rows, seconds under the
-     * write lock); the presence index reaches only the users due. */
-    [S_LOG_OFFLINE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
-                      "at) SELECT id, username, 0, last_seen, ?1 FROM users "
-                      "INDEXED BY users_presence WHERE online_status IN (1, 2) AND last_seen < ?2",
-    [S_DECAY_OFFLINE] = "UPDATE users INDEXED BY users_presence SET online_status = 0 "
-                        "WHERE online_status IN (1, 2) AND last_seen < ?1",
-    [S_LOG_AWAY] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
-                   "at) SELECT id, username, 1, last_seen, ?1 FROM users "
-                   "INDEXED BY users_presence WHERE online_status = 2 AND last_seen < ?2",
-    [S_DECAY_AWAY] = "UPDATE users INDEXED BY users_presence SET online_status = 1 "
-                     "WHERE online_status = 2 AND last_seen < ?1",
+    /* The users due, read and changed a chunk at a time in one transaction
+     * (the write lock is held): ?1 the away cut-off, ?2 the offline one
+     * (NULL turns one off), ?3 how many. */
+    [S_DECAY_DUE] = "SELECT p.user_id, u.username, p.online_status, p.last_seen, p.history_head "
+                    "FROM presence p INDEXED BY presence_by_status JOIN users u "
+                    "ON u.id = p.user_id WHERE (p.online_status IN (1, 2) AND p.last_seen < ?2) "
+                    "OR (p.online_status = 2 AND p.last_seen < ?1) LIMIT ?3",
+    [S_DECAY_SET] = "UPDATE presence SET online_status = ?2, history_head = coalesce(?3, "
+                    "history_head) WHERE user_id = ?1",
+
     [S_CHANGES] = "SELECT seq, user_id, username, online_status, last_seen, at, kind, "
-                  "coalesce(session_id, 0) FROM presence_changes "
-                  "WHERE seq > ?1 AND (?3 OR kind = 0) ORDER BY seq LIMIT ?2",
+                  "coalesce(session_id, 0), message, message_expires FROM presence_changes "
+                  "WHERE seq > ?1 AND (?3 >> kind) & 1 ORDER BY seq LIMIT ?2",
+    /* Two changes of one user in the same microsecond: the later wins. */
+    /* A row at the hot end of the history, chained to the user's previous
+     * one; the caller then makes it the user's history_head. */
+    [S_HISTORY_INSERT] = "INSERT INTO presence_history (user_id, at, status, prev, back) "
+                         "VALUES (?1, ?2, ?3, ?4, (SELECT history_head FROM presence "
+                         "WHERE user_id = ?1))",
+    [S_HISTORY_DELETE_USER] = "WITH RECURSIVE chain(id) AS (SELECT history_head FROM presence "
+                              "WHERE user_id = ?1 UNION ALL SELECT h.back FROM presence_history h "
+                              "JOIN chain c ON h.id = c.id WHERE h.back IS NOT NULL) "
+                              "DELETE FROM presence_history WHERE id IN chain",
+    [S_HISTORY_HEAD_SET] = "UPDATE presence SET history_head = ?2 WHERE user_id = ?1",
+    [S_HISTORY_SINCE] = "SELECT history_since FROM presence_meta WHERE id = 1",
+    [S_HISTORY_ROW] = "SELECT at, status, prev, back FROM presence_history WHERE id = ?",
+    [S_HISTORY_MARK] = "UPDATE presence_meta SET history_since = ?1 WHERE id = 1",
+    [S_HISTORY_MARK_UNSET] = "UPDATE presence_meta SET history_since = ?1 WHERE id = 1 "
+                             "AND history_since IS NULL",
+    /* The oldest rows first (rowid order is time order); a bounded look at
+     * the first ?2, so a prune with little to do reads little. */
+    [S_HISTORY_PRUNE] = "DELETE FROM presence_history WHERE id IN (SELECT id FROM (SELECT id, at "
+                        "FROM presence_history ORDER BY id LIMIT ?2) WHERE at < ?1)",
+    [S_MINUTES_PRUNE] = "DELETE FROM presence_minutes WHERE minute < ?1",
+    [S_HISTORY_MOVE_SINCE] = "UPDATE presence_meta SET history_since = max(history_since, ?1) "
+                             "WHERE id = 1 AND history_since IS NOT NULL",
+    [S_MINUTE_EXISTS] = "SELECT EXISTS (SELECT 1 FROM presence_minutes WHERE minute = ?1)",
+    /* The minute before closes with the peak the counters kept meanwhile. */
+    [S_MINUTE_CLOSE] = "UPDATE presence_minutes SET online_max = max(online_max, (SELECT "
+                       "online_peak FROM user_counts WHERE id = 1)) WHERE minute = (SELECT "
+                       "max(minute) FROM presence_minutes WHERE minute < ?1)",
+    [S_MINUTE_INSERT] = "INSERT INTO presence_minutes (minute, online, away, offline, online_max) "
+                        "SELECT ?1, online, away, total - online - away, online FROM user_counts "
+                        "WHERE id = 1",
+    [S_PEAK_RESET] = "UPDATE user_counts SET online_peak = online WHERE id = 1",
+    [S_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
+                  "WHERE minute >= ?1 AND minute < ?2 ORDER BY minute",
+    [S_LIVE_PEAK] = "SELECT online_peak FROM user_counts WHERE id = 1",
+    [S_DUMP_HISTORY] = "SELECT id, user_id, at, status, prev FROM presence_history WHERE id > ?1 "
+                       "ORDER BY id LIMIT ?2",
+    [S_DUMP_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
+                       "WHERE minute > ?1 ORDER BY minute LIMIT ?2",
+    [S_LOAD_MINUTE] = "INSERT INTO presence_minutes (minute, online, away, offline, online_max) "
+                      "VALUES (?, ?, ?, ?, ?)",
+    [S_MESSAGE_SET] = "UPDATE users SET status_text = ?2, status_expires = ?3 WHERE id = ?1",
+    [S_MESSAGE_CLEAR] = "UPDATE users SET status_text = NULL, status_expires = NULL "
+                        "WHERE id = ?1 AND status_text IS NOT NULL",
+    [S_LOG_MESSAGE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
+                      "at, kind, message, message_expires) VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+    [S_MESSAGE_PENDING] = "SELECT EXISTS (SELECT 1 FROM users INDEXED BY users_status_expires "
+                          "WHERE status_expires <= ?1)",
+    [S_LOG_MESSAGE_EXPIRED] = "INSERT INTO presence_changes (user_id, username, online_status, "
+                              "last_seen, at, kind) SELECT u.id, u.username, p.online_status, "
+                              "p.last_seen, ?1, 1 FROM users u INDEXED BY users_status_expires "
+                              "JOIN presence p ON p.user_id = u.id WHERE u.status_expires <= ?1",
+    [S_MESSAGE_EXPIRE] = "UPDATE users INDEXED BY users_status_expires SET status_text = NULL, "
+                         "status_expires = NULL WHERE status_expires <= ?1",
     [S_PRUNED] = "SELECT pruned_through FROM presence_meta WHERE id = 1",
     [S_HEAD] = "SELECT max(coalesce((SELECT max(seq) FROM presence_changes), 0), "
                "(SELECT pruned_through FROM presence_meta WHERE id = 1))",
@@ -165,27 +246,46 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_PRUNE_DELETE] = "DELETE FROM presence_changes WHERE seq <= ?",
     [S_PRUNE_META] = "UPDATE presence_meta SET pruned_through = max(pruned_through, ?) "
                      "WHERE id = 1",
-    [S_DUMP_USERS] = "SELECT " USER_COLS ", password FROM users WHERE id > ? ORDER BY id LIMIT ?",
+    [S_DUMP_USERS] = "SELECT " USER_COLS ", u.password FROM " USER_FROM " WHERE u.id > ? "
+                     "ORDER BY u.id LIMIT ?",
     [S_DUMP_SESSIONS] = "SELECT hash, id, user_id, created, last_used, user_agent, client_ip "
                         "FROM sessions WHERE id > ? ORDER BY id LIMIT ?",
-    [S_LOAD_USER] = "INSERT INTO users (" USER_COLS ", password) "
+    [S_LOAD_USER] = "INSERT INTO users (id, username, email, first_name, last_name, is_active, "
+                    "is_staff, date_joined, status_text, status_expires, password) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [S_LOAD_SESSION] = "INSERT INTO sessions (hash, id, user_id, created, last_used, "
                        "user_agent, client_ip) VALUES (?, ?, ?, ?, ?, ?, ?)",
     /* The log continues after the source's: AUTOINCREMENT reads this. */
     /* One statement makes a million users in seconds (usersd seed). */
-    [S_SEED] = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ?1), "
-               "b(base) AS (SELECT coalesce(max(id), 0) FROM users) "
-               "INSERT INTO users (username, email, first_name, last_name, password, is_active, "
-               "is_staff, date_joined, online_status, last_seen) "
-               "SELECT 'seed' || (b.base + i), 'seed' || (b.base + i) || '@example.com', 'First' "
-               "|| (i % 1000), "
-               "'Last' || (i % 997), ?2, 1, 0, ?3 - i * 1000, "
-               "CASE WHEN i % 10 = 0 THEN 2 WHEN i % 10 = 1 THEN 1 ELSE 0 END, "
-               "CASE WHEN i % 10 = 0 THEN ?3 - (i % 300) * 1000000 "
-               "WHEN i % 10 = 1 THEN ?3 - (600 + i % 3000) * 1000000 "
-               "ELSE ?3 - (3600 + (i * 7919) % 2592000) * 1000000 END FROM s, b",
+    /* Two statements make a million users in seconds (usersd seed): the
+     * users, then their presence; ?1 how many, ?2 the password hash, ?3 now. */
+    [S_SEED] =
+        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ?1), "
+        "b(base) AS (SELECT coalesce(max(id), 0) FROM users) "
+        "INSERT INTO users (id, username, email, first_name, last_name, password, is_active, "
+        "is_staff, date_joined) "
+        "SELECT b.base + i, 'seed' || (b.base + i), 'seed' || (b.base + i) || '@example.com', "
+        "'First' || (i % 1000), 'Last' || (i % 997), ?2, 1, 0, ?3 - i * 1000 FROM s, b",
     [S_ANALYZE] = "ANALYZE",
+    /* ?1 the first seeded id, ?2 the last, ?3 now: 10 % online, 10 % away. */
+    [S_SEED_PRESENCE] =
+        "INSERT INTO presence (user_id, online_status, last_seen) SELECT id, "
+        "CASE WHEN (id - ?1 + 1) % 10 = 0 THEN 2 WHEN (id - ?1 + 1) % 10 = 1 THEN 1 ELSE 0 END, "
+        "CASE WHEN (id - ?1 + 1) % 10 = 0 THEN ?3 - ((id - ?1 + 1) % 300) * 1000000 "
+        "WHEN (id - ?1 + 1) % 10 = 1 THEN ?3 - (600 + (id - ?1 + 1) % 3000) * 1000000 "
+        "ELSE ?3 - (3600 + ((id - ?1 + 1) * 7919) % 2592000) * 1000000 END "
+        "FROM users WHERE id BETWEEN ?1 AND ?2",
+    [S_PRESENCE_INSERT] =
+        "INSERT INTO presence (user_id, online_status, last_seen) VALUES (?, ?, ?)",
+    [S_PRESENCE_DELETE] = "DELETE FROM presence WHERE user_id = ?",
+    [S_MAX_ID] = "SELECT coalesce(max(id), 0) FROM users",
+    [S_PRESENCE_OF] = "SELECT online_status, last_seen, history_head FROM presence "
+                      "WHERE user_id = ?",
+    [S_PRESENCE_SET] = "UPDATE presence SET online_status = ?2, last_seen = ?3, history_head = ?4 "
+                       "WHERE user_id = ?1",
+    [S_USERNAME] = "SELECT username FROM users WHERE id = ?",
+    [S_HISTORY_ADD] = "INSERT INTO presence_history (user_id, at, status, prev, back) "
+                      "VALUES (?, ?, ?, ?, ?)",
     [S_LOAD_SEQ] = "INSERT OR REPLACE INTO sqlite_sequence (name, seq) "
                    "VALUES ('presence_changes', ?)",
 };
@@ -204,6 +304,7 @@ struct sqlite_store {
     } list_cache[LIST_CACHE];
     unsigned list_next; /* round-robin victim when the cache is full */
     bool batch;         /* inside usersd_batch_begin: transactions are savepoints */
+    bool batch_failed;  /* a write of the batch failed half-way: it commits nothing */
     /* Inside a read scope the snapshot cannot move, so PRAGMA data_version
      * is read once per scope (the token lookup and the page cache both ask). */
     bool scope, scope_dv_known;
@@ -248,6 +349,13 @@ static void copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
     dst[n] = 0;
 }
 
+/* A time column: NULL is USERSD_NULL_TIME. */
+static int64_t col_time(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? USERSD_NULL_TIME
+                                                       : sqlite3_column_int64(st, col);
+}
+
 static void row_user(sqlite3_stmt *st, struct usersd_user *u)
 {
     u->id = sqlite3_column_int64(st, 0);
@@ -259,8 +367,9 @@ static void row_user(sqlite3_stmt *st, struct usersd_user *u)
     u->is_staff = sqlite3_column_int(st, 6) != 0;
     u->date_joined = sqlite3_column_int64(st, 7);
     u->online_status = (enum usersd_status)sqlite3_column_int(st, 8);
-    u->last_seen =
-        sqlite3_column_type(st, 9) == SQLITE_NULL ? USERSD_NULL_TIME : sqlite3_column_int64(st, 9);
+    u->last_seen = col_time(st, 9);
+    copy_text(u->status_text, sizeof u->status_text, st, 10);
+    u->status_expires = col_time(st, 11);
 }
 
 /* id, user_id, created, last_used, user_agent, client_ip from column col. */
@@ -359,9 +468,14 @@ static enum usersd_code sq_batch(struct store *base, int what, struct usersd_err
         if (s->batch) return err_set(err, USERSD_EINVAL, "a batch is already open");
         enum usersd_code code = exec_simple(s, S_BEGIN, err);
         s->batch = code == USERSD_OK;
+        s->batch_failed = false;
         return code;
     }
     s->batch = false;
+    if (what == BATCH_COMMIT && s->batch_failed) {
+        rollback(s);
+        return err_set(err, USERSD_EDB, "a write of this batch failed; nothing was committed");
+    }
     if (what == BATCH_COMMIT) {
         enum usersd_code code = exec_simple(s, S_COMMIT, err);
         if (code) rollback(s);
@@ -490,6 +604,15 @@ static enum usersd_code sq_open(struct store **out, const char *path, struct use
     return USERSD_OK;
 }
 
+static enum usersd_code sq_set_cache(struct store *base, int64_t kib, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%lld", (long long)kib);
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) return db_error(s, err);
+    return USERSD_OK;
+}
+
 static enum usersd_code sq_ping(struct store *base, struct usersd_err *err)
 {
     return exec_simple((struct sqlite_store *)base, S_PING, err);
@@ -497,12 +620,20 @@ static enum usersd_code sq_ping(struct store *base, struct usersd_err *err)
 
 /* ---- users -------------------------------------------------------------- */
 
+static enum usersd_code presence_insert(struct sqlite_store *s, const struct usersd_user *u,
+                                        struct usersd_err *err);
+
 static enum usersd_code sq_user_insert(struct store *base, struct usersd_user *u,
                                        const char *pwhash, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
     sqlite3_stmt *st = prep(s, S_INSERT, err);
-    if (!st) return USERSD_EDB;
+    if (!st) {
+        rollback(s);
+        return USERSD_EDB;
+    }
     sqlite3_bind_text(st, 1, u->username, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, u->email, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, u->first_name, -1, SQLITE_STATIC);
@@ -512,14 +643,38 @@ static enum usersd_code sq_user_insert(struct store *base, struct usersd_user *u
     sqlite3_bind_int(st, 7, u->is_staff);
     sqlite3_bind_int64(st, 8, u->date_joined);
     int rc = sqlite3_step(st);
-    enum usersd_code code = USERSD_OK;
     if (rc == SQLITE_ROW) {
-        row_user(st, u);
+        u->id = sqlite3_column_int64(st, 0);
         rc = sqlite3_step(st);
     }
-    if (rc != SQLITE_DONE) code = write_error(s, err);
     done(st);
+    if (rc != SQLITE_DONE) {
+        code = write_error(s, err);
+        rollback(s);
+        return code;
+    }
+    /* A new user is offline, never seen, with no message. */
+    u->online_status = USERSD_OFFLINE;
+    u->last_seen = USERSD_NULL_TIME;
+    u->status_text[0] = 0;
+    u->status_expires = USERSD_NULL_TIME;
+    if ((code = presence_insert(s, u, err)) || (code = commit(s, err))) rollback(s);
     return code;
+}
+
+/* The presence row of u (id, online_status, last_seen), in the open
+ * transaction. */
+static enum usersd_code presence_insert(struct sqlite_store *s, const struct usersd_user *u,
+                                        struct usersd_err *err)
+{
+    sqlite3_stmt *st = prep(s, S_PRESENCE_INSERT, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, u->id);
+    sqlite3_bind_int(st, 2, (int)u->online_status);
+    bind_time(st, 3, u->last_seen);
+    int rc = sqlite3_step(st);
+    done(st);
+    return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
 }
 
 /* Runs a statement expected to return at most one user row. */
@@ -560,7 +715,7 @@ static enum usersd_code sq_user_get_auth(struct store *base, const char *usernam
     enum usersd_code code = USERSD_OK;
     if (rc == SQLITE_ROW) {
         row_user(st, out);
-        copy_text(pwhash, AUTH_HASH_MAX, st, 10);
+        copy_text(pwhash, AUTH_HASH_MAX, st, 12);
     } else if (rc == SQLITE_DONE) {
         code = err_set(err, USERSD_ENOTFOUND, "user not found");
     } else {
@@ -630,8 +785,12 @@ fail:
 
 static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kind kind,
                                   int64_t user_id, const char *username, int status,
-                                  int64_t last_seen, int64_t at, int64_t session_id,
+                                  int64_t last_seen, int64_t at, int64_t session_id, int prev,
                                   struct usersd_err *err);
+static enum usersd_code log_row(struct sqlite_store *s, enum usersd_change_kind kind,
+                                int64_t user_id, const char *username, int status,
+                                int64_t last_seen, int64_t at, int64_t session_id,
+                                struct usersd_err *err);
 
 /* The user's name and presence, in the open transaction; ENOTFOUND. */
 static enum usersd_code user_presence(struct sqlite_store *s, int64_t id, char *username,
@@ -645,8 +804,7 @@ static enum usersd_code user_presence(struct sqlite_store *s, int64_t id, char *
     if (rc == SQLITE_ROW) {
         copy_text(username, size, st, 0);
         *status = sqlite3_column_int(st, 1);
-        *last_seen = sqlite3_column_type(st, 2) == SQLITE_NULL ? USERSD_NULL_TIME
-                                                               : sqlite3_column_int64(st, 2);
+        *last_seen = col_time(st, 2);
     }
     done(st);
     if (rc == SQLITE_DONE) return err_set(err, USERSD_ENOTFOUND, "user not found");
@@ -678,28 +836,34 @@ static enum usersd_code sq_user_delete(struct store *base, int64_t id, int64_t n
     if (code) return code;
     char name[USERSD_USERNAME_MAX + 1];
     int status;
-    int64_t last_seen, n;
+    int64_t last_seen = 0, n = 0;
     if ((code = user_presence(s, id, name, sizeof name, &status, &last_seen, err))) goto out;
     /* A user not offline is logged going offline, so streams do not show
      * it online forever; its sessions end (and their streams close). */
-    if (status != USERSD_OFFLINE && (code = log_entry(s, USERSD_CHANGE_PRESENCE, id, name,
-                                                      USERSD_OFFLINE, last_seen, now, 0, err)))
+    if (status != USERSD_OFFLINE &&
+        (code = log_entry(s, USERSD_CHANGE_PRESENCE, id, name, USERSD_OFFLINE, last_seen, now, 0,
+                          status, err)))
         goto out;
     if ((code = delete_sessions(s, id, 0, 0, 0, &n, err))) goto out;
     if (n && (code = log_entry(s, USERSD_CHANGE_SESSION_END, id, name, USERSD_OFFLINE, last_seen,
-                               now, 0, err)))
+                               now, 0, USERSD_OFFLINE, err)))
         goto out;
-    sqlite3_stmt *st = prep(s, S_DELETE, err);
-    if (!st) {
-        code = USERSD_EDB;
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) {
-        code = db_error(s, err);
-        goto out;
+    /* Its history goes with it (the log keeps the last hour for streams),
+     * then its presence (whose history_head leads the way), then itself. */
+    static const enum stmt_id gone[] = {S_HISTORY_DELETE_USER, S_PRESENCE_DELETE, S_DELETE};
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+        sqlite3_stmt *st = prep(s, gone[i], err);
+        if (!st) {
+            code = USERSD_EDB;
+            goto out;
+        }
+        sqlite3_bind_int64(st, 1, id);
+        int rc = sqlite3_step(st);
+        done(st);
+        if (rc != SQLITE_DONE) {
+            code = db_error(s, err);
+            goto out;
+        }
     }
     code = commit(s, err);
 out:
@@ -802,32 +966,33 @@ static enum usersd_code sq_user_list(struct store *base, const struct usersd_lis
      * LIKE, as the trigram index cannot answer it. */
     bool fts = search && utf8_len(q->search) >= 3;
     if (fts)
-        ADD("id IN (SELECT rowid FROM users_search WHERE users_search MATCH ?1)");
+        ADD("u.id IN (SELECT rowid FROM users_search WHERE users_search MATCH ?1)");
     else if (search)
-        ADD("(username LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\' OR first_name LIKE ?1 "
-            "ESCAPE '\\' OR last_name LIKE ?1 ESCAPE '\\')");
-    if (q->online_status >= 0) ADD("online_status = ?");
-    if (q->is_active >= 0) ADD("is_active = ?");
-    if (q->is_staff >= 0) ADD("is_staff = ?");
+        ADD("(u.username LIKE ?1 ESCAPE '\\' OR u.email LIKE ?1 ESCAPE '\\' OR u.first_name LIKE "
+            "?1 "
+            "ESCAPE '\\' OR u.last_name LIKE ?1 ESCAPE '\\')");
+    if (q->online_status >= 0) ADD("p.online_status = ?");
+    if (q->is_active >= 0) ADD("u.is_active = ?");
+    if (q->is_staff >= 0) ADD("u.is_staff = ?");
 #undef ADD
-    static const char *const keys[] = {"id", "username", "date_joined", "last_seen"};
+    static const char *const keys[] = {"u.id", "u.username", "u.date_joined", "p.last_seen"};
     const char *dir = q->descending ? "DESC" : "ASC";
     char order[128];
     if (q->order == USERSD_ORDER_ID)
-        snprintf(order, sizeof order, "id %s", dir);
+        snprintf(order, sizeof order, "u.id %s", dir);
     else
-        snprintf(order, sizeof order, "%s %s NULLS LAST, id ASC", keys[q->order], dir);
+        snprintf(order, sizeof order, "%s %s NULLS LAST, u.id ASC", keys[q->order], dir);
 
     char *pattern = !search ? NULL : fts ? fts_phrase(q->search) : store_like_pattern(q->search);
     if (search && !pattern) return err_set(err, USERSD_ENOMEM, NULL);
     enum usersd_code code = USERSD_OK;
     for (int pass = out->total_count >= 0; pass < 2 && !code; pass++) {
         if (pass == 0)
-            snprintf(sql, sizeof sql, "SELECT count(*) FROM users%s", where);
+            snprintf(sql, sizeof sql, "SELECT count(*) FROM " USER_FROM "%s", where);
         else
             snprintf(sql, sizeof sql,
-                     "SELECT " USER_COLS " FROM users%s ORDER BY %s LIMIT ? OFFSET ?", where,
-                     order);
+                     "SELECT " USER_COLS " FROM " USER_FROM "%s ORDER BY %s LIMIT ? OFFSET ?",
+                     where, order);
         sqlite3_stmt *st = list_stmt(s, sql, err);
         if (!st) {
             code = USERSD_EDB;
@@ -900,52 +1065,91 @@ static enum usersd_code sq_stats(struct store *base, struct usersd_stats *out,
 
 /* ---- presence ----------------------------------------------------------- */
 
+/* A status transition, the one hot write: one read of the narrow presence
+ * row, then for a heartbeat of an online user one update, and for a real
+ * change the name for the log, a history row, one update and the log row.
+ * Inside the writer's batch it takes no savepoint: every check comes before
+ * the first write, so a refused call (an unknown user) has nothing to
+ * undo, and a database error half-way fails the whole batch. */
 static enum usersd_code sq_set_status(struct store *base, const struct store_status_change *c,
                                       struct usersd_user *out, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    /* Same status (a heartbeat of an online user): one autocommit statement,
-     * nothing to log. */
-    sqlite3_stmt *st = prep(s, S_SAME_STATUS, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int(st, 1, (int)c->status);
-    bind_time(st, 2, c->last_seen);
-    sqlite3_bind_int64(st, 3, c->user_id);
-    enum usersd_code code = one_user(s, st, out, err);
-    if (code != USERSD_ENOTFOUND) return code;
-    code = begin(s, err);
+    bool own_tx = !s->batch;
+    enum usersd_code code = own_tx ? exec_simple(s, S_BEGIN, err) : USERSD_OK;
     if (code) return code;
-    st = prep(s, S_STATUS_OF, err);
+    bool wrote = false;
+    sqlite3_stmt *st = prep(s, S_PRESENCE_OF, err);
     if (!st) goto fail;
     sqlite3_bind_int64(st, 1, c->user_id);
     int rc = sqlite3_step(st);
     int old = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    int64_t old_seen = rc == SQLITE_ROW ? col_time(st, 1) : USERSD_NULL_TIME;
+    int64_t head = rc == SQLITE_ROW ? col_time(st, 2) : USERSD_NULL_TIME;
     done(st);
     if (rc == SQLITE_DONE) {
-        rollback(s);
+        if (own_tx) exec_simple(s, S_ROLLBACK, NULL);
         return err_set(err, USERSD_ENOTFOUND, "user not found");
     }
     if (rc != SQLITE_ROW) goto fail;
-
-    st = prep(s, S_SET_STATUS, err);
-    if (!st) goto fail;
-    sqlite3_bind_int(st, 1, (int)c->status);
-    bind_time(st, 2, c->last_seen);
-    sqlite3_bind_int64(st, 3, c->user_id);
-    code = one_user(s, st, out, err);
-    if (code) goto out;
-
-    if (old != (int)c->status &&
-        (code = log_entry(s, USERSD_CHANGE_PRESENCE, out->id, out->username,
-                          (int)out->online_status, out->last_seen, c->now, 0, err)))
+    int64_t seen = c->last_seen != USERSD_NULL_TIME ? c->last_seen : old_seen;
+    bool change = old != (int)c->status;
+    char name[USERSD_USERNAME_MAX + 1] = "";
+    if (change) { /* the log names the user */
+        if (!(st = prep(s, S_USERNAME, err))) goto fail;
+        sqlite3_bind_int64(st, 1, c->user_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) copy_text(name, sizeof name, st, 0);
+        done(st);
+        if (rc != SQLITE_ROW) goto fail;
+        if (s->base.history) {
+            if (!(st = prep(s, S_HISTORY_ADD, err))) goto fail;
+            sqlite3_bind_int64(st, 1, c->user_id);
+            sqlite3_bind_int64(st, 2, c->now);
+            sqlite3_bind_int(st, 3, (int)c->status);
+            sqlite3_bind_int(st, 4, old);
+            bind_time(st, 5, head);
+            rc = sqlite3_step(st);
+            done(st);
+            wrote = true;
+            if (rc != SQLITE_DONE) goto fail;
+            head = sqlite3_last_insert_rowid(s->db);
+        }
+    }
+    if (change || seen != old_seen) {
+        if (!(st = prep(s, S_PRESENCE_SET, err))) goto fail;
+        sqlite3_bind_int64(st, 1, c->user_id);
+        sqlite3_bind_int(st, 2, (int)c->status);
+        bind_time(st, 3, seen);
+        bind_time(st, 4, head);
+        rc = sqlite3_step(st);
+        done(st);
+        wrote = true;
+        if (rc != SQLITE_DONE) goto fail;
+    }
+    if (change && (code = log_row(s, USERSD_CHANGE_PRESENCE, c->user_id, name, (int)c->status, seen,
+                                  c->now, 0, err))) {
+        wrote = true;
         goto out;
-    code = commit(s, err);
-out:
-    if (code) rollback(s);
-    return code;
+    }
+    if (own_tx && (code = exec_simple(s, S_COMMIT, err))) goto out;
+    if (!c->presence_only) return sq_user_get(base, c->user_id, out, err);
+    /* The presence is the reply (a heartbeat, a set-status): the wide row is
+     * not read again. */
+    memset(out, 0, sizeof *out);
+    out->id = c->user_id;
+    snprintf(out->username, sizeof out->username, "%s", name);
+    out->online_status = c->status;
+    out->last_seen = seen;
+    out->status_expires = USERSD_NULL_TIME;
+    return USERSD_OK;
 fail:
     code = db_error(s, err);
-    rollback(s);
+out:
+    if (own_tx)
+        rollback(s);
+    else if (wrote)
+        s->batch_failed = true;
     return code;
 }
 
@@ -998,6 +1202,8 @@ static enum usersd_code run_times(struct sqlite_store *s, enum stmt_id id, int n
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
 }
 
+#define DECAY_CHUNK 1000 /* users decayed per transaction: the write lock is held briefly */
+
 static enum usersd_code sq_decay(struct store *base, int64_t now, int64_t away_before,
                                  int64_t offline_before, int64_t *changed, struct usersd_err *err)
 {
@@ -1013,33 +1219,64 @@ static enum usersd_code sq_decay(struct store *base, int64_t now, int64_t away_b
     if (rc != SQLITE_ROW) return db_error(s, err);
     if (!pending) return USERSD_OK;
 
-    /* Offline first, so a user past both cut-offs makes one transition. The
-     * log rows and the update see the same rows: both run under the write
-     * lock of one transaction. */
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    if (offline_before != USERSD_NULL_TIME) {
-        int64_t log[] = {now, offline_before};
-        if ((code = run_times(s, S_LOG_OFFLINE, 2, log, err))) goto out;
-        if ((code = run_times(s, S_DECAY_OFFLINE, 1, &offline_before, err))) goto out;
-        *changed += sqlite3_changes(s->db);
+    struct due {
+        int64_t id, last_seen;
+        int status;
+        char name[USERSD_USERNAME_MAX + 1];
+    } *due = malloc(DECAY_CHUNK * sizeof *due);
+    if (!due) return err_set(err, USERSD_ENOMEM, NULL);
+    enum usersd_code code = USERSD_OK;
+    /* A chunk per transaction: the users due are read and changed under the
+     * same write lock, so processes sweeping at once each change (and log)
+     * a user once. Past both cut-offs, a user goes straight offline. */
+    for (int round = 0; round < 100 && !code; round++) {
+        if ((code = begin(s, err))) break;
+        size_t n = 0;
+        if (!(st = prep(s, S_DECAY_DUE, err))) code = USERSD_EDB;
+        if (!code) {
+            bind_time(st, 1, away_before);
+            bind_time(st, 2, offline_before);
+            sqlite3_bind_int(st, 3, DECAY_CHUNK);
+            while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < DECAY_CHUNK) {
+                due[n].id = sqlite3_column_int64(st, 0);
+                copy_text(due[n].name, sizeof due[n].name, st, 1);
+                due[n].status = sqlite3_column_int(st, 2);
+                due[n].last_seen = col_time(st, 3);
+                n++;
+            }
+            done(st);
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE) code = db_error(s, err);
+        }
+        for (size_t i = 0; i < n && !code; i++) {
+            bool off = offline_before != USERSD_NULL_TIME && due[i].last_seen < offline_before;
+            int to = off ? USERSD_OFFLINE : USERSD_AWAY;
+            if (!(st = prep(s, S_DECAY_SET, err))) {
+                code = USERSD_EDB;
+                break;
+            }
+            sqlite3_bind_int64(st, 1, due[i].id);
+            sqlite3_bind_int(st, 2, to);
+            rc = sqlite3_step(st);
+            done(st);
+            if (rc != SQLITE_DONE) code = db_error(s, err);
+            /* Decay never moves last_seen. */
+            if (!code)
+                code = log_entry(s, USERSD_CHANGE_PRESENCE, due[i].id, due[i].name, to,
+                                 due[i].last_seen, now, 0, due[i].status, err);
+        }
+        if (!code) code = commit(s, err);
+        if (code) {
+            rollback(s);
+            break;
+        }
+        *changed += (int64_t)n;
+        if (n < DECAY_CHUNK) break;
     }
-    if (away_before != USERSD_NULL_TIME) {
-        int64_t log[] = {now, away_before};
-        if ((code = run_times(s, S_LOG_AWAY, 2, log, err))) goto out;
-        if ((code = run_times(s, S_DECAY_AWAY, 1, &away_before, err))) goto out;
-        *changed += sqlite3_changes(s->db);
-    }
-    code = commit(s, err);
-out:
-    if (code) {
-        rollback(s);
-        *changed = 0;
-    }
+    free(due);
     return code;
 }
 
-static enum usersd_code sq_changes(struct store *base, int64_t since, int limit, bool all,
+static enum usersd_code sq_changes(struct store *base, int64_t since, int limit, unsigned kinds,
                                    struct usersd_changes *out, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
@@ -1047,7 +1284,7 @@ static enum usersd_code sq_changes(struct store *base, int64_t since, int limit,
     if (!st) return USERSD_EDB;
     sqlite3_bind_int64(st, 1, since);
     sqlite3_bind_int(st, 2, limit);
-    sqlite3_bind_int(st, 3, all);
+    sqlite3_bind_int(st, 3, (int)kinds);
     /* Grown as rows come: the stream hub asks for up to 1,000 after every
      * group commit and usually gets a few, and zeroing 1,000 entries (an
      * mmap and page faults each time) cost more than the query. */
@@ -1071,11 +1308,12 @@ static enum usersd_code sq_changes(struct store *base, int64_t since, int limit,
         c->user_id = sqlite3_column_int64(st, 1);
         copy_text(c->username, sizeof c->username, st, 2);
         c->online_status = (enum usersd_status)sqlite3_column_int(st, 3);
-        c->last_seen = sqlite3_column_type(st, 4) == SQLITE_NULL ? USERSD_NULL_TIME
-                                                                 : sqlite3_column_int64(st, 4);
+        c->last_seen = col_time(st, 4);
         c->at = sqlite3_column_int64(st, 5);
         c->kind = (enum usersd_change_kind)sqlite3_column_int(st, 6);
         c->session_id = sqlite3_column_int64(st, 7);
+        copy_text(c->status_text, sizeof c->status_text, st, 8);
+        c->status_expires = col_time(st, 9);
     }
     done(st);
     enum usersd_code code = USERSD_OK;
@@ -1144,7 +1382,7 @@ static enum usersd_code sq_dump_users(struct store *base, int64_t after, size_t 
     *n = 0;
     while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         row_user(st, &rows[*n].user);
-        copy_text(rows[*n].pwhash, sizeof rows[0].pwhash, st, 10);
+        copy_text(rows[*n].pwhash, sizeof rows[0].pwhash, st, 12);
         (*n)++;
     }
     done(st);
@@ -1193,8 +1431,8 @@ static enum usersd_code sq_load(struct store *base, const struct store_user_row 
         sqlite3_bind_int(st, 6, u->is_active);
         sqlite3_bind_int(st, 7, u->is_staff);
         sqlite3_bind_int64(st, 8, u->date_joined);
-        sqlite3_bind_int(st, 9, (int)u->online_status);
-        bind_time(st, 10, u->last_seen);
+        if (u->status_text[0]) sqlite3_bind_text(st, 9, u->status_text, -1, SQLITE_STATIC);
+        bind_time(st, 10, u->status_text[0] ? u->status_expires : USERSD_NULL_TIME);
         sqlite3_bind_text(st, 11, users[i].pwhash, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         done(st);
@@ -1202,6 +1440,7 @@ static enum usersd_code sq_load(struct store *base, const struct store_user_row 
             code = write_error(s, err);
             goto out;
         }
+        if ((code = presence_insert(s, u, err))) goto out;
     }
     for (size_t i = 0; i < ns; i++) {
         const struct usersd_session *x = &sessions[i].s;
@@ -1247,8 +1486,14 @@ static enum usersd_code sq_seed(struct store *base, int64_t n, int64_t now, cons
     struct sqlite_store *s = (struct sqlite_store *)base;
     enum usersd_code code = begin(s, err);
     if (code) return code;
-    sqlite3_stmt *st = prep(s, S_SEED, err);
-    if (!st) {
+    int64_t first = 0;
+    sqlite3_stmt *st = prep(s, S_MAX_ID, err);
+    if (!st || (code = count_query(s, st, &first, err))) {
+        rollback(s);
+        return st ? code : USERSD_EDB;
+    }
+    first++;
+    if (!(st = prep(s, S_SEED, err))) {
         rollback(s);
         return USERSD_EDB;
     }
@@ -1262,18 +1507,44 @@ static enum usersd_code sq_seed(struct store *base, int64_t n, int64_t now, cons
         rollback(s);
         return code;
     }
-    code = commit(s, err);
+    int64_t span[] = {first, first + n - 1, now};
+    if ((code = run_times(s, S_SEED_PRESENCE, 3, span, err)) || (code = commit(s, err))) {
+        rollback(s);
+        return code;
+    }
     /* Fresh statistics, so the planner keeps choosing the indexes. */
-    return code ? code : exec_simple(s, S_ANALYZE, err);
+    return exec_simple(s, S_ANALYZE, err);
 }
 
 /* ---- sessions ----------------------------------------------------------- */
 
+/* Appends a history row for user_id at the hot end of the history, chained
+ * to their previous one, and makes it their latest (open transaction). */
+static enum usersd_code history_append(struct sqlite_store *s, int64_t user_id, int64_t at,
+                                       int status, int prev, struct usersd_err *err)
+{
+    sqlite3_stmt *st = prep(s, S_HISTORY_INSERT, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, at);
+    sqlite3_bind_int(st, 3, status);
+    sqlite3_bind_int(st, 4, prev);
+    int rc = sqlite3_step(st);
+    done(st);
+    if (rc != SQLITE_DONE) return db_error(s, err);
+    if (!(st = prep(s, S_HISTORY_HEAD_SET, err))) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, sqlite3_last_insert_rowid(s->db));
+    rc = sqlite3_step(st);
+    done(st);
+    return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+}
+
 /* Appends one entry to the change log in the open transaction. */
-static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kind kind,
-                                  int64_t user_id, const char *username, int status,
-                                  int64_t last_seen, int64_t at, int64_t session_id,
-                                  struct usersd_err *err)
+static enum usersd_code log_row(struct sqlite_store *s, enum usersd_change_kind kind,
+                                int64_t user_id, const char *username, int status,
+                                int64_t last_seen, int64_t at, int64_t session_id,
+                                struct usersd_err *err)
 {
     sqlite3_stmt *st = prep(s, S_LOG_CHANGE, err);
     if (!st) return USERSD_EDB;
@@ -1290,6 +1561,19 @@ static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kin
     int rc = sqlite3_step(st);
     done(st);
     return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+}
+
+/* log_row, and a presence change (from prev to status) into the history
+ * too, when kept. */
+static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kind kind,
+                                  int64_t user_id, const char *username, int status,
+                                  int64_t last_seen, int64_t at, int64_t session_id, int prev,
+                                  struct usersd_err *err)
+{
+    enum usersd_code code =
+        log_row(s, kind, user_id, username, status, last_seen, at, session_id, err);
+    if (code || kind != USERSD_CHANGE_PRESENCE || !s->base.history) return code;
+    return history_append(s, user_id, at, status, prev, err);
 }
 
 /* Ends sessions and applies the presence rule (store.h), in the open
@@ -1310,7 +1594,7 @@ static enum usersd_code end_sessions(struct sqlite_store *s, const struct store_
     if (code) return code;
     if (e->session_id && !*ended) return err_set(err, USERSD_ENOTFOUND, "session not found");
     if (*ended && (code = log_entry(s, USERSD_CHANGE_SESSION_END, e->user_id, name, status,
-                                    last_seen, e->now, e->session_id, err)))
+                                    last_seen, e->now, e->session_id, status, err)))
         return code;
     if ((!*ended && !e->force) || status == USERSD_OFFLINE) return USERSD_OK;
     sqlite3_stmt *st = prep(s, S_SESSION_ACTIVE, err);
@@ -1327,10 +1611,10 @@ static enum usersd_code end_sessions(struct sqlite_store *s, const struct store_
     sqlite3_bind_int64(st, 2, e->now);
     rc = sqlite3_step(st);
     done(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(s, err);
-    return rc == SQLITE_ROW ? log_entry(s, USERSD_CHANGE_PRESENCE, e->user_id, name, USERSD_OFFLINE,
-                                        e->now, e->now, 0, err)
-                            : USERSD_OK;
+    if (rc != SQLITE_DONE) return db_error(s, err);
+    return sqlite3_changes(s->db) ? log_entry(s, USERSD_CHANGE_PRESENCE, e->user_id, name,
+                                              USERSD_OFFLINE, e->now, e->now, 0, status, err)
+                                  : USERSD_OK;
 }
 
 static enum usersd_code sq_session_end(struct store *base, const struct store_session_end *e,
@@ -1460,10 +1744,10 @@ static enum usersd_code sq_token_user(struct store *base, const unsigned char *h
         row_user(st, out);
         if (session) {
             memset(session, 0, sizeof *session);
-            session->id = sqlite3_column_int64(st, 10);
+            session->id = sqlite3_column_int64(st, 12);
             session->user_id = out->id;
-            session->created = sqlite3_column_int64(st, 11);
-            session->last_used = sqlite3_column_int64(st, 12);
+            session->created = sqlite3_column_int64(st, 13);
+            session->last_used = sqlite3_column_int64(st, 14);
         }
     } else if (rc == SQLITE_DONE) {
         code = err_set(err, USERSD_ENOTFOUND, "token not found");
@@ -1517,8 +1801,342 @@ static enum usersd_code sq_session_count(struct store *base, int64_t *n, struct 
     return st ? count_query(s, st, n, err) : USERSD_EDB;
 }
 
+/* ---- status messages ------------------------------------------------------ */
+
+static enum usersd_code sq_status_message(struct store *base, int64_t id, const char *text,
+                                          int64_t expires, int64_t now, struct usersd_user *out,
+                                          struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    sqlite3_stmt *st = prep(s, text ? S_MESSAGE_SET : S_MESSAGE_CLEAR, err);
+    if (!st) {
+        rollback(s);
+        return USERSD_EDB;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    if (text) {
+        sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+        bind_time(st, 3, expires);
+    }
+    int rc = sqlite3_step(st);
+    done(st);
+    bool changed = rc == SQLITE_DONE && sqlite3_changes(s->db) > 0;
+    if (rc != SQLITE_DONE) code = db_error(s, err);
+    /* Nothing to clear, or no such user: the user as it is, or ENOTFOUND. */
+    if (!code) code = sq_user_get(base, id, out, err);
+    if (!code && changed && (st = prep(s, S_LOG_MESSAGE, err)) == NULL) code = USERSD_EDB;
+    if (!code && changed) {
+        sqlite3_bind_int64(st, 1, out->id);
+        sqlite3_bind_text(st, 2, out->username, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, (int)out->online_status);
+        bind_time(st, 4, out->last_seen);
+        sqlite3_bind_int64(st, 5, now);
+        if (text) sqlite3_bind_text(st, 6, text, -1, SQLITE_STATIC);
+        bind_time(st, 7, text ? expires : USERSD_NULL_TIME);
+        rc = sqlite3_step(st);
+        done(st);
+        if (rc != SQLITE_DONE) code = db_error(s, err);
+    }
+    if (!code) code = commit(s, err);
+    if (code) rollback(s);
+    return code;
+}
+
+static enum usersd_code sq_status_message_expire(struct store *base, int64_t now, int64_t *n,
+                                                 struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    *n = 0;
+    sqlite3_stmt *st = prep(s, S_MESSAGE_PENDING, err);
+    if (!st) return USERSD_EDB;
+    int64_t pending = 0;
+    sqlite3_bind_int64(st, 1, now);
+    enum usersd_code code = count_query(s, st, &pending, err);
+    if (code || !pending) return code;
+    /* The log rows and the update see the same rows: one transaction under
+     * the write lock. */
+    if ((code = begin(s, err))) return code;
+    if (!(code = run_times(s, S_LOG_MESSAGE_EXPIRED, 1, &now, err)) &&
+        !(code = run_times(s, S_MESSAGE_EXPIRE, 1, &now, err))) {
+        *n = sqlite3_changes(s->db);
+        code = commit(s, err);
+    }
+    if (code) {
+        rollback(s);
+        *n = 0;
+    }
+    return code;
+}
+
+/* ---- history ---------------------------------------------------------------- */
+
+static enum usersd_code sq_history_read(struct store *base, int64_t id, int64_t start, int64_t end,
+                                        struct store_history *out, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = prep(s, S_HISTORY_SINCE, err);
+    if (!st) return USERSD_EDB;
+    int rc = sqlite3_step(st);
+    out->since = rc == SQLITE_ROW ? col_time(st, 0) : USERSD_NULL_TIME;
+    done(st);
+    if (rc != SQLITE_ROW) return db_error(s, err);
+    if (!(st = prep(s, S_USER_PRESENCE, err))) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    int64_t at_row = rc == SQLITE_ROW ? col_time(st, 3) : USERSD_NULL_TIME;
+    done(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(s, err);
+    /* Walk the user's chain back from their latest change: the rows at or
+     * after end (the last of them is `next`), those inside the window (kept,
+     * newest first, reversed below), and the first at or before start. */
+    size_t cap = 0;
+    enum usersd_code code = USERSD_OK;
+    while (at_row != USERSD_NULL_TIME && !code) {
+        if (!(st = prep(s, S_HISTORY_ROW, err))) {
+            code = USERSD_EDB;
+            break;
+        }
+        sqlite3_bind_int64(st, 1, at_row);
+        rc = sqlite3_step(st);
+        struct store_history_row r = {0};
+        if (rc == SQLITE_ROW) {
+            r = (struct store_history_row){id, sqlite3_column_int64(st, 0),
+                                           sqlite3_column_int(st, 1), sqlite3_column_int(st, 2)};
+            at_row = col_time(st, 3);
+        }
+        done(st);
+        if (rc == SQLITE_DONE) break; /* pruned: the chain ends here */
+        if (rc != SQLITE_ROW) {
+            code = db_error(s, err);
+            break;
+        }
+        if (r.at >= end) {
+            out->have_next = true;
+            out->next = r;
+        } else if (r.at > start) {
+            if (out->count == cap) {
+                size_t ncap = cap ? cap * 2 : 32;
+                struct store_history_row *rows = realloc(out->rows, ncap * sizeof *rows);
+                if (!rows) {
+                    code = err_set(err, USERSD_ENOMEM, NULL);
+                    break;
+                }
+                out->rows = rows;
+                cap = ncap;
+            }
+            out->rows[out->count++] = r;
+        } else {
+            out->have_first = true;
+            out->first = r;
+            break;
+        }
+    }
+    if (code) {
+        free(out->rows);
+        out->rows = NULL;
+        out->count = 0;
+        return code;
+    }
+    for (size_t i = 0; i < out->count / 2; i++) { /* oldest first */
+        struct store_history_row t = out->rows[i];
+        out->rows[i] = out->rows[out->count - 1 - i];
+        out->rows[out->count - 1 - i] = t;
+    }
+    return USERSD_OK;
+}
+
+static enum usersd_code sq_history_mark(struct store *base, int64_t since, bool only_if_unset,
+                                        struct usersd_err *err)
+{
+    return run_times((struct sqlite_store *)base,
+                     only_if_unset ? S_HISTORY_MARK_UNSET : S_HISTORY_MARK, 1, &since, err);
+}
+
+static enum usersd_code sq_history_prune(struct store *base, int64_t before, int limit, int64_t *n,
+                                         struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    *n = 0;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    sqlite3_stmt *st = prep(s, S_HISTORY_PRUNE, err);
+    int rc = SQLITE_ERROR;
+    if (st) {
+        sqlite3_bind_int64(st, 1, before);
+        sqlite3_bind_int(st, 2, limit);
+        rc = sqlite3_step(st);
+        done(st);
+    }
+    if (rc != SQLITE_DONE) {
+        code = st ? db_error(s, err) : USERSD_EDB;
+    } else {
+        *n = sqlite3_changes(s->db);
+        if (!(code = run_times(s, S_MINUTES_PRUNE, 1, &before, err)) &&
+            !(code = run_times(s, S_HISTORY_MOVE_SINCE, 1, &before, err)))
+            code = commit(s, err);
+    }
+    if (code) {
+        rollback(s);
+        *n = 0;
+    }
+    return code;
+}
+
+static enum usersd_code sq_history_sample(struct store *base, int64_t minute,
+                                          struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_MINUTE_EXISTS, err);
+    if (!st) return USERSD_EDB;
+    int64_t exists = 0;
+    sqlite3_bind_int64(st, 1, minute);
+    enum usersd_code code = count_query(s, st, &exists, err);
+    if (code || exists) return code;
+    /* Checked again under the write lock: another process may have been
+     * first. */
+    if ((code = begin(s, err))) return code;
+    if (!(st = prep(s, S_MINUTE_EXISTS, err))) code = USERSD_EDB;
+    if (!code) {
+        sqlite3_bind_int64(st, 1, minute);
+        code = count_query(s, st, &exists, err);
+    }
+    if (!code && !exists && !(code = run_times(s, S_MINUTE_CLOSE, 1, &minute, err)) &&
+        !(code = run_times(s, S_MINUTE_INSERT, 1, &minute, err)))
+        code = exec_simple(s, S_PEAK_RESET, err);
+    if (!code) code = commit(s, err);
+    if (code) rollback(s);
+    return code;
+}
+
+static void row_minute(sqlite3_stmt *st, struct store_minute_row *m)
+{
+    m->minute = sqlite3_column_int64(st, 0);
+    m->online = sqlite3_column_int64(st, 1);
+    m->away = sqlite3_column_int64(st, 2);
+    m->offline = sqlite3_column_int64(st, 3);
+    m->online_max = sqlite3_column_int64(st, 4);
+}
+
+static enum usersd_code sq_minutes_read(struct store *base, int64_t from, int64_t to,
+                                        struct store_minute_row **out, size_t *n,
+                                        int64_t *live_peak, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = prep(s, S_LIVE_PEAK, err);
+    if (!st) return USERSD_EDB;
+    enum usersd_code code = count_query(s, st, live_peak, err);
+    if (code) return code;
+    if (!(st = prep(s, S_MINUTES, err))) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, from);
+    sqlite3_bind_int64(st, 2, to);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            struct store_minute_row *rows = realloc(*out, ncap * sizeof *rows);
+            if (!rows) {
+                done(st);
+                free(*out);
+                *out = NULL;
+                *n = 0;
+                return err_set(err, USERSD_ENOMEM, NULL);
+            }
+            *out = rows;
+            cap = ncap;
+        }
+        row_minute(st, &(*out)[(*n)++]);
+    }
+    done(st);
+    if (rc != SQLITE_DONE) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+        return db_error(s, err);
+    }
+    return USERSD_OK;
+}
+
+static enum usersd_code sq_dump_history(struct store *base, int64_t cursor[2], size_t cap,
+                                        struct store_history_row *rows, size_t *n,
+                                        struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_DUMP_HISTORY, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, cursor[0]); /* rowid order: time order, each user's in turn */
+    sqlite3_bind_int64(st, 2, (int64_t)cap);
+    int rc = SQLITE_DONE;
+    *n = 0;
+    while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        cursor[0] = sqlite3_column_int64(st, 0);
+        rows[*n].user_id = sqlite3_column_int64(st, 1);
+        rows[*n].at = sqlite3_column_int64(st, 2);
+        rows[*n].status = sqlite3_column_int(st, 3);
+        rows[*n].prev = sqlite3_column_int(st, 4);
+        (*n)++;
+    }
+    done(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+}
+
+static enum usersd_code sq_dump_minutes(struct store *base, int64_t after, size_t cap,
+                                        struct store_minute_row *rows, size_t *n,
+                                        struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_DUMP_MINUTES, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, (int64_t)cap);
+    int rc = SQLITE_DONE;
+    *n = 0;
+    while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        row_minute(st, &rows[(*n)++]);
+    done(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+}
+
+static enum usersd_code sq_load_history(struct store *base, const struct store_history_row *h,
+                                        size_t nh, const struct store_minute_row *m, size_t nm,
+                                        struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    /* Each user's rows come in time order (both drivers dump them so):
+     * appended, they chain as they did. */
+    for (size_t i = 0; i < nh && !code; i++)
+        code = history_append(s, h[i].user_id, h[i].at, h[i].status, h[i].prev, err);
+    for (size_t i = 0; i < nm && !code; i++) {
+        sqlite3_stmt *st = prep(s, S_LOAD_MINUTE, err);
+        if (!st) {
+            code = USERSD_EDB;
+            break;
+        }
+        const struct store_minute_row *r = &m[i];
+        sqlite3_bind_int64(st, 1, r->minute);
+        sqlite3_bind_int64(st, 2, r->online);
+        sqlite3_bind_int64(st, 3, r->away);
+        sqlite3_bind_int64(st, 4, r->offline);
+        sqlite3_bind_int64(st, 5, r->online_max);
+        int rc = sqlite3_step(st);
+        done(st);
+        if (rc != SQLITE_DONE) code = db_error(s, err);
+    }
+    if (!code) code = commit(s, err);
+    if (code) rollback(s);
+    return code;
+}
+
 const struct store_ops store_sqlite_ops = {
     .scheme = "sqlite",
+    .set_cache = sq_set_cache,
     .open = sq_open,
     .close = sq_close,
     .ping = sq_ping,
@@ -1553,4 +2171,14 @@ const struct store_ops store_sqlite_ops = {
     .session_expire = sq_session_expire,
     .session_refresh = sq_session_refresh,
     .session_count = sq_session_count,
+    .status_message = sq_status_message,
+    .status_message_expire = sq_status_message_expire,
+    .history_read = sq_history_read,
+    .history_mark = sq_history_mark,
+    .history_prune = sq_history_prune,
+    .history_sample = sq_history_sample,
+    .minutes_read = sq_minutes_read,
+    .dump_history = sq_dump_history,
+    .dump_minutes = sq_dump_minutes,
+    .load_history = sq_load_history,
 };

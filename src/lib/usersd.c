@@ -25,6 +25,7 @@ void usersd_config_init(struct usersd_config *cfg)
     cfg->changes_retention_s = 3600;
     cfg->clock = real_clock;
     cfg->session_ttl_s = 2592000;
+    cfg->history_days = 30;
 }
 
 enum usersd_code usersd_open(struct usersd **out, const struct usersd_config *cfg,
@@ -41,6 +42,12 @@ enum usersd_code usersd_open(struct usersd **out, const struct usersd_config *cf
     enum usersd_code rc = store_open(&u->store, cfg->db_url, err);
     if (rc) {
         free(u);
+        return rc;
+    }
+    u->store->history = u->cfg.history_days > 0;
+    if (cfg->cache_kib > 0 && u->store->ops->set_cache &&
+        (rc = u->store->ops->set_cache(u->store, cfg->cache_kib, err))) {
+        usersd_close(u);
         return rc;
     }
     *out = u;

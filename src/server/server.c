@@ -44,6 +44,7 @@ struct usersd_config server_core_config(void)
     c.offline_after_s = g_cfg->offline_after_s;
     c.activity_interval_s = g_cfg->activity_interval_s;
     c.session_ttl_s = g_cfg->session_ttl_s;
+    c.history_days = g_cfg->history_days;
     return c;
 }
 
@@ -112,6 +113,7 @@ static bool route_and_check(struct req *r, const char *url)
     char allow[128];
     int status = 404;
     r->checked = true;
+    if (dashboard_serve(r, url)) return false; /* a page of the dashboard, answered */
     r->route = router_match(r->method, url, &r->path_id, &status, allow, sizeof allow);
     if (!r->route) {
         dispatch_error(r, status, allow);

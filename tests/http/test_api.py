@@ -8,7 +8,7 @@ from harness import ServerTest
 
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 USER_KEYS = {"id", "username", "email", "first_name", "last_name", "is_active", "is_staff",
-             "date_joined", "online_status", "last_seen", "is_online"}
+             "date_joined", "online_status", "last_seen", "is_online", "status_message"}
 PAGINATION_KEYS = {"page", "per_page", "total_pages", "total_count", "has_next", "has_previous"}
 
 

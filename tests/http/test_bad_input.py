@@ -89,7 +89,12 @@ class BadInput(ServerTest):
                  ("POST", "/api/users/me/heartbeat/"), ("POST", "/api/users/me/online-status/"),
                  ("POST", "/api/auth/logout-all/"), ("GET", "/api/users/me/sessions/"),
                  ("DELETE", "/api/users/me/sessions/1/"), ("GET", USERS + "%d/sessions/" % uid),
-                 ("DELETE", USERS + "%d/sessions/" % uid)]
+                 ("DELETE", USERS + "%d/sessions/" % uid), ("PUT", "/api/users/me/status-message/"),
+                 ("DELETE", "/api/users/me/status-message/"),
+                 ("PUT", USERS + "%d/status-message/" % uid),
+                 ("DELETE", USERS + "%d/status-message/" % uid),
+                 ("GET", "/api/users/admin/users/%d/presence-history/" % uid),
+                 ("GET", "/api/users/management/statistics/history/")]
         rows = []
         for method, path in paths:
             for who in ("none", "bad", "revoked", "garbage", "empty", "basic"):
@@ -144,6 +149,77 @@ class BadInput(ServerTest):
         self.run_table(rows)
         # the foreign session still works
         self.assertEqual(self.req("GET", "/api/users/me/", token=self.other_token)[0], 200)
+
+    def test_status_messages(self):
+        M = "/api/users/me/status-message/"
+        OM = USERS + "%d/status-message/" % self.other["id"]
+        rows = [
+            ("PUT", M, "user", {}, J, 400, "text"),
+            ("PUT", M, "user", {"text": ""}, J, 400, "text"),
+            ("PUT", M, "user", {"text": "x" * 101}, J, 400, "text"),
+            ("PUT", M, "user", {"text": "\u00e9" * 101}, J, 400, "text"),
+            ("PUT", M, "user", {"text": 5}, J, 400, "text"),
+            ("PUT", M, "user", {"text": None}, J, 400, "text"),
+            ("PUT", M, "user", {"text": ["a"]}, J, 400, "text"),
+            ("PUT", M, "user", {"text": "bell \u0007"}, J, 400, "text"),
+            ("PUT", M, "user", {"text": "line\nbreak"}, J, 400, "text"),
+            ("PUT", M, "user", '{"text": "nul\\u0000"}', J, 400),
+            ("PUT", M, "user", {"text": "x", "expires_at": "tomorrow"}, J, 400, "expires_at"),
+            ("PUT", M, "user", {"text": "x", "expires_at": "2001-01-01T00:00:00.000000Z"}, J, 400,
+             "expires_at"),
+            ("PUT", M, "user", {"text": "x", "expires_at": 1700000000}, J, 400, "expires_at"),
+            ("PUT", M, "user", {"text": "x", "expires_at": "2999-01-01T00:00:00.000000Z",
+                                "expires_in": 60}, J, 400, "expires_at"),
+            ("PUT", M, "user", {"text": "x", "expires_in": 0}, J, 400, "expires_in"),
+            ("PUT", M, "user", {"text": "x", "expires_in": -5}, J, 400, "expires_in"),
+            ("PUT", M, "user", {"text": "x", "expires_in": 2147483648}, J, 400, "expires_in"),
+            ("PUT", M, "user", {"text": "x", "expires_in": "60"}, J, 400, "expires_in"),
+            ("PUT", M, "user", {"text": "x", "expires_in": 1.5}, J, 400, "expires_in"),
+            ("PUT", M, "user", {"text": "x", "expires_in": True}, J, 400, "expires_in"),
+            ("PUT", M, "user", "text=x&expires_in=soon", FORM, 400, "expires_in"),
+            ("PUT", M, "user", "[]", J, 400),
+            ("PUT", M, "user", '{"text": ', J, 400),
+            ("PUT", M, "user", "", J, 400),
+            ("PUT", M, "user", "text=x", "text/plain", 415),
+            ("GET", M, "user", None, None, 405),
+            ("POST", M, "user", {"text": "x"}, J, 405),
+            ("PUT", OM, "user", {"text": "x"}, J, 403),
+            ("DELETE", OM, "user", None, None, 403),
+            ("PUT", USERS + "999999/status-message/", "admin", {"text": "x"}, J, 404),
+            ("DELETE", USERS + "999999/status-message/", "admin", None, None, 404),
+            ("PUT", USERS + "x/status-message/", "admin", {"text": "x"}, J, 404),
+            ("PUT", OM, "admin", {"text": ""}, J, 400, "text"),
+        ]
+        self.run_table(rows)
+
+    def test_history(self):
+        H = "/api/users/admin/users/%s/presence-history/"
+        S = "/api/users/management/statistics/history/"
+        uid, oid = self.user["id"], self.other["id"]
+        rows = [
+            ("GET", H % uid + "?from=yesterday", "user", None, None, 400, "from"),
+            ("GET", H % uid + "?to=2024-13-01T00:00:00.000000Z", "user", None, None, 400, "to"),
+            ("GET", H % uid + "?from=2024-01-02T00:00:00.000000Z&to=2024-01-01T00:00:00.000000Z", "user", None,
+             None, 400, "from"),
+            ("GET", H % uid + "?from=2024-01-01T00:00:00.000000Z&to=2024-01-01T00:00:00.000000Z", "user", None,
+             None, 400, "from"),
+            ("GET", H % uid + "?from=2024-01-01T00:00:00Z&to=2024-02-01T00:00:01Z", "user", None,
+             None, 400, "31 days"),
+            ("GET", H % oid, "user", None, None, 403),
+            ("GET", H % 999999, "admin", None, None, 404),
+            ("GET", H % "abc", "admin", None, None, 404),
+            ("POST", H % uid, "user", {}, J, 405),
+            ("GET", S + "?bucket=2m", "admin", None, None, 400, "bucket"),
+            ("GET", S + "?bucket=1M", "admin", None, None, 400, "bucket"),
+            ("GET", S + "?bucket=1m&from=2024-01-01T00:00:00.000000Z&to=2024-01-03T00:00:00.000000Z", "admin",
+             None, None, 400, "bucket"),
+            ("GET", S + "?from=2024-01-01T00:00:00", "admin", None, None, 400, "from"),
+            ("GET", S + "?from=2024-01-01T00:00:00.000000Z&to=2024-03-01T00:00:00.000000Z", "admin", None,
+             None, 400, "from"),
+            ("GET", S, "user", None, None, 403),
+            ("DELETE", S, "admin", None, None, 405),
+        ]
+        self.run_table(rows)
 
     def test_login(self):
         L = "/api/auth/login/"
@@ -368,7 +444,7 @@ class BadInput(ServerTest):
 
     def test_unknown_paths_and_methods(self):
         rows = [
-            ("GET", "/", "admin", None, None, 404),
+            ("GET", "/index.html", "admin", None, None, 404),  # "/" is the dashboard
             ("GET", "/api/users/", "admin", None, None, 404),
             ("GET", "/api/users/me/extra/", "admin", None, None, 404),
             ("GET", "/api/users/admin/users//online-status/", "admin", None, None, 404),

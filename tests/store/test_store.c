@@ -13,6 +13,8 @@
 
 #include "internal.h"
 
+#define PRESENCE_ONLY STORE_KIND(USERSD_CHANGE_PRESENCE)
+
 /* argv: "sqlite" (a temp file per test) or "postgresql STATE_DIR" (a fresh
  * database per test on the cluster scripts/pg-cluster.sh started). */
 static const char *g_kind;
@@ -176,7 +178,7 @@ static enum usersd_status status_of(struct store *s, int64_t user)
 static size_t log_after(struct store *s, int64_t since, struct usersd_changes *out)
 {
     memset(out, 0, sizeof *out);
-    assert_int_equal(s->ops->changes(s, since, 100, true, out, NULL), USERSD_OK);
+    assert_int_equal(s->ops->changes(s, since, 100, STORE_KINDS_ALL, out, NULL), USERSD_OK);
     return out->count;
 }
 
@@ -260,7 +262,7 @@ static void sessions_and_presence(void **state)
     head = c.items[0].seq;
     usersd_changes_free(&c);
     struct usersd_changes presence = {0};
-    assert_int_equal(s->ops->changes(s, 0, 100, false, &presence, NULL), USERSD_OK);
+    assert_int_equal(s->ops->changes(s, 0, 100, PRESENCE_ONLY, &presence, NULL), USERSD_OK);
     for (size_t i = 0; i < presence.count; i++)
         assert_int_equal(presence.items[i].kind, USERSD_CHANGE_PRESENCE);
     usersd_changes_free(&presence);
@@ -406,7 +408,7 @@ static void change_log_prune(void **state)
         assert_int_equal(s->ops->set_status(s, &c, &u, NULL), USERSD_OK);
     }
     struct usersd_changes all = {0};
-    assert_int_equal(s->ops->changes(s, 0, 100, false, &all, NULL), USERSD_OK);
+    assert_int_equal(s->ops->changes(s, 0, 100, PRESENCE_ONLY, &all, NULL), USERSD_OK);
     assert_int_equal(all.count, 4);
     int64_t third = all.items[2].seq;
     usersd_changes_free(&all);
@@ -414,15 +416,15 @@ static void change_log_prune(void **state)
     assert_int_equal(s->ops->changes_prune(s, 250, NULL), USERSD_OK); /* 100 and 200 go */
     struct usersd_changes c = {0};
     struct usersd_err err = {0};
-    assert_int_equal(s->ops->changes(s, 0, 100, false, &c, &err), USERSD_EGONE);
-    assert_int_equal(s->ops->changes(s, third - 1, 100, false, &c, NULL), USERSD_OK);
+    assert_int_equal(s->ops->changes(s, 0, 100, PRESENCE_ONLY, &c, &err), USERSD_EGONE);
+    assert_int_equal(s->ops->changes(s, third - 1, 100, PRESENCE_ONLY, &c, NULL), USERSD_OK);
     assert_int_equal(c.count, 2);
     assert_true(c.items[0].seq == third);
     assert_int_equal(c.items[0].online_status, USERSD_OFFLINE);
     usersd_changes_free(&c);
 
     assert_int_equal(s->ops->changes_prune(s, 250, NULL), USERSD_OK); /* nothing more */
-    assert_int_equal(s->ops->changes(s, third - 1, 100, false, &c, NULL), USERSD_OK);
+    assert_int_equal(s->ops->changes(s, third - 1, 100, PRESENCE_ONLY, &c, NULL), USERSD_OK);
     assert_int_equal(c.count, 2);
     usersd_changes_free(&c);
     int64_t head = 0;
@@ -486,6 +488,144 @@ static void lists_and_stats(void **state)
     assert_int_equal(s->ops->ping(s, NULL), USERSD_OK);
 }
 
+/* Status messages: set and clear are logged (kind STATUS_MESSAGE) with the
+ * message; a clear with nothing to clear logs nothing; the sweep clears
+ * and logs each ended message once. */
+static void status_messages(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    int64_t a = insert(s, "a", "", 1), b = insert(s, "b", "", 1);
+    int64_t head = 0;
+    assert_int_equal(s->ops->changes_head(s, &head, NULL), USERSD_OK);
+    struct usersd_user u;
+    assert_int_equal(s->ops->status_message(s, a, "In a meeting \xe2\x98\x95", 500, 100, &u, NULL),
+                     USERSD_OK);
+    assert_string_equal(u.status_text, "In a meeting \xe2\x98\x95");
+    assert_true(u.status_expires == 500);
+    assert_int_equal(s->ops->status_message(s, b, "Lunch", USERSD_NULL_TIME, 100, &u, NULL),
+                     USERSD_OK);
+    assert_true(u.status_expires == USERSD_NULL_TIME);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_string_equal(u.status_text, "In a meeting \xe2\x98\x95");
+    struct usersd_changes c;
+    assert_int_equal(log_after(s, head, &c), 2);
+    assert_int_equal(c.items[0].kind, USERSD_CHANGE_STATUS_MESSAGE);
+    assert_string_equal(c.items[0].status_text, "In a meeting \xe2\x98\x95");
+    assert_true(c.items[0].status_expires == 500 && c.items[0].at == 100);
+    head = c.items[1].seq;
+    usersd_changes_free(&c);
+    struct usersd_changes presence = {0};
+    assert_int_equal(s->ops->changes(s, 0, 100, PRESENCE_ONLY, &presence, NULL), USERSD_OK);
+    assert_int_equal(presence.count, 0); /* messages are not presence changes */
+    usersd_changes_free(&presence);
+
+    /* the sweep: a is due at 500, b never */
+    int64_t n = 0;
+    assert_int_equal(s->ops->status_message_expire(s, 499, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(s->ops->status_message_expire(s, 500, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(s->ops->status_message_expire(s, 600, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0); /* once */
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_string_equal(u.status_text, "");
+    assert_int_equal(log_after(s, head, &c), 1);
+    assert_int_equal(c.items[0].kind, USERSD_CHANGE_STATUS_MESSAGE);
+    assert_true(c.items[0].user_id == a && c.items[0].status_text[0] == 0 && c.items[0].at == 500);
+    head = c.items[0].seq;
+    usersd_changes_free(&c);
+
+    /* clear: logged when there was a message, not otherwise */
+    assert_int_equal(s->ops->status_message(s, b, NULL, USERSD_NULL_TIME, 700, &u, NULL),
+                     USERSD_OK);
+    assert_string_equal(u.status_text, "");
+    assert_int_equal(s->ops->status_message(s, b, NULL, USERSD_NULL_TIME, 800, &u, NULL),
+                     USERSD_OK);
+    assert_int_equal(log_after(s, head, &c), 1);
+    usersd_changes_free(&c);
+    assert_int_equal(s->ops->status_message(s, 9999, "x", USERSD_NULL_TIME, 1, &u, NULL),
+                     USERSD_ENOTFOUND);
+    assert_int_equal(s->ops->status_message(s, 9999, NULL, USERSD_NULL_TIME, 1, &u, NULL),
+                     USERSD_ENOTFOUND);
+}
+
+/* History: every presence change (set, decay, a session's end, deletion)
+ * is kept with the status it replaced when history is on, and none when
+ * off; a user's rows read by window; pruning by time moves the known
+ * start; the per-minute counts close each minute's peak. */
+static void presence_history(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    int64_t a = insert(s, "a", "", 1);
+    s->history = false;
+    set(s, a, USERSD_ONLINE, 50); /* not kept */
+    s->history = true;
+    assert_int_equal(s->ops->history_mark(s, 90, true, NULL), USERSD_OK);
+    assert_int_equal(s->ops->history_mark(s, 95, true, NULL), USERSD_OK); /* already set */
+    set(s, a, USERSD_AWAY, 100);
+    set(s, a, USERSD_AWAY, 150); /* no change: nothing */
+    int64_t n = 0;
+    assert_int_equal(s->ops->decay(s, 300, USERSD_NULL_TIME, 250, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 1); /* away -> offline at 300 */
+    set(s, a, USERSD_ONLINE, 400);
+    assert_int_equal(s->ops->decay(s, 500, 450, USERSD_NULL_TIME, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 1); /* online -> away at 500 */
+
+    struct store_history h;
+    assert_int_equal(s->ops->history_read(s, a, 120, 450, &h, NULL), USERSD_OK);
+    assert_true(h.since == 90);
+    assert_true(h.have_first && h.first.at == 100);
+    assert_int_equal(h.first.status, USERSD_AWAY);
+    assert_int_equal(h.first.prev, USERSD_ONLINE);
+    assert_int_equal(h.count, 2);
+    assert_true(h.rows[0].at == 300 && h.rows[0].status == USERSD_OFFLINE &&
+                h.rows[0].prev == USERSD_AWAY);
+    assert_true(h.rows[1].at == 400 && h.rows[1].status == USERSD_ONLINE);
+    assert_true(h.have_next && h.next.at == 500 && h.next.status == USERSD_AWAY &&
+                h.next.prev == USERSD_ONLINE);
+    free(h.rows);
+
+    /* pruning: rows before 350 go, the known start moves to 350 */
+    assert_int_equal(s->ops->history_prune(s, 350, 1000, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(s->ops->history_read(s, a, 0, 1000, &h, NULL), USERSD_OK);
+    assert_true(h.since == 350);
+    assert_false(h.have_first);
+    assert_int_equal(h.count, 2);
+    free(h.rows);
+    assert_int_equal(s->ops->history_mark(s, USERSD_NULL_TIME, false, NULL), USERSD_OK);
+    assert_int_equal(s->ops->history_read(s, a, 0, 1000, &h, NULL), USERSD_OK);
+    assert_true(h.since == USERSD_NULL_TIME);
+    free(h.rows);
+
+    /* per-minute counts: a row per minute once, the last one's peak closed */
+    const int64_t M = 60000000;
+    int64_t b = insert(s, "b", "", 1);
+    assert_int_equal(s->ops->history_sample(s, 10 * M, NULL), USERSD_OK); /* a away, b offline */
+    set(s, b, USERSD_ONLINE, 10 * M + 1);
+    set(s, a, USERSD_ONLINE, 10 * M + 2); /* peak 2 */
+    set(s, a, USERSD_OFFLINE, 10 * M + 3);
+    assert_int_equal(s->ops->history_sample(s, 11 * M, NULL), USERSD_OK);
+    assert_int_equal(s->ops->history_sample(s, 11 * M, NULL), USERSD_OK); /* once */
+    struct store_minute_row *rows = NULL;
+    size_t nrows = 0;
+    int64_t live = 0;
+    assert_int_equal(s->ops->minutes_read(s, 0, 12 * M, &rows, &nrows, &live, NULL), USERSD_OK);
+    assert_int_equal(nrows, 2);
+    assert_true(rows[0].minute == 10 * M && rows[0].online == 0 && rows[0].away == 1 &&
+                rows[0].offline == 1 && rows[0].online_max == 2);
+    assert_true(rows[1].minute == 11 * M && rows[1].online == 1 && rows[1].offline == 1 &&
+                rows[1].online_max == 1);
+    assert_int_equal(live, 1);
+    free(rows);
+
+    /* a deleted user's history goes with it */
+    assert_int_equal(s->ops->user_delete(s, a, 2000, NULL), USERSD_OK);
+    assert_int_equal(s->ops->history_read(s, a, 0, 3000, &h, NULL), USERSD_OK);
+    assert_int_equal(h.count, 0);
+    free(h.rows);
+}
+
 int main(int argc, char **argv)
 {
     g_kind = argc > 1 ? argv[1] : "sqlite";
@@ -509,6 +649,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(presence_transitions, setup, teardown),
         cmocka_unit_test_setup_teardown(change_log_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(lists_and_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(status_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(presence_history, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
