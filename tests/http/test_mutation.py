@@ -98,8 +98,9 @@ class Values:
             return True
         if kind in ("integer", "number"):
             return max(1, schema.get("minimum", 1))
-        if kind == "object":
-            return {k: self.value(k, v) for k, v in schema.get("properties", {}).items()}
+        if kind == "object":  # the required members: optional ones may exclude each other
+            props = schema.get("properties", {})
+            return {k: self.value(k, props.get(k, {})) for k in schema.get("required", [])}
         if kind == "array":
             return [self.value(name, schema.get("items", {}))]
         self.n += 1
@@ -131,9 +132,9 @@ class Mutation(ServerTest):
                                    password="password-123")
         # Victims for the destructive routes: ids without the digit of the
         # admin's id, so one mutated byte cannot aim them at the admin.
-        for i in range(24):
-            victim = srv.create_user(cls.admin, username="victim%d" % i)
-        cls.victim = victim
+        victims = [srv.create_user(cls.admin, username="victim%d" % i) for i in range(24)]
+        cls.victim = victims[-1]  # deleted, logged out
+        cls.patchee = victims[-2]  # patched: deactivated, its password changed
         cls.user_token = srv.login("plain", "password-123")
         cls.victim_tokens = [srv.login("victim%d" % 23, "password-123") for _ in range(4)]
         p = subprocess.run([BIN, "routes"], capture_output=True, text=True, timeout=30)
@@ -149,12 +150,16 @@ class Mutation(ServerTest):
         credentials and body encoding."""
         method, pattern = route["method"], route["path"]
         destructive = is_destructive(route)
-        uid = self.victim["id"] if destructive else self.user["id"]
+        uid = (self.victim if destructive else self.patchee if method == "PATCH" else
+               self.user)["id"]
         path = pattern.replace("{id}", str(uid))
         op = DOC["paths"].get(pattern, {}).get(method.lower(), {})
+        now = time.time()
         values = Values({"username": "plain", "password": "password-123", "ids": "1,2,%d" % uid,
                          "search": "pla", "since": 0, "limit": 5, "last_event_id": 0,
-                         "Last-Event-ID": 0, "page": 1, "per_page": 5})
+                         "Last-Event-ID": 0, "page": 1, "per_page": 5,
+                         "from": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 7200)),
+                         "to": time.strftime("%Y-%m-%dT%H:%M:%S.5+01:00", time.gmtime(now))})
         query, extra = {}, []
         for p in op.get("parameters", []):
             p = resolve(p)
@@ -369,7 +374,9 @@ class Mutation(ServerTest):
         ctype = dict(headers).get(b"Content-Type", b"")
         if b"json" in ctype:
             obj = json.loads(body)
-            for name in list(obj) + ["unknown"]:
+            op = DOC["paths"].get(route["path"], {}).get(route["method"].lower(), {})
+            schema = resolve(op["requestBody"]["content"]["application/json"]["schema"])
+            for name in sorted(set(obj) | set(schema.get("properties", {}))) + ["unknown"]:
                 for value in JSON_VALUES:
                     data = json.dumps(dict(obj, **{name: value})).encode()
                     h = [x for x in headers if x[0] != b"Content-Length"]
