@@ -1,7 +1,43 @@
 /* h_auth.c — login and logout (API.md §3), and the browser session cookie. */
+#include <arpa/inet.h>
 #include <stdio.h>
 
+#include <sodium.h>
+
 #include "server.h"
+
+/* Runs on a login pool thread (login_limit.c) with that thread's handle:
+ * the password check (argon2id) and the new token. */
+static enum usersd_code login_run(struct req *r, struct usersd *core)
+{
+    const char *username = json_string_value(json_object_get(r->json, "username"));
+    const char *password = json_string_value(json_object_get(r->json, "password"));
+    return usersd_login(core, username, password, r->minted, &r->job.user, &r->job.err);
+}
+
+/* Back on the HTTP worker: settle the attempt with the limiter, reply. */
+static void login_reply(struct req *r)
+{
+    r->job.state = JOB_NONE;
+    enum usersd_code rc = r->job.rc;
+    login_limit_end(&r->ticket, rc == USERSD_OK      ? LOGIN_OK
+                                : rc == USERSD_EAUTH ? LOGIN_FAILED
+                                                     : LOGIN_UNDECIDED);
+    if (rc) {
+        reply_err(r, &r->job.err);
+        return;
+    }
+    struct usersd_user user = r->job.user;
+    r->caller = user; /* for the access log */
+    char cookie[160];
+    snprintf(cookie, sizeof cookie, "usersd_session=%s; HttpOnly; SameSite=Strict; Path=/%s",
+             r->minted, server_config()->cookie_secure ? "; Secure" : "");
+    reply_header(r, "Set-Cookie", cookie);
+    struct render_viewer self = {.id = user.id, .staff = user.is_staff};
+    reply_json(r, 200,
+               json_pack("{s:s, s:o}", "token", r->minted, "user", render_user(&user, self)));
+    sodium_memzero(r->minted, sizeof r->minted);
+}
 
 void h_login(struct req *r)
 {
@@ -12,25 +48,18 @@ void h_login(struct req *r)
                    username ? "password" : "username");
         return;
     }
-    struct usersd_err err = {0};
-    struct usersd_user user;
-    char key[USERSD_TOKEN_LEN + 1];
-    if (!r->core) r->core = server_core(&err);
-    if (!r->core) { /* the database is away */
-        reply_err(r, &err);
+    /* API.md §11: refused before any password work, even a right one. */
+    char ip[INET6_ADDRSTRLEN];
+    request_client_ip(r, ip, sizeof ip);
+    long wait = login_limit_begin(ip, username, &r->ticket);
+    if (wait) {
+        char secs[24];
+        snprintf(secs, sizeof secs, "%ld", wait);
+        reply_header(r, "Retry-After", secs);
+        reply_fail(r, 429, NULL, "too many failed logins; try again in %ld seconds", wait);
         return;
     }
-    if (usersd_login(r->core, username, password, key, &user, &err)) {
-        reply_err(r, &err);
-        return;
-    }
-    r->caller = user; /* for the access log */
-    char cookie[160];
-    snprintf(cookie, sizeof cookie, "usersd_session=%s; HttpOnly; SameSite=Strict; Path=/%s", key,
-             server_config()->cookie_secure ? "; Secure" : "");
-    reply_header(r, "Set-Cookie", cookie);
-    struct render_viewer self = {.id = user.id, .staff = user.is_staff};
-    reply_json(r, 200, json_pack("{s:s, s:o}", "token", key, "user", render_user(&user, self)));
+    login_pool_submit(r, login_run, login_reply);
 }
 
 void h_logout(struct req *r)

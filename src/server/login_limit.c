@@ -1,0 +1,268 @@
+/* login_limit.c — password guessing (API.md §11).
+ *
+ * Failed logins are counted per (client address, username) and per client
+ * address, each in a window of 10 minutes that starts at its first
+ * failure: past --login-max-failures for a pair, or five times that for an
+ * address, the next attempt is answered 429 with Retry-After until the
+ * window ends — without looking at the password, so the right one does not
+ * get through either. An attempt is counted when it starts and taken back
+ * when it succeeds (the pair starts afresh) or cannot be decided (the
+ * database is away), so a thousand attempts sent at once are limited like
+ * a thousand sent one by one.
+ *
+ * Memory is fixed: two set-associative tables (8 ways) keyed by a keyed
+ * BLAKE2b of the address and lower-cased username, so nobody can aim
+ * entries at one set. A new entry takes an empty or expired way, else the
+ * one with the fewest failures (the oldest among equals): a flood of new
+ * usernames replaces entries that hold few failures long before it can
+ * push out a blocked one, and the per-address count stops such a flood
+ * from any one address anyway.
+ *
+ * The password checks themselves (argon2id, tens of milliseconds and
+ * 19 MiB each) run on their own pool of --threads threads: the HTTP worker
+ * suspends the connection and goes on serving others, so a flood of logins
+ * waits its turn instead of taking every worker. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "server.h"
+
+#define WAYS 8
+#define PAIR_SETS 2048 /* 16,384 pairs */
+#define ADDR_SETS 512  /* 4,096 addresses */
+
+struct slot {
+    uint64_t key; /* 0: empty */
+    int64_t start_us;
+    uint32_t count;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    unsigned char hash_key[crypto_generichash_KEYBYTES];
+    struct slot pair[PAIR_SETS][WAYS];
+    struct slot addr[ADDR_SETS][WAYS];
+    int64_t window_us;
+    uint32_t max_pair, max_addr;
+} L = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static uint64_t key_of(char kind, const char *ip, const char *username)
+{
+    crypto_generichash_state st;
+    unsigned char out[8];
+    crypto_generichash_init(&st, L.hash_key, sizeof L.hash_key, sizeof out);
+    crypto_generichash_update(&st, (const unsigned char *)&kind, 1);
+    crypto_generichash_update(&st, (const unsigned char *)ip, strlen(ip) + 1);
+    if (username) { /* usernames match case-insensitively (API.md §6) */
+        unsigned char buf[256];
+        size_t n = 0;
+        for (const char *c = username; *c; c++) {
+            buf[n++] = (unsigned char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+            if (n == sizeof buf) {
+                crypto_generichash_update(&st, buf, n);
+                n = 0;
+            }
+        }
+        crypto_generichash_update(&st, buf, n);
+    }
+    crypto_generichash_final(&st, out, sizeof out);
+    uint64_t k = 0;
+    memcpy(&k, out, sizeof k);
+    return k ? k : 1;
+}
+
+static struct slot *find(struct slot *set, uint64_t key, int64_t now)
+{
+    for (int i = 0; i < WAYS; i++)
+        if (set[i].key == key) {
+            if (now - set[i].start_us >= L.window_us) { /* its window is over */
+                set[i].count = 0;
+                set[i].start_us = now;
+            }
+            return &set[i];
+        }
+    return NULL;
+}
+
+static struct slot *take(struct slot *set, uint64_t key, int64_t now)
+{
+    struct slot *v = &set[0];
+    for (int i = 0; i < WAYS; i++) {
+        struct slot *s = &set[i];
+        if (!s->key || s->count == 0 || now - s->start_us >= L.window_us) {
+            v = s;
+            break;
+        }
+        if (s->count < v->count || (s->count == v->count && s->start_us < v->start_us)) v = s;
+    }
+    v->key = key;
+    v->count = 0;
+    v->start_us = now;
+    return v;
+}
+
+static long wait_s(const struct slot *s, uint32_t max, int64_t now)
+{
+    if (!s || s->count < max) return 0;
+    int64_t left = s->start_us + L.window_us - now;
+    return left <= 0 ? 1 : (long)((left + 999999) / 1000000);
+}
+
+void login_limit_configure(int max_failures)
+{
+    L.max_pair = (uint32_t)max_failures;
+    L.max_addr = 5 * (uint32_t)max_failures;
+    L.window_us = 600 * 1000000LL;
+    const char *t = getenv("USERSD_TEST_LOGIN_WINDOW"); /* seconds; tests only */
+    if (t && *t) {
+        char *end;
+        long v = strtol(t, &end, 10);
+        if (!*end && v > 0 && v <= 600) L.window_us = v * 1000000LL;
+    }
+    crypto_generichash_keygen(L.hash_key);
+}
+
+long login_limit_begin(const char *ip, const char *username, struct login_ticket *t)
+{
+    uint64_t kp = key_of('p', ip, username), ka = key_of('a', ip, NULL);
+    struct slot *pset = L.pair[kp % PAIR_SETS], *aset = L.addr[(ka >> 16) % ADDR_SETS];
+    int64_t now = now_us();
+    pthread_mutex_lock(&L.lock);
+    struct slot *p = find(pset, kp, now), *a = find(aset, ka, now);
+    long wp = wait_s(p, L.max_pair, now), wa = wait_s(a, L.max_addr, now);
+    if (wp || wa) {
+        pthread_mutex_unlock(&L.lock);
+        return wp > wa ? wp : wa;
+    }
+    if (!p) p = take(pset, kp, now);
+    if (!a) a = take(aset, ka, now);
+    p->count++;
+    a->count++;
+    *t = (struct login_ticket){
+        .pair = kp, .addr = ka, .pair_start = p->start_us, .addr_start = a->start_us, .held = true};
+    pthread_mutex_unlock(&L.lock);
+    return 0;
+}
+
+void login_limit_end(struct login_ticket *t, enum login_outcome outcome)
+{
+    if (!t->held) return;
+    t->held = false;
+    if (outcome == LOGIN_FAILED) return; /* counted when it began */
+    int64_t now = now_us();
+    pthread_mutex_lock(&L.lock);
+    /* Only the entry the attempt was counted in (not one that took its
+     * place or started a new window since). */
+    struct slot *p = find(L.pair[t->pair % PAIR_SETS], t->pair, now);
+    struct slot *a = find(L.addr[(t->addr >> 16) % ADDR_SETS], t->addr, now);
+    if (p && p->start_us == t->pair_start && p->count) {
+        if (outcome == LOGIN_OK)
+            *p = (struct slot){0}; /* the pair starts afresh */
+        else
+            p->count--;
+    }
+    if (a && a->start_us == t->addr_start && a->count) a->count--;
+    pthread_mutex_unlock(&L.lock);
+}
+
+/* ---- the pool of password checks ----------------------------------------- */
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct req *head, *tail;
+    bool stopping;
+    pthread_t *threads;
+    int n;
+} P = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static void *pool_main(void *arg)
+{
+    (void)arg;
+    struct usersd_err err = {0};
+    struct usersd_config c = server_core_config();
+    struct usersd *core = NULL;
+    if (usersd_open(&core, &c, &err)) core = NULL; /* tried again per job */
+    pthread_mutex_lock(&P.lock);
+    for (;;) {
+        while (!P.head && !P.stopping)
+            pthread_cond_wait(&P.wake, &P.lock);
+        struct req *r = P.head;
+        if (!r) break; /* stopping, and the queue is drained */
+        P.head = r->job.next;
+        if (!P.head) P.tail = NULL;
+        pthread_mutex_unlock(&P.lock);
+        memset(&r->job.err, 0, sizeof r->job.err);
+        if (!core && usersd_open(&core, &c, &r->job.err)) {
+            core = NULL;
+            r->job.rc = r->job.err.code ? r->job.err.code : USERSD_EDB;
+        } else {
+            r->job.rc = r->pool_run(r, core);
+        }
+        r->job.state = JOB_DONE;
+        MHD_resume_connection(r->conn);
+        pthread_mutex_lock(&P.lock);
+    }
+    pthread_mutex_unlock(&P.lock);
+    usersd_close(core);
+    return NULL;
+}
+
+int login_pool_start(int threads, struct usersd_err *err)
+{
+    P.threads = calloc((size_t)threads, sizeof *P.threads);
+    if (!P.threads) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return -1;
+    }
+    for (; P.n < threads; P.n++)
+        if (pthread_create(&P.threads[P.n], NULL, pool_main, NULL) != 0) {
+            snprintf(err->msg, sizeof err->msg, "cannot start the login threads");
+            login_pool_stop();
+            return -1;
+        }
+    return 0;
+}
+
+void login_pool_stop(void)
+{
+    pthread_mutex_lock(&P.lock);
+    P.stopping = true; /* the queue is drained first */
+    pthread_cond_broadcast(&P.wake);
+    pthread_mutex_unlock(&P.lock);
+    for (int i = 0; i < P.n; i++)
+        pthread_join(P.threads[i], NULL);
+    free(P.threads);
+    P.threads = NULL;
+    P.n = 0;
+}
+
+void login_pool_submit(struct req *r, enum usersd_code (*run)(struct req *r, struct usersd *core),
+                       handler_fn reply)
+{
+    r->pool_run = run;
+    r->resumed = reply;
+    r->job.state = JOB_QUEUED;
+    r->job.next = NULL;
+    /* Suspend first: a pool thread may resume it as soon as it is queued. */
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_lock(&P.lock);
+    if (P.tail)
+        P.tail->job.next = r;
+    else
+        P.head = r;
+    P.tail = r;
+    pthread_cond_signal(&P.wake);
+    pthread_mutex_unlock(&P.lock);
+}
