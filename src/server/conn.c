@@ -447,6 +447,7 @@ void conn_configure(long max_connections, long max_per_ip)
     g.look_us = g.header_us / 8;
     if (g.look_us > 1000000) g.look_us = 1000000;
     if (g.look_us < 50000) g.look_us = 50000;
+    if (sodium_init() < 0) abort(); /* idempotent; usersd_open did it already */
     randombytes_buf(g.ip_key, sizeof g.ip_key);
 }
 

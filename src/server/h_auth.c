@@ -1,5 +1,4 @@
 /* h_auth.c — login and logout (API.md §3), and the browser session cookie. */
-#include <arpa/inet.h>
 #include <stdio.h>
 
 #include <sodium.h>
@@ -7,23 +6,39 @@
 #include "server.h"
 
 /* Runs on a login pool thread (login_limit.c) with that thread's handle:
- * the password check (argon2id) and the new token. */
+ * the limit, the password check (argon2id) and the new token. */
 static enum usersd_code login_run(struct req *r, struct usersd *core)
 {
     const char *username = json_string_value(json_object_get(r->json, "username"));
     const char *password = json_string_value(json_object_get(r->json, "password"));
-    return usersd_login(core, username, password, r->minted, &r->job.user, &r->job.err);
-}
-
-/* Back on the HTTP worker: settle the attempt with the limiter, reply. */
-static void login_reply(struct req *r)
-{
-    r->job.state = JOB_NONE;
-    enum usersd_code rc = r->job.rc;
+    r->retry_after = login_limit_begin(r->client_ip, username, &r->ticket);
+    if (r->retry_after) return USERSD_OK;
+    enum usersd_code rc =
+        usersd_login(core, username, password, r->minted, &r->job.user, &r->job.err);
     login_limit_end(&r->ticket, rc == USERSD_OK      ? LOGIN_OK
                                 : rc == USERSD_EAUTH ? LOGIN_FAILED
                                                      : LOGIN_UNDECIDED);
-    if (rc) {
+    return rc;
+}
+
+/* API.md §11: refused before any password work, even a right one. */
+static void too_many(struct req *r, long wait)
+{
+    char secs[24];
+    snprintf(secs, sizeof secs, "%ld", wait);
+    reply_header(r, "Retry-After", secs);
+    reply_fail(r, 429, NULL, "too many failed logins; try again in %ld seconds", wait);
+}
+
+/* Back on the HTTP worker: the reply. */
+static void login_reply(struct req *r)
+{
+    r->job.state = JOB_NONE;
+    if (r->retry_after) {
+        too_many(r, r->retry_after);
+        return;
+    }
+    if (r->job.rc) {
         reply_err(r, &r->job.err);
         return;
     }
@@ -48,15 +63,10 @@ void h_login(struct req *r)
                    username ? "password" : "username");
         return;
     }
-    /* API.md §11: refused before any password work, even a right one. */
-    char ip[INET6_ADDRSTRLEN];
-    request_client_ip(r, ip, sizeof ip);
-    long wait = login_limit_begin(ip, username, &r->ticket);
+    request_client_ip(r, r->client_ip, sizeof r->client_ip);
+    long wait = login_limit_check(r->client_ip, username);
     if (wait) {
-        char secs[24];
-        snprintf(secs, sizeof secs, "%ld", wait);
-        reply_header(r, "Retry-After", secs);
-        reply_fail(r, 429, NULL, "too many failed logins; try again in %ld seconds", wait);
+        too_many(r, wait);
         return;
     }
     login_pool_submit(r, login_run, login_reply);

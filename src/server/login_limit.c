@@ -1,14 +1,17 @@
 /* login_limit.c — password guessing (API.md §11).
  *
  * Failed logins are counted per (client address, username) and per client
- * address, each in a window of 10 minutes that starts at its first
- * failure: past --login-max-failures for a pair, or five times that for an
- * address, the next attempt is answered 429 with Retry-After until the
- * window ends — without looking at the password, so the right one does not
- * get through either. An attempt is counted when it starts and taken back
- * when it succeeds (the pair starts afresh) or cannot be decided (the
- * database is away), so a thousand attempts sent at once are limited like
- * a thousand sent one by one.
+ * address, each in a window of 10 minutes from its first failure: past
+ * --login-max-failures for a pair, or five times that for an address, the
+ * next attempt is answered 429 with Retry-After until the window ends —
+ * without looking at the password, so the right one does not get through
+ * either. A success starts its pair afresh (not its address).
+ *
+ * Exact under concurrency: checks that are running count against the limit
+ * with the failures, and an attempt that could only pass if running ones
+ * succeed waits for them to settle. A thousand guesses sent at once are
+ * limited like a thousand sent one by one, while a thousand right logins
+ * sent at once are not held up (no failures, at most --threads running).
  *
  * Memory is fixed: two set-associative tables (8 ways) keyed by a keyed
  * BLAKE2b of the address and lower-cased username, so nobody can aim
@@ -36,19 +39,21 @@
 #define ADDR_SETS 512  /* 4,096 addresses */
 
 struct slot {
-    uint64_t key; /* 0: empty */
-    int64_t start_us;
-    uint32_t count;
+    uint64_t key;     /* 0: empty */
+    int64_t start_us; /* the window's start: the first failure */
+    uint32_t count;   /* failures in the window */
+    uint32_t busy;    /* checks running now */
 };
 
 static struct {
     pthread_mutex_t lock;
+    pthread_cond_t settled; /* a running check ended */
     unsigned char hash_key[crypto_generichash_KEYBYTES];
     struct slot pair[PAIR_SETS][WAYS];
     struct slot addr[ADDR_SETS][WAYS];
     int64_t window_us;
     uint32_t max_pair, max_addr;
-} L = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} L = {.lock = PTHREAD_MUTEX_INITIALIZER, .settled = PTHREAD_COND_INITIALIZER};
 
 static int64_t now_us(void)
 {
@@ -82,33 +87,42 @@ static uint64_t key_of(char kind, const char *ip, const char *username)
     return k ? k : 1;
 }
 
+static struct slot *pair_set(uint64_t key)
+{
+    return L.pair[key % PAIR_SETS];
+}
+
+static struct slot *addr_set(uint64_t key)
+{
+    return L.addr[(key >> 16) % ADDR_SETS];
+}
+
 static struct slot *find(struct slot *set, uint64_t key, int64_t now)
 {
     for (int i = 0; i < WAYS; i++)
         if (set[i].key == key) {
-            if (now - set[i].start_us >= L.window_us) { /* its window is over */
-                set[i].count = 0;
-                set[i].start_us = now;
-            }
+            if (set[i].count && now - set[i].start_us >= L.window_us)
+                set[i].count = 0; /* its window is over */
             return &set[i];
         }
     return NULL;
 }
 
+/* A way for key: an empty or idle one, else the one with the fewest
+ * failures, the oldest among equals. */
 static struct slot *take(struct slot *set, uint64_t key, int64_t now)
 {
-    struct slot *v = &set[0];
+    struct slot *v = NULL;
     for (int i = 0; i < WAYS; i++) {
         struct slot *s = &set[i];
-        if (!s->key || s->count == 0 || now - s->start_us >= L.window_us) {
+        bool idle = !s->busy && (!s->count || now - s->start_us >= L.window_us);
+        if (!s->key || idle) {
             v = s;
             break;
         }
-        if (s->count < v->count || (s->count == v->count && s->start_us < v->start_us)) v = s;
+        if (!v || s->count < v->count || (s->count == v->count && s->start_us < v->start_us)) v = s;
     }
-    v->key = key;
-    v->count = 0;
-    v->start_us = now;
+    *v = (struct slot){.key = key, .start_us = now};
     return v;
 }
 
@@ -117,6 +131,12 @@ static long wait_s(const struct slot *s, uint32_t max, int64_t now)
     if (!s || s->count < max) return 0;
     int64_t left = s->start_us + L.window_us - now;
     return left <= 0 ? 1 : (long)((left + 999999) / 1000000);
+}
+
+static long blocked(const struct slot *p, const struct slot *a, int64_t now)
+{
+    long wp = wait_s(p, L.max_pair, now), wa = wait_s(a, L.max_addr, now);
+    return wp > wa ? wp : wa;
 }
 
 void login_limit_configure(int max_failures)
@@ -130,49 +150,71 @@ void login_limit_configure(int max_failures)
         long v = strtol(t, &end, 10);
         if (!*end && v > 0 && v <= 600) L.window_us = v * 1000000LL;
     }
+    if (sodium_init() < 0) abort(); /* idempotent; usersd_open did it already */
     crypto_generichash_keygen(L.hash_key);
+}
+
+long login_limit_check(const char *ip, const char *username)
+{
+    uint64_t kp = key_of('p', ip, username), ka = key_of('a', ip, NULL);
+    int64_t now = now_us();
+    pthread_mutex_lock(&L.lock);
+    long wait = blocked(find(pair_set(kp), kp, now), find(addr_set(ka), ka, now), now);
+    pthread_mutex_unlock(&L.lock);
+    return wait;
 }
 
 long login_limit_begin(const char *ip, const char *username, struct login_ticket *t)
 {
     uint64_t kp = key_of('p', ip, username), ka = key_of('a', ip, NULL);
-    struct slot *pset = L.pair[kp % PAIR_SETS], *aset = L.addr[(ka >> 16) % ADDR_SETS];
-    int64_t now = now_us();
     pthread_mutex_lock(&L.lock);
-    struct slot *p = find(pset, kp, now), *a = find(aset, ka, now);
-    long wp = wait_s(p, L.max_pair, now), wa = wait_s(a, L.max_addr, now);
-    if (wp || wa) {
-        pthread_mutex_unlock(&L.lock);
-        return wp > wa ? wp : wa;
+    struct slot *p, *a;
+    for (;;) {
+        int64_t now = now_us();
+        p = find(pair_set(kp), kp, now);
+        a = find(addr_set(ka), ka, now);
+        long wait = blocked(p, a, now);
+        if (wait) {
+            pthread_mutex_unlock(&L.lock);
+            return wait;
+        }
+        bool pair_room = !p || p->count + p->busy < L.max_pair;
+        bool addr_room = !a || a->count + a->busy < L.max_addr;
+        if (pair_room && addr_room) break;
+        /* Only running checks stand between this one and the limit: if
+         * they fail, it must not run. Wait for one to settle. */
+        pthread_cond_wait(&L.settled, &L.lock);
     }
-    if (!p) p = take(pset, kp, now);
-    if (!a) a = take(aset, ka, now);
-    p->count++;
-    a->count++;
-    *t = (struct login_ticket){
-        .pair = kp, .addr = ka, .pair_start = p->start_us, .addr_start = a->start_us, .held = true};
+    int64_t now = now_us();
+    if (!p) p = take(pair_set(kp), kp, now);
+    if (!a) a = take(addr_set(ka), ka, now);
+    p->busy++;
+    a->busy++;
+    *t = (struct login_ticket){.pair = kp, .addr = ka, .held = true};
     pthread_mutex_unlock(&L.lock);
     return 0;
+}
+
+static void settle(struct slot *s, bool failed, int64_t now)
+{
+    if (!s) return; /* pushed out meanwhile */
+    if (s->busy) s->busy--;
+    if (!failed) return;
+    if (!s->count) s->start_us = now; /* the window starts at the first failure */
+    s->count++;
 }
 
 void login_limit_end(struct login_ticket *t, enum login_outcome outcome)
 {
     if (!t->held) return;
     t->held = false;
-    if (outcome == LOGIN_FAILED) return; /* counted when it began */
     int64_t now = now_us();
     pthread_mutex_lock(&L.lock);
-    /* Only the entry the attempt was counted in (not one that took its
-     * place or started a new window since). */
-    struct slot *p = find(L.pair[t->pair % PAIR_SETS], t->pair, now);
-    struct slot *a = find(L.addr[(t->addr >> 16) % ADDR_SETS], t->addr, now);
-    if (p && p->start_us == t->pair_start && p->count) {
-        if (outcome == LOGIN_OK)
-            *p = (struct slot){0}; /* the pair starts afresh */
-        else
-            p->count--;
-    }
-    if (a && a->start_us == t->addr_start && a->count) a->count--;
+    struct slot *p = find(pair_set(t->pair), t->pair, now);
+    settle(p, outcome == LOGIN_FAILED, now);
+    settle(find(addr_set(t->addr), t->addr, now), outcome == LOGIN_FAILED, now);
+    if (p && outcome == LOGIN_OK) p->count = 0; /* the pair starts afresh */
+    pthread_cond_broadcast(&L.settled);
     pthread_mutex_unlock(&L.lock);
 }
 

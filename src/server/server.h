@@ -83,10 +83,9 @@ void metrics_free(void);
 
 enum body_type { BODY_NONE, BODY_JSON, BODY_FORM, BODY_OTHER };
 
-/* A login attempt counted by login_limit_begin, settled by _end. */
+/* A running password check, counted by login_limit_begin, settled by _end. */
 struct login_ticket {
     uint64_t pair, addr;
-    int64_t pair_start, addr_start;
     bool held;
 };
 enum login_outcome { LOGIN_OK, LOGIN_FAILED, LOGIN_UNDECIDED };
@@ -143,6 +142,8 @@ struct req {
     handler_fn resumed; /* sends the reply of a done job (NULL: writer_reply) */
     struct login_ticket ticket;
     char minted[USERSD_TOKEN_LEN + 1];
+    char client_ip[48]; /* request_client_ip, taken on the worker */
+    long retry_after;   /* > 0: the login limit refused it (429) */
 };
 
 /* This thread's libusersd handle, opened on first use; NULL with err filled
@@ -251,11 +252,16 @@ unsigned conn_idle_timeout(void);
 
 /* Sets the limit (and reads the test-only USERSD_TEST_LOGIN_WINDOW). */
 void login_limit_configure(int max_failures);
-/* Counts an attempt of username from ip. Returns 0 and fills t when it may
- * go on; else the seconds until it may (429), counting nothing. */
+/* The seconds until username may try to log in from ip again (429), or 0.
+ * Counts nothing: the early refusal, before a check is queued. */
+long login_limit_check(const char *ip, const char *username);
+/* Right before a password check: 0 with t filled when it may run (waiting
+ * first while only running checks stand between it and the limit), else
+ * the seconds to wait (429). */
 long login_limit_begin(const char *ip, const char *username, struct login_ticket *t);
-/* Settles t: a failure stays counted; a success clears the pair and takes
- * the attempt back from the address; an undecided one is taken back. */
+/* Right after it: a failure is counted for the pair and the address; a
+ * success starts the pair afresh; an undecided one (database away) counts
+ * nothing. */
 void login_limit_end(struct login_ticket *t, enum login_outcome outcome);
 /* Starts the threads that run password checks (at most threads at once). */
 int login_pool_start(int threads, struct usersd_err *err);
