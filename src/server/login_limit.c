@@ -231,11 +231,14 @@ static struct {
 
 static void *pool_main(void *arg)
 {
-    (void)arg;
     struct usersd_err err = {0};
     struct usersd_config c = server_core_config();
     struct usersd *core = NULL;
     if (usersd_open(&core, &c, &err)) core = NULL; /* tried again per job */
+    /* An unknown username is checked against a dummy hash made on first
+     * use: make it now, or the first such login would cost two hashes and
+     * tell that the name does not exist (the first thread makes it). */
+    if (core && arg) usersd_password_check(core, "", "", NULL, &err);
     pthread_mutex_lock(&P.lock);
     for (;;) {
         while (!P.head && !P.stopping)
@@ -269,7 +272,7 @@ int login_pool_start(int threads, struct usersd_err *err)
         return -1;
     }
     for (; P.n < threads; P.n++)
-        if (pthread_create(&P.threads[P.n], NULL, pool_main, NULL) != 0) {
+        if (pthread_create(&P.threads[P.n], NULL, pool_main, P.n ? NULL : &P) != 0) {
             snprintf(err->msg, sizeof err->msg, "cannot start the login threads");
             login_pool_stop();
             return -1;
