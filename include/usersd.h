@@ -84,6 +84,7 @@ USERSD_API bool usersd_status_parse(const char *s, enum usersd_status *out);
 #define USERSD_PASSWORD_MIN 8
 #define USERSD_PASSWORD_MAX 1024
 #define USERSD_SEARCH_MAX 200
+#define USERSD_STATUS_TEXT_MAX 100 /* a status message, characters */
 #define USERSD_NULL_TIME INT64_MIN /* a timestamp that is not set (JSON null) */
 
 /* A user as stored. Strings are NUL-terminated UTF-8 held inline, so a user
@@ -100,6 +101,11 @@ struct usersd_user {
     int64_t date_joined;
     enum usersd_status online_status;
     int64_t last_seen;
+    /* The status message ("In a meeting until 3"): "" when there is none
+     * (or it has ended: the library never returns an ended one), and its
+     * end, USERSD_NULL_TIME for none. */
+    char status_text[USERSD_STATUS_TEXT_MAX * 4 + 1];
+    int64_t status_expires;
 };
 
 /* The model method is_online: status is online. */
@@ -175,12 +181,14 @@ struct usersd_config {
     const char *db_url;          /* "sqlite:PATH" (borrowed during usersd_open) */
     int64_t away_after_s;        /* decay online→away after this idle time; 0 off */
     int64_t offline_after_s;     /* decay online/away→offline; 0 off */
-    int64_t activity_interval_s; /* min seconds between activity updates (60) */
+    int64_t activity_interval_s; /* min seconds between activity updates (60; 0: every time) */
     int64_t changes_retention_s; /* keep the change log this long (3600) */
     usersd_clock_fn clock;       /* NULL: the real clock */
     void *clock_ctx;
+    int64_t session_ttl_s; /* a session unused this long expires (2592000 = 30 days; 0 never) */
+    int64_t history_days;  /* keep presence history this long (30; 0: keep none) */
 };
-/* Defaults: sqlite:usersd.db, 600, 3600, 60, 3600, real clock. */
+/* Defaults: sqlite:usersd.db, 600, 3600, 60, 3600, real clock, 2592000, 30. */
 USERSD_API void usersd_config_init(struct usersd_config *cfg);
 
 struct usersd;
@@ -206,11 +214,20 @@ USERSD_API enum usersd_code usersd_user_create(struct usersd *u, const struct us
 /* ENOTFOUND when no user has this id. */
 USERSD_API enum usersd_code usersd_user_get(struct usersd *u, int64_t id, struct usersd_user *out,
                                             struct usersd_err *err);
-/* Changes the given fields (same rules as create). out may be NULL. */
+/* Changes the given fields (same rules as create). out may be NULL. A new
+ * password ends every session of the user; deactivation ends them all and
+ * the user goes offline (usersd_user_update_keep keeps one session). */
 USERSD_API enum usersd_code usersd_user_update(struct usersd *u, int64_t id,
                                                const struct usersd_user_fields *f,
                                                struct usersd_user *out, struct usersd_err *err);
-/* Deletes the user, its tokens and its presence. ENOTFOUND if absent. */
+/* usersd_user_update, except that a password change keeps the session
+ * keep_session (the caller's own, when users change their own password;
+ * 0 keeps none). Deactivation still ends every session. */
+USERSD_API enum usersd_code usersd_user_update_keep(struct usersd *u, int64_t id,
+                                                    const struct usersd_user_fields *f,
+                                                    int64_t keep_session, struct usersd_user *out,
+                                                    struct usersd_err *err);
+/* Deletes the user, its sessions and its presence. ENOTFOUND if absent. */
 USERSD_API enum usersd_code usersd_user_delete(struct usersd *u, int64_t id,
                                                struct usersd_err *err);
 /* Counts users; *out receives the count. */
@@ -252,9 +269,15 @@ USERSD_API enum usersd_code usersd_users_by_ids(struct usersd *u, const int64_t 
                                                 struct usersd_page *out, struct usersd_err *err);
 /* Activity: moves last_seen to now when it is older than the configured
  * activity interval (or null); the status is unchanged. *user is updated in
- * place when a write happened. */
+ * place when a write happened. (usersd_session_activity also moves the
+ * session's last_used.) */
 USERSD_API enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *user,
                                          struct usersd_err *err);
+/* True when activity by user through session s (may be NULL) would write:
+ * last_seen or the session's last_used is older than the activity
+ * interval (or last_seen is null). */
+USERSD_API bool usersd_activity_due(const struct usersd *u, const struct usersd_user *user,
+                                    int64_t session_last_used);
 
 /* ---- Decay and the change log ------------------------------------------ */
 
@@ -268,8 +291,18 @@ USERSD_API enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *u
 USERSD_API enum usersd_code usersd_decay(struct usersd *u, int64_t *changed,
                                          struct usersd_err *err);
 
-/* One online_status change, as logged (in the same transaction as the
- * change). seq increases with every change. */
+/* What a log entry records. Presence changes are what the stream and the
+ * changes endpoint show; the others ride the same log so that every
+ * process sharing the database learns of them in order. */
+enum usersd_change_kind {
+    USERSD_CHANGE_PRESENCE = 0,       /* online_status changed */
+    USERSD_CHANGE_STATUS_MESSAGE = 1, /* the status message was set, cleared or ended */
+    USERSD_CHANGE_SESSION_END = 2,    /* session_id (0: every session of user_id) ended */
+};
+
+/* One logged change (written in the same transaction as the change). seq
+ * increases with every entry; usersd_changes_since returns presence
+ * changes only, so its seqs need not be consecutive. */
 struct usersd_change {
     int64_t seq;
     int64_t user_id;
@@ -277,6 +310,11 @@ struct usersd_change {
     enum usersd_status online_status;
     int64_t last_seen;
     int64_t at; /* when the change happened */
+    enum usersd_change_kind kind;
+    int64_t session_id; /* SESSION_END: the session, 0 for all of the user's */
+    /* STATUS_MESSAGE: the new message ("" when cleared) and its end */
+    char status_text[USERSD_STATUS_TEXT_MAX * 4 + 1];
+    int64_t status_expires;
 };
 
 /* A batch of changes; items allocated by the library (usersd_changes_free). */
@@ -296,6 +334,11 @@ USERSD_API void usersd_changes_free(struct usersd_changes *c);
 USERSD_API enum usersd_code usersd_changes_since(struct usersd *u, int64_t since, int limit,
                                                  struct usersd_changes *out,
                                                  struct usersd_err *err);
+/* Like usersd_changes_since, but every kind of entry (the server's stream
+ * hub reads these: presence changes and status messages for the streams,
+ * session ends to close the streams of a revoked session). */
+USERSD_API enum usersd_code usersd_log_since(struct usersd *u, int64_t since, int limit,
+                                             struct usersd_changes *out, struct usersd_err *err);
 /* The newest seq (0 when nothing was ever logged). */
 USERSD_API enum usersd_code usersd_changes_head(struct usersd *u, int64_t *seq,
                                                 struct usersd_err *err);
@@ -305,8 +348,98 @@ USERSD_API enum usersd_code usersd_changes_head(struct usersd *u, int64_t *seq,
  * poll usersd_changes_since instead. Either way the log stays the truth. */
 USERSD_API enum usersd_code usersd_changes_wait(struct usersd *u, int timeout_ms, bool *notified,
                                                 struct usersd_err *err);
+/* Like usersd_changes_since, but presence changes and status messages:
+ * what a stream replays after Last-Event-ID. */
+USERSD_API enum usersd_code usersd_events_since(struct usersd *u, int64_t since, int limit,
+                                                struct usersd_changes *out, struct usersd_err *err);
 /* Deletes changes older than the configured retention. */
 USERSD_API enum usersd_code usersd_changes_prune(struct usersd *u, struct usersd_err *err);
+
+/* ---- Status messages ----------------------------------------------------- */
+
+/* Sets user id's status message: text of 1 to USERSD_STATUS_TEXT_MAX
+ * characters, no control characters (EINVAL, field "text"), ending at
+ * expires_at (USERSD_NULL_TIME: no end; else it must be in the future:
+ * EINVAL, field "expires_at"). Logged for the streams. out (may be NULL)
+ * receives the user. ENOTFOUND for an unknown user. */
+USERSD_API enum usersd_code usersd_status_message_set(struct usersd *u, int64_t id,
+                                                      const char *text, int64_t expires_at,
+                                                      struct usersd_user *out,
+                                                      struct usersd_err *err);
+/* Clears it (logged only when there was one). ENOTFOUND for an unknown user. */
+USERSD_API enum usersd_code usersd_status_message_clear(struct usersd *u, int64_t id,
+                                                        struct usersd_user *out,
+                                                        struct usersd_err *err);
+/* Clears every message whose end has come, each logged once however many
+ * processes sweep at once; *n (may be NULL) receives how many. */
+USERSD_API enum usersd_code usersd_status_message_expire(struct usersd *u, int64_t *n,
+                                                         struct usersd_err *err);
+
+/* ---- Presence history ---------------------------------------------------- */
+
+#define USERSD_UNKNOWN (-1)                  /* an interval of history whose status is not known */
+#define USERSD_HISTORY_SPAN_MAX (31 * 86400) /* seconds a history window may span */
+#define USERSD_HISTORY_POINTS_MAX 1000
+
+/* One stretch of a user's history: status (an enum usersd_status, or
+ * USERSD_UNKNOWN) from `from` to `to` (microseconds). */
+struct usersd_interval {
+    int status;
+    int64_t from, to;
+};
+
+/* A user's presence over [from, to): intervals in time order, clipped to
+ * the window, adjacent ones never of the same status, together covering the
+ * window; totals[i] the time in status i (0 offline, 1 away, 2 online, 3
+ * unknown), summing to to - from. Time before the history's known start
+ * (the oldest kept change, or when the user joined) and after now is
+ * unknown. items allocated by the library (usersd_history_free). */
+struct usersd_history {
+    int64_t user_id, from, to;
+    struct usersd_interval *items;
+    size_t count;
+    int64_t totals[4];
+};
+USERSD_API void usersd_history_free(struct usersd_history *h);
+/* The presence history of user id over [from, to). EINVAL (field "from")
+ * unless from < to and to - from <= USERSD_HISTORY_SPAN_MAX seconds;
+ * ENOTFOUND for an unknown user. Reads only that user's history. */
+USERSD_API enum usersd_code usersd_presence_history(struct usersd *u, int64_t id, int64_t from,
+                                                    int64_t to, struct usersd_history *out,
+                                                    struct usersd_err *err);
+
+/* Users by status over time: counts at each point's instant, online_max the
+ * most users online at any moment of its bucket (to the minute); known is
+ * false before history starts (and where it was not kept). */
+struct usersd_count_point {
+    int64_t at;
+    bool known;
+    int64_t online, away, offline, online_max;
+};
+struct usersd_online_history {
+    int64_t from, to, bucket_s;
+    struct usersd_count_point *points;
+    size_t count;
+};
+USERSD_API void usersd_online_history_free(struct usersd_online_history *h);
+/* Points every bucket_s seconds (60, 300, 3600 or 86400; 0 picks the
+ * smallest that gives at most USERSD_HISTORY_POINTS_MAX), the first at from
+ * rounded down to a whole bucket (UTC), then one every bucket while before
+ * to. EINVAL (field "bucket") for another bucket or too many points,
+ * (field "from") for a bad window. Reads the per-minute table, never the
+ * changes. */
+USERSD_API enum usersd_code usersd_online_history(struct usersd *u, int64_t from, int64_t to,
+                                                  int64_t bucket_s,
+                                                  struct usersd_online_history *out,
+                                                  struct usersd_err *err);
+/* Once a minute (the server's sweep): writes this minute's counts from the
+ * counters (once, however many processes ask) and closes the last minute's
+ * peak. Nothing when history is off. */
+USERSD_API enum usersd_code usersd_history_sample(struct usersd *u, struct usersd_err *err);
+/* Deletes history older than history_days, a few thousand rows per
+ * transaction through the time index; marks where the known history now
+ * starts. With history off, marks it unknown from now on. */
+USERSD_API enum usersd_code usersd_history_prune(struct usersd *u, struct usersd_err *err);
 
 /* A number that changes whenever the database may have changed: any commit,
  * by this handle, another handle or another process. Equal numbers mean
@@ -339,11 +472,11 @@ USERSD_API void usersd_batch_rollback(struct usersd *u);
 /* ---- Copying ----------------------------------------------------------- */
 
 /* Copies every user (ids, password hashes and presence included) and every
- * token from `from` into `to`, which must hold no user (ECONFLICT
+ * session from `from` into `to`, which must hold no user (ECONFLICT
  * otherwise). The change log is not copied: `to` continues its sequence
  * after `from`'s newest, so a stream client reconnecting with an old
  * Last-Event-ID is told to resync. *users and *tokens (may be NULL) receive
- * the counts. */
+ * the counts of users and sessions. */
 USERSD_API enum usersd_code usersd_copy(struct usersd *from, struct usersd *to, int64_t *users,
                                         int64_t *tokens, struct usersd_err *err);
 
@@ -355,25 +488,106 @@ USERSD_API enum usersd_code usersd_copy(struct usersd *from, struct usersd *to, 
 USERSD_API enum usersd_code usersd_seed(struct usersd *u, int64_t n, const char *password,
                                         struct usersd_err *err);
 
-/* ---- Authentication ---------------------------------------------------- */
+/* ---- Authentication and sessions ---------------------------------------- */
 
 /* Keys are 64 hex characters (256 random bits). */
 #define USERSD_TOKEN_LEN 64
+#define USERSD_USER_AGENT_MAX 200 /* characters kept of a login's User-Agent */
+#define USERSD_IP_MAX 45          /* an IPv6 address as text */
+
+/* A session: one login on one device. Its token is its key and is never
+ * shown again after login; sessions are named by id. */
+struct usersd_session {
+    int64_t id;
+    int64_t user_id;
+    int64_t created;
+    int64_t last_used; /* moves like last_seen, at the activity interval */
+    char user_agent[USERSD_USER_AGENT_MAX * 4 + 1];
+    char client_ip[USERSD_IP_MAX + 1];
+    bool current; /* the session the caller asked with (usersd_session_list) */
+};
+
+/* A list of sessions; items allocated by the library (usersd_sessions_free). */
+struct usersd_sessions {
+    struct usersd_session *items;
+    size_t count;
+};
+USERSD_API void usersd_sessions_free(struct usersd_sessions *s);
+
+/* Where a login comes from; both borrowed for the call, NULL or "" when
+ * unknown. user_agent is cut to USERSD_USER_AGENT_MAX characters and
+ * anything that is not printable UTF-8 in it is replaced. */
+struct usersd_client {
+    const char *user_agent;
+    const char *client_ip;
+};
 
 /* Checks username (case-insensitive) and password; EAUTH on a wrong pair or
- * an inactive user. On success mints a token into key (USERSD_TOKEN_LEN+1
- * bytes), sets the user online and fills *user (may be NULL). */
+ * an inactive user. On success creates a session, writes its token into
+ * key (USERSD_TOKEN_LEN+1 bytes), sets the user online and fills *user and
+ * *session_id (either may be NULL). client may be NULL. */
+USERSD_API enum usersd_code usersd_session_login(struct usersd *u, const char *username,
+                                                 const char *password,
+                                                 const struct usersd_client *client, char *key,
+                                                 struct usersd_user *user, int64_t *session_id,
+                                                 struct usersd_err *err);
+/* usersd_session_login with no client information. */
 USERSD_API enum usersd_code usersd_login(struct usersd *u, const char *username,
                                          const char *password, char *key, struct usersd_user *user,
                                          struct usersd_err *err);
-/* Resolves a key to its active user. EAUTH when unknown, revoked, or the
- * user is inactive. */
+/* Resolves a key to its active user and session (session may be NULL).
+ * EAUTH when unknown, revoked, expired (unused for longer than
+ * session_ttl_s), or the user is inactive. */
+USERSD_API enum usersd_code usersd_session_resolve(struct usersd *u, const char *key,
+                                                   struct usersd_user *user,
+                                                   struct usersd_session *session,
+                                                   struct usersd_err *err);
+/* usersd_session_resolve without the session. */
 USERSD_API enum usersd_code usersd_token_resolve(struct usersd *u, const char *key,
                                                  struct usersd_user *user, struct usersd_err *err);
-/* Revokes one key (logout): the token is deleted and its user goes offline.
- * EAUTH when the key is unknown. */
+/* Activity through a session: usersd_touch, and the session's last_used
+ * moves with it (both at most once per activity interval). *user and
+ * *session are updated in place when they were written. */
+USERSD_API enum usersd_code usersd_session_activity(struct usersd *u, struct usersd_user *user,
+                                                    struct usersd_session *session,
+                                                    struct usersd_err *err);
+
+/* Ending sessions, and what it does to presence: in the same transaction,
+ * the user goes offline (set_offline) when none of their remaining
+ * sessions was used within the last away_after_s seconds (600 when that is
+ * 0) — an open presence stream keeps its session used — and otherwise the
+ * status is left as it is. No event is logged when nothing changes. */
+
+/* Logout: ends the key's session. EAUTH when the key is unknown. */
 USERSD_API enum usersd_code usersd_logout(struct usersd *u, const char *key,
                                           struct usersd_err *err);
+/* The sessions of user_id, most recently used first; the one whose id is
+ * current_id (0: none) is marked current. ENOTFOUND for an unknown user. */
+USERSD_API enum usersd_code usersd_session_list(struct usersd *u, int64_t user_id,
+                                                int64_t current_id, struct usersd_sessions *out,
+                                                struct usersd_err *err);
+/* Ends session_id of user_id. ENOTFOUND when user_id has no such session
+ * (another user's session is not found either). */
+USERSD_API enum usersd_code usersd_session_revoke(struct usersd *u, int64_t user_id,
+                                                  int64_t session_id, struct usersd_err *err);
+/* Ends every session of user_id but keep_id (0: all); *n (may be NULL)
+ * receives how many ended. ENOTFOUND for an unknown user. */
+USERSD_API enum usersd_code usersd_session_revoke_all(struct usersd *u, int64_t user_id,
+                                                      int64_t keep_id, int64_t *n,
+                                                      struct usersd_err *err);
+/* Ends the sessions unused for longer than session_ttl_s (a few hundred per
+ * transaction, so the write lock is never held long); *n (may be NULL)
+ * receives how many. Nothing when session_ttl_s is 0. */
+USERSD_API enum usersd_code usersd_session_expire(struct usersd *u, int64_t *n,
+                                                  struct usersd_err *err);
+/* Live connections: marks each of the n sessions used now and their users
+ * seen now (the status does not change). alive[i] (n entries) tells
+ * whether session ids[i] still exists. */
+USERSD_API enum usersd_code usersd_session_refresh(struct usersd *u, const int64_t *ids, size_t n,
+                                                   bool *alive, struct usersd_err *err);
+/* How many sessions exist (a counter, no scan). */
+USERSD_API enum usersd_code usersd_session_count(struct usersd *u, int64_t *n,
+                                                 struct usersd_err *err);
 /* Checks a password against a user without minting a token. */
 USERSD_API enum usersd_code usersd_password_check(struct usersd *u, const char *username,
                                                   const char *password, struct usersd_user *user,
@@ -384,7 +598,10 @@ USERSD_API enum usersd_code usersd_password_check(struct usersd *u, const char *
 #define USERSD_TIME_LEN 27 /* "2024-01-15T10:30:00.123456Z" */
 /* Formats t as RFC 3339 UTC with microseconds into buf (>= USERSD_TIME_LEN+1). */
 USERSD_API void usersd_time_format(int64_t t, char *buf, size_t size);
-/* Parses the format above; false on anything else. */
+/* Parses an RFC 3339 date-time into UTC microseconds: "T" or "t", an
+ * optional fraction of 1 to 9 digits (cut to microseconds), "Z", "z" or an
+ * offset +HH:MM / -HH:MM; years 0000-9999, no leap second. False on
+ * anything else. */
 USERSD_API bool usersd_time_parse(const char *s, int64_t *out);
 
 #ifdef __cplusplus

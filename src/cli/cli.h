@@ -37,6 +37,8 @@ int opts_parse(const char *cmd, const char *usage, const struct opt *opts, int a
                char **pos, int maxpos, int *npos);
 /* Prints "usersd CMD: msg" and returns 2 (a usage error). */
 int opts_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Reads a USER_ID argument; prints and returns 2 when it is not one. */
+int opts_user_id(const char *cmd, const char *text, int64_t *out);
 /* Checks a database URL's form; prints and returns 2 when wrong, else 0. */
 int opts_check_db(const char *cmd, const char *url);
 
@@ -58,5 +60,8 @@ int cmd_stats(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 int cmd_routes(int argc, char **argv);
 int cmd_seed(int argc, char **argv);
+int cmd_sessions(int argc, char **argv);
+int cmd_history(int argc, char **argv);
+int cmd_message(int argc, char **argv);
 
 #endif

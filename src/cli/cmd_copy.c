@@ -7,7 +7,7 @@
 static const char usage[] =
     "usage: usersd copy --from URL --to URL\n"
     "\n"
-    "Copies every user (ids, password hashes, presence) and every login token\n"
+    "Copies every user (ids, password hashes, presence) and every session\n"
     "from one database into another, empty one: e.g. from sqlite:usersd.db to\n"
     "postgresql://user:pass@host:5432/usersd. Stop the servers on the source\n"
     "first, so nothing changes during the copy.\n";
@@ -35,7 +35,7 @@ int cmd_copy(int argc, char **argv)
     struct usersd_err err = {0};
     rc = usersd_copy(src, dst, &users, &tokens, &err) ? cli_error("copy", &err) : 0;
     if (!rc)
-        fprintf(stderr, "usersd copy: copied %lld user(s) and %lld token(s)\n", (long long)users,
+        fprintf(stderr, "usersd copy: copied %lld user(s) and %lld session(s)\n", (long long)users,
                 (long long)tokens);
     usersd_close(dst);
     usersd_close(src);

@@ -20,6 +20,14 @@ static const char usage[] =
     "                           default 600; 0 off)\n"
     "  --offline-after S        online/away users idle S seconds become offline\n"
     "                           (USERSD_OFFLINE_AFTER; default 3600; 0 off)\n"
+    "  --activity-interval S    a user already online is marked seen (last_seen, a\n"
+    "                           session's last_used) at most once per S seconds by\n"
+    "                           requests, heartbeats and open streams\n"
+    "                           (USERSD_ACTIVITY_INTERVAL; default 60; 0: every time)\n"
+    "  --session-ttl S          a session unused for S seconds expires\n"
+    "                           (USERSD_SESSION_TTL; default 2592000 = 30 days; 0 never)\n"
+    "  --history-days N         keep every status change as presence history for N days\n"
+    "                           (USERSD_HISTORY_DAYS; default 30; 0 keeps none)\n"
     "  --cookie-secure          mark the session cookie Secure (behind HTTPS)\n"
     "  --trusted-origin ORIGIN  also accept cookie-authenticated writes from ORIGIN\n"
     "                           (scheme://host[:port]; repeatable)\n"
@@ -48,7 +56,10 @@ int cmd_serve(int argc, char **argv)
     struct server_config cfg = {.listen = "127.0.0.1:8000",
                                 .db_url = "sqlite:usersd.db",
                                 .away_after_s = 600,
-                                .offline_after_s = 3600};
+                                .offline_after_s = 3600,
+                                .activity_interval_s = 60,
+                                .session_ttl_s = 2592000,
+                                .history_days = 30};
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int64_t threads = cores > 0 ? cores : 1;
     struct opt_list origins = {0}, proxies = {0};
@@ -60,6 +71,10 @@ int cmd_serve(int argc, char **argv)
         {"threads", OPT_INT, "USERSD_THREADS", &threads, 1, 1024},
         {"away-after", OPT_INT, "USERSD_AWAY_AFTER", &cfg.away_after_s, 0, INT32_MAX},
         {"offline-after", OPT_INT, "USERSD_OFFLINE_AFTER", &cfg.offline_after_s, 0, INT32_MAX},
+        {"activity-interval", OPT_INT, "USERSD_ACTIVITY_INTERVAL", &cfg.activity_interval_s, 0,
+         INT32_MAX},
+        {"session-ttl", OPT_INT, "USERSD_SESSION_TTL", &cfg.session_ttl_s, 0, INT32_MAX},
+        {"history-days", OPT_INT, "USERSD_HISTORY_DAYS", &cfg.history_days, 0, 36500},
         {"cookie-secure", OPT_FLAG, NULL, &cfg.cookie_secure, 0, 0},
         {"trusted-origin", OPT_LIST, NULL, &origins, 0, 0},
         {"log-format", OPT_STR, "USERSD_LOG_FORMAT", &log_format, 0, 0},

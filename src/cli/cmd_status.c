@@ -18,10 +18,7 @@ int cmd_status(int argc, char **argv)
     if (rc >= 0) return rc;
     if (npos < 1) return opts_fail("status", "USER_ID is required");
     int64_t id = 0;
-    for (const char *c = pos[0]; *c; c++)
-        if (*c < '0' || *c > '9' || (id = id * 10 + (*c - '0')) > INT32_MAX)
-            return opts_fail("status", "USER_ID must be a whole number, not '%s'", pos[0]);
-    if (!*pos[0]) return opts_fail("status", "USER_ID must be a whole number");
+    if (opts_user_id("status", pos[0], &id)) return 2;
     enum usersd_status status;
     if (npos == 2 && !usersd_status_parse(pos[1], &status))
         return opts_fail("status", "status must be one of online, away, offline, not '%s'", pos[1]);

@@ -17,6 +17,9 @@ static const struct {
     {"stats", cmd_stats, "print user statistics"},
     {"copy", cmd_copy, "copy every user and token into another, empty database"},
     {"seed", cmd_seed, "add many synthetic users (load tests, benchmarks)"},
+    {"sessions", cmd_sessions, "list or revoke one user's sessions (logins, devices)"},
+    {"message", cmd_message, "print, set or clear one user's status message"},
+    {"history", cmd_history, "print one user's presence history"},
     {"routes", cmd_routes, "print the HTTP route table (for checks against the OpenAPI document)"},
 };
 

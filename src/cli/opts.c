@@ -207,6 +207,16 @@ int opts_parse(const char *cmd, const char *usage, const struct opt *opts, int a
     return -1;
 }
 
+int opts_user_id(const char *cmd, const char *text, int64_t *out)
+{
+    int64_t id;
+    if (!parse_int(text, 1, INT32_MAX, &id))
+        return opts_fail(cmd, "USER_ID must be a whole number from 1 to 2147483647, not '%s'",
+                         text);
+    *out = id;
+    return 0;
+}
+
 int opts_check_db(const char *cmd, const char *url)
 {
     if (!url || !*url) return opts_fail(cmd, "--db is required (or USERSD_DB)");

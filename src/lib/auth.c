@@ -2,6 +2,7 @@
  * A token key is 256 random bits shown once, in hex; the database keeps only
  * its BLAKE2b hash, so a leaked database holds no usable key. */
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -66,55 +67,102 @@ enum usersd_code usersd_password_check(struct usersd *u, const char *username, c
     if (crypto_pwhash_str_verify(hash, password, strlen(password)) != 0)
         return err_set(err, USERSD_EAUTH, "invalid username or password");
     if (!user->is_active) return err_set(err, USERSD_EAUTH, "this account is inactive");
+    messages_fresh(u, user, 1);
     return USERSD_OK;
 }
 
-enum usersd_code usersd_login(struct usersd *u, const char *username, const char *password,
-                              char *key, struct usersd_user *user, struct usersd_err *err)
+enum usersd_code usersd_session_login(struct usersd *u, const char *username, const char *password,
+                                      const struct usersd_client *client, char *key,
+                                      struct usersd_user *user, int64_t *session_id,
+                                      struct usersd_err *err)
 {
     struct usersd_user tmp;
     if (!user) user = &tmp;
     enum usersd_code rc = usersd_password_check(u, username, password, user, err);
     if (rc) return rc;
-    unsigned char raw[32], hash[STORE_TOKEN_HASH_LEN];
+    unsigned char raw[32];
     randombytes_buf(raw, sizeof raw);
     sodium_bin2hex(key, USERSD_TOKEN_LEN + 1, raw, sizeof raw);
     sodium_memzero(raw, sizeof raw);
-    key_hash(key, hash);
-    rc = u->store->ops->token_insert(u->store, hash, user->id, usersd_now(u), err);
+    struct store_session_row row = {0};
+    key_hash(key, row.hash);
+    row.s.user_id = user->id;
+    row.s.created = row.s.last_used = usersd_now(u);
+    if (client && client->user_agent)
+        sessions_clean_agent(client->user_agent, row.s.user_agent, sizeof row.s.user_agent);
+    if (client && client->client_ip)
+        snprintf(row.s.client_ip, sizeof row.s.client_ip, "%s", client->client_ip);
+    rc = u->store->ops->session_insert(u->store, &row, err);
     if (rc) return rc;
+    if (session_id) *session_id = row.s.id;
     return usersd_set_online(u, user->id, user, err);
 }
 
-enum usersd_code usersd_token_resolve(struct usersd *u, const char *key, struct usersd_user *user,
-                                      struct usersd_err *err)
+enum usersd_code usersd_login(struct usersd *u, const char *username, const char *password,
+                              char *key, struct usersd_user *user, struct usersd_err *err)
 {
+    return usersd_session_login(u, username, password, NULL, key, user, NULL, err);
+}
+
+static bool expired(const struct usersd *u, int64_t last_used)
+{
+    return u->cfg.session_ttl_s > 0 &&
+           last_used < usersd_now(u) - u->cfg.session_ttl_s * (int64_t)1000000;
+}
+
+enum usersd_code usersd_session_resolve(struct usersd *u, const char *key, struct usersd_user *user,
+                                        struct usersd_session *session, struct usersd_err *err)
+{
+    struct usersd_session tmp;
+    if (!session) session = &tmp;
     if (!key_wellformed(key)) return err_set(err, USERSD_EAUTH, "invalid token");
     unsigned char hash[STORE_TOKEN_HASH_LEN];
     key_hash(key, hash);
     /* Reused only at the very version it was read at (SQLite; PostgreSQL
      * cannot tell cheaply and always asks): the token lookup was a third of
-     * a status GET's own instructions. */
+     * a status GET's own instructions. A revocation is a commit, so it
+     * ends the entry; an expiry is a matter of time, so it is checked on
+     * every use. */
     uint64_t version;
     bool versioned = u->store->ops->data_version &&
                      u->store->ops->data_version(u->store, &version, NULL) == USERSD_OK;
     struct token_cache_entry *e = &u->tokens[hash[0] % TOKEN_CACHE];
     if (versioned && e->used && e->version == version &&
         sodium_memcmp(e->hash, hash, sizeof hash) == 0) {
+        if (expired(u, e->session_last_used))
+            return err_set(err, USERSD_EAUTH, "this session has expired; log in again");
         *user = e->user;
+        messages_fresh(u, user, 1); /* a message may end without a commit */
+        memset(session, 0, sizeof *session);
+        session->id = e->session_id;
+        session->user_id = e->user.id;
+        session->created = e->session_created;
+        session->last_used = e->session_last_used;
         return USERSD_OK;
     }
-    enum usersd_code rc = u->store->ops->token_user(u->store, hash, user, err);
+    enum usersd_code rc = u->store->ops->token_user(u->store, hash, user, session, err);
     if (rc == USERSD_ENOTFOUND) return err_set(err, USERSD_EAUTH, "invalid token");
     if (rc) return rc;
     if (!user->is_active) return err_set(err, USERSD_EAUTH, "this account is inactive");
+    if (expired(u, session->last_used))
+        return err_set(err, USERSD_EAUTH, "this session has expired; log in again");
     if (versioned) {
         e->used = true;
         e->version = version;
         memcpy(e->hash, hash, sizeof hash);
         e->user = *user;
+        e->session_id = session->id;
+        e->session_created = session->created;
+        e->session_last_used = session->last_used;
     }
+    messages_fresh(u, user, 1);
     return USERSD_OK;
+}
+
+enum usersd_code usersd_token_resolve(struct usersd *u, const char *key, struct usersd_user *user,
+                                      struct usersd_err *err)
+{
+    return usersd_session_resolve(u, key, user, NULL, err);
 }
 
 enum usersd_code usersd_logout(struct usersd *u, const char *key, struct usersd_err *err)
@@ -122,10 +170,12 @@ enum usersd_code usersd_logout(struct usersd *u, const char *key, struct usersd_
     if (!key_wellformed(key)) return err_set(err, USERSD_EAUTH, "invalid token");
     unsigned char hash[STORE_TOKEN_HASH_LEN];
     key_hash(key, hash);
-    int64_t user_id;
-    enum usersd_code rc = u->store->ops->token_delete(u->store, hash, &user_id, err);
+    struct usersd_user user;
+    struct usersd_session session;
+    enum usersd_code rc = u->store->ops->token_user(u->store, hash, &user, &session, err);
     if (rc == USERSD_ENOTFOUND) return err_set(err, USERSD_EAUTH, "invalid token");
     if (rc) return rc;
-    rc = usersd_set_offline(u, user_id, NULL, err);
-    return rc == USERSD_ENOTFOUND ? USERSD_OK : rc;
+    rc = usersd_session_revoke(u, user.id, session.id, err);
+    /* Revoked meanwhile by someone else: the key is gone either way. */
+    return rc == USERSD_ENOTFOUND ? err_set(err, USERSD_EAUTH, "invalid token") : rc;
 }

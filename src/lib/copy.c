@@ -9,6 +9,36 @@
 
 #define BATCH 500
 
+/* The presence history (changes and per-minute counts) and since when it
+ * is known, in batches. */
+static enum usersd_code copy_history(struct usersd *from, struct usersd *to, struct usersd_err *err)
+{
+    const struct store_ops *src = from->store->ops, *dst = to->store->ops;
+    struct store_history_row *h = calloc(BATCH, sizeof *h);
+    struct store_minute_row *m = calloc(BATCH, sizeof *m);
+    enum usersd_code rc = h && m ? USERSD_OK : err_set(err, USERSD_ENOMEM, NULL);
+    for (int64_t user = 0, at = INT64_MIN; !rc;) {
+        size_t n = 0;
+        if ((rc = src->dump_history(from->store, user, at, BATCH, h, &n, err)) || !n) break;
+        rc = dst->load_history(to->store, h, n, NULL, 0, err);
+        user = h[n - 1].user_id;
+        at = h[n - 1].at;
+    }
+    for (int64_t after = INT64_MIN; !rc;) {
+        size_t n = 0;
+        if ((rc = src->dump_minutes(from->store, after, BATCH, m, &n, err)) || !n) break;
+        rc = dst->load_history(to->store, NULL, 0, m, n, err);
+        after = m[n - 1].minute;
+    }
+    struct store_history since = {0};
+    if (!rc) rc = src->history_read(from->store, 0, 0, 0, &since, err); /* user 0: none */
+    free(since.rows);
+    if (!rc) rc = dst->history_mark(to->store, since.since, false, err);
+    free(h);
+    free(m);
+    return rc;
+}
+
 enum usersd_code usersd_copy(struct usersd *from, struct usersd *to, int64_t *users,
                              int64_t *tokens, struct usersd_err *err)
 {
@@ -21,8 +51,8 @@ enum usersd_code usersd_copy(struct usersd *from, struct usersd *to, int64_t *us
                        "the destination already holds %lld user(s); copy needs an empty one",
                        (long long)existing);
     struct store_user_row *urows = calloc(BATCH, sizeof *urows);
-    struct store_token_row *trows = calloc(BATCH, sizeof *trows);
-    if (!urows || !trows) {
+    struct store_session_row *srows = calloc(BATCH, sizeof *srows);
+    if (!urows || !srows) {
         rc = err_set(err, USERSD_ENOMEM, NULL);
         goto out;
     }
@@ -34,21 +64,20 @@ enum usersd_code usersd_copy(struct usersd *from, struct usersd *to, int64_t *us
         n_users += (int64_t)n;
         after = urows[n - 1].user.id;
     }
-    unsigned char last[STORE_TOKEN_HASH_LEN];
-    for (const unsigned char *after = NULL;;) {
+    for (int64_t after = 0;;) {
         size_t n = 0;
-        if ((rc = src->dump_tokens(from->store, after, BATCH, trows, &n, err))) goto out;
+        if ((rc = src->dump_sessions(from->store, after, BATCH, srows, &n, err))) goto out;
         if (!n) break;
-        if ((rc = dst->load(to->store, NULL, 0, trows, n, err))) goto out;
+        if ((rc = dst->load(to->store, NULL, 0, srows, n, err))) goto out;
         n_tokens += (int64_t)n;
-        memcpy(last, trows[n - 1].hash, sizeof last); /* the next dump follows it */
-        after = last;
+        after = srows[n - 1].s.id;
     }
+    if ((rc = copy_history(from, to, err))) goto out;
     if ((rc = src->changes_head(from->store, &head, err))) goto out;
     rc = dst->load_finish(to->store, head, err);
 out:
     free(urows);
-    free(trows);
+    free(srows);
     if (users) *users = n_users;
     if (tokens) *tokens = n_tokens;
     return rc;

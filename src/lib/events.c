@@ -14,8 +14,8 @@ void usersd_changes_free(struct usersd_changes *c)
     c->count = 0;
 }
 
-enum usersd_code usersd_changes_since(struct usersd *u, int64_t since, int limit,
-                                      struct usersd_changes *out, struct usersd_err *err)
+static enum usersd_code log_read(struct usersd *u, int64_t since, int limit, unsigned kinds,
+                                 struct usersd_changes *out, struct usersd_err *err)
 {
     out->items = NULL;
     out->count = 0;
@@ -23,9 +23,29 @@ enum usersd_code usersd_changes_since(struct usersd *u, int64_t since, int limit
     if (since < 0) return err_field(err, "since", "since must be 0 or more");
     if (limit < 1) limit = USERSD_CHANGES_LIMIT_DEFAULT;
     if (limit > USERSD_CHANGES_LIMIT_MAX) limit = USERSD_CHANGES_LIMIT_MAX;
-    enum usersd_code rc = u->store->ops->changes(u->store, since, limit, out, err);
+    enum usersd_code rc = u->store->ops->changes(u->store, since, limit, kinds, out, err);
     if (!rc && out->count) out->next_since = out->items[out->count - 1].seq;
     return rc;
+}
+
+enum usersd_code usersd_changes_since(struct usersd *u, int64_t since, int limit,
+                                      struct usersd_changes *out, struct usersd_err *err)
+{
+    return log_read(u, since, limit, STORE_KIND(USERSD_CHANGE_PRESENCE), out, err);
+}
+
+enum usersd_code usersd_log_since(struct usersd *u, int64_t since, int limit,
+                                  struct usersd_changes *out, struct usersd_err *err)
+{
+    return log_read(u, since, limit, STORE_KINDS_ALL, out, err);
+}
+
+enum usersd_code usersd_events_since(struct usersd *u, int64_t since, int limit,
+                                     struct usersd_changes *out, struct usersd_err *err)
+{
+    return log_read(u, since, limit,
+                    STORE_KIND(USERSD_CHANGE_PRESENCE) | STORE_KIND(USERSD_CHANGE_STATUS_MESSAGE),
+                    out, err);
 }
 
 enum usersd_code usersd_changes_head(struct usersd *u, int64_t *seq, struct usersd_err *err)

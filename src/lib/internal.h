@@ -15,6 +15,7 @@ struct token_cache_entry {
     uint64_t version;
     unsigned char hash[STORE_TOKEN_HASH_LEN];
     struct usersd_user user;
+    int64_t session_id, session_created, session_last_used;
 };
 
 struct usersd {
@@ -35,6 +36,29 @@ enum usersd_code users_validate(const struct usersd_user_fields *f, bool creatin
                                 struct usersd_err *err);
 /* Counts UTF-8 code points of a valid UTF-8 string. */
 size_t utf8_len(const char *s);
+/* One UTF-8 sequence at s: its length (1-4) with its code point in *cp, or
+ * 0 when it is not valid UTF-8 (overlong, surrogate, past U+10FFFF, cut). */
+size_t utf8_next(const unsigned char *s, uint32_t *cp);
+/* A code point of Unicode's Cc category (C0, DEL, C1). */
+#define UTF8_CONTROL(cp) ((cp) < 0x20 || ((cp) >= 0x7f && (cp) < 0xa0))
+
+/* Status messages (messages.c): an ended message is never returned, even
+ * before the sweep clears it; this blanks it in users read at now. */
+void messages_fresh(const struct usersd *u, struct usersd_user *users, size_t n);
+
+/* Sessions (sessions.c). The presence rule's window: a session used at or
+ * after this instant keeps its user's status when another session ends. */
+int64_t sessions_active_after(const struct usersd *u);
+/* A login's User-Agent as kept: at most USERSD_USER_AGENT_MAX characters
+ * of printable UTF-8, anything else replaced by U+FFFD. out holds
+ * USERSD_USER_AGENT_MAX * 4 + 1 bytes. */
+void sessions_clean_agent(const char *in, char *out, size_t size);
+
+/* History (history.c): a user's intervals over [from, to) from their
+ * changes sh, known from `known` (USERSD_NULL_TIME: never) until now, the
+ * user's status now being current. Pure; ENOMEM. */
+enum usersd_code history_build(int64_t from, int64_t to, int64_t now, int64_t known, int current,
+                               const struct store_history *sh, struct usersd_history *out);
 
 /* Password hashing (auth.c). out must hold AUTH_HASH_MAX bytes. */
 #define AUTH_HASH_MAX 128

@@ -39,7 +39,10 @@ static enum usersd_code transition(struct usersd *u, int64_t id, enum usersd_sta
         .last_seen = move_last_seen ? now : USERSD_NULL_TIME,
         .now = now,
     };
-    return u->store->ops->set_status(u->store, &c, out ? out : &tmp, err);
+    if (!out) out = &tmp;
+    enum usersd_code rc = u->store->ops->set_status(u->store, &c, out, err);
+    if (!rc) messages_fresh(u, out, 1);
+    return rc;
 }
 
 enum usersd_code usersd_set_online(struct usersd *u, int64_t id, struct usersd_user *out,
@@ -80,22 +83,45 @@ enum usersd_code usersd_update_last_seen(struct usersd *u, int64_t id, struct us
     int64_t now = usersd_now(u);
     bool updated;
     /* before = now + 1: any stored last_seen is older, so it always moves. */
-    enum usersd_code rc = u->store->ops->touch(u->store, id, now, now + 1, &updated, err);
+    enum usersd_code rc = u->store->ops->touch(u->store, id, 0, now, now + 1, &updated, err);
     if (rc) return rc;
     struct usersd_user tmp;
-    rc = u->store->ops->user_get(u->store, id, out ? out : &tmp, err);
-    return rc;
+    return usersd_user_get(u, id, out ? out : &tmp, err);
+}
+
+/* The activity interval's cut-off: a last_seen (or last_used) at or after
+ * it is recent enough not to be written again. */
+static int64_t activity_before(const struct usersd *u)
+{
+    return usersd_now(u) - u->cfg.activity_interval_s * 1000000;
+}
+
+bool usersd_activity_due(const struct usersd *u, const struct usersd_user *user,
+                         int64_t session_last_used)
+{
+    int64_t before = activity_before(u);
+    return user->last_seen == USERSD_NULL_TIME || user->last_seen < before ||
+           (session_last_used != USERSD_NULL_TIME && session_last_used < before);
+}
+
+enum usersd_code usersd_session_activity(struct usersd *u, struct usersd_user *user,
+                                         struct usersd_session *session, struct usersd_err *err)
+{
+    if (!usersd_activity_due(u, user, session ? session->last_used : USERSD_NULL_TIME))
+        return USERSD_OK;
+    int64_t now = usersd_now(u), before = activity_before(u);
+    bool updated = false;
+    enum usersd_code rc = u->store->ops->touch(u->store, user->id, session ? session->id : 0, now,
+                                               before, &updated, err);
+    if (rc) return rc;
+    if (updated) user->last_seen = now;
+    if (session && session->last_used < before) session->last_used = now;
+    return USERSD_OK;
 }
 
 enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *user, struct usersd_err *err)
 {
-    int64_t now = usersd_now(u);
-    int64_t before = now - u->cfg.activity_interval_s * 1000000;
-    if (user->last_seen != USERSD_NULL_TIME && user->last_seen >= before) return USERSD_OK;
-    bool updated = false;
-    enum usersd_code rc = u->store->ops->touch(u->store, user->id, now, before, &updated, err);
-    if (!rc && updated) user->last_seen = now;
-    return rc;
+    return usersd_session_activity(u, user, NULL, err);
 }
 
 enum usersd_code usersd_decay(struct usersd *u, int64_t *changed, struct usersd_err *err)

@@ -18,11 +18,48 @@ struct store_user_row {
     struct usersd_user user;
     char pwhash[128];
 };
-struct store_token_row {
+struct store_session_row {
     unsigned char hash[STORE_TOKEN_HASH_LEN];
-    int64_t user_id;
-    int64_t created;
+    struct usersd_session s; /* current unused */
 };
+
+/* Sessions to end (logout, revocation, a password change, deactivation)
+ * and the presence rule that goes with it (usersd.h). */
+struct store_session_end {
+    int64_t user_id;
+    int64_t session_id;   /* that one session; 0: every session of the user but keep_id */
+    int64_t keep_id;      /* with session_id 0: the one session kept (0: none) */
+    int64_t now;          /* logged at, and the offline last_seen */
+    int64_t active_after; /* a remaining session used at or after this keeps the status */
+    bool force;           /* apply the presence rule even when no session ended */
+    int64_t unused_since; /* > 0: end session_id only if not used since (expiry) */
+};
+
+/* History, for copying and for reading one user's (store_history). */
+struct store_history_row {
+    int64_t user_id, at;
+    int status, prev;
+};
+struct store_minute_row {
+    int64_t minute; /* µs, a whole minute */
+    int64_t online, away, offline, online_max;
+};
+
+/* What a user's history over a window needs (history_read): since when
+ * history is known (USERSD_NULL_TIME: never kept), the latest change at or
+ * before the window's start, and the changes inside it. */
+struct store_history {
+    int64_t since;
+    bool have_first, have_next;
+    struct store_history_row first; /* the latest at or before start */
+    struct store_history_row *rows; /* start < at < end, in order; malloc'd */
+    size_t count;
+    struct store_history_row next; /* the first at or after end */
+};
+
+/* Bits of the kinds a log read returns (store_ops.changes). */
+#define STORE_KIND(k) (1u << (k))
+#define STORE_KINDS_ALL 0xffu
 
 /* A presence transition asked of the driver. */
 struct store_status_change {
@@ -53,12 +90,16 @@ struct store_ops {
                                       struct usersd_user *out, char *pwhash,
                                       struct usersd_err *err);
     /* Writes the profile fields of u (not presence); pwhash NULL keeps the
-     * password. ENOTFOUND, ECONFLICT as for insert. */
+     * password. In the same transaction a new password ends the user's
+     * sessions but end->keep_id, and deactivation ends them all, with the
+     * presence rule (end->user_id is u->id, end->session_id 0). ENOTFOUND,
+     * ECONFLICT as for insert. */
     enum usersd_code (*user_update)(struct store *s, const struct usersd_user *u,
-                                    const char *pwhash, struct usersd_err *err);
-    /* Deletes the user with its tokens; a user not offline is logged going
-     * offline at now, so streams do not show it online forever. ENOTFOUND
-     * when absent. */
+                                    const char *pwhash, const struct store_session_end *end,
+                                    struct usersd_err *err);
+    /* Deletes the user with its sessions; a user not offline is logged going
+     * offline at now, so streams do not show it online forever, and the end
+     * of its sessions is logged. ENOTFOUND when absent. */
     enum usersd_code (*user_delete)(struct store *s, int64_t id, int64_t now,
                                     struct usersd_err *err);
     enum usersd_code (*user_count)(struct store *s, int64_t *out, struct usersd_err *err);
@@ -79,10 +120,11 @@ struct store_ops {
      * differs; out receives the user after the change. */
     enum usersd_code (*set_status)(struct store *s, const struct store_status_change *c,
                                    struct usersd_user *out, struct usersd_err *err);
-    /* last_seen = now where it is null or older than before; *updated
-     * tells whether a row changed. */
-    enum usersd_code (*touch)(struct store *s, int64_t id, int64_t now, int64_t before,
-                              bool *updated, struct usersd_err *err);
+    /* last_seen = now where it is null or older than before, and (session
+     * > 0) the session's last_used = now where older than before; *updated
+     * tells whether the user's row changed. */
+    enum usersd_code (*touch)(struct store *s, int64_t id, int64_t session, int64_t now,
+                              int64_t before, bool *updated, struct usersd_err *err);
 
     /* Decay: online users with last_seen < away_before become away; online
      * or away users with last_seen < offline_before become
@@ -90,8 +132,9 @@ struct store_ops {
      * gets the number of transitions. Atomic per statement. */
     enum usersd_code (*decay)(struct store *s, int64_t now, int64_t away_before,
                               int64_t offline_before, int64_t *changed, struct usersd_err *err);
-    /* Changes with seq > since (at most limit); EGONE if pruned past since. */
-    enum usersd_code (*changes)(struct store *s, int64_t since, int limit,
+    /* Log entries with seq > since (at most limit) whose kind is in the
+     * mask kinds (STORE_KIND bits); EGONE if pruned past since. */
+    enum usersd_code (*changes)(struct store *s, int64_t since, int limit, unsigned kinds,
                                 struct usersd_changes *out, struct usersd_err *err);
     enum usersd_code (*changes_head)(struct store *s, int64_t *seq, struct usersd_err *err);
     /* Deletes changes logged before `before`, remembering the highest seq. */
@@ -108,11 +151,11 @@ struct store_ops {
      * id and seq counters past what was loaded, the log's to log_head. */
     enum usersd_code (*dump_users)(struct store *s, int64_t after_id, size_t cap,
                                    struct store_user_row *rows, size_t *n, struct usersd_err *err);
-    enum usersd_code (*dump_tokens)(struct store *s, const unsigned char *after, size_t cap,
-                                    struct store_token_row *rows, size_t *n,
-                                    struct usersd_err *err);
+    enum usersd_code (*dump_sessions)(struct store *s, int64_t after_id, size_t cap,
+                                      struct store_session_row *rows, size_t *n,
+                                      struct usersd_err *err);
     enum usersd_code (*load)(struct store *s, const struct store_user_row *users, size_t nu,
-                             const struct store_token_row *tokens, size_t nt,
+                             const struct store_session_row *sessions, size_t ns,
                              struct usersd_err *err);
     enum usersd_code (*load_finish)(struct store *s, int64_t log_head, struct usersd_err *err);
 
@@ -134,13 +177,74 @@ struct store_ops {
      * NULL where each statement is its own snapshot anyway (PostgreSQL). */
     enum usersd_code (*read_scope)(struct store *s, bool begin, struct usersd_err *err);
 
-    enum usersd_code (*token_insert)(struct store *s, const unsigned char *hash, int64_t user_id,
-                                     int64_t now, struct usersd_err *err);
-    /* The token's user (active or not). ENOTFOUND when no such token. */
+    /* Sessions. insert stores row (hash, s.user_id, created, last_used,
+     * user_agent, client_ip) and fills row->s.id. */
+    enum usersd_code (*session_insert)(struct store *s, struct store_session_row *row,
+                                       struct usersd_err *err);
+    /* The token's user (active or not) and session (id, created,
+     * last_used; may be NULL). ENOTFOUND when no such token. */
     enum usersd_code (*token_user)(struct store *s, const unsigned char *hash,
-                                   struct usersd_user *out, struct usersd_err *err);
-    /* Deletes the token; *user_id receives its owner. ENOTFOUND if absent. */
-    enum usersd_code (*token_delete)(struct store *s, const unsigned char *hash, int64_t *user_id,
+                                   struct usersd_user *out, struct usersd_session *session,
+                                   struct usersd_err *err);
+    /* The user's sessions, most recently used first (ENOTFOUND: no user). */
+    enum usersd_code (*session_list)(struct store *s, int64_t user_id, struct usersd_sessions *out,
+                                     struct usersd_err *err);
+    /* Ends sessions as e says, logs their end and applies the presence
+     * rule, in one transaction; *ended gets how many. ENOTFOUND when the
+     * user is unknown or (e->session_id > 0) has no such session. */
+    enum usersd_code (*session_end)(struct store *s, const struct store_session_end *e,
+                                    int64_t *ended, struct usersd_err *err);
+    /* Ends up to limit sessions unused since before (last_used < before),
+     * each as session_end would; *ended gets how many. */
+    enum usersd_code (*session_expire)(struct store *s, int64_t before, int64_t now,
+                                       int64_t active_after, int limit, int64_t *ended,
+                                       struct usersd_err *err);
+    /* last_used = now for each of ids that exists (alive[i] says), and
+     * last_seen = now for their users; one transaction. */
+    enum usersd_code (*session_refresh)(struct store *s, const int64_t *ids, size_t n, int64_t now,
+                                        bool *alive, struct usersd_err *err);
+    enum usersd_code (*session_count)(struct store *s, int64_t *n, struct usersd_err *err);
+
+    /* Status messages. text NULL clears; otherwise sets text ending at
+     * expires (USERSD_NULL_TIME: none). A set, or a clear of an existing
+     * message, is logged at now (kind STATUS_MESSAGE) in the same
+     * transaction. out receives the user. ENOTFOUND. */
+    enum usersd_code (*status_message)(struct store *s, int64_t id, const char *text,
+                                       int64_t expires, int64_t now, struct usersd_user *out,
+                                       struct usersd_err *err);
+    /* Clears and logs every message with status_expires <= now; *n. */
+    enum usersd_code (*status_message_expire)(struct store *s, int64_t now, int64_t *n,
+                                              struct usersd_err *err);
+
+    /* History (written by the presence calls when s->history is set).
+     * history_read fills out for user id and the window [start, end). */
+    enum usersd_code (*history_read)(struct store *s, int64_t id, int64_t start, int64_t end,
+                                     struct store_history *out, struct usersd_err *err);
+    /* Sets since when history is known: since (USERSD_NULL_TIME: not
+     * kept); with only_if_unset, only where it is not set yet. */
+    enum usersd_code (*history_mark)(struct store *s, int64_t since, bool only_if_unset,
+                                     struct usersd_err *err);
+    /* Deletes up to limit history rows and minute rows older than before
+     * and moves the known start to before; *n gets the rows deleted. */
+    enum usersd_code (*history_prune)(struct store *s, int64_t before, int limit, int64_t *n,
+                                      struct usersd_err *err);
+    /* The minute row for `minute` from the counters (if absent), the
+     * previous row's peak closed. */
+    enum usersd_code (*history_sample)(struct store *s, int64_t minute, struct usersd_err *err);
+    /* Minute rows with from <= minute < to, in order (out malloc'd), and
+     * the peak of the minute in progress. */
+    enum usersd_code (*minutes_read)(struct store *s, int64_t from, int64_t to,
+                                     struct store_minute_row **out, size_t *n, int64_t *live_peak,
+                                     struct usersd_err *err);
+    /* Copying: history rows after (user_id, at), minute rows after minute. */
+    enum usersd_code (*dump_history)(struct store *s, int64_t after_user, int64_t after_at,
+                                     size_t cap, struct store_history_row *rows, size_t *n,
+                                     struct usersd_err *err);
+    enum usersd_code (*dump_minutes)(struct store *s, int64_t after, size_t cap,
+                                     struct store_minute_row *rows, size_t *n,
+                                     struct usersd_err *err);
+    enum usersd_code (*load_history)(struct store *s, const struct store_history_row *h, size_t nh,
+                                     const struct store_minute_row *m, size_t nm,
                                      struct usersd_err *err);
 };
 
@@ -148,6 +252,7 @@ enum { BATCH_BEGIN, BATCH_COMMIT, BATCH_ROLLBACK };
 
 struct store {
     const struct store_ops *ops;
+    bool history; /* presence changes are kept as history (history_days > 0) */
 };
 
 /* Opens the driver named by url's scheme. */

@@ -28,7 +28,7 @@ extern const char *const store_pg_migrations[];
 
 #define USER_COLS                                                                                  \
     "id, username, email, first_name, last_name, is_active, is_staff, date_joined, "               \
-    "online_status, last_seen"
+    "online_status, last_seen, status_text, status_expires"
 
 enum pstmt {
     P_INSERT,
@@ -36,9 +36,7 @@ enum pstmt {
     P_GET_AUTH,
     P_UPDATE,
     P_UPDATE_PW,
-    P_DELETE_TOKENS,
     P_DELETE,
-    P_LOG_DELETE,
     P_COUNT,
     P_ONLINE,
     P_ONLINE_COUNT,
@@ -50,21 +48,53 @@ enum pstmt {
     P_LOG_CHANGE,
     P_NOTIFY,
     P_TOUCH,
-    P_TOKEN_INSERT,
+    P_SESSION_TOUCH,
+    P_SESSION_INSERT,
     P_TOKEN_USER,
-    P_TOKEN_DELETE,
+    P_SESSION_LIST,
+    P_USER_PRESENCE,
+    P_SESSION_DELETE_ONE,
+    P_SESSION_DELETE_ALL,
+    P_SESSION_ACTIVE,
+    P_GO_OFFLINE,
+    P_SESSIONS_EXPIRED,
+    P_SESSION_REFRESH,
+    P_SESSION_COUNT,
     P_PING,
     P_DECAY_PENDING,
     P_DECAY_OFFLINE,
     P_DECAY_AWAY,
     P_CHANGES,
+    P_HISTORY_INSERT,
+    P_HISTORY_DELETE_USER,
+    P_HISTORY_SINCE,
+    P_HISTORY_FIRST,
+    P_HISTORY_ROWS,
+    P_HISTORY_NEXT,
+    P_HISTORY_MARK,
+    P_HISTORY_MARK_UNSET,
+    P_HISTORY_PRUNE,
+    P_MINUTE_INSERT,
+    P_MINUTE_CLOSE,
+    P_PEAK_RESET,
+    P_MINUTES,
+    P_LIVE_PEAK,
+    P_DUMP_HISTORY,
+    P_DUMP_MINUTES,
+    P_LOAD_HISTORY,
+    P_LOAD_MINUTE,
+    P_MESSAGE_SET,
+    P_MESSAGE_CLEAR,
+    P_LOG_MESSAGE,
+    P_MESSAGE_PENDING,
+    P_MESSAGE_EXPIRE,
     P_PRUNED,
     P_HEAD,
     P_PRUNE,
     P_DUMP_USERS,
-    P_DUMP_TOKENS,
+    P_DUMP_SESSIONS,
     P_LOAD_USER,
-    P_LOAD_TOKEN,
+    P_LOAD_SESSION,
     P_LOAD_IDS,
     P_LOAD_SEQ,
     P_SEED,
@@ -80,11 +110,7 @@ static const char *const psql[P_NSTMT] = {
     [P_UPDATE] = "UPDATE users SET username = $1, email = $2, first_name = $3, last_name = $4, "
                  "is_active = $5, is_staff = $6 WHERE id = $7",
     [P_UPDATE_PW] = "UPDATE users SET password = $1 WHERE id = $2",
-    [P_DELETE_TOKENS] = "DELETE FROM tokens WHERE user_id = $1",
     [P_DELETE] = "DELETE FROM users WHERE id = $1",
-    [P_LOG_DELETE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
-                     "at) SELECT id, username, 0, last_seen, $2 FROM users "
-                     "WHERE id = $1 AND online_status <> 0",
     [P_COUNT] = "SELECT total FROM user_counts WHERE id = 1",
     [P_ONLINE] = "SELECT " USER_COLS " FROM users WHERE online_status = 2 "
                  "ORDER BY last_seen DESC NULLS LAST, id ASC LIMIT $1 OFFSET $2",
@@ -98,15 +124,36 @@ static const char *const psql[P_NSTMT] = {
                       "WHERE id = $3 AND online_status = $1 RETURNING " USER_COLS,
     [P_LOCK_LOG] = "SELECT pg_advisory_xact_lock(1970496359)",
     [P_LOG_CHANGE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
-                     "at) VALUES ($1, $2, $3, $4, $5)",
+                     "at, kind, session_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     [P_NOTIFY] = "SELECT pg_notify('" CHANNEL "', '')",
     [P_TOUCH] = "UPDATE users SET last_seen = $1 WHERE id = $2 AND "
                 "(last_seen IS NULL OR last_seen < $3)",
-    [P_TOKEN_INSERT] = "INSERT INTO tokens (hash, user_id, created) VALUES ($1, $2, $3)",
+    [P_SESSION_TOUCH] = "UPDATE sessions SET last_used = $1 WHERE id = $2 AND last_used < $3",
+    [P_SESSION_INSERT] = "INSERT INTO sessions (hash, user_id, created, last_used, user_agent, "
+                         "client_ip) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     [P_TOKEN_USER] = "SELECT u.id, u.username, u.email, u.first_name, u.last_name, u.is_active, "
-                     "u.is_staff, u.date_joined, u.online_status, u.last_seen "
-                     "FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1",
-    [P_TOKEN_DELETE] = "DELETE FROM tokens WHERE hash = $1 RETURNING user_id",
+                     "u.is_staff, u.date_joined, u.online_status, u.last_seen, u.status_text, "
+                     "u.status_expires, s.id, s.created, s.last_used "
+                     "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.hash = $1",
+    [P_SESSION_LIST] = "SELECT id, user_id, created, last_used, user_agent, client_ip "
+                       "FROM sessions WHERE user_id = $1 ORDER BY last_used DESC, id DESC",
+    /* Locks the user's row: two sessions of one user ending at once take
+     * turns, so the second sees the first gone (READ COMMITTED re-reads
+     * after the lock) and the user cannot be left online with none. */
+    [P_USER_PRESENCE] = "SELECT username, online_status, last_seen FROM users WHERE id = $1 "
+                        "FOR UPDATE",
+    [P_SESSION_DELETE_ONE] = "DELETE FROM sessions WHERE user_id = $1 AND id = $2 "
+                             "AND last_used < $3",
+    [P_SESSION_DELETE_ALL] = "DELETE FROM sessions WHERE user_id = $1 AND id <> $2",
+    [P_SESSION_ACTIVE] = "SELECT EXISTS (SELECT 1 FROM sessions WHERE user_id = $1 "
+                         "AND last_used >= $2)",
+    [P_GO_OFFLINE] = "UPDATE users SET online_status = 0, last_seen = $2 "
+                     "WHERE id = $1 AND online_status <> 0 RETURNING username, last_seen",
+    [P_SESSIONS_EXPIRED] = "SELECT id, user_id FROM sessions WHERE last_used < $1 "
+                           "ORDER BY last_used LIMIT $2",
+    [P_SESSION_REFRESH] = "UPDATE sessions SET last_used = greatest(last_used, $1) WHERE id = $2 "
+                          "RETURNING user_id",
+    [P_SESSION_COUNT] = "SELECT sessions FROM user_counts WHERE id = 1",
     [P_PING] = "SELECT 1",
     [P_DECAY_PENDING] =
         "SELECT EXISTS (SELECT 1 FROM users WHERE online_status = 2 AND last_seen < $1) "
@@ -114,18 +161,84 @@ static const char *const psql[P_NSTMT] = {
     /* One statement each: the update and its log rows see the same rows, and
      * a process running the same sweep concurrently waits on the row locks,
      * re-checks the condition and finds nothing left to change. */
+    /* One statement each: the update, its log rows and its history see the
+     * same rows, and a process running the same sweep concurrently waits
+     * on the row locks, re-checks the condition and finds nothing left to
+     * change. $3 says whether history is kept; the result is the count. */
     [P_DECAY_OFFLINE] =
-        "WITH d AS (UPDATE users SET online_status = 0 WHERE online_status IN (1, 2) "
-        "AND last_seen < $2 RETURNING id, username, last_seen) "
-        "INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
-        "SELECT id, username, 0, last_seen, $1 FROM d ORDER BY last_seen, id",
+        "WITH o AS (SELECT id, online_status AS prev FROM users WHERE online_status IN (1, 2) "
+        "AND last_seen < $2 FOR UPDATE), "
+        "d AS (UPDATE users u SET online_status = 0 FROM o WHERE u.id = o.id "
+        "AND u.online_status IN (1, 2) RETURNING u.id, u.username, u.last_seen, o.prev), "
+        "l AS (INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
+        "SELECT id, username, 0, last_seen, $1 FROM d ORDER BY last_seen, id), "
+        "h AS (INSERT INTO presence_history (user_id, at, status, prev) "
+        "SELECT id, $1, 0, prev FROM d WHERE $3 "
+        "ON CONFLICT (user_id, at) DO UPDATE SET status = excluded.status) "
+        "SELECT count(*) FROM d",
     [P_DECAY_AWAY] =
         "WITH d AS (UPDATE users SET online_status = 1 WHERE online_status = 2 "
-        "AND last_seen < $2 RETURNING id, username, last_seen) "
-        "INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
-        "SELECT id, username, 1, last_seen, $1 FROM d ORDER BY last_seen, id",
-    [P_CHANGES] = "SELECT seq, user_id, username, online_status, last_seen, at "
-                  "FROM presence_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+        "AND last_seen < $2 RETURNING id, username, last_seen), "
+        "l AS (INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
+        "SELECT id, username, 1, last_seen, $1 FROM d ORDER BY last_seen, id), "
+        "h AS (INSERT INTO presence_history (user_id, at, status, prev) "
+        "SELECT id, $1, 1, 2 FROM d WHERE $3 "
+        "ON CONFLICT (user_id, at) DO UPDATE SET status = excluded.status) "
+        "SELECT count(*) FROM d",
+    [P_CHANGES] = "SELECT seq, user_id, username, online_status, last_seen, at, kind, "
+                  "coalesce(session_id, 0), message, message_expires FROM presence_changes "
+                  "WHERE seq > $1 AND ($3::int >> kind) & 1 = 1 ORDER BY seq LIMIT $2",
+    [P_HISTORY_INSERT] = "INSERT INTO presence_history (user_id, at, status, prev) "
+                         "VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, at) DO UPDATE SET "
+                         "status = excluded.status",
+    [P_HISTORY_DELETE_USER] = "DELETE FROM presence_history WHERE user_id = $1",
+    [P_HISTORY_SINCE] = "SELECT history_since FROM presence_meta WHERE id = 1",
+    [P_HISTORY_FIRST] = "SELECT at, status, prev FROM presence_history WHERE user_id = $1 "
+                        "AND at <= $2 ORDER BY at DESC LIMIT 1",
+    [P_HISTORY_ROWS] = "SELECT at, status, prev FROM presence_history WHERE user_id = $1 "
+                       "AND at > $2 AND at < $3 ORDER BY at",
+    [P_HISTORY_NEXT] = "SELECT at, status, prev FROM presence_history WHERE user_id = $1 "
+                       "AND at >= $2 ORDER BY at LIMIT 1",
+    [P_HISTORY_MARK] = "UPDATE presence_meta SET history_since = $1 WHERE id = 1",
+    [P_HISTORY_MARK_UNSET] = "UPDATE presence_meta SET history_since = $1 WHERE id = 1 "
+                             "AND history_since IS NULL",
+    [P_HISTORY_PRUNE] = "WITH gone AS (DELETE FROM presence_history WHERE (user_id, at) IN "
+                        "(SELECT user_id, at FROM presence_history WHERE at < $1 ORDER BY at "
+                        "LIMIT $2) RETURNING 1), m AS (DELETE FROM presence_minutes WHERE "
+                        "minute < $1), x AS (UPDATE presence_meta SET history_since = "
+                        "greatest(history_since, $1) WHERE id = 1 AND history_since IS NOT NULL) "
+                        "SELECT count(*) FROM gone",
+    [P_MINUTE_INSERT] = "INSERT INTO presence_minutes (minute, online, away, offline, online_max) "
+                        "SELECT $1, online, away, total - online - away, online FROM user_counts "
+                        "WHERE id = 1 ON CONFLICT (minute) DO NOTHING RETURNING minute",
+    /* The minute before closes with the peak the counters kept meanwhile. */
+    [P_MINUTE_CLOSE] = "UPDATE presence_minutes SET online_max = greatest(online_max, (SELECT "
+                       "online_peak FROM user_counts WHERE id = 1)) WHERE minute = (SELECT "
+                       "max(minute) FROM presence_minutes WHERE minute < $1)",
+    [P_PEAK_RESET] = "UPDATE user_counts SET online_peak = online WHERE id = 1",
+    [P_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
+                  "WHERE minute >= $1 AND minute < $2 ORDER BY minute",
+    [P_LIVE_PEAK] = "SELECT online_peak FROM user_counts WHERE id = 1",
+    [P_DUMP_HISTORY] = "SELECT user_id, at, status, prev FROM presence_history "
+                       "WHERE (user_id, at) > ($1, $2) ORDER BY user_id, at LIMIT $3",
+    [P_DUMP_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
+                       "WHERE minute > $1 ORDER BY minute LIMIT $2",
+    [P_LOAD_HISTORY] = "INSERT INTO presence_history (user_id, at, status, prev) "
+                       "VALUES ($1, $2, $3, $4)",
+    [P_LOAD_MINUTE] = "INSERT INTO presence_minutes (minute, online, away, offline, online_max) "
+                      "VALUES ($1, $2, $3, $4, $5)",
+    [P_MESSAGE_SET] = "UPDATE users SET status_text = $2, status_expires = $3 WHERE id = $1 "
+                      "RETURNING " USER_COLS,
+    [P_MESSAGE_CLEAR] = "UPDATE users SET status_text = NULL, status_expires = NULL "
+                        "WHERE id = $1 AND status_text IS NOT NULL RETURNING " USER_COLS,
+    [P_LOG_MESSAGE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
+                      "at, kind, message, message_expires) VALUES ($1, $2, $3, $4, $5, 1, $6, $7)",
+    [P_MESSAGE_PENDING] = "SELECT EXISTS (SELECT 1 FROM users WHERE status_expires <= $1)",
+    [P_MESSAGE_EXPIRE] = "WITH d AS (UPDATE users SET status_text = NULL, status_expires = NULL "
+                         "WHERE status_expires <= $1 RETURNING id, username, online_status, "
+                         "last_seen) INSERT INTO presence_changes (user_id, username, "
+                         "online_status, last_seen, at, kind) SELECT id, username, online_status, "
+                         "last_seen, $1, 1 FROM d ORDER BY id",
     [P_PRUNED] = "SELECT pruned_through FROM presence_meta WHERE id = 1",
     [P_HEAD] = "SELECT greatest(coalesce((SELECT max(seq) FROM presence_changes), 0), "
                "(SELECT pruned_through FROM presence_meta WHERE id = 1))",
@@ -136,13 +249,16 @@ static const char *const psql[P_NSTMT] = {
                 "UPDATE presence_meta SET pruned_through = greatest(pruned_through, "
                 "(SELECT coalesce(max(seq), 0) FROM gone)) WHERE id = 1",
     [P_DUMP_USERS] = "SELECT " USER_COLS ", password FROM users WHERE id > $1 ORDER BY id LIMIT $2",
-    [P_DUMP_TOKENS] = "SELECT hash, user_id, created FROM tokens WHERE hash > $1 ORDER BY hash "
-                      "LIMIT $2",
+    [P_DUMP_SESSIONS] = "SELECT hash, id, user_id, created, last_used, user_agent, client_ip "
+                        "FROM sessions WHERE id > $1 ORDER BY id LIMIT $2",
     [P_LOAD_USER] = "INSERT INTO users (" USER_COLS ", password) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    [P_LOAD_TOKEN] = "INSERT INTO tokens (hash, user_id, created) VALUES ($1, $2, $3)",
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    [P_LOAD_SESSION] = "INSERT INTO sessions (hash, id, user_id, created, last_used, user_agent, "
+                       "client_ip) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     [P_LOAD_IDS] = "SELECT setval(pg_get_serial_sequence('users', 'id'), "
-                   "greatest((SELECT max(id) FROM users), 1))",
+                   "greatest((SELECT max(id) FROM users), 1)), "
+                   "setval(pg_get_serial_sequence('sessions', 'id'), "
+                   "greatest((SELECT max(id) FROM sessions), 1))",
     [P_SEED] = "INSERT INTO users (username, email, first_name, last_name, password, is_active, "
                "is_staff, date_joined, online_status, last_seen) "
                "SELECT 'seed' || (b.base + i), 'seed' || (b.base + i) || '@example.com', 'First' "
@@ -174,11 +290,11 @@ struct pg_store {
 /* ---- parameters --------------------------------------------------------- */
 
 struct params {
-    const char *v[12];
-    int len[12];
-    int fmt[12];
+    const char *v[16];
+    int len[16];
+    int fmt[16];
     int n;
-    char buf[12][24];
+    char buf[16][24];
 };
 
 static void p_int(struct params *p, int64_t x)
@@ -433,6 +549,19 @@ static void row_user(PGresult *r, int row, struct usersd_user *u)
     u->date_joined = col_int(r, row, 7);
     u->online_status = (enum usersd_status)col_int(r, row, 8);
     u->last_seen = col_time(r, row, 9);
+    col_text(u->status_text, sizeof u->status_text, r, row, 10);
+    u->status_expires = col_time(r, row, 11);
+}
+
+/* id, user_id, created, last_used, user_agent, client_ip from column col. */
+static void row_session(PGresult *r, int row, int col, struct usersd_session *x)
+{
+    x->id = col_int(r, row, col);
+    x->user_id = col_int(r, row, col + 1);
+    x->created = col_int(r, row, col + 2);
+    x->last_used = col_int(r, row, col + 3);
+    col_text(x->user_agent, sizeof x->user_agent, r, row, col + 4);
+    col_text(x->client_ip, sizeof x->client_ip, r, row, col + 5);
 }
 
 /* The first row as a user, or ENOTFOUND. Clears r. */
@@ -584,12 +713,16 @@ static enum usersd_code pg_user_get_auth(struct store *base, const char *usernam
     struct params p = {0};
     p_text(&p, username);
     PGresult *r = run((struct pg_store *)base, P_GET_AUTH, &p, err);
-    if (r && PQntuples(r) > 0) col_text(pwhash, AUTH_HASH_MAX, r, 0, 10);
+    if (r && PQntuples(r) > 0) col_text(pwhash, AUTH_HASH_MAX, r, 0, 12);
     return one_user(r, out, err);
 }
 
+static enum usersd_code end_sessions(struct pg_store *s, const struct store_session_end *e,
+                                     int64_t *ended, struct usersd_err *err);
+
 static enum usersd_code pg_user_update(struct store *base, const struct usersd_user *u,
-                                       const char *pwhash, struct usersd_err *err)
+                                       const char *pwhash, const struct store_session_end *end,
+                                       struct usersd_err *err)
 {
     struct pg_store *s = (struct pg_store *)base;
     enum usersd_code code = begin(s, err);
@@ -611,10 +744,15 @@ static enum usersd_code pg_user_update(struct store *base, const struct usersd_u
         p_int(&q, u->id);
         if (run0(s, P_UPDATE_PW, &q, err)) goto fail;
     }
-    if (!u->is_active) { /* a deactivated user's sessions end with it */
-        struct params q = {0};
-        p_int(&q, u->id);
-        if (run0(s, P_DELETE_TOKENS, &q, err)) goto fail;
+    /* A new password ends the other sessions; a deactivated user's sessions
+     * all end, and so does its presence. */
+    if (pwhash || !u->is_active) {
+        struct store_session_end e = *end;
+        e.user_id = u->id;
+        e.session_id = 0;
+        if (!u->is_active) e.keep_id = 0, e.force = true;
+        int64_t n;
+        if (end_sessions(s, &e, &n, err)) goto fail;
     }
     return commit(s, err);
 fail:
@@ -629,34 +767,78 @@ static enum usersd_code log_lock(struct pg_store *s, struct usersd_err *err)
     return run0(s, P_LOCK_LOG, NULL, err);
 }
 
+static enum usersd_code log_entry(struct pg_store *s, enum usersd_change_kind kind, int64_t user_id,
+                                  const char *username, int status, int64_t last_seen, int64_t at,
+                                  int64_t session_id, int prev, struct usersd_err *err);
+
+/* The user's name and presence, its row locked; ENOTFOUND. */
+static enum usersd_code user_presence(struct pg_store *s, int64_t id, char *username, size_t size,
+                                      int *status, int64_t *last_seen, struct usersd_err *err)
+{
+    struct params p = {0};
+    p_int(&p, id);
+    PGresult *r = run(s, P_USER_PRESENCE, &p, err);
+    if (!r) return last_fail;
+    enum usersd_code code = USERSD_OK;
+    if (PQntuples(r) > 0) {
+        col_text(username, size, r, 0, 0);
+        *status = (int)col_int(r, 0, 1);
+        *last_seen = col_time(r, 0, 2);
+    } else {
+        code = err_set(err, USERSD_ENOTFOUND, "user not found");
+    }
+    PQclear(r);
+    return code;
+}
+
+/* Deletes the user's session one, or all but keep; *n gets how many. */
+static enum usersd_code delete_sessions(struct pg_store *s, int64_t user_id, int64_t one,
+                                        int64_t keep, int64_t unused_since, int64_t *n,
+                                        struct usersd_err *err)
+{
+    struct params p = {0};
+    p_int(&p, user_id);
+    p_int(&p, one ? one : keep);
+    if (one) p_int(&p, unused_since > 0 ? unused_since : INT64_MAX);
+    PGresult *r = run(s, one ? P_SESSION_DELETE_ONE : P_SESSION_DELETE_ALL, &p, err);
+    if (!r) return last_fail;
+    *n = strtoll(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return USERSD_OK;
+}
+
 static enum usersd_code pg_user_delete(struct store *base, int64_t id, int64_t now,
                                        struct usersd_err *err)
 {
     struct pg_store *s = (struct pg_store *)base;
     enum usersd_code code = begin(s, err);
     if (code) return code;
+    char name[USERSD_USERNAME_MAX + 1];
+    int status;
+    int64_t last_seen, n;
+    /* The log lock first, then the row: the order every writer of the log
+     * takes them in, so none deadlocks. */
+    if ((code = log_lock(s, err)) ||
+        (code = user_presence(s, id, name, sizeof name, &status, &last_seen, err)))
+        goto out;
+    if (status != USERSD_OFFLINE &&
+        (code = log_entry(s, USERSD_CHANGE_PRESENCE, id, name, USERSD_OFFLINE, last_seen, now, 0,
+                          status, err)))
+        goto out;
+    if ((code = delete_sessions(s, id, 0, 0, 0, &n, err))) goto out;
+    if (n && (code = log_entry(s, USERSD_CHANGE_SESSION_END, id, name, USERSD_OFFLINE, last_seen,
+                               now, 0, USERSD_OFFLINE, err)))
+        goto out;
     struct params p = {0};
     p_int(&p, id);
-    p_int(&p, now);
-    PGresult *r;
-    if (log_lock(s, err)) goto fail;
-    if (!(r = run(s, P_LOG_DELETE, &p, err))) goto fail;
-    bool logged = strcmp(PQcmdTuples(r), "0") != 0;
-    PQclear(r);
-    if (logged && run0(s, P_NOTIFY, NULL, err)) goto fail;
-    p.n = 1;
-    if (run0(s, P_DELETE_TOKENS, &p, err)) goto fail;
-    if (!(r = run(s, P_DELETE, &p, err))) goto fail;
-    bool found = strcmp(PQcmdTuples(r), "0") != 0;
-    PQclear(r);
-    if (!found) {
-        rollback(s);
-        return err_set(err, USERSD_ENOTFOUND, "user not found");
-    }
+    /* Its history goes with it (the log keeps the last hour for streams). */
+    if ((code = run0(s, P_HISTORY_DELETE_USER, &p, err)) || (code = run0(s, P_DELETE, &p, err)))
+        goto out;
+    if ((status != USERSD_OFFLINE || n) && (code = run0(s, P_NOTIFY, NULL, err))) goto out;
     return commit(s, err);
-fail:
+out:
     rollback(s);
-    return last_fail;
+    return code;
 }
 
 static enum usersd_code pg_user_count(struct store *base, int64_t *out, struct usersd_err *err)
@@ -855,33 +1037,45 @@ static enum usersd_code pg_set_status(struct pg_store *s, const struct store_sta
         return err_set(err, USERSD_ENOTFOUND, "user not found");
     }
     if ((code = one_user(run(s, P_SET_STATUS, &p, err), out, err))) goto fail;
-    if (old != (int)c->status) {
-        q = (struct params){0};
-        p_int(&q, out->id);
-        p_text(&q, out->username);
-        p_int(&q, out->online_status);
-        p_time(&q, out->last_seen);
-        p_int(&q, c->now);
-        if (run0(s, P_LOG_CHANGE, &q, err) || run0(s, P_NOTIFY, NULL, err)) goto fail;
-    }
+    if (old != (int)c->status &&
+        (log_entry(s, USERSD_CHANGE_PRESENCE, out->id, out->username, (int)out->online_status,
+                   out->last_seen, c->now, 0, old, err) ||
+         run0(s, P_NOTIFY, NULL, err)))
+        goto fail;
     return commit(s, err);
 fail:
     rollback(s);
     return last_fail;
 }
 
-static enum usersd_code pg_touch(struct store *base, int64_t id, int64_t now, int64_t before,
-                                 bool *updated, struct usersd_err *err)
+/* Runs a statement binding (now, id, before); *changed: a row changed. */
+static enum usersd_code run_touch(struct pg_store *s, enum pstmt id_stmt, int64_t id, int64_t now,
+                                  int64_t before, bool *changed, struct usersd_err *err)
 {
     struct params p = {0};
     p_int(&p, now);
     p_int(&p, id);
     p_int(&p, before);
-    PGresult *r = run((struct pg_store *)base, P_TOUCH, &p, err);
+    PGresult *r = run(s, id_stmt, &p, err);
     if (!r) return last_fail;
-    *updated = strcmp(PQcmdTuples(r), "0") != 0;
+    *changed = strcmp(PQcmdTuples(r), "0") != 0;
     PQclear(r);
     return USERSD_OK;
+}
+
+static enum usersd_code pg_touch(struct store *base, int64_t id, int64_t session, int64_t now,
+                                 int64_t before, bool *updated, struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    if (!session) return run_touch(s, P_TOUCH, id, now, before, updated, err);
+    enum usersd_code code = begin(s, err); /* the user and the session: one commit */
+    if (code) return code;
+    bool used;
+    if (!(code = run_touch(s, P_TOUCH, id, now, before, updated, err)) &&
+        !(code = run_touch(s, P_SESSION_TOUCH, session, now, before, &used, err)))
+        return commit(s, err);
+    rollback(s);
+    return code;
 }
 
 static enum usersd_code pg_decay(struct store *base, int64_t now, int64_t away_before,
@@ -907,9 +1101,10 @@ static enum usersd_code pg_decay(struct store *base, int64_t now, int64_t away_b
         p = (struct params){0};
         p_int(&p, now);
         p_int(&p, cut[i]);
-        if (!(r = run(s, step[i], &p, err))) goto fail;
-        *changed += strtoll(PQcmdTuples(r), NULL, 10);
-        PQclear(r);
+        p_bool(&p, s->base.history);
+        int64_t n = 0;
+        if (one_int(run(s, step[i], &p, err), &n)) goto fail;
+        *changed += n;
     }
     if (*changed && run0(s, P_NOTIFY, NULL, err)) goto fail;
     if ((code = commit(s, err))) *changed = 0;
@@ -920,13 +1115,14 @@ fail:
     return last_fail;
 }
 
-static enum usersd_code pg_changes(struct store *base, int64_t since, int limit,
+static enum usersd_code pg_changes(struct store *base, int64_t since, int limit, unsigned kinds,
                                    struct usersd_changes *out, struct usersd_err *err)
 {
     struct pg_store *s = (struct pg_store *)base;
     struct params p = {0};
     p_int(&p, since);
     p_int(&p, limit);
+    p_int(&p, kinds);
     PGresult *r = run(s, P_CHANGES, &p, err);
     if (!r) return last_fail;
     size_t n = (size_t)PQntuples(r);
@@ -943,6 +1139,10 @@ static enum usersd_code pg_changes(struct store *base, int64_t since, int limit,
         c->online_status = (enum usersd_status)col_int(r, (int)i, 3);
         c->last_seen = col_time(r, (int)i, 4);
         c->at = col_int(r, (int)i, 5);
+        c->kind = (enum usersd_change_kind)col_int(r, (int)i, 6);
+        c->session_id = col_int(r, (int)i, 7);
+        col_text(c->status_text, sizeof c->status_text, r, (int)i, 8);
+        c->status_expires = col_time(r, (int)i, 9);
     }
     PQclear(r);
     int64_t pruned = 0; /* after the read, so a prune in between is seen */
@@ -1007,36 +1207,37 @@ static enum usersd_code pg_dump_users(struct store *base, int64_t after, size_t 
     if (!r) return last_fail;
     for (*n = 0; *n < cap && *n < (size_t)PQntuples(r); (*n)++) {
         row_user(r, (int)*n, &rows[*n].user);
-        col_text(rows[*n].pwhash, sizeof rows[0].pwhash, r, (int)*n, 10);
+        col_text(rows[*n].pwhash, sizeof rows[0].pwhash, r, (int)*n, 12);
     }
     PQclear(r);
     return USERSD_OK;
 }
 
-static enum usersd_code pg_dump_tokens(struct store *base, const unsigned char *after, size_t cap,
-                                       struct store_token_row *rows, size_t *n,
-                                       struct usersd_err *err)
+static enum usersd_code pg_dump_sessions(struct store *base, int64_t after, size_t cap,
+                                         struct store_session_row *rows, size_t *n,
+                                         struct usersd_err *err)
 {
     struct params p = {0};
-    p_bytea(&p, after ? after : (const unsigned char *)"", after ? STORE_TOKEN_HASH_LEN : 0);
+    p_int(&p, after);
     p_int(&p, (int64_t)cap);
-    struct pg_store *s = (struct pg_store *)base;
-    PGresult *r = run(s, P_DUMP_TOKENS, &p, err);
+    PGresult *r = run((struct pg_store *)base, P_DUMP_SESSIONS, &p, err);
     if (!r) return last_fail;
     for (*n = 0; *n < cap && *n < (size_t)PQntuples(r); (*n)++) {
+        struct store_session_row *x = &rows[*n];
+        int i = (int)*n;
+        memset(x, 0, sizeof *x);
         size_t len = 0;
-        unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, (int)*n, 0), &len);
-        if (b && len == STORE_TOKEN_HASH_LEN) memcpy(rows[*n].hash, b, len);
+        unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 0), &len);
+        if (b && len == STORE_TOKEN_HASH_LEN) memcpy(x->hash, b, len);
         PQfreemem(b);
-        rows[*n].user_id = col_int(r, (int)*n, 1);
-        rows[*n].created = col_int(r, (int)*n, 2);
+        row_session(r, i, 1, &x->s);
     }
     PQclear(r);
     return USERSD_OK;
 }
 
 static enum usersd_code pg_load(struct store *base, const struct store_user_row *users, size_t nu,
-                                const struct store_token_row *tokens, size_t nt,
+                                const struct store_session_row *sessions, size_t ns,
                                 struct usersd_err *err)
 {
     struct pg_store *s = (struct pg_store *)base;
@@ -1050,15 +1251,22 @@ static enum usersd_code pg_load(struct store *base, const struct store_user_row 
         p_int(&p, u->date_joined);
         p_int(&p, u->online_status);
         p_time(&p, u->last_seen);
+        p_text(&p, u->status_text[0] ? u->status_text : NULL);
+        p_time(&p, u->status_text[0] ? u->status_expires : USERSD_NULL_TIME);
         p_text(&p, users[i].pwhash);
         if (run0(s, P_LOAD_USER, &p, err)) goto fail;
     }
-    for (size_t i = 0; i < nt; i++) {
+    for (size_t i = 0; i < ns; i++) {
+        const struct usersd_session *x = &sessions[i].s;
         struct params p = {0};
-        p_bytea(&p, tokens[i].hash, STORE_TOKEN_HASH_LEN);
-        p_int(&p, tokens[i].user_id);
-        p_int(&p, tokens[i].created);
-        if (run0(s, P_LOAD_TOKEN, &p, err)) goto fail;
+        p_bytea(&p, sessions[i].hash, STORE_TOKEN_HASH_LEN);
+        p_int(&p, x->id);
+        p_int(&p, x->user_id);
+        p_int(&p, x->created);
+        p_int(&p, x->last_used);
+        p_text(&p, x->user_agent);
+        p_text(&p, x->client_ip);
+        if (run0(s, P_LOAD_SESSION, &p, err)) goto fail;
     }
     return commit(s, err);
 fail:
@@ -1087,39 +1295,467 @@ static enum usersd_code pg_seed(struct store *base, int64_t n, int64_t now, cons
     return code ? code : exec_plain(s, "ANALYZE users", err);
 }
 
-/* ---- tokens ------------------------------------------------------------- */
+/* ---- sessions ----------------------------------------------------------- */
 
-static enum usersd_code pg_token_insert(struct store *base, const unsigned char *hash,
-                                        int64_t user_id, int64_t now, struct usersd_err *err)
+/* Appends one entry to the change log in the open transaction (the log
+ * lock is already held); a presence change (from prev to status) goes into
+ * the history too, when kept. */
+static enum usersd_code log_entry(struct pg_store *s, enum usersd_change_kind kind, int64_t user_id,
+                                  const char *username, int status, int64_t last_seen, int64_t at,
+                                  int64_t session_id, int prev, struct usersd_err *err)
+{
+    struct params q = {0};
+    p_int(&q, user_id);
+    p_text(&q, username);
+    p_int(&q, status);
+    p_time(&q, last_seen);
+    p_int(&q, at);
+    p_int(&q, kind);
+    p_time(&q, kind == USERSD_CHANGE_SESSION_END ? session_id : USERSD_NULL_TIME);
+    enum usersd_code code = run0(s, P_LOG_CHANGE, &q, err);
+    if (code || kind != USERSD_CHANGE_PRESENCE || !s->base.history) return code;
+    q = (struct params){0};
+    p_int(&q, user_id);
+    p_int(&q, at);
+    p_int(&q, status);
+    p_int(&q, prev);
+    return run0(s, P_HISTORY_INSERT, &q, err);
+}
+
+/* Ends sessions and applies the presence rule (store.h) in the open
+ * transaction: the log lock, then the user's row lock (the order every
+ * writer of the log uses), so concurrent ends of one user's sessions take
+ * turns and the last one sees the others gone. */
+static enum usersd_code end_sessions(struct pg_store *s, const struct store_session_end *e,
+                                     int64_t *ended, struct usersd_err *err)
+{
+    char name[USERSD_USERNAME_MAX + 1];
+    int status;
+    int64_t last_seen;
+    *ended = 0;
+    enum usersd_code code = log_lock(s, err);
+    if (!code) code = user_presence(s, e->user_id, name, sizeof name, &status, &last_seen, err);
+    if (!code)
+        code =
+            delete_sessions(s, e->user_id, e->session_id, e->keep_id, e->unused_since, ended, err);
+    if (code) return code;
+    if (e->session_id && !*ended) return err_set(err, USERSD_ENOTFOUND, "session not found");
+    if (*ended && ((code = log_entry(s, USERSD_CHANGE_SESSION_END, e->user_id, name, status,
+                                     last_seen, e->now, e->session_id, status, err)) ||
+                   (code = run0(s, P_NOTIFY, NULL, err))))
+        return code;
+    if ((!*ended && !e->force) || status == USERSD_OFFLINE) return USERSD_OK;
+    struct params p = {0};
+    p_int(&p, e->user_id);
+    p_int(&p, e->active_after);
+    PGresult *r = run(s, P_SESSION_ACTIVE, &p, err);
+    if (!r) return last_fail;
+    bool active = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (active) return USERSD_OK;
+    p = (struct params){0};
+    p_int(&p, e->user_id);
+    p_int(&p, e->now);
+    if (!(r = run(s, P_GO_OFFLINE, &p, err))) return last_fail;
+    bool changed = PQntuples(r) > 0;
+    PQclear(r);
+    if (!changed) return USERSD_OK;
+    if ((code = log_entry(s, USERSD_CHANGE_PRESENCE, e->user_id, name, USERSD_OFFLINE, e->now,
+                          e->now, 0, status, err)))
+        return code;
+    return run0(s, P_NOTIFY, NULL, err);
+}
+
+static enum usersd_code pg_session_end(struct store *base, const struct store_session_end *e,
+                                       int64_t *ended, struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    if (!(code = end_sessions(s, e, ended, err)) && !(code = commit(s, err))) return USERSD_OK;
+    rollback(s);
+    *ended = 0;
+    return code;
+}
+
+static enum usersd_code pg_session_expire(struct store *base, int64_t before, int64_t now,
+                                          int64_t active_after, int limit, int64_t *ended,
+                                          struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    *ended = 0;
+    struct params p = {0};
+    p_int(&p, before);
+    p_int(&p, limit);
+    PGresult *due = run(s, P_SESSIONS_EXPIRED, &p, err);
+    if (!due) return last_fail;
+    enum usersd_code code = PQntuples(due) ? begin(s, err) : USERSD_OK;
+    bool open_tx = PQntuples(due) && !code;
+    for (int i = 0; i < PQntuples(due) && !code; i++) {
+        /* Only if still unused: activity since the read keeps it. */
+        struct store_session_end e = {.user_id = col_int(due, i, 1),
+                                      .session_id = col_int(due, i, 0),
+                                      .now = now,
+                                      .active_after = active_after,
+                                      .unused_since = before};
+        int64_t one = 0;
+        code = end_sessions(s, &e, &one, err);
+        if (code == USERSD_ENOTFOUND) { /* used again, or another process's sweep took it */
+            code = USERSD_OK;
+            continue;
+        }
+        *ended += one;
+    }
+    PQclear(due);
+    if (open_tx) {
+        if (!code) code = commit(s, err);
+        if (code) rollback(s);
+    }
+    if (code) *ended = 0;
+    return code;
+}
+
+static enum usersd_code pg_session_refresh(struct store *base, const int64_t *ids, size_t n,
+                                           int64_t now, bool *alive, struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    for (size_t i = 0; i < n && !code; i++) {
+        struct params p = {0};
+        p_int(&p, now);
+        p_int(&p, ids[i]);
+        PGresult *r = run(s, P_SESSION_REFRESH, &p, err);
+        if (!r) {
+            code = last_fail;
+            break;
+        }
+        int64_t user = PQntuples(r) > 0 ? col_int(r, 0, 0) : 0;
+        PQclear(r);
+        alive[i] = user != 0;
+        bool seen;
+        if (user) code = run_touch(s, P_TOUCH, user, now, now, &seen, err);
+    }
+    if (!code && !(code = commit(s, err))) return USERSD_OK;
+    rollback(s);
+    return code;
+}
+
+static enum usersd_code pg_session_insert(struct store *base, struct store_session_row *row,
+                                          struct usersd_err *err)
 {
     struct params p = {0};
-    p_bytea(&p, hash, STORE_TOKEN_HASH_LEN);
-    p_int(&p, user_id);
-    p_int(&p, now);
-    return run0((struct pg_store *)base, P_TOKEN_INSERT, &p, err);
+    p_bytea(&p, row->hash, STORE_TOKEN_HASH_LEN);
+    p_int(&p, row->s.user_id);
+    p_int(&p, row->s.created);
+    p_int(&p, row->s.last_used);
+    p_text(&p, row->s.user_agent);
+    p_text(&p, row->s.client_ip);
+    return one_int(run((struct pg_store *)base, P_SESSION_INSERT, &p, err), &row->s.id);
 }
 
 static enum usersd_code pg_token_user(struct store *base, const unsigned char *hash,
-                                      struct usersd_user *out, struct usersd_err *err)
+                                      struct usersd_user *out, struct usersd_session *session,
+                                      struct usersd_err *err)
 {
     struct params p = {0};
     p_bytea(&p, hash, STORE_TOKEN_HASH_LEN);
-    return one_user(run((struct pg_store *)base, P_TOKEN_USER, &p, err), out, err);
+    PGresult *r = run((struct pg_store *)base, P_TOKEN_USER, &p, err);
+    if (r && PQntuples(r) > 0 && session) {
+        memset(session, 0, sizeof *session);
+        session->id = col_int(r, 0, 12);
+        session->user_id = col_int(r, 0, 0);
+        session->created = col_int(r, 0, 13);
+        session->last_used = col_int(r, 0, 14);
+    }
+    enum usersd_code code = one_user(r, out, err);
+    return code == USERSD_ENOTFOUND ? err_set(err, code, "token not found") : code;
 }
 
-static enum usersd_code pg_token_delete(struct store *base, const unsigned char *hash,
-                                        int64_t *user_id, struct usersd_err *err)
+static enum usersd_code pg_session_list(struct store *base, int64_t user_id,
+                                        struct usersd_sessions *out, struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    struct usersd_user who;
+    enum usersd_code code = pg_user_get(base, user_id, &who, err);
+    if (code) return code;
+    struct params p = {0};
+    p_int(&p, user_id);
+    PGresult *r = run(s, P_SESSION_LIST, &p, err);
+    if (!r) return last_fail;
+    size_t n = (size_t)PQntuples(r);
+    out->items = calloc(n ? n : 1, sizeof *out->items);
+    if (!out->items) {
+        PQclear(r);
+        return err_set(err, USERSD_ENOMEM, NULL);
+    }
+    for (size_t i = 0; i < n; i++)
+        row_session(r, (int)i, 0, &out->items[out->count++]);
+    PQclear(r);
+    return USERSD_OK;
+}
+
+static enum usersd_code pg_session_count(struct store *base, int64_t *n, struct usersd_err *err)
+{
+    return one_int(run((struct pg_store *)base, P_SESSION_COUNT, NULL, err), n);
+}
+
+/* ---- status messages ------------------------------------------------------ */
+
+static enum usersd_code pg_status_message(struct store *base, int64_t id, const char *text,
+                                          int64_t expires, int64_t now, struct usersd_user *out,
+                                          struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    struct params p = {0};
+    p_int(&p, id);
+    if (text) {
+        p_text(&p, text);
+        p_time(&p, expires);
+    }
+    if ((code = log_lock(s, err))) goto out;
+    code = one_user(run(s, text ? P_MESSAGE_SET : P_MESSAGE_CLEAR, &p, err), out, err);
+    if (code == USERSD_ENOTFOUND && !text) { /* no message to clear, or no user */
+        rollback(s);
+        return pg_user_get(base, id, out, err);
+    }
+    if (code) goto out;
+    p = (struct params){0};
+    p_int(&p, out->id);
+    p_text(&p, out->username);
+    p_int(&p, out->online_status);
+    p_time(&p, out->last_seen);
+    p_int(&p, now);
+    p_text(&p, text);
+    p_time(&p, text ? expires : USERSD_NULL_TIME);
+    if ((code = run0(s, P_LOG_MESSAGE, &p, err)) || (code = run0(s, P_NOTIFY, NULL, err))) goto out;
+    return commit(s, err);
+out:
+    rollback(s);
+    return code;
+}
+
+static enum usersd_code pg_status_message_expire(struct store *base, int64_t now, int64_t *n,
+                                                 struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    *n = 0;
+    struct params p = {0};
+    p_int(&p, now);
+    PGresult *r = run(s, P_MESSAGE_PENDING, &p, err);
+    if (!r) return last_fail;
+    bool pending = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!pending) return USERSD_OK;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    if ((code = log_lock(s, err))) goto out;
+    if (!(r = run(s, P_MESSAGE_EXPIRE, &p, err))) {
+        code = last_fail;
+        goto out;
+    }
+    *n = strtoll(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    if ((*n && (code = run0(s, P_NOTIFY, NULL, err))) || (code = commit(s, err))) goto out;
+    return USERSD_OK;
+out:
+    rollback(s);
+    *n = 0;
+    return code;
+}
+
+/* ---- history ---------------------------------------------------------------- */
+
+static enum usersd_code pg_history_read(struct store *base, int64_t id, int64_t start, int64_t end,
+                                        struct store_history *out, struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    memset(out, 0, sizeof *out);
+    PGresult *r = run(s, P_HISTORY_SINCE, NULL, err);
+    if (!r) return last_fail;
+    out->since = PQntuples(r) ? col_time(r, 0, 0) : USERSD_NULL_TIME;
+    PQclear(r);
+    struct params p = {0};
+    p_int(&p, id);
+    p_int(&p, start);
+    if (!(r = run(s, P_HISTORY_FIRST, &p, err))) return last_fail;
+    if (PQntuples(r)) {
+        out->have_first = true;
+        out->first = (struct store_history_row){id, col_int(r, 0, 0), (int)col_int(r, 0, 1),
+                                                (int)col_int(r, 0, 2)};
+    }
+    PQclear(r);
+    p_int(&p, end);
+    if (!(r = run(s, P_HISTORY_ROWS, &p, err))) return last_fail;
+    size_t n = (size_t)PQntuples(r);
+    out->rows = malloc((n ? n : 1) * sizeof *out->rows);
+    if (!out->rows) {
+        PQclear(r);
+        return err_set(err, USERSD_ENOMEM, NULL);
+    }
+    for (size_t i = 0; i < n; i++)
+        out->rows[out->count++] = (struct store_history_row){
+            id, col_int(r, (int)i, 0), (int)col_int(r, (int)i, 1), (int)col_int(r, (int)i, 2)};
+    PQclear(r);
+    p = (struct params){0};
+    p_int(&p, id);
+    p_int(&p, end);
+    if (!(r = run(s, P_HISTORY_NEXT, &p, err))) {
+        free(out->rows);
+        out->rows = NULL;
+        return last_fail;
+    }
+    if (PQntuples(r)) {
+        out->have_next = true;
+        out->next = (struct store_history_row){id, col_int(r, 0, 0), (int)col_int(r, 0, 1),
+                                               (int)col_int(r, 0, 2)};
+    }
+    PQclear(r);
+    return USERSD_OK;
+}
+
+static enum usersd_code pg_history_mark(struct store *base, int64_t since, bool only_if_unset,
+                                        struct usersd_err *err)
 {
     struct params p = {0};
-    p_bytea(&p, hash, STORE_TOKEN_HASH_LEN);
-    PGresult *r = run((struct pg_store *)base, P_TOKEN_DELETE, &p, err);
-    if (!r) return last_fail;
-    enum usersd_code code = USERSD_OK;
-    if (PQntuples(r) > 0)
-        *user_id = col_int(r, 0, 0);
-    else
-        code = err_set(err, USERSD_ENOTFOUND, "token not found");
+    p_time(&p, since);
+    return run0((struct pg_store *)base, only_if_unset ? P_HISTORY_MARK_UNSET : P_HISTORY_MARK, &p,
+                err);
+}
+
+static enum usersd_code pg_history_prune(struct store *base, int64_t before, int limit, int64_t *n,
+                                         struct usersd_err *err)
+{
+    struct params p = {0};
+    p_int(&p, before);
+    p_int(&p, limit);
+    *n = 0;
+    return one_int(run((struct pg_store *)base, P_HISTORY_PRUNE, &p, err), n);
+}
+
+static enum usersd_code pg_history_sample(struct store *base, int64_t minute,
+                                          struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    struct params p = {0};
+    p_int(&p, minute);
+    /* Whoever inserts the minute's row closes the last one; the others find
+     * it there and do nothing. */
+    PGresult *r = run(s, P_MINUTE_INSERT, &p, err);
+    if (!r) {
+        code = last_fail;
+        goto out;
+    }
+    bool mine = PQntuples(r) > 0;
     PQclear(r);
+    if (mine &&
+        ((code = run0(s, P_MINUTE_CLOSE, &p, err)) || (code = run0(s, P_PEAK_RESET, NULL, err))))
+        goto out;
+    return commit(s, err);
+out:
+    rollback(s);
+    return code;
+}
+
+static void row_minute(PGresult *r, int i, struct store_minute_row *m)
+{
+    m->minute = col_int(r, i, 0);
+    m->online = col_int(r, i, 1);
+    m->away = col_int(r, i, 2);
+    m->offline = col_int(r, i, 3);
+    m->online_max = col_int(r, i, 4);
+}
+
+static enum usersd_code pg_minutes_read(struct store *base, int64_t from, int64_t to,
+                                        struct store_minute_row **out, size_t *n,
+                                        int64_t *live_peak, struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    *out = NULL;
+    *n = 0;
+    enum usersd_code code = one_int(run(s, P_LIVE_PEAK, NULL, err), live_peak);
+    if (code) return code;
+    struct params p = {0};
+    p_int(&p, from);
+    p_int(&p, to);
+    PGresult *r = run(s, P_MINUTES, &p, err);
+    if (!r) return last_fail;
+    size_t rows = (size_t)PQntuples(r);
+    *out = malloc((rows ? rows : 1) * sizeof **out);
+    if (!*out) {
+        PQclear(r);
+        return err_set(err, USERSD_ENOMEM, NULL);
+    }
+    for (; *n < rows; (*n)++)
+        row_minute(r, (int)*n, &(*out)[*n]);
+    PQclear(r);
+    return USERSD_OK;
+}
+
+static enum usersd_code pg_dump_history(struct store *base, int64_t after_user, int64_t after_at,
+                                        size_t cap, struct store_history_row *rows, size_t *n,
+                                        struct usersd_err *err)
+{
+    struct params p = {0};
+    p_int(&p, after_user);
+    p_int(&p, after_at);
+    p_int(&p, (int64_t)cap);
+    PGresult *r = run((struct pg_store *)base, P_DUMP_HISTORY, &p, err);
+    if (!r) return last_fail;
+    for (*n = 0; *n < cap && *n < (size_t)PQntuples(r); (*n)++) {
+        int i = (int)*n;
+        rows[*n] = (struct store_history_row){col_int(r, i, 0), col_int(r, i, 1),
+                                              (int)col_int(r, i, 2), (int)col_int(r, i, 3)};
+    }
+    PQclear(r);
+    return USERSD_OK;
+}
+
+static enum usersd_code pg_dump_minutes(struct store *base, int64_t after, size_t cap,
+                                        struct store_minute_row *rows, size_t *n,
+                                        struct usersd_err *err)
+{
+    struct params p = {0};
+    p_int(&p, after);
+    p_int(&p, (int64_t)cap);
+    PGresult *r = run((struct pg_store *)base, P_DUMP_MINUTES, &p, err);
+    if (!r) return last_fail;
+    for (*n = 0; *n < cap && *n < (size_t)PQntuples(r); (*n)++)
+        row_minute(r, (int)*n, &rows[*n]);
+    PQclear(r);
+    return USERSD_OK;
+}
+
+static enum usersd_code pg_load_history(struct store *base, const struct store_history_row *h,
+                                        size_t nh, const struct store_minute_row *m, size_t nm,
+                                        struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    for (size_t i = 0; i < nh + nm && !code; i++) {
+        struct params p = {0};
+        if (i < nh) {
+            p_int(&p, h[i].user_id);
+            p_int(&p, h[i].at);
+            p_int(&p, h[i].status);
+            p_int(&p, h[i].prev);
+        } else {
+            const struct store_minute_row *x = &m[i - nh];
+            p_int(&p, x->minute);
+            p_int(&p, x->online);
+            p_int(&p, x->away);
+            p_int(&p, x->offline);
+            p_int(&p, x->online_max);
+        }
+        code = run0(s, i < nh ? P_LOAD_HISTORY : P_LOAD_MINUTE, &p, err);
+    }
+    if (!code && !(code = commit(s, err))) return USERSD_OK;
+    rollback(s);
     return code;
 }
 
@@ -1148,12 +1784,26 @@ const struct store_ops store_pg_ops = {
     .changes_prune = pg_changes_prune,
     .changes_wait = pg_changes_wait,
     .dump_users = pg_dump_users,
-    .dump_tokens = pg_dump_tokens,
+    .dump_sessions = pg_dump_sessions,
     .load = pg_load,
     .load_finish = pg_load_finish,
     .seed = pg_seed,
     .batch = pg_batch,
-    .token_insert = pg_token_insert,
+    .session_insert = pg_session_insert,
     .token_user = pg_token_user,
-    .token_delete = pg_token_delete,
+    .session_list = pg_session_list,
+    .session_end = pg_session_end,
+    .session_expire = pg_session_expire,
+    .session_refresh = pg_session_refresh,
+    .session_count = pg_session_count,
+    .status_message = pg_status_message,
+    .status_message_expire = pg_status_message_expire,
+    .history_read = pg_history_read,
+    .history_mark = pg_history_mark,
+    .history_prune = pg_history_prune,
+    .history_sample = pg_history_sample,
+    .minutes_read = pg_minutes_read,
+    .dump_history = pg_dump_history,
+    .dump_minutes = pg_dump_minutes,
+    .load_history = pg_load_history,
 };

@@ -16,7 +16,7 @@ extern const char *const store_sqlite_migrations[];
 
 #define USER_COLS                                                                                  \
     "id, username, email, first_name, last_name, is_active, is_staff, date_joined, "               \
-    "online_status, last_seen"
+    "online_status, last_seen, status_text, status_expires"
 
 enum stmt_id {
     S_BEGIN,
@@ -32,9 +32,7 @@ enum stmt_id {
     S_GET_AUTH,
     S_UPDATE,
     S_UPDATE_PW,
-    S_DELETE_TOKENS,
     S_DELETE,
-    S_LOG_DELETE,
     S_COUNT,
     S_ONLINE,
     S_ONLINE_COUNT,
@@ -44,9 +42,18 @@ enum stmt_id {
     S_SAME_STATUS,
     S_LOG_CHANGE,
     S_TOUCH,
-    S_TOKEN_INSERT,
+    S_SESSION_TOUCH,
+    S_SESSION_INSERT,
     S_TOKEN_USER,
-    S_TOKEN_DELETE,
+    S_SESSION_LIST,
+    S_USER_PRESENCE,
+    S_SESSION_DELETE_ONE,
+    S_SESSION_DELETE_ALL,
+    S_SESSION_ACTIVE,
+    S_GO_OFFLINE,
+    S_SESSIONS_EXPIRED,
+    S_SESSION_REFRESH,
+    S_SESSION_COUNT,
     S_PING,
     S_DECAY_PENDING,
     S_LOG_OFFLINE,
@@ -54,15 +61,44 @@ enum stmt_id {
     S_LOG_AWAY,
     S_DECAY_AWAY,
     S_CHANGES,
+    S_HISTORY_INSERT,
+    S_HISTORY_DELETE_USER,
+    S_HISTORY_OFFLINE,
+    S_HISTORY_AWAY,
+    S_HISTORY_SINCE,
+    S_HISTORY_FIRST,
+    S_HISTORY_ROWS,
+    S_HISTORY_NEXT,
+    S_HISTORY_MARK,
+    S_HISTORY_MARK_UNSET,
+    S_HISTORY_PRUNE,
+    S_MINUTES_PRUNE,
+    S_HISTORY_MOVE_SINCE,
+    S_MINUTE_EXISTS,
+    S_MINUTE_CLOSE,
+    S_MINUTE_INSERT,
+    S_PEAK_RESET,
+    S_MINUTES,
+    S_LIVE_PEAK,
+    S_DUMP_HISTORY,
+    S_DUMP_MINUTES,
+    S_LOAD_HISTORY,
+    S_LOAD_MINUTE,
+    S_MESSAGE_SET,
+    S_MESSAGE_CLEAR,
+    S_LOG_MESSAGE,
+    S_MESSAGE_PENDING,
+    S_LOG_MESSAGE_EXPIRED,
+    S_MESSAGE_EXPIRE,
     S_PRUNED,
     S_HEAD,
     S_PRUNE_MAX,
     S_PRUNE_DELETE,
     S_PRUNE_META,
     S_DUMP_USERS,
-    S_DUMP_TOKENS,
+    S_DUMP_SESSIONS,
     S_LOAD_USER,
-    S_LOAD_TOKEN,
+    S_LOAD_SESSION,
     S_LOAD_SEQ,
     S_SEED,
     S_ANALYZE,
@@ -86,11 +122,7 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_UPDATE] = "UPDATE users SET username = ?, email = ?, first_name = ?, last_name = ?, "
                  "is_active = ?, is_staff = ? WHERE id = ?",
     [S_UPDATE_PW] = "UPDATE users SET password = ? WHERE id = ?",
-    [S_DELETE_TOKENS] = "DELETE FROM tokens WHERE user_id = ?",
     [S_DELETE] = "DELETE FROM users WHERE id = ?",
-    [S_LOG_DELETE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
-                     "at) SELECT id, username, 0, last_seen, ?2 FROM users "
-                     "WHERE id = ?1 AND online_status <> 0",
     [S_COUNT] = "SELECT total FROM user_counts WHERE id = 1",
     [S_ONLINE] = "SELECT " USER_COLS " FROM users WHERE online_status = 2 "
                  "ORDER BY last_seen DESC, id ASC LIMIT ? OFFSET ?",
@@ -103,14 +135,31 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_SAME_STATUS] = "UPDATE users SET last_seen = coalesce(?2, last_seen) "
                       "WHERE id = ?3 AND online_status = ?1 RETURNING " USER_COLS,
     [S_LOG_CHANGE] = "INSERT INTO presence_changes (user_id, username, online_status, "
-                     "last_seen, at) VALUES (?, ?, ?, ?, ?)",
+                     "last_seen, at, kind, session_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
     [S_TOUCH] = "UPDATE users SET last_seen = ? WHERE id = ? AND "
                 "(last_seen IS NULL OR last_seen < ?)",
-    [S_TOKEN_INSERT] = "INSERT INTO tokens (hash, user_id, created) VALUES (?, ?, ?)",
+    [S_SESSION_TOUCH] = "UPDATE sessions SET last_used = ?1 WHERE id = ?2 AND last_used < ?3",
+    [S_SESSION_INSERT] = "INSERT INTO sessions (hash, user_id, created, last_used, user_agent, "
+                         "client_ip) VALUES (?, ?, ?, ?, ?, ?)",
     [S_TOKEN_USER] = "SELECT u.id, u.username, u.email, u.first_name, u.last_name, u.is_active, "
-                     "u.is_staff, u.date_joined, u.online_status, u.last_seen "
-                     "FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?",
-    [S_TOKEN_DELETE] = "DELETE FROM tokens WHERE hash = ? RETURNING user_id",
+                     "u.is_staff, u.date_joined, u.online_status, u.last_seen, u.status_text, "
+                     "u.status_expires, s.id, s.created, s.last_used "
+                     "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.hash = ?",
+    [S_SESSION_LIST] = "SELECT id, user_id, created, last_used, user_agent, client_ip "
+                       "FROM sessions WHERE user_id = ? ORDER BY last_used DESC, id DESC",
+    [S_USER_PRESENCE] = "SELECT username, online_status, last_seen FROM users WHERE id = ?",
+    [S_SESSION_DELETE_ONE] = "DELETE FROM sessions WHERE user_id = ?1 AND id = ?2 "
+                             "AND last_used < ?3",
+    [S_SESSION_DELETE_ALL] = "DELETE FROM sessions WHERE user_id = ?1 AND id <> ?2",
+    [S_SESSION_ACTIVE] = "SELECT EXISTS (SELECT 1 FROM sessions WHERE user_id = ?1 "
+                         "AND last_used >= ?2)",
+    [S_GO_OFFLINE] = "UPDATE users SET online_status = 0, last_seen = ?2 "
+                     "WHERE id = ?1 AND online_status <> 0 RETURNING username, last_seen",
+    [S_SESSIONS_EXPIRED] = "SELECT id, user_id FROM sessions WHERE last_used < ? "
+                           "ORDER BY last_used LIMIT ?",
+    [S_SESSION_REFRESH] = "UPDATE sessions SET last_used = max(last_used, ?1) WHERE id = ?2 "
+                          "RETURNING user_id",
+    [S_SESSION_COUNT] = "SELECT sessions FROM user_counts WHERE id = 1",
     [S_PING] = "SELECT 1",
     /* Decay reads first (index range scans that usually find nothing) and
      * takes the write lock only when some user is due. ?1 is the away
@@ -132,8 +181,74 @@ static const char *const stmt_sql[S_NSTMT] = {
                    "INDEXED BY users_presence WHERE online_status = 2 AND last_seen < ?2",
     [S_DECAY_AWAY] = "UPDATE users INDEXED BY users_presence SET online_status = 1 "
                      "WHERE online_status = 2 AND last_seen < ?1",
-    [S_CHANGES] = "SELECT seq, user_id, username, online_status, last_seen, at "
-                  "FROM presence_changes WHERE seq > ? ORDER BY seq LIMIT ?",
+    [S_CHANGES] = "SELECT seq, user_id, username, online_status, last_seen, at, kind, "
+                  "coalesce(session_id, 0), message, message_expires FROM presence_changes "
+                  "WHERE seq > ?1 AND (?3 >> kind) & 1 ORDER BY seq LIMIT ?2",
+    /* Two changes of one user in the same microsecond: the later wins. */
+    [S_HISTORY_INSERT] = "INSERT INTO presence_history (user_id, at, status, prev) "
+                         "VALUES (?, ?, ?, ?) ON CONFLICT (user_id, at) DO UPDATE SET "
+                         "status = excluded.status",
+    [S_HISTORY_DELETE_USER] = "DELETE FROM presence_history WHERE user_id = ?",
+    /* Decay's history, read from the same rows its update takes (the write
+     * lock is held): ?1 now, ?2 the cut-off. */
+    [S_HISTORY_OFFLINE] = "INSERT INTO presence_history (user_id, at, status, prev) "
+                          "SELECT id, ?1, 0, online_status FROM users INDEXED BY users_presence "
+                          "WHERE online_status IN (1, 2) AND last_seen < ?2 "
+                          "ON CONFLICT (user_id, at) DO UPDATE SET status = excluded.status",
+    [S_HISTORY_AWAY] = "INSERT INTO presence_history (user_id, at, status, prev) "
+                       "SELECT id, ?1, 1, 2 FROM users INDEXED BY users_presence "
+                       "WHERE online_status = 2 AND last_seen < ?2 "
+                       "ON CONFLICT (user_id, at) DO UPDATE SET status = excluded.status",
+    [S_HISTORY_SINCE] = "SELECT history_since FROM presence_meta WHERE id = 1",
+    [S_HISTORY_FIRST] = "SELECT at, status, prev FROM presence_history WHERE user_id = ?1 "
+                        "AND at <= ?2 ORDER BY at DESC LIMIT 1",
+    [S_HISTORY_ROWS] = "SELECT at, status, prev FROM presence_history WHERE user_id = ?1 "
+                       "AND at > ?2 AND at < ?3 ORDER BY at",
+    [S_HISTORY_NEXT] = "SELECT at, status, prev FROM presence_history WHERE user_id = ?1 "
+                       "AND at >= ?2 ORDER BY at LIMIT 1",
+    [S_HISTORY_MARK] = "UPDATE presence_meta SET history_since = ?1 WHERE id = 1",
+    [S_HISTORY_MARK_UNSET] = "UPDATE presence_meta SET history_since = ?1 WHERE id = 1 "
+                             "AND history_since IS NULL",
+    [S_HISTORY_PRUNE] = "DELETE FROM presence_history WHERE (user_id, at) IN (SELECT user_id, at "
+                        "FROM presence_history INDEXED BY presence_history_at WHERE at < ?1 "
+                        "ORDER BY at LIMIT ?2)",
+    [S_MINUTES_PRUNE] = "DELETE FROM presence_minutes WHERE minute < ?1",
+    [S_HISTORY_MOVE_SINCE] = "UPDATE presence_meta SET history_since = max(history_since, ?1) "
+                             "WHERE id = 1 AND history_since IS NOT NULL",
+    [S_MINUTE_EXISTS] = "SELECT EXISTS (SELECT 1 FROM presence_minutes WHERE minute = ?1)",
+    /* The minute before closes with the peak the counters kept meanwhile. */
+    [S_MINUTE_CLOSE] = "UPDATE presence_minutes SET online_max = max(online_max, (SELECT "
+                       "online_peak FROM user_counts WHERE id = 1)) WHERE minute = (SELECT "
+                       "max(minute) FROM presence_minutes WHERE minute < ?1)",
+    [S_MINUTE_INSERT] = "INSERT INTO presence_minutes (minute, online, away, offline, online_max) "
+                        "SELECT ?1, online, away, total - online - away, online FROM user_counts "
+                        "WHERE id = 1",
+    [S_PEAK_RESET] = "UPDATE user_counts SET online_peak = online WHERE id = 1",
+    [S_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
+                  "WHERE minute >= ?1 AND minute < ?2 ORDER BY minute",
+    [S_LIVE_PEAK] = "SELECT online_peak FROM user_counts WHERE id = 1",
+    [S_DUMP_HISTORY] = "SELECT user_id, at, status, prev FROM presence_history "
+                       "WHERE (user_id, at) > (?1, ?2) ORDER BY user_id, at LIMIT ?3",
+    [S_DUMP_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
+                       "WHERE minute > ?1 ORDER BY minute LIMIT ?2",
+    [S_LOAD_HISTORY] = "INSERT INTO presence_history (user_id, at, status, prev) "
+                       "VALUES (?, ?, ?, ?)",
+    [S_LOAD_MINUTE] = "INSERT INTO presence_minutes (minute, online, away, offline, online_max) "
+                      "VALUES (?, ?, ?, ?, ?)",
+    [S_MESSAGE_SET] = "UPDATE users SET status_text = ?2, status_expires = ?3 WHERE id = ?1 "
+                      "RETURNING " USER_COLS,
+    [S_MESSAGE_CLEAR] = "UPDATE users SET status_text = NULL, status_expires = NULL "
+                        "WHERE id = ?1 AND status_text IS NOT NULL RETURNING " USER_COLS,
+    [S_LOG_MESSAGE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
+                      "at, kind, message, message_expires) VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+    [S_MESSAGE_PENDING] = "SELECT EXISTS (SELECT 1 FROM users INDEXED BY users_status_expires "
+                          "WHERE status_expires <= ?1)",
+    [S_LOG_MESSAGE_EXPIRED] = "INSERT INTO presence_changes (user_id, username, online_status, "
+                              "last_seen, at, kind) SELECT id, username, online_status, "
+                              "last_seen, ?1, 1 FROM users INDEXED BY users_status_expires "
+                              "WHERE status_expires <= ?1",
+    [S_MESSAGE_EXPIRE] = "UPDATE users INDEXED BY users_status_expires SET status_text = NULL, "
+                         "status_expires = NULL WHERE status_expires <= ?1",
     [S_PRUNED] = "SELECT pruned_through FROM presence_meta WHERE id = 1",
     [S_HEAD] = "SELECT max(coalesce((SELECT max(seq) FROM presence_changes), 0), "
                "(SELECT pruned_through FROM presence_meta WHERE id = 1))",
@@ -145,11 +260,12 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_PRUNE_META] = "UPDATE presence_meta SET pruned_through = max(pruned_through, ?) "
                      "WHERE id = 1",
     [S_DUMP_USERS] = "SELECT " USER_COLS ", password FROM users WHERE id > ? ORDER BY id LIMIT ?",
-    [S_DUMP_TOKENS] = "SELECT hash, user_id, created FROM tokens WHERE hash > ? ORDER BY hash "
-                      "LIMIT ?",
+    [S_DUMP_SESSIONS] = "SELECT hash, id, user_id, created, last_used, user_agent, client_ip "
+                        "FROM sessions WHERE id > ? ORDER BY id LIMIT ?",
     [S_LOAD_USER] = "INSERT INTO users (" USER_COLS ", password) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    [S_LOAD_TOKEN] = "INSERT INTO tokens (hash, user_id, created) VALUES (?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [S_LOAD_SESSION] = "INSERT INTO sessions (hash, id, user_id, created, last_used, "
+                       "user_agent, client_ip) VALUES (?, ?, ?, ?, ?, ?, ?)",
     /* The log continues after the source's: AUTOINCREMENT reads this. */
     /* One statement makes a million users in seconds (usersd seed). */
     [S_SEED] = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ?1), "
@@ -226,6 +342,13 @@ static void copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
     dst[n] = 0;
 }
 
+/* A time column: NULL is USERSD_NULL_TIME. */
+static int64_t col_time(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? USERSD_NULL_TIME
+                                                       : sqlite3_column_int64(st, col);
+}
+
 static void row_user(sqlite3_stmt *st, struct usersd_user *u)
 {
     u->id = sqlite3_column_int64(st, 0);
@@ -237,8 +360,20 @@ static void row_user(sqlite3_stmt *st, struct usersd_user *u)
     u->is_staff = sqlite3_column_int(st, 6) != 0;
     u->date_joined = sqlite3_column_int64(st, 7);
     u->online_status = (enum usersd_status)sqlite3_column_int(st, 8);
-    u->last_seen =
-        sqlite3_column_type(st, 9) == SQLITE_NULL ? USERSD_NULL_TIME : sqlite3_column_int64(st, 9);
+    u->last_seen = col_time(st, 9);
+    copy_text(u->status_text, sizeof u->status_text, st, 10);
+    u->status_expires = col_time(st, 11);
+}
+
+/* id, user_id, created, last_used, user_agent, client_ip from column col. */
+static void row_session(sqlite3_stmt *st, int col, struct usersd_session *x)
+{
+    x->id = sqlite3_column_int64(st, col);
+    x->user_id = sqlite3_column_int64(st, col + 1);
+    x->created = sqlite3_column_int64(st, col + 2);
+    x->last_used = sqlite3_column_int64(st, col + 3);
+    copy_text(x->user_agent, sizeof x->user_agent, st, col + 4);
+    copy_text(x->client_ip, sizeof x->client_ip, st, col + 5);
 }
 
 static void bind_time(sqlite3_stmt *st, int i, int64_t t)
@@ -527,7 +662,7 @@ static enum usersd_code sq_user_get_auth(struct store *base, const char *usernam
     enum usersd_code code = USERSD_OK;
     if (rc == SQLITE_ROW) {
         row_user(st, out);
-        copy_text(pwhash, AUTH_HASH_MAX, st, 10);
+        copy_text(pwhash, AUTH_HASH_MAX, st, 12);
     } else if (rc == SQLITE_DONE) {
         code = err_set(err, USERSD_ENOTFOUND, "user not found");
     } else {
@@ -537,8 +672,12 @@ static enum usersd_code sq_user_get_auth(struct store *base, const char *usernam
     return code;
 }
 
+static enum usersd_code end_sessions(struct sqlite_store *s, const struct store_session_end *e,
+                                     int64_t *ended, struct usersd_err *err);
+
 static enum usersd_code sq_user_update(struct store *base, const struct usersd_user *u,
-                                       const char *pwhash, struct usersd_err *err)
+                                       const char *pwhash, const struct store_session_end *end,
+                                       struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     enum usersd_code code = begin(s, err);
@@ -571,14 +710,15 @@ static enum usersd_code sq_user_update(struct store *base, const struct usersd_u
         done(st);
         if (rc != SQLITE_DONE) goto fail;
     }
-    /* A deactivated user's sessions end with it. */
-    if (!u->is_active) {
-        st = prep(s, S_DELETE_TOKENS, err);
-        if (!st) goto fail;
-        sqlite3_bind_int64(st, 1, u->id);
-        rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) goto fail;
+    /* A new password ends the other sessions; a deactivated user's sessions
+     * all end, and so does its presence. */
+    if (pwhash || !u->is_active) {
+        struct store_session_end e = *end;
+        e.user_id = u->id;
+        e.session_id = 0;
+        if (!u->is_active) e.keep_id = 0, e.force = true;
+        int64_t n;
+        if ((code = end_sessions(s, &e, &n, err))) goto out;
     }
     code = commit(s, err);
 out:
@@ -590,30 +730,86 @@ fail:
     return code;
 }
 
+static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kind kind,
+                                  int64_t user_id, const char *username, int status,
+                                  int64_t last_seen, int64_t at, int64_t session_id, int prev,
+                                  struct usersd_err *err);
+
+/* The user's name and presence, in the open transaction; ENOTFOUND. */
+static enum usersd_code user_presence(struct sqlite_store *s, int64_t id, char *username,
+                                      size_t size, int *status, int64_t *last_seen,
+                                      struct usersd_err *err)
+{
+    sqlite3_stmt *st = prep(s, S_USER_PRESENCE, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        copy_text(username, size, st, 0);
+        *status = sqlite3_column_int(st, 1);
+        *last_seen = col_time(st, 2);
+    }
+    done(st);
+    if (rc == SQLITE_DONE) return err_set(err, USERSD_ENOTFOUND, "user not found");
+    return rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
+}
+
+/* Deletes the user's sessions but keep (0: all); *n gets how many. */
+static enum usersd_code delete_sessions(struct sqlite_store *s, int64_t user_id, int64_t one,
+                                        int64_t keep, int64_t unused_since, int64_t *n,
+                                        struct usersd_err *err)
+{
+    sqlite3_stmt *st = prep(s, one ? S_SESSION_DELETE_ONE : S_SESSION_DELETE_ALL, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, one ? one : keep);
+    if (one) sqlite3_bind_int64(st, 3, unused_since > 0 ? unused_since : INT64_MAX);
+    int rc = sqlite3_step(st);
+    done(st);
+    if (rc != SQLITE_DONE) return db_error(s, err);
+    *n = sqlite3_changes(s->db);
+    return USERSD_OK;
+}
+
 static enum usersd_code sq_user_delete(struct store *base, int64_t id, int64_t now,
                                        struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     enum usersd_code code = begin(s, err);
     if (code) return code;
-    enum stmt_id steps[] = {S_LOG_DELETE, S_DELETE_TOKENS, S_DELETE};
-    for (size_t i = 0; i < 3; i++) {
-        sqlite3_stmt *st = prep(s, steps[i], err);
-        if (!st) goto fail;
+    char name[USERSD_USERNAME_MAX + 1];
+    int status;
+    int64_t last_seen, n;
+    if ((code = user_presence(s, id, name, sizeof name, &status, &last_seen, err))) goto out;
+    /* A user not offline is logged going offline, so streams do not show
+     * it online forever; its sessions end (and their streams close). */
+    if (status != USERSD_OFFLINE &&
+        (code = log_entry(s, USERSD_CHANGE_PRESENCE, id, name, USERSD_OFFLINE, last_seen, now, 0,
+                          status, err)))
+        goto out;
+    if ((code = delete_sessions(s, id, 0, 0, 0, &n, err))) goto out;
+    if (n && (code = log_entry(s, USERSD_CHANGE_SESSION_END, id, name, USERSD_OFFLINE, last_seen,
+                               now, 0, USERSD_OFFLINE, err)))
+        goto out;
+    /* Its history goes with it (the log keeps the last hour for streams). */
+    static const enum stmt_id gone[] = {S_HISTORY_DELETE_USER, S_DELETE};
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+        sqlite3_stmt *st = prep(s, gone[i], err);
+        if (!st) {
+            code = USERSD_EDB;
+            goto out;
+        }
         sqlite3_bind_int64(st, 1, id);
-        if (steps[i] == S_LOG_DELETE) sqlite3_bind_int64(st, 2, now);
         int rc = sqlite3_step(st);
         done(st);
-        if (rc != SQLITE_DONE) goto fail;
+        if (rc != SQLITE_DONE) {
+            code = db_error(s, err);
+            goto out;
+        }
     }
-    if (sqlite3_changes(s->db) == 0) {
-        rollback(s);
-        return err_set(err, USERSD_ENOTFOUND, "user not found");
-    }
-    return commit(s, err);
-fail:
-    code = db_error(s, err);
-    rollback(s);
+    code = commit(s, err);
+out:
+    if (code) rollback(s);
     return code;
 }
 
@@ -845,18 +1041,10 @@ static enum usersd_code sq_set_status(struct store *base, const struct store_sta
     code = one_user(s, st, out, err);
     if (code) goto out;
 
-    if (old != (int)c->status) {
-        st = prep(s, S_LOG_CHANGE, err);
-        if (!st) goto fail;
-        sqlite3_bind_int64(st, 1, out->id);
-        sqlite3_bind_text(st, 2, out->username, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, (int)out->online_status);
-        bind_time(st, 4, out->last_seen);
-        sqlite3_bind_int64(st, 5, c->now);
-        rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) goto fail;
-    }
+    if (old != (int)c->status &&
+        (code = log_entry(s, USERSD_CHANGE_PRESENCE, out->id, out->username,
+                          (int)out->online_status, out->last_seen, c->now, 0, old, err)))
+        goto out;
     code = commit(s, err);
 out:
     if (code) rollback(s);
@@ -867,11 +1055,13 @@ fail:
     return code;
 }
 
-static enum usersd_code sq_touch(struct store *base, int64_t id, int64_t now, int64_t before,
-                                 bool *updated, struct usersd_err *err)
+/* Runs a statement that binds (now, id, before); *changed tells whether a
+ * row changed. */
+static enum usersd_code run_touch(struct sqlite_store *s, enum stmt_id id_stmt, int64_t id,
+                                  int64_t now, int64_t before, bool *changed,
+                                  struct usersd_err *err)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_TOUCH, err);
+    sqlite3_stmt *st = prep(s, id_stmt, err);
     if (!st) return USERSD_EDB;
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, id);
@@ -879,8 +1069,24 @@ static enum usersd_code sq_touch(struct store *base, int64_t id, int64_t now, in
     int rc = sqlite3_step(st);
     done(st);
     if (rc != SQLITE_DONE) return db_error(s, err);
-    *updated = sqlite3_changes(s->db) > 0;
+    *changed = sqlite3_changes(s->db) > 0;
     return USERSD_OK;
+}
+
+static enum usersd_code sq_touch(struct store *base, int64_t id, int64_t session, int64_t now,
+                                 int64_t before, bool *updated, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    if (!session) return run_touch(s, S_TOUCH, id, now, before, updated, err);
+    /* The user and the session move together: one commit. */
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    bool used;
+    if (!(code = run_touch(s, S_TOUCH, id, now, before, updated, err)) &&
+        !(code = run_touch(s, S_SESSION_TOUCH, session, now, before, &used, err)))
+        code = commit(s, err);
+    if (code) rollback(s);
+    return code;
 }
 
 /* ---- decay and the change log ------------------------------------------- */
@@ -921,12 +1127,14 @@ static enum usersd_code sq_decay(struct store *base, int64_t now, int64_t away_b
     if (offline_before != USERSD_NULL_TIME) {
         int64_t log[] = {now, offline_before};
         if ((code = run_times(s, S_LOG_OFFLINE, 2, log, err))) goto out;
+        if (s->base.history && (code = run_times(s, S_HISTORY_OFFLINE, 2, log, err))) goto out;
         if ((code = run_times(s, S_DECAY_OFFLINE, 1, &offline_before, err))) goto out;
         *changed += sqlite3_changes(s->db);
     }
     if (away_before != USERSD_NULL_TIME) {
         int64_t log[] = {now, away_before};
         if ((code = run_times(s, S_LOG_AWAY, 2, log, err))) goto out;
+        if (s->base.history && (code = run_times(s, S_HISTORY_AWAY, 2, log, err))) goto out;
         if ((code = run_times(s, S_DECAY_AWAY, 1, &away_before, err))) goto out;
         *changed += sqlite3_changes(s->db);
     }
@@ -939,7 +1147,7 @@ out:
     return code;
 }
 
-static enum usersd_code sq_changes(struct store *base, int64_t since, int limit,
+static enum usersd_code sq_changes(struct store *base, int64_t since, int limit, unsigned kinds,
                                    struct usersd_changes *out, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
@@ -947,6 +1155,7 @@ static enum usersd_code sq_changes(struct store *base, int64_t since, int limit,
     if (!st) return USERSD_EDB;
     sqlite3_bind_int64(st, 1, since);
     sqlite3_bind_int(st, 2, limit);
+    sqlite3_bind_int(st, 3, (int)kinds);
     /* Grown as rows come: the stream hub asks for up to 1,000 after every
      * group commit and usually gets a few, and zeroing 1,000 entries (an
      * mmap and page faults each time) cost more than the query. */
@@ -970,9 +1179,12 @@ static enum usersd_code sq_changes(struct store *base, int64_t since, int limit,
         c->user_id = sqlite3_column_int64(st, 1);
         copy_text(c->username, sizeof c->username, st, 2);
         c->online_status = (enum usersd_status)sqlite3_column_int(st, 3);
-        c->last_seen = sqlite3_column_type(st, 4) == SQLITE_NULL ? USERSD_NULL_TIME
-                                                                 : sqlite3_column_int64(st, 4);
+        c->last_seen = col_time(st, 4);
         c->at = sqlite3_column_int64(st, 5);
+        c->kind = (enum usersd_change_kind)sqlite3_column_int(st, 6);
+        c->session_id = sqlite3_column_int64(st, 7);
+        copy_text(c->status_text, sizeof c->status_text, st, 8);
+        c->status_expires = col_time(st, 9);
     }
     done(st);
     enum usersd_code code = USERSD_OK;
@@ -1041,30 +1253,30 @@ static enum usersd_code sq_dump_users(struct store *base, int64_t after, size_t 
     *n = 0;
     while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         row_user(st, &rows[*n].user);
-        copy_text(rows[*n].pwhash, sizeof rows[0].pwhash, st, 10);
+        copy_text(rows[*n].pwhash, sizeof rows[0].pwhash, st, 12);
         (*n)++;
     }
     done(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
 }
 
-static enum usersd_code sq_dump_tokens(struct store *base, const unsigned char *after, size_t cap,
-                                       struct store_token_row *rows, size_t *n,
-                                       struct usersd_err *err)
+static enum usersd_code sq_dump_sessions(struct store *base, int64_t after, size_t cap,
+                                         struct store_session_row *rows, size_t *n,
+                                         struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_DUMP_TOKENS, err);
+    sqlite3_stmt *st = prep(s, S_DUMP_SESSIONS, err);
     if (!st) return USERSD_EDB;
-    sqlite3_bind_blob(st, 1, after ? (const void *)after : "", after ? STORE_TOKEN_HASH_LEN : 0,
-                      SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 1, after);
     sqlite3_bind_int64(st, 2, (int64_t)cap);
     int rc;
     *n = 0;
     while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_session_row *r = &rows[*n];
+        memset(r, 0, sizeof *r);
         if (sqlite3_column_bytes(st, 0) == STORE_TOKEN_HASH_LEN)
-            memcpy(rows[*n].hash, sqlite3_column_blob(st, 0), STORE_TOKEN_HASH_LEN);
-        rows[*n].user_id = sqlite3_column_int64(st, 1);
-        rows[*n].created = sqlite3_column_int64(st, 2);
+            memcpy(r->hash, sqlite3_column_blob(st, 0), STORE_TOKEN_HASH_LEN);
+        row_session(st, 1, &r->s);
         (*n)++;
     }
     done(st);
@@ -1072,7 +1284,7 @@ static enum usersd_code sq_dump_tokens(struct store *base, const unsigned char *
 }
 
 static enum usersd_code sq_load(struct store *base, const struct store_user_row *users, size_t nu,
-                                const struct store_token_row *tokens, size_t nt,
+                                const struct store_session_row *sessions, size_t ns,
                                 struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
@@ -1092,7 +1304,9 @@ static enum usersd_code sq_load(struct store *base, const struct store_user_row 
         sqlite3_bind_int64(st, 8, u->date_joined);
         sqlite3_bind_int(st, 9, (int)u->online_status);
         bind_time(st, 10, u->last_seen);
-        sqlite3_bind_text(st, 11, users[i].pwhash, -1, SQLITE_STATIC);
+        if (u->status_text[0]) sqlite3_bind_text(st, 11, u->status_text, -1, SQLITE_STATIC);
+        bind_time(st, 12, u->status_text[0] ? u->status_expires : USERSD_NULL_TIME);
+        sqlite3_bind_text(st, 13, users[i].pwhash, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         done(st);
         if (rc != SQLITE_DONE) {
@@ -1100,12 +1314,17 @@ static enum usersd_code sq_load(struct store *base, const struct store_user_row 
             goto out;
         }
     }
-    for (size_t i = 0; i < nt; i++) {
-        sqlite3_stmt *st = prep(s, S_LOAD_TOKEN, err);
+    for (size_t i = 0; i < ns; i++) {
+        const struct usersd_session *x = &sessions[i].s;
+        sqlite3_stmt *st = prep(s, S_LOAD_SESSION, err);
         if (!st) goto fail;
-        sqlite3_bind_blob(st, 1, tokens[i].hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, tokens[i].user_id);
-        sqlite3_bind_int64(st, 3, tokens[i].created);
+        sqlite3_bind_blob(st, 1, sessions[i].hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, x->id);
+        sqlite3_bind_int64(st, 3, x->user_id);
+        sqlite3_bind_int64(st, 4, x->created);
+        sqlite3_bind_int64(st, 5, x->last_used);
+        sqlite3_bind_text(st, 6, x->user_agent, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, x->client_ip, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         done(st);
         if (rc != SQLITE_DONE) goto fail;
@@ -1159,49 +1378,594 @@ static enum usersd_code sq_seed(struct store *base, int64_t n, int64_t now, cons
     return code ? code : exec_simple(s, S_ANALYZE, err);
 }
 
-/* ---- tokens ------------------------------------------------------------- */
+/* ---- sessions ----------------------------------------------------------- */
 
-static enum usersd_code sq_token_insert(struct store *base, const unsigned char *hash,
-                                        int64_t user_id, int64_t now, struct usersd_err *err)
+/* Appends one entry to the change log in the open transaction; a presence
+ * change (from prev to status) goes into the history too, when kept. */
+static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kind kind,
+                                  int64_t user_id, const char *username, int status,
+                                  int64_t last_seen, int64_t at, int64_t session_id, int prev,
+                                  struct usersd_err *err)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_TOKEN_INSERT, err);
+    sqlite3_stmt *st = prep(s, S_LOG_CHANGE, err);
     if (!st) return USERSD_EDB;
-    sqlite3_bind_blob(st, 1, hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, user_id);
-    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_text(st, 2, username, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, status);
+    bind_time(st, 4, last_seen);
+    sqlite3_bind_int64(st, 5, at);
+    sqlite3_bind_int(st, 6, (int)kind);
+    if (kind == USERSD_CHANGE_SESSION_END)
+        sqlite3_bind_int64(st, 7, session_id);
+    else
+        sqlite3_bind_null(st, 7);
     int rc = sqlite3_step(st);
+    done(st);
+    if (rc != SQLITE_DONE) return db_error(s, err);
+    if (kind != USERSD_CHANGE_PRESENCE || !s->base.history) return USERSD_OK;
+    if (!(st = prep(s, S_HISTORY_INSERT, err))) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, at);
+    sqlite3_bind_int(st, 3, status);
+    sqlite3_bind_int(st, 4, prev);
+    rc = sqlite3_step(st);
     done(st);
     return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
 }
 
+/* Ends sessions and applies the presence rule (store.h), in the open
+ * transaction, which holds the write lock: no other writer sees the
+ * sessions gone but the status not yet decided. */
+static enum usersd_code end_sessions(struct sqlite_store *s, const struct store_session_end *e,
+                                     int64_t *ended, struct usersd_err *err)
+{
+    char name[USERSD_USERNAME_MAX + 1];
+    int status;
+    int64_t last_seen;
+    *ended = 0;
+    enum usersd_code code =
+        user_presence(s, e->user_id, name, sizeof name, &status, &last_seen, err);
+    if (!code)
+        code =
+            delete_sessions(s, e->user_id, e->session_id, e->keep_id, e->unused_since, ended, err);
+    if (code) return code;
+    if (e->session_id && !*ended) return err_set(err, USERSD_ENOTFOUND, "session not found");
+    if (*ended && (code = log_entry(s, USERSD_CHANGE_SESSION_END, e->user_id, name, status,
+                                    last_seen, e->now, e->session_id, status, err)))
+        return code;
+    if ((!*ended && !e->force) || status == USERSD_OFFLINE) return USERSD_OK;
+    sqlite3_stmt *st = prep(s, S_SESSION_ACTIVE, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, e->user_id);
+    sqlite3_bind_int64(st, 2, e->active_after);
+    int rc = sqlite3_step(st);
+    bool active = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
+    done(st);
+    if (rc != SQLITE_ROW) return db_error(s, err);
+    if (active) return USERSD_OK;
+    if (!(st = prep(s, S_GO_OFFLINE, err))) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, e->user_id);
+    sqlite3_bind_int64(st, 2, e->now);
+    rc = sqlite3_step(st);
+    done(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(s, err);
+    return rc == SQLITE_ROW ? log_entry(s, USERSD_CHANGE_PRESENCE, e->user_id, name, USERSD_OFFLINE,
+                                        e->now, e->now, 0, status, err)
+                            : USERSD_OK;
+}
+
+static enum usersd_code sq_session_end(struct store *base, const struct store_session_end *e,
+                                       int64_t *ended, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    if (!(code = end_sessions(s, e, ended, err))) code = commit(s, err);
+    if (code) {
+        rollback(s);
+        *ended = 0;
+    }
+    return code;
+}
+
+static enum usersd_code sq_session_expire(struct store *base, int64_t before, int64_t now,
+                                          int64_t active_after, int limit, int64_t *ended,
+                                          struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    *ended = 0;
+    struct {
+        int64_t id, user_id;
+    } *due = malloc((size_t)(limit > 0 ? limit : 1) * sizeof *due);
+    if (!due) return err_set(err, USERSD_ENOMEM, NULL);
+    enum usersd_code code = begin(s, err);
+    if (code) {
+        free(due);
+        return code;
+    }
+    sqlite3_stmt *st = prep(s, S_SESSIONS_EXPIRED, err);
+    size_t n = 0;
+    int rc = SQLITE_ERROR;
+    if (st) {
+        sqlite3_bind_int64(st, 1, before);
+        sqlite3_bind_int(st, 2, limit);
+        while (n < (size_t)limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            due[n].id = sqlite3_column_int64(st, 0);
+            due[n].user_id = sqlite3_column_int64(st, 1);
+            n++;
+        }
+        done(st);
+    }
+    if (!st || (rc != SQLITE_ROW && rc != SQLITE_DONE)) code = st ? db_error(s, err) : USERSD_EDB;
+    for (size_t i = 0; i < n && !code; i++) {
+        struct store_session_end e = {.user_id = due[i].user_id,
+                                      .session_id = due[i].id,
+                                      .now = now,
+                                      .active_after = active_after,
+                                      .unused_since = before};
+        int64_t one = 0;
+        code = end_sessions(s, &e, &one, err);
+        if (code == USERSD_ENOTFOUND) code = USERSD_OK; /* its user went meanwhile */
+        *ended += one;
+    }
+    free(due);
+    if (!code) code = commit(s, err);
+    if (code) {
+        rollback(s);
+        *ended = 0;
+    }
+    return code;
+}
+
+static enum usersd_code sq_session_refresh(struct store *base, const int64_t *ids, size_t n,
+                                           int64_t now, bool *alive, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    for (size_t i = 0; i < n && !code; i++) {
+        sqlite3_stmt *st = prep(s, S_SESSION_REFRESH, err);
+        if (!st) {
+            code = USERSD_EDB;
+            break;
+        }
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int64(st, 2, ids[i]);
+        int rc = sqlite3_step(st);
+        int64_t user = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        if (rc == SQLITE_ROW) rc = sqlite3_step(st);
+        done(st);
+        if (rc != SQLITE_DONE) {
+            code = db_error(s, err);
+            break;
+        }
+        alive[i] = user != 0;
+        bool seen;
+        if (user) code = run_touch(s, S_TOUCH, user, now, now, &seen, err);
+    }
+    if (!code) code = commit(s, err);
+    if (code) rollback(s);
+    return code;
+}
+
+static enum usersd_code sq_session_insert(struct store *base, struct store_session_row *row,
+                                          struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_SESSION_INSERT, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_blob(st, 1, row->hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, row->s.user_id);
+    sqlite3_bind_int64(st, 3, row->s.created);
+    sqlite3_bind_int64(st, 4, row->s.last_used);
+    sqlite3_bind_text(st, 5, row->s.user_agent, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, row->s.client_ip, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    done(st);
+    if (rc != SQLITE_DONE) return db_error(s, err);
+    row->s.id = sqlite3_last_insert_rowid(s->db);
+    return USERSD_OK;
+}
+
 static enum usersd_code sq_token_user(struct store *base, const unsigned char *hash,
-                                      struct usersd_user *out, struct usersd_err *err)
+                                      struct usersd_user *out, struct usersd_session *session,
+                                      struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     sqlite3_stmt *st = prep(s, S_TOKEN_USER, err);
     if (!st) return USERSD_EDB;
     sqlite3_bind_blob(st, 1, hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
-    return one_user(s, st, out, err);
-}
-
-static enum usersd_code sq_token_delete(struct store *base, const unsigned char *hash,
-                                        int64_t *user_id, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_TOKEN_DELETE, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_blob(st, 1, hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     enum usersd_code code = USERSD_OK;
     if (rc == SQLITE_ROW) {
-        *user_id = sqlite3_column_int64(st, 0);
-        rc = sqlite3_step(st);
+        row_user(st, out);
+        if (session) {
+            memset(session, 0, sizeof *session);
+            session->id = sqlite3_column_int64(st, 12);
+            session->user_id = out->id;
+            session->created = sqlite3_column_int64(st, 13);
+            session->last_used = sqlite3_column_int64(st, 14);
+        }
     } else if (rc == SQLITE_DONE) {
         code = err_set(err, USERSD_ENOTFOUND, "token not found");
+    } else {
+        code = db_error(s, err);
     }
-    if (!code && rc != SQLITE_DONE) code = db_error(s, err);
     done(st);
+    return code;
+}
+
+static enum usersd_code sq_session_list(struct store *base, int64_t user_id,
+                                        struct usersd_sessions *out, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct usersd_user who;
+    enum usersd_code code = sq_user_get(base, user_id, &who, err);
+    if (code) return code;
+    sqlite3_stmt *st = prep(s, S_SESSION_LIST, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, user_id);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->count == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct usersd_session *items = realloc(out->items, ncap * sizeof *items);
+            if (!items) {
+                done(st);
+                usersd_sessions_free(out);
+                return err_set(err, USERSD_ENOMEM, NULL);
+            }
+            out->items = items;
+            cap = ncap;
+        }
+        struct usersd_session *x = &out->items[out->count++];
+        memset(x, 0, sizeof *x);
+        row_session(st, 0, x);
+    }
+    done(st);
+    if (rc != SQLITE_DONE) {
+        usersd_sessions_free(out);
+        return db_error(s, err);
+    }
+    return USERSD_OK;
+}
+
+static enum usersd_code sq_session_count(struct store *base, int64_t *n, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_SESSION_COUNT, err);
+    return st ? count_query(s, st, n, err) : USERSD_EDB;
+}
+
+/* ---- status messages ------------------------------------------------------ */
+
+static enum usersd_code sq_status_message(struct store *base, int64_t id, const char *text,
+                                          int64_t expires, int64_t now, struct usersd_user *out,
+                                          struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    sqlite3_stmt *st = prep(s, text ? S_MESSAGE_SET : S_MESSAGE_CLEAR, err);
+    if (!st) {
+        rollback(s);
+        return USERSD_EDB;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    if (text) {
+        sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+        bind_time(st, 3, expires);
+    }
+    code = one_user(s, st, out, err);
+    if (code == USERSD_ENOTFOUND && !text) { /* no message to clear, or no user */
+        rollback(s);
+        return sq_user_get(base, id, out, err);
+    }
+    if (!code && (st = prep(s, S_LOG_MESSAGE, err)) == NULL) code = USERSD_EDB;
+    if (!code) {
+        sqlite3_bind_int64(st, 1, out->id);
+        sqlite3_bind_text(st, 2, out->username, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, (int)out->online_status);
+        bind_time(st, 4, out->last_seen);
+        sqlite3_bind_int64(st, 5, now);
+        if (text) sqlite3_bind_text(st, 6, text, -1, SQLITE_STATIC);
+        bind_time(st, 7, text ? expires : USERSD_NULL_TIME);
+        int rc = sqlite3_step(st);
+        done(st);
+        if (rc != SQLITE_DONE) code = db_error(s, err);
+    }
+    if (!code) code = commit(s, err);
+    if (code) rollback(s);
+    return code;
+}
+
+static enum usersd_code sq_status_message_expire(struct store *base, int64_t now, int64_t *n,
+                                                 struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    *n = 0;
+    sqlite3_stmt *st = prep(s, S_MESSAGE_PENDING, err);
+    if (!st) return USERSD_EDB;
+    int64_t pending = 0;
+    sqlite3_bind_int64(st, 1, now);
+    enum usersd_code code = count_query(s, st, &pending, err);
+    if (code || !pending) return code;
+    /* The log rows and the update see the same rows: one transaction under
+     * the write lock. */
+    if ((code = begin(s, err))) return code;
+    if (!(code = run_times(s, S_LOG_MESSAGE_EXPIRED, 1, &now, err)) &&
+        !(code = run_times(s, S_MESSAGE_EXPIRE, 1, &now, err))) {
+        *n = sqlite3_changes(s->db);
+        code = commit(s, err);
+    }
+    if (code) {
+        rollback(s);
+        *n = 0;
+    }
+    return code;
+}
+
+/* ---- history ---------------------------------------------------------------- */
+
+static void row_history(sqlite3_stmt *st, int64_t user_id, struct store_history_row *h)
+{
+    h->user_id = user_id;
+    h->at = sqlite3_column_int64(st, 0);
+    h->status = sqlite3_column_int(st, 1);
+    h->prev = sqlite3_column_int(st, 2);
+}
+
+static enum usersd_code sq_history_read(struct store *base, int64_t id, int64_t start, int64_t end,
+                                        struct store_history *out, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = prep(s, S_HISTORY_SINCE, err);
+    if (!st) return USERSD_EDB;
+    int rc = sqlite3_step(st);
+    out->since = rc == SQLITE_ROW ? col_time(st, 0) : USERSD_NULL_TIME;
+    done(st);
+    if (rc != SQLITE_ROW) return db_error(s, err);
+    if (!(st = prep(s, S_HISTORY_FIRST, err))) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, start);
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        out->have_first = true;
+        row_history(st, id, &out->first);
+    }
+    done(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(s, err);
+    if (!(st = prep(s, S_HISTORY_ROWS, err))) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, start);
+    sqlite3_bind_int64(st, 3, end);
+    size_t cap = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->count == cap) {
+            size_t ncap = cap ? cap * 2 : 32;
+            struct store_history_row *rows = realloc(out->rows, ncap * sizeof *rows);
+            if (!rows) {
+                done(st);
+                free(out->rows);
+                out->rows = NULL;
+                return err_set(err, USERSD_ENOMEM, NULL);
+            }
+            out->rows = rows;
+            cap = ncap;
+        }
+        row_history(st, id, &out->rows[out->count++]);
+    }
+    done(st);
+    if (rc != SQLITE_DONE) {
+        free(out->rows);
+        out->rows = NULL;
+        return db_error(s, err);
+    }
+    if (!(st = prep(s, S_HISTORY_NEXT, err))) rc = SQLITE_ERROR;
+    if (st) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, end);
+        if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            out->have_next = true;
+            row_history(st, id, &out->next);
+        }
+        done(st);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        free(out->rows);
+        out->rows = NULL;
+        return st ? db_error(s, err) : USERSD_EDB;
+    }
+    return USERSD_OK;
+}
+
+static enum usersd_code sq_history_mark(struct store *base, int64_t since, bool only_if_unset,
+                                        struct usersd_err *err)
+{
+    return run_times((struct sqlite_store *)base,
+                     only_if_unset ? S_HISTORY_MARK_UNSET : S_HISTORY_MARK, 1, &since, err);
+}
+
+static enum usersd_code sq_history_prune(struct store *base, int64_t before, int limit, int64_t *n,
+                                         struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    *n = 0;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    sqlite3_stmt *st = prep(s, S_HISTORY_PRUNE, err);
+    int rc = SQLITE_ERROR;
+    if (st) {
+        sqlite3_bind_int64(st, 1, before);
+        sqlite3_bind_int(st, 2, limit);
+        rc = sqlite3_step(st);
+        done(st);
+    }
+    if (rc != SQLITE_DONE) {
+        code = st ? db_error(s, err) : USERSD_EDB;
+    } else {
+        *n = sqlite3_changes(s->db);
+        if (!(code = run_times(s, S_MINUTES_PRUNE, 1, &before, err)) &&
+            !(code = run_times(s, S_HISTORY_MOVE_SINCE, 1, &before, err)))
+            code = commit(s, err);
+    }
+    if (code) {
+        rollback(s);
+        *n = 0;
+    }
+    return code;
+}
+
+static enum usersd_code sq_history_sample(struct store *base, int64_t minute,
+                                          struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_MINUTE_EXISTS, err);
+    if (!st) return USERSD_EDB;
+    int64_t exists = 0;
+    sqlite3_bind_int64(st, 1, minute);
+    enum usersd_code code = count_query(s, st, &exists, err);
+    if (code || exists) return code;
+    /* Checked again under the write lock: another process may have been
+     * first. */
+    if ((code = begin(s, err))) return code;
+    if (!(st = prep(s, S_MINUTE_EXISTS, err))) code = USERSD_EDB;
+    if (!code) {
+        sqlite3_bind_int64(st, 1, minute);
+        code = count_query(s, st, &exists, err);
+    }
+    if (!code && !exists && !(code = run_times(s, S_MINUTE_CLOSE, 1, &minute, err)) &&
+        !(code = run_times(s, S_MINUTE_INSERT, 1, &minute, err)))
+        code = exec_simple(s, S_PEAK_RESET, err);
+    if (!code) code = commit(s, err);
+    if (code) rollback(s);
+    return code;
+}
+
+static void row_minute(sqlite3_stmt *st, struct store_minute_row *m)
+{
+    m->minute = sqlite3_column_int64(st, 0);
+    m->online = sqlite3_column_int64(st, 1);
+    m->away = sqlite3_column_int64(st, 2);
+    m->offline = sqlite3_column_int64(st, 3);
+    m->online_max = sqlite3_column_int64(st, 4);
+}
+
+static enum usersd_code sq_minutes_read(struct store *base, int64_t from, int64_t to,
+                                        struct store_minute_row **out, size_t *n,
+                                        int64_t *live_peak, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = prep(s, S_LIVE_PEAK, err);
+    if (!st) return USERSD_EDB;
+    enum usersd_code code = count_query(s, st, live_peak, err);
+    if (code) return code;
+    if (!(st = prep(s, S_MINUTES, err))) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, from);
+    sqlite3_bind_int64(st, 2, to);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            struct store_minute_row *rows = realloc(*out, ncap * sizeof *rows);
+            if (!rows) {
+                done(st);
+                free(*out);
+                *out = NULL;
+                *n = 0;
+                return err_set(err, USERSD_ENOMEM, NULL);
+            }
+            *out = rows;
+            cap = ncap;
+        }
+        row_minute(st, &(*out)[(*n)++]);
+    }
+    done(st);
+    if (rc != SQLITE_DONE) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+        return db_error(s, err);
+    }
+    return USERSD_OK;
+}
+
+static enum usersd_code sq_dump_history(struct store *base, int64_t after_user, int64_t after_at,
+                                        size_t cap, struct store_history_row *rows, size_t *n,
+                                        struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_DUMP_HISTORY, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, after_user);
+    sqlite3_bind_int64(st, 2, after_at);
+    sqlite3_bind_int64(st, 3, (int64_t)cap);
+    int rc = SQLITE_DONE;
+    *n = 0;
+    while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rows[*n].user_id = sqlite3_column_int64(st, 0);
+        rows[*n].at = sqlite3_column_int64(st, 1);
+        rows[*n].status = sqlite3_column_int(st, 2);
+        rows[*n].prev = sqlite3_column_int(st, 3);
+        (*n)++;
+    }
+    done(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+}
+
+static enum usersd_code sq_dump_minutes(struct store *base, int64_t after, size_t cap,
+                                        struct store_minute_row *rows, size_t *n,
+                                        struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_DUMP_MINUTES, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, (int64_t)cap);
+    int rc = SQLITE_DONE;
+    *n = 0;
+    while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        row_minute(st, &rows[(*n)++]);
+    done(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+}
+
+static enum usersd_code sq_load_history(struct store *base, const struct store_history_row *h,
+                                        size_t nh, const struct store_minute_row *m, size_t nm,
+                                        struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    for (size_t i = 0; i < nh + nm && !code; i++) {
+        sqlite3_stmt *st = prep(s, i < nh ? S_LOAD_HISTORY : S_LOAD_MINUTE, err);
+        if (!st) {
+            code = USERSD_EDB;
+            break;
+        }
+        if (i < nh) {
+            sqlite3_bind_int64(st, 1, h[i].user_id);
+            sqlite3_bind_int64(st, 2, h[i].at);
+            sqlite3_bind_int(st, 3, h[i].status);
+            sqlite3_bind_int(st, 4, h[i].prev);
+        } else {
+            const struct store_minute_row *r = &m[i - nh];
+            sqlite3_bind_int64(st, 1, r->minute);
+            sqlite3_bind_int64(st, 2, r->online);
+            sqlite3_bind_int64(st, 3, r->away);
+            sqlite3_bind_int64(st, 4, r->offline);
+            sqlite3_bind_int64(st, 5, r->online_max);
+        }
+        int rc = sqlite3_step(st);
+        done(st);
+        if (rc != SQLITE_DONE) code = db_error(s, err);
+    }
+    if (!code) code = commit(s, err);
+    if (code) rollback(s);
     return code;
 }
 
@@ -1227,14 +1991,28 @@ const struct store_ops store_sqlite_ops = {
     .changes_head = sq_changes_head,
     .changes_prune = sq_changes_prune,
     .dump_users = sq_dump_users,
-    .dump_tokens = sq_dump_tokens,
+    .dump_sessions = sq_dump_sessions,
     .load = sq_load,
     .load_finish = sq_load_finish,
     .seed = sq_seed,
     .batch = sq_batch,
     .read_scope = sq_read_scope,
     .data_version = sq_data_version,
-    .token_insert = sq_token_insert,
+    .session_insert = sq_session_insert,
     .token_user = sq_token_user,
-    .token_delete = sq_token_delete,
+    .session_list = sq_session_list,
+    .session_end = sq_session_end,
+    .session_expire = sq_session_expire,
+    .session_refresh = sq_session_refresh,
+    .session_count = sq_session_count,
+    .status_message = sq_status_message,
+    .status_message_expire = sq_status_message_expire,
+    .history_read = sq_history_read,
+    .history_mark = sq_history_mark,
+    .history_prune = sq_history_prune,
+    .history_sample = sq_history_sample,
+    .minutes_read = sq_minutes_read,
+    .dump_history = sq_dump_history,
+    .dump_minutes = sq_dump_minutes,
+    .load_history = sq_load_history,
 };

@@ -34,6 +34,25 @@ size_t utf8_len(const char *s)
     return n;
 }
 
+/* One UTF-8 sequence at s: its length (1-4), or 0 when it is not valid
+ * (overlong forms, surrogates and code points past U+10FFFF included). */
+size_t utf8_next(const unsigned char *s, uint32_t *cp)
+{
+    if (s[0] < 0x80) return *cp = s[0], 1;
+    size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+    if (!n || s[0] >= 0xf5) return 0;
+    uint32_t v = s[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        v = v << 6 | (s[i] & 0x3f);
+    }
+    if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10ffff)) ||
+        (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    *cp = v;
+    return n;
+}
+
 static bool username_ok(const char *s)
 {
     for (; *s; s++) {
@@ -126,12 +145,21 @@ enum usersd_code usersd_user_create(struct usersd *u, const struct usersd_user_f
 enum usersd_code usersd_user_get(struct usersd *u, int64_t id, struct usersd_user *out,
                                  struct usersd_err *err)
 {
-    return u->store->ops->user_get(u->store, id, out, err);
+    enum usersd_code rc = u->store->ops->user_get(u->store, id, out, err);
+    if (!rc) messages_fresh(u, out, 1);
+    return rc;
 }
 
 enum usersd_code usersd_user_update(struct usersd *u, int64_t id,
                                     const struct usersd_user_fields *f, struct usersd_user *out,
                                     struct usersd_err *err)
+{
+    return usersd_user_update_keep(u, id, f, 0, out, err);
+}
+
+enum usersd_code usersd_user_update_keep(struct usersd *u, int64_t id,
+                                         const struct usersd_user_fields *f, int64_t keep_session,
+                                         struct usersd_user *out, struct usersd_err *err)
 {
     enum usersd_code rc = users_validate(f, false, err);
     if (rc) return rc;
@@ -144,11 +172,15 @@ enum usersd_code usersd_user_update(struct usersd *u, int64_t id,
         if (rc) return rc;
     }
     apply_fields(&cur, f);
-    rc = u->store->ops->user_update(u->store, &cur, f->password ? hash : NULL, err);
+    struct store_session_end end = {.user_id = id,
+                                    .keep_id = keep_session,
+                                    .now = usersd_now(u),
+                                    .active_after = sessions_active_after(u)};
+    rc = u->store->ops->user_update(u->store, &cur, f->password ? hash : NULL, &end, err);
     sodium_memzero(hash, sizeof hash);
     if (rc) return rc;
     /* Re-read: presence may have moved meanwhile and the caller shows it. */
-    return out ? u->store->ops->user_get(u->store, id, out, err) : USERSD_OK;
+    return out ? usersd_user_get(u, id, out, err) : USERSD_OK;
 }
 
 enum usersd_code usersd_user_delete(struct usersd *u, int64_t id, struct usersd_err *err)
@@ -173,7 +205,7 @@ enum usersd_code usersd_user_list(struct usersd *u, const struct usersd_list_que
 {
     struct usersd_list_query v = *q;
     memset(out, 0, sizeof *out);
-    if (v.search && strlen(v.search) > USERSD_SEARCH_MAX)
+    if (v.search && utf8_len(v.search) > USERSD_SEARCH_MAX)
         return err_field(err, "search", "search must be at most 200 characters");
     if ((unsigned)v.order > USERSD_ORDER_LAST_SEEN)
         return err_field(err, "ordering", "unknown ordering");
@@ -204,7 +236,9 @@ enum usersd_code usersd_user_list(struct usersd *u, const struct usersd_list_que
         else
             out->total_count = st.total_users;
     }
-    return u->store->ops->user_list(u->store, &v, out, err);
+    enum usersd_code rc = u->store->ops->user_list(u->store, &v, out, err);
+    if (!rc) messages_fresh(u, out->users, out->count);
+    return rc;
 }
 
 enum usersd_code usersd_online_users(struct usersd *u, int page, int per_page,
@@ -214,7 +248,9 @@ enum usersd_code usersd_online_users(struct usersd *u, int page, int per_page,
     page_bounds(&page, &per_page);
     out->page = page;
     out->per_page = per_page;
-    return u->store->ops->online_page(u->store, page, per_page, out, err);
+    enum usersd_code rc = u->store->ops->online_page(u->store, page, per_page, out, err);
+    if (!rc) messages_fresh(u, out->users, out->count);
+    return rc;
 }
 
 enum usersd_code usersd_users_by_ids(struct usersd *u, const int64_t *ids, size_t n,
@@ -250,6 +286,7 @@ enum usersd_code usersd_users_by_ids(struct usersd *u, const int64_t *ids, size_
                 break;
             }
     out->count = found;
+    messages_fresh(u, out->users, found);
     out->total_count = (int64_t)found;
     out->page = 1;
     out->per_page = (int)(m ? m : 1);

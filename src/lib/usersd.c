@@ -24,6 +24,8 @@ void usersd_config_init(struct usersd_config *cfg)
     cfg->activity_interval_s = 60;
     cfg->changes_retention_s = 3600;
     cfg->clock = real_clock;
+    cfg->session_ttl_s = 2592000;
+    cfg->history_days = 30;
 }
 
 enum usersd_code usersd_open(struct usersd **out, const struct usersd_config *cfg,
@@ -42,6 +44,7 @@ enum usersd_code usersd_open(struct usersd **out, const struct usersd_config *cf
         free(u);
         return rc;
     }
+    u->store->history = u->cfg.history_days > 0;
     *out = u;
     return USERSD_OK;
 }

@@ -41,7 +41,9 @@ static void put(struct sbuf *b, const char *s, size_t n)
     b->p[b->len] = 0;
 }
 
-#define PUTS(b, lit) put((b), (lit), sizeof(lit) - 1)
+/* lit must be a string literal ("" lit does not compile otherwise): sizeof
+ * of a pointer would silently cut the text. */
+#define PUTS(b, lit) put((b), "" lit, sizeof(lit) - 1)
 
 /* Digits by hand: snprintf cost more than the rest of a user's JSON. */
 static void put_int(struct sbuf *b, int64_t v)
@@ -124,6 +126,20 @@ static void put_bool(struct sbuf *b, bool v)
         PUTS(b, "false");
 }
 
+/* {"text", "expires_at"} or null. */
+static void put_message(struct sbuf *b, const char *text, int64_t expires)
+{
+    if (!text[0]) {
+        PUTS(b, "null");
+        return;
+    }
+    PUTS(b, "{\"text\":");
+    put_str(b, text);
+    PUTS(b, ",\"expires_at\":");
+    put_time(b, expires);
+    PUTS(b, "}");
+}
+
 static void put_user(struct sbuf *b, const struct usersd_user *u, struct render_viewer v)
 {
     PUTS(b, "{\"id\":");
@@ -151,6 +167,8 @@ static void put_user(struct sbuf *b, const struct usersd_user *u, struct render_
     put_time(b, u->last_seen);
     PUTS(b, ",\"is_online\":");
     put_bool(b, usersd_user_is_online(u));
+    PUTS(b, ",\"status_message\":");
+    put_message(b, u->status_text, u->status_expires);
     PUTS(b, "}");
 }
 
@@ -184,7 +202,7 @@ static char *finish(struct sbuf *b, size_t *len)
 
 static void put_users(struct sbuf *b, const struct usersd_page *p, struct render_viewer v)
 {
-    reserve(b, 384 * p->count + 256); /* a user is ~270 bytes: one allocation */
+    reserve(b, 400 * p->count + 256); /* a user is ~290 bytes: one allocation */
     PUTS(b, "[");
     for (size_t i = 0; i < p->count; i++) {
         if (i) PUTS(b, ",");
@@ -360,5 +378,148 @@ char *render_changes_text(const struct usersd_changes *c, size_t *len)
     PUTS(&b, "],\"next_since\":");
     put_int(&b, c->next_since);
     PUTS(&b, "}");
+    return finish(&b, len);
+}
+
+char *render_sessions_text(const struct usersd_sessions *s, size_t *len)
+{
+    struct sbuf b = {0};
+    PUTS(&b, "{\"sessions\":[");
+    for (size_t i = 0; i < s->count; i++) {
+        const struct usersd_session *x = &s->items[i];
+        if (i) PUTS(&b, ",");
+        PUTS(&b, "{\"id\":");
+        put_int(&b, x->id);
+        PUTS(&b, ",\"created\":");
+        put_time(&b, x->created);
+        PUTS(&b, ",\"last_used\":");
+        put_time(&b, x->last_used);
+        PUTS(&b, ",\"user_agent\":");
+        put_str(&b, x->user_agent);
+        PUTS(&b, ",\"client_ip\":");
+        put_str(&b, x->client_ip);
+        PUTS(&b, ",\"current\":");
+        put_bool(&b, x->current);
+        PUTS(&b, "}");
+    }
+    PUTS(&b, "]}");
+    return finish(&b, len);
+}
+
+char *render_message_text(const struct usersd_user *u, size_t *len)
+{
+    struct sbuf b = {0};
+    put_message(&b, u->status_text, u->status_expires);
+    return finish(&b, len);
+}
+
+char *render_message_event_text(const struct usersd_change *c, size_t *len)
+{
+    struct sbuf b = {0};
+    PUTS(&b, "{\"user_id\":");
+    put_int(&b, c->user_id);
+    PUTS(&b, ",\"username\":");
+    put_str(&b, c->username);
+    PUTS(&b, ",\"status_message\":");
+    put_message(&b, c->status_text, c->status_expires);
+    PUTS(&b, "}");
+    return finish(&b, len);
+}
+
+/* Seconds from microseconds, as a JSON number with up to 6 decimals. */
+static void put_seconds(struct sbuf *b, int64_t us)
+{
+    put_int(b, us / 1000000);
+    int64_t frac = us % 1000000;
+    if (!frac) return;
+    char d[8] = ".000000";
+    for (int i = 6; i >= 1; i--, frac /= 10)
+        d[i] = (char)('0' + frac % 10);
+    size_t n = 7;
+    while (d[n - 1] == '0')
+        n--;
+    put(b, d, n);
+}
+
+static const char *interval_name(int status)
+{
+    return status == USERSD_UNKNOWN ? "unknown" : usersd_status_name((enum usersd_status)status);
+}
+
+char *render_history_text(const struct usersd_history *h, size_t *len)
+{
+    struct sbuf b = {0};
+    PUTS(&b, "{\"user_id\":");
+    put_int(&b, h->user_id);
+    PUTS(&b, ",\"from\":");
+    put_time(&b, h->from);
+    PUTS(&b, ",\"to\":");
+    put_time(&b, h->to);
+    PUTS(&b, ",\"intervals\":[");
+    for (size_t i = 0; i < h->count; i++) {
+        const char *st = interval_name(h->items[i].status);
+        if (i) PUTS(&b, ",");
+        PUTS(&b, "{\"status\":\"");
+        put(&b, st, strlen(st));
+        PUTS(&b, "\",\"from\":");
+        put_time(&b, h->items[i].from);
+        PUTS(&b, ",\"to\":");
+        put_time(&b, h->items[i].to);
+        PUTS(&b, "}");
+    }
+    PUTS(&b, "],\"totals\":{\"online\":");
+    put_seconds(&b, h->totals[USERSD_ONLINE]);
+    PUTS(&b, ",\"away\":");
+    put_seconds(&b, h->totals[USERSD_AWAY]);
+    PUTS(&b, ",\"offline\":");
+    put_seconds(&b, h->totals[USERSD_OFFLINE]);
+    PUTS(&b, ",\"unknown\":");
+    put_seconds(&b, h->totals[3]);
+    PUTS(&b, "}}");
+    return finish(&b, len);
+}
+
+static void put_count(struct sbuf *b, bool known, int64_t v)
+{
+    if (known)
+        put_int(b, v);
+    else
+        PUTS(b, "null");
+}
+
+char *render_online_history_text(const struct usersd_online_history *h, size_t *len)
+{
+    static const struct {
+        int64_t s;
+        const char *name;
+    } names[] = {{60, "1m"}, {300, "5m"}, {3600, "1h"}, {86400, "1d"}};
+    const char *bucket = "";
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].s == h->bucket_s) bucket = names[i].name;
+    struct sbuf b = {0};
+    reserve(&b, 128 * h->count + 128);
+    PUTS(&b, "{\"from\":");
+    put_time(&b, h->from);
+    PUTS(&b, ",\"to\":");
+    put_time(&b, h->to);
+    PUTS(&b, ",\"bucket\":");
+    put_str(&b, bucket);
+    PUTS(&b, ",\"points\":[");
+    for (size_t i = 0; i < h->count; i++) {
+        const struct usersd_count_point *p = &h->points[i];
+        if (i) PUTS(&b, ",");
+        PUTS(&b, "{\"at\":");
+        put_time(&b, p->at);
+        PUTS(&b, ",\"online\":");
+        put_count(&b, p->known, p->online);
+        PUTS(&b, ",\"away\":");
+        put_count(&b, p->known, p->away);
+        PUTS(&b, ",\"offline\":");
+        put_count(&b, p->known, p->offline);
+        PUTS(&b, ",\"online_max\":");
+        put_count(&b, p->known, p->online_max);
+        PUTS(&b, "}");
+    }
+    PUTS(&b, "]}");
     return finish(&b, len);
 }

@@ -38,6 +38,16 @@ json_t *render_error(const struct usersd_err *err);
 /* A logged change as the stream's data: user_id, username, online_status,
  * last_seen, is_online (text, as the presence replies). */
 char *render_change_text(const struct usersd_change *c, size_t *len);
+/* {"sessions": [{"id","created","last_used","user_agent","client_ip","current"}...]} */
+char *render_sessions_text(const struct usersd_sessions *s, size_t *len);
+/* A status message: {"text", "expires_at"}, or null when there is none. */
+char *render_message_text(const struct usersd_user *u, size_t *len);
+/* A status_message stream event's data: user_id, username, status_message. */
+char *render_message_event_text(const struct usersd_change *c, size_t *len);
+/* {"user_id","from","to","intervals":[...],"totals":{...}} (API.md §9) */
+char *render_history_text(const struct usersd_history *h, size_t *len);
+/* {"from","to","bucket","points":[{"at","online","away","offline","online_max"}]} */
+char *render_online_history_text(const struct usersd_online_history *h, size_t *len);
 /* {"changes": [... with "seq"], "next_since": N} */
 char *render_changes_text(const struct usersd_changes *c, size_t *len);
 

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,6 +73,7 @@ static struct {
     struct ip_count *ip[IP_BUCKETS];
     unsigned char ip_key[crypto_shorthash_KEYBYTES];
     long max, max_ip;
+    atomic_long unstarted; /* handed to the library, not yet started */
     int listen_fd, wake_fd, spare_fd;
     struct MHD_Daemon *d;
     pthread_t thread;
@@ -199,6 +201,7 @@ void conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 {
     (void)cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_sub(&g.unstarted, 1);
         struct conn_rec *rec = calloc(1, sizeof *rec);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -330,8 +333,8 @@ static bool out_of_fds(int e)
 }
 
 /* Accepts what is waiting (a bounded burst); *pause_us set when accepting
- * must rest a moment. */
-static void accept_some(int64_t *pause_us)
+ * must rest a moment. True when the backlog was found empty. */
+static bool accept_some(int64_t *pause_us)
 {
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage ss;
@@ -340,7 +343,7 @@ static void accept_some(int64_t *pause_us)
         if (fd < 0) {
             int e = errno;
             unsigned held;
-            if (e == EAGAIN || e == EWOULDBLOCK) return;
+            if (e == EAGAIN || e == EWOULDBLOCK) return true;
             if (e == EINTR || e == ECONNABORTED || e == EPROTO || e == EPERM) continue;
             if (e == EMFILE || e == ENFILE) {
                 if (out_of_fds(e)) continue;
@@ -348,7 +351,7 @@ static void accept_some(int64_t *pause_us)
                 server_log("cannot accept connections: %s", strerror(e));
             }
             *pause_us = 100000;
-            return;
+            return false;
         }
         g.exhausted = false;
         int why = 0;
@@ -366,9 +369,13 @@ static void accept_some(int64_t *pause_us)
             continue;
         }
         /* libmicrohttpd closes the socket itself when it fails. */
-        if (MHD_add_connection(g.d, fd, (struct sockaddr *)&ss, len) != MHD_YES)
+        atomic_fetch_add(&g.unstarted, 1);
+        if (MHD_add_connection(g.d, fd, (struct sockaddr *)&ss, len) != MHD_YES) {
+            atomic_fetch_sub(&g.unstarted, 1);
             release((struct sockaddr *)&ss);
+        }
     }
+    return false;
 }
 
 static void *acceptor_main(void *arg)
@@ -400,7 +407,26 @@ static void *acceptor_main(void *arg)
             next_look = now + g.look_us;
         }
     }
+    /* Clients that connected before the stop get their requests answered:
+     * take in what waits in the backlog (closing the socket would reset
+     * them). */
+    int64_t pause_us = 0;
+    for (int i = 0; i < 64 && !accept_some(&pause_us) && !pause_us; i++) {
+    }
     return NULL;
+}
+
+long conn_arriving(void)
+{
+    long n = atomic_load(&g.unstarted);
+    pthread_mutex_lock(&g.lock);
+    for (struct conn_rec *rec = g.head; rec; rec = rec->next) {
+        if (atomic_load_explicit(&rec->gen, memory_order_acquire) & 1) continue;
+        int unread = 0; /* bytes the library has not read yet */
+        if (ioctl(rec->fd, FIONREAD, &unread) == 0 && unread > 0) n++;
+    }
+    pthread_mutex_unlock(&g.lock);
+    return n;
 }
 
 /* ---- set-up --------------------------------------------------------------- */

@@ -122,7 +122,10 @@ void h_user_patch(struct req *r)
     if (!read_fields(r, &f)) return;
     struct usersd_err err = {0};
     struct usersd_user user;
-    enum usersd_code rc = usersd_user_update(r->core, r->path_id, &f, &user, &err);
+    /* A new password ends the user's other sessions; staff changing their
+     * own password keep the session they do it from. */
+    int64_t keep = r->caller.id == r->path_id ? r->session.id : 0;
+    enum usersd_code rc = usersd_user_update_keep(r->core, r->path_id, &f, keep, &user, &err);
     reply_user(r, 200, rc, &err, &user);
 }
 

@@ -30,12 +30,13 @@ void h_metrics(struct req *r)
 {
     struct usersd_err err = {0};
     struct usersd_stats stats;
-    if (usersd_stats(r->core, &stats, &err)) {
+    int64_t sessions = 0;
+    if (usersd_stats(r->core, &stats, &err) || usersd_session_count(r->core, &sessions, &err)) {
         reply_err(r, &err);
         return;
     }
     size_t len = 0;
-    char *text = metrics_render(&stats, &len);
+    char *text = metrics_render(&stats, sessions, &len);
     if (!text) {
         reply_fail(r, 500, NULL, "the server ran out of memory");
         return;

@@ -27,6 +27,14 @@ struct block {
 };
 
 static struct thread_blocks blocks = THREAD_BLOCKS_INIT;
+/* Session ends are rare (logins are argon2-bound): plain atomics. */
+static atomic_ullong sessions_revoked, sessions_expired;
+
+void metrics_sessions_ended(int64_t revoked, int64_t expired)
+{
+    if (revoked > 0) atomic_fetch_add(&sessions_revoked, (unsigned long long)revoked);
+    if (expired > 0) atomic_fetch_add(&sessions_expired, (unsigned long long)expired);
+}
 static _Thread_local struct block *mine;
 
 static struct block *my_block(void)
@@ -133,7 +141,7 @@ static atomic_ullong *at_db(struct block *b, int i, int j)
     return &b->db_errors;
 }
 
-char *metrics_render(const struct usersd_stats *stats, size_t *len)
+char *metrics_render(const struct usersd_stats *stats, int64_t sessions, size_t *len)
 {
     struct text t = {.cap = 16384};
     t.buf = malloc(t.cap);
@@ -193,6 +201,14 @@ char *metrics_render(const struct usersd_stats *stats, size_t *len)
         "usersd_users{status=\"offline\"} %lld\n",
         (long long)stats->online_users, (long long)stats->away_users,
         (long long)stats->offline_users);
+    put(&t,
+        "# HELP usersd_sessions Sessions (logins not yet ended) in the database.\n"
+        "# TYPE usersd_sessions gauge\nusersd_sessions %lld\n"
+        "# HELP usersd_sessions_revoked_total Sessions ended by logout or revocation here.\n"
+        "# TYPE usersd_sessions_revoked_total counter\nusersd_sessions_revoked_total %llu\n"
+        "# HELP usersd_sessions_expired_total Sessions ended by this process's expiry sweep.\n"
+        "# TYPE usersd_sessions_expired_total counter\nusersd_sessions_expired_total %llu\n",
+        (long long)sessions, atomic_load(&sessions_revoked), atomic_load(&sessions_expired));
     put(&t,
         "# HELP usersd_open_streams Presence streams open now.\n"
         "# TYPE usersd_open_streams gauge\nusersd_open_streams %ld\n",

@@ -12,14 +12,20 @@
  * (found with dlsym(RTLD_NEXT)), and recognise the library's calls by their
  * return address, which lies in the library's code.
  *
- * For a library error the reply is written here: status line, JSON body,
- * Content-Type, "Connection: close", straight on the socket, and the queue
- * call reports failure so the library closes the connection. Queueing a
- * response instead would not do: for a bad Content-Length the library
- * builds the reply's headers twice (0.9.75 overwrites its state after the
- * error) and the client reads a broken reply. Nothing is pending on the
- * socket at that point (the library reads a request only once the previous
- * reply is sent), so the few hundred bytes go out at once.
+ * For a library error the reply is written here, straight on the socket:
+ * status line, JSON body, Content-Type, "Connection: close"; then the
+ * socket's write side is shut and the library's own response is queued as
+ * it expects, so its state machine goes on as usual and finds the socket
+ * closed when it tries to send (it then closes the connection). The reply
+ * cannot simply be queued in place of the library's: after a bad
+ * Content-Length or a Cookie header too large for the connection's memory,
+ * 0.9.75 overwrites its state and builds the reply's headers twice (the
+ * client reads a second status line as the body). Nor can the queue call
+ * fail: the library then closes the connection at once, and some callers
+ * (a header that does not fit) go on using its freed memory. Nothing else
+ * is pending on the socket when a request fails (the library reads a
+ * request only once the previous reply is sent), so the few hundred bytes
+ * go out at once.
  *
  * 505 (an HTTP version other than 1.x) becomes 400: no client bytes get a
  * 5xx. If a future libmicrohttpd called these functions differently the
@@ -162,8 +168,7 @@ static size_t send_reply(struct MHD_Connection *c, int status, const char *reaso
         send(ci->connect_fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
         /* the client is not reading: the close alone answers it */
     }
-    /* The end of the reply now: after some errors (a bad header line) the
-     * library closes the connection only at its next event. */
+    /* The end of the reply: what the library then sends goes nowhere. */
     shutdown(ci->connect_fd, SHUT_WR);
     return blen > 0 ? (size_t)blen : 0;
 }
@@ -201,5 +206,6 @@ MHD_queue_response(struct MHD_Connection *c, unsigned int status, struct MHD_Res
         metrics_observe(-1, code, 0);
         server_access_log("-", "-", code, bytes, 0, 0, sentence);
     }
-    return MHD_NO; /* the library closes the connection */
+    /* The library's own response, for its state machine only. */
+    return real_queue(c, status, response);
 }

@@ -19,6 +19,7 @@
 struct entry {
     bool used;
     uint64_t version;
+    int64_t until;  /* a status message on the page ends then (USERSD_NULL_TIME: none) */
     unsigned stamp; /* last use, for replacing the oldest */
     char *key;
     char *text;
@@ -59,6 +60,9 @@ bool reply_cache_serve(struct req *r, const char *key, uint64_t *version, bool *
     for (int i = 0; i < SLOTS; i++) {
         struct entry *e = &c->e[i];
         if (!e->used || e->version != *version || strcmp(e->key, key) != 0) continue;
+        /* A message on the page ended: it must not be shown, though nothing
+         * was committed yet (the sweep clears it within a second). */
+        if (e->until != USERSD_NULL_TIME && usersd_now(r->core) >= e->until) return false;
         if (!r->caller.is_staff && shows(e, r->caller.id)) return false;
         char *copy = malloc(e->len + 1);
         if (!copy) return false;
@@ -104,8 +108,14 @@ void reply_cache_store(const struct req *r, const char *key, uint64_t version,
     e->version = version;
     e->stamp = ++c->clock;
     e->n = p->count;
-    for (size_t i = 0; i < p->count; i++)
-        e->ids[i] = p->users[i].id;
+    e->until = USERSD_NULL_TIME;
+    for (size_t i = 0; i < p->count; i++) {
+        const struct usersd_user *x = &p->users[i];
+        e->ids[i] = x->id;
+        if (x->status_text[0] && x->status_expires != USERSD_NULL_TIME &&
+            (e->until == USERSD_NULL_TIME || x->status_expires < e->until))
+            e->until = x->status_expires;
+    }
 }
 
 static void free_entries(void *block)

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "parse.h"
 #include "server.h"
 
 static const struct server_config *g_cfg;
@@ -41,6 +42,9 @@ struct usersd_config server_core_config(void)
     c.db_url = g_cfg->db_url;
     c.away_after_s = g_cfg->away_after_s;
     c.offline_after_s = g_cfg->offline_after_s;
+    c.activity_interval_s = g_cfg->activity_interval_s;
+    c.session_ttl_s = g_cfg->session_ttl_s;
+    c.history_days = g_cfg->history_days;
     return c;
 }
 
@@ -218,6 +222,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&g_inflight, 1);
         *con_cls = r;
         conn_request_begin(r);
+        /* Before anything reads it: a method that is not an RFC 7230 token
+         * is a malformed request (and its bytes must not reach a reply). */
+        if (!parse_method_token(method, strlen(method))) {
+            r->checked = true;
+            reply_fail(r, 400, NULL, "the request method is not a valid HTTP method");
+            return MHD_YES;
+        }
         if (!host_ok(r, version)) return MHD_YES;
         if (has_body(conn)) route_and_check(r, url);
         return MHD_YES;
@@ -408,8 +419,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     static const char *const quiet[] = {
-        "Error processing request (HTTP response code", "Closing connection (failed to queue",
-        "Failed to parse `Content-Length'", "Too large value of 'Content-Length'"};
+        "Error processing request (HTTP response code", "Failed to parse `Content-Length'",
+        "Too large value of 'Content-Length'", "Failed to send the response headers"};
     char msg[400], key[MHD_LOG_KEY];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg), k = 0;
@@ -629,7 +640,9 @@ int server_run(const struct server_config *cfg)
     /* Stop accepting, let requests in flight finish (bounded), then stop. */
     conn_stop();
     sse_stop(); /* ends every stream, so they count as finished below */
-    for (int i = 0; i < 100 && atomic_load(&g_inflight) > 0; i++) {
+    /* In flight: requests being handled, and those whose bytes have come
+     * in on a connection already accepted but are not parsed yet. */
+    for (int i = 0; i < 100 && (atomic_load(&g_inflight) > 0 || conn_arriving() > 0); i++) {
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

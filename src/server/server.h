@@ -26,6 +26,7 @@ struct server_config {
     const char *db_url;
     int threads;
     int64_t away_after_s, offline_after_s;
+    int64_t activity_interval_s, session_ttl_s, history_days;
     bool cookie_secure;
     const char *trusted_origins[SERVER_MAX_ORIGINS];
     int n_trusted;
@@ -55,6 +56,7 @@ struct route {
     handler_fn handler;
     enum auth_level auth;
     bool takes_body;
+    bool own_activity; /* the handler writes the caller's activity itself */
 };
 
 /* Finds the route for method and path. Returns it, or NULL with *status 404
@@ -75,8 +77,10 @@ int router_index(const struct route *r);
 void metrics_observe(int route, int status, int64_t us);
 /* Counts a request answered 503 because the database failed. */
 void metrics_db_error(void);
+/* Counts sessions ended by revocation (logout, DELETE) and by expiry. */
+void metrics_sessions_ended(int64_t revoked, int64_t expired);
 /* The Prometheus text exposition (malloc'd, *len set), NULL if out of memory. */
-char *metrics_render(const struct usersd_stats *stats, size_t *len);
+char *metrics_render(const struct usersd_stats *stats, int64_t sessions, size_t *len);
 void metrics_free(void);
 
 /* ---- a request (request.c) ---- */
@@ -97,6 +101,7 @@ struct write_job {
     enum job_state state;
     enum job_kind kind;
     int64_t user_id;
+    int64_t session_id; /* the caller's session, whose last_used moves too (0: none) */
     enum usersd_status status;
     enum usersd_code rc; /* filled by the writer */
     struct usersd_err err;
@@ -121,6 +126,7 @@ struct req {
     /* caller */
     struct usersd *core; /* this thread's handle, borrowed */
     struct usersd_user caller;
+    struct usersd_session session; /* the caller's (id, created, last_used) */
     bool authed;
     bool bodyless;      /* checked and handled within one MHD call */
     bool read_scope;    /* a usersd_read_begin is open on core */
@@ -142,8 +148,9 @@ struct req {
     handler_fn resumed; /* sends the reply of a done job (NULL: writer_reply) */
     struct login_ticket ticket;
     char minted[USERSD_TOKEN_LEN + 1];
-    char client_ip[48]; /* request_client_ip, taken on the worker */
-    long retry_after;   /* > 0: the login limit refused it (429) */
+    char client_ip[48];     /* request_client_ip, taken on the worker */
+    const char *user_agent; /* the login's header (the request's own memory) */
+    long retry_after;       /* > 0: the login limit refused it (429) */
 };
 
 /* This thread's libusersd handle, opened on first use; NULL with err filled
@@ -201,6 +208,9 @@ bool query_page(struct req *r, int *page, int *per_page);
  * queues 400 naming the field and returns false. */
 bool body_str(struct req *r, const char *name, const char **out);
 bool body_bool(struct req *r, const char *name, int *out);
+/* A whole number (a JSON integer; in a form, digits with an optional
+ * minus); *given tells whether it was there. */
+bool body_int(struct req *r, const char *name, int64_t *out, bool *given);
 
 /* ---- replies (reply.c) ---- */
 
@@ -233,8 +243,13 @@ int conn_listen(const struct sockaddr *sa, socklen_t len, unsigned *port, char *
 void conn_configure(long max_connections, long max_per_ip);
 /* Starts the thread that accepts connections and hands them to d. */
 int conn_start(struct MHD_Daemon *d, char *msg, size_t size);
-/* Stops accepting and closes the listening socket. */
+/* Stops accepting (what already waits in the backlog is still taken in)
+ * and closes the listening socket. */
 void conn_stop(void);
+/* Connections with a request arriving that the access handler has not
+ * seen yet: handed over but not started, or with bytes received since
+ * they were last ready. For the graceful stop. */
+long conn_arriving(void);
 /* Frees what is left (after MHD_stop_daemon). */
 void conn_free(void);
 /* MHD_OPTION_NOTIFY_CONNECTION: keeps the counts and the header deadline. */
@@ -334,6 +349,19 @@ void h_stream(struct req *r);
 void h_metrics(struct req *r);
 void h_schema(struct req *r);
 void h_changes(struct req *r);
+void h_logout_all(struct req *r);
+void h_my_sessions(struct req *r);
+void h_my_session_delete(struct req *r);
+void h_user_sessions(struct req *r);
+void h_user_sessions_delete(struct req *r);
+void h_my_message_put(struct req *r);
+void h_my_message_delete(struct req *r);
+void h_user_message_put(struct req *r);
+void h_user_message_delete(struct req *r);
+void h_presence_history(struct req *r);
+void h_online_history(struct req *r);
+/* Clears the session cookie in the reply being built. */
+void reply_clear_cookie(struct req *r);
 
 /* ---- group commit (writer.c) ---- */
 

@@ -11,7 +11,16 @@
  * it. A reader too slow to keep up falls behind the ring's oldest event and
  * is dropped (it reconnects with Last-Event-ID and replays from the
  * database); one that stops reading altogether is closed by libmicrohttpd's
- * 30 s idle timeout. Memory per stream is one struct and its backlog. */
+ * 30 s idle timeout. Memory per stream is one struct and its backlog.
+ *
+ * An open stream is its user's activity (API.md §7): the hub marks every
+ * open stream's session used, and its user seen, often enough that decay
+ * never takes a connected user away (and ending another session of theirs
+ * leaves them online). Only the refresh does this, so when the process dies
+ * nothing is left behind: decay runs from the last refresh. A session that
+ * ends (logout, revocation, expiry, in any process: the log says so)
+ * closes its streams. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,16 +29,20 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "parse.h"
 #include "server.h"
 
 #define RING_CAP 4096         /* events kept in memory for live streams */
-#define EVENT_MAX 640         /* one rendered event, bytes */
+#define EVENT_MAX 1024        /* one rendered event, bytes (a status message is up to 400) */
 #define POLL_MS 100           /* log poll interval */
 #define COALESCE_US 5000      /* least time between two reads of the log */
 #define DECAY_EVERY_US 250000 /* decay sweep interval */
 #define KEEPALIVE_US 15000000 /* ": keepalive" after this much silence */
 #define PRUNE_EVERY_US 60000000
 #define REPLAY_MAX 10000 /* Last-Event-ID replay bound, events */
+#define EXPIRE_EVERY_US 1000000
+#define SAMPLE_EVERY_US 1000000 /* the per-minute history row: checked every second */
+#define REFRESH_CHUNK 256       /* sessions refreshed per transaction */
 
 struct event {
     int64_t seq;
@@ -39,8 +52,11 @@ struct event {
 
 struct stream {
     struct MHD_Connection *conn;
-    int64_t cursor; /* the last seq this stream has been given */
-    char *pending;  /* bytes owed before the next ring event (owned) */
+    int64_t user_id, session_id; /* whose activity the stream is */
+    int fd;                      /* its socket, to notice the client left */
+    bool closing;                /* its session ended: end the stream */
+    int64_t cursor;              /* the last seq this stream has been given */
+    char *pending;               /* bytes owed before the next ring event (owned) */
     size_t pending_len, pending_off;
     int64_t last_write_us;
     bool suspended;
@@ -73,13 +89,15 @@ long sse_open_streams(void)
     return atomic_load(&hub.nstreams);
 }
 
-/* Renders one change as an SSE event into ev; false if it does not fit. */
+/* Renders one change (a presence change or a status message) as an SSE
+ * event into ev; false if it does not fit. */
 static bool render_event(const struct usersd_change *c, struct event *ev)
 {
-    char *data = render_change_text(c, NULL);
+    bool message = c->kind == USERSD_CHANGE_STATUS_MESSAGE;
+    char *data = message ? render_message_event_text(c, NULL) : render_change_text(c, NULL);
     if (!data) return false;
-    int n = snprintf(ev->text, sizeof ev->text, "id: %lld\nevent: presence\ndata: %s\n\n",
-                     (long long)c->seq, data);
+    int n = snprintf(ev->text, sizeof ev->text, "id: %lld\nevent: %s\ndata: %s\n\n",
+                     (long long)c->seq, message ? "status_message" : "presence", data);
     free(data);
     if (n < 0 || (size_t)n >= sizeof ev->text) return false;
     ev->seq = c->seq;
@@ -91,10 +109,78 @@ static bool render_event(const struct usersd_change *c, struct event *ev)
 static void resume_all(bool only_idle, int64_t now)
 {
     for (struct stream *s = hub.streams; s; s = s->next)
-        if (s->suspended && (!only_idle || now - s->last_write_us >= KEEPALIVE_US)) {
+        if (s->suspended && (!only_idle || s->closing || now - s->last_write_us >= KEEPALIVE_US)) {
             s->suspended = false;
             MHD_resume_connection(s->conn);
         }
+}
+
+/* Ends the streams of a session that ended (session 0: every session of
+ * the user) at their next read (hub lock held). */
+static void close_session(int64_t user_id, int64_t session_id)
+{
+    for (struct stream *s = hub.streams; s; s = s->next)
+        if (s->user_id == user_id && (!session_id || s->session_id == session_id))
+            s->closing = true;
+}
+
+/* How often an open stream marks its session used: within the activity
+ * interval, and at most half of the away window and of offline_after, so
+ * decay never sees a connected user idle and ending another session of
+ * theirs finds this one in use. */
+static int64_t refresh_every_us(void)
+{
+    const struct server_config *cfg = server_config();
+    int64_t window = cfg->away_after_s > 0 ? cfg->away_after_s : 600;
+    if (cfg->offline_after_s > 0 && cfg->offline_after_s < window) window = cfg->offline_after_s;
+    int64_t us = window * 1000000 / 2;
+    if (cfg->activity_interval_s > 0 && cfg->activity_interval_s * 1000000 < us)
+        us = cfg->activity_interval_s * 1000000;
+    return us < 250000 ? 250000 : us;
+}
+
+/* Whether the client of a suspended stream is gone. libmicrohttpd does not
+ * watch a suspended connection, so a client that closed would otherwise
+ * count as connected until the next keepalive write fails (up to 30 s of
+ * false activity). A stream's client never sends after its request, so a
+ * peek that reads end-of-file (or fails) means it left. */
+static bool client_left(const struct stream *s)
+{
+    char byte;
+    ssize_t n = recv(s->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* Marks every open stream's session used and its user seen; closes the
+ * streams whose client left or whose session is gone. The ids are taken
+ * under the lock, the writes made without it, a chunk per transaction. */
+static void refresh_streams(void)
+{
+    pthread_mutex_lock(&hub.lock);
+    size_t n = 0, cap = (size_t)atomic_load(&hub.nstreams) + 1;
+    int64_t *ids = malloc(cap * sizeof *ids);
+    for (struct stream *s = hub.streams; ids && s && n < cap; s = s->next) {
+        if (!s->closing && s->fd >= 0 && client_left(s)) s->closing = true;
+        if (!s->closing && s->session_id > 0) ids[n++] = s->session_id;
+    }
+    pthread_mutex_unlock(&hub.lock);
+    if (!ids) return;
+    bool alive[REFRESH_CHUNK];
+    for (size_t off = 0; off < n; off += REFRESH_CHUNK) {
+        size_t k = n - off < REFRESH_CHUNK ? n - off : REFRESH_CHUNK;
+        struct usersd_err err = {0};
+        if (usersd_session_refresh(hub.core, ids + off, k, alive, &err)) {
+            server_log("presence: cannot refresh the streams' sessions: %s", err.msg);
+            break;
+        }
+        pthread_mutex_lock(&hub.lock);
+        for (size_t i = 0; i < k; i++)
+            if (!alive[i])
+                for (struct stream *s = hub.streams; s; s = s->next)
+                    if (s->session_id == ids[off + i]) s->closing = true;
+        pthread_mutex_unlock(&hub.lock);
+    }
+    free(ids);
 }
 
 /* Reads new changes from the log into the ring. Returns how many. */
@@ -105,7 +191,7 @@ static size_t hub_fetch(void)
     size_t total = 0;
     for (int round = 0; round < 10; round++) {
         enum usersd_code rc =
-            usersd_changes_since(hub.core, hub.head, USERSD_CHANGES_LIMIT_MAX, &c, &err);
+            usersd_log_since(hub.core, hub.head, USERSD_CHANGES_LIMIT_MAX, &c, &err);
         if (rc == USERSD_EGONE) { /* stalled past retention: jump to the head */
             int64_t head;
             if (!usersd_changes_head(hub.core, &head, &err)) {
@@ -126,13 +212,20 @@ static size_t hub_fetch(void)
         }
         pthread_mutex_lock(&hub.lock);
         for (size_t i = 0; i < c.count; i++) {
+            hub.head = c.items[i].seq;
+            if (c.items[i].kind == USERSD_CHANGE_SESSION_END) {
+                close_session(c.items[i].user_id, c.items[i].session_id);
+                continue;
+            }
+            if (c.items[i].kind != USERSD_CHANGE_PRESENCE &&
+                c.items[i].kind != USERSD_CHANGE_STATUS_MESSAGE)
+                continue;
             if (hub.next - hub.first == RING_CAP) {
                 hub.evicted = hub.ring[hub.first % RING_CAP].seq;
                 hub.first++;
             }
             struct event *ev = &hub.ring[hub.next % RING_CAP];
             if (render_event(&c.items[i], ev)) hub.next++;
-            hub.head = c.items[i].seq;
         }
         if (c.count) resume_all(false, 0);
         pthread_mutex_unlock(&hub.lock);
@@ -148,6 +241,7 @@ static void *hub_main(void *arg)
 {
     (void)arg;
     int64_t next_decay = 0, next_prune = 0, next_keepalive = 0, last_work = 0;
+    int64_t next_expire = 0, next_refresh = mono_us() + refresh_every_us(), next_sample = 0;
     struct usersd_err err = {0};
     bool can_wait = true;
     pthread_mutex_lock(&hub.lock);
@@ -195,11 +289,32 @@ static void *hub_main(void *arg)
         if (now >= next_decay) {
             if (usersd_decay(hub.core, &changed, &err) == USERSD_OK && changed)
                 server_log("presence: decay changed %lld user(s)", (long long)changed);
+            /* Ended status messages are cleared (and their end sent) on the
+             * same beat: within a second of their end. */
+            usersd_status_message_expire(hub.core, NULL, &err);
             next_decay = now + DECAY_EVERY_US;
+        }
+        if (now >= next_sample) {
+            usersd_history_sample(hub.core, &err);
+            next_sample = now + SAMPLE_EVERY_US;
+        }
+        if (now >= next_expire) {
+            int64_t n = 0;
+            if (usersd_session_expire(hub.core, &n, &err) == USERSD_OK && n) {
+                metrics_sessions_ended(0, n);
+                server_log("sessions: %lld expired", (long long)n);
+            }
+            next_expire = now + EXPIRE_EVERY_US;
+        }
+        if (now >= next_refresh) {
+            refresh_streams();
+            next_refresh = now + refresh_every_us();
         }
         hub_fetch();
         if (now >= next_prune) {
             usersd_changes_prune(hub.core, &err);
+            if (usersd_history_prune(hub.core, &err))
+                server_log("presence: cannot prune the history: %s", err.msg);
             next_prune = now + PRUNE_EVERY_US;
         }
         pthread_mutex_lock(&hub.lock);
@@ -286,7 +401,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     struct stream *s = cls;
     size_t n = 0;
     pthread_mutex_lock(&hub.lock);
-    if (hub.stopping) {
+    if (hub.stopping || s->closing) { /* shutdown, or its session ended */
         pthread_mutex_unlock(&hub.lock);
         return MHD_CONTENT_READER_END_OF_STREAM;
     }
@@ -376,7 +491,7 @@ static bool replay(struct req *r, int64_t since, struct stream *s, size_t *len, 
         struct usersd_changes c;
         struct usersd_err err = {0};
         enum usersd_code rc =
-            usersd_changes_since(r->core, s->cursor, USERSD_CHANGES_LIMIT_MAX, &c, &err);
+            usersd_events_since(r->core, s->cursor, USERSD_CHANGES_LIMIT_MAX, &c, &err);
         if (rc) {
             if (rc != USERSD_EGONE) return false;
             break;
@@ -404,24 +519,18 @@ static bool replay(struct req *r, int64_t since, struct stream *s, size_t *len, 
     return append(&s->pending, len, cap, msg, (size_t)n);
 }
 
-static bool parse_seq(const char *v, int64_t *out)
-{
-    int64_t n = 0;
-    if (!v || !*v) return false;
-    for (const char *c = v; *c; c++) {
-        if (*c < '0' || *c > '9' || n > (INT64_MAX - 9) / 10) return false;
-        n = n * 10 + (*c - '0');
-    }
-    *out = n;
-    return true;
-}
-
 void h_stream(struct req *r)
 {
+    /* The header echoes an id this server sent (any seq); the query value
+     * is a query integer like any other (API.md §6: at most 2^31-1). */
     const char *last = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Last-Event-ID");
-    if (!last) last = query_str(r, "last_event_id");
+    int64_t max = INT64_MAX;
+    if (!last) {
+        last = query_str(r, "last_event_id");
+        max = PARSE_QUERY_INT_MAX;
+    }
     int64_t since = -1;
-    if (last && !parse_seq(last, &since)) {
+    if (last && !parse_uint(last, strlen(last), max, &since)) {
         reply_fail(r, 400, "Last-Event-ID", "Last-Event-ID must be an event id from this stream");
         return;
     }
@@ -431,6 +540,9 @@ void h_stream(struct req *r)
         return;
     }
     s->conn = r->conn;
+    s->user_id = r->caller.id;
+    s->session_id = r->session.id;
+    s->fd = -1;
     s->last_write_us = mono_us();
     /* Bound what the kernel buffers for a slow reader, too (it would grow
      * to megabytes per socket on its own). */
@@ -439,6 +551,7 @@ void h_stream(struct req *r)
     if (ci) {
         int sndbuf = 64 * 1024;
         setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+        s->fd = ci->connect_fd;
     }
     size_t len = 0, cap = 0;
     static const char hello[] = "retry: 2000\n: connected\n\n";
@@ -482,8 +595,9 @@ void h_changes(struct req *r)
     int64_t since = -1;
     int limit = USERSD_CHANGES_LIMIT_DEFAULT;
     const char *v = query_str(r, "since");
-    if (v && !parse_seq(v, &since)) {
-        reply_fail(r, 400, "since", "since must be a whole number (a seq from this log)");
+    if (v && !parse_uint(v, strlen(v), PARSE_QUERY_INT_MAX, &since)) {
+        reply_fail(r, 400, "since",
+                   "since must be a whole number from 0 to 2147483647 (a seq from this log)");
         return;
     }
     if (!query_int(r, "limit", &limit)) return;

@@ -40,6 +40,10 @@ static void run_batch(struct req **jobs, size_t n)
         memset(&r->job.err, 0, sizeof r->job.err);
         r->job.rc =
             usersd_set_status(w.core, r->job.user_id, r->job.status, &r->job.user, &r->job.err);
+        /* The caller's own presence write is its activity too (the
+         * session's last_used; last_seen when setting away). */
+        if (!r->job.rc && r->route->own_activity)
+            usersd_session_activity(w.core, &r->job.user, &r->session, NULL); /* best effort */
     }
     if (!rc && usersd_batch_commit(w.core, &err)) {
         for (size_t i = 0; i < n; i++)

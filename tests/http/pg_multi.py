@@ -154,13 +154,14 @@ class Copy(unittest.TestCase):
                         {"status": "away"}, token=tok)
             user_tok = old.login("carol", "password-123")
             _, _, before = old.request("GET", "/api/users/management/list/", token=tok)
+            _, _, sessions = old.request("GET", "/api/users/me/sessions/", token=user_tok)
             self.assertEqual(old.stop(), 0)
 
             dst = db_url(d, "new")
             p = subprocess.run([BIN, "copy", "--from", src, "--to", dst], capture_output=True,
                                text=True, timeout=60)
             self.assertEqual(p.returncode, 0, p.stderr)
-            self.assertIn("copied 2 user(s) and 2 token(s)", p.stderr)
+            self.assertIn("copied 2 user(s) and 2 session(s)", p.stderr)
             again = subprocess.run([BIN, "copy", "--from", src, "--to", dst],
                                    capture_output=True, text=True, timeout=60)
             self.assertEqual(again.returncode, 1)
@@ -174,7 +175,17 @@ class Copy(unittest.TestCase):
                 self.assertEqual(after["users"], before["users"])
                 code, _, me = new.request("GET", "/api/users/me/", token=user_tok)
                 self.assertEqual((code, me["id"]), (200, u["id"]))
+                # sessions come over whole: ids, times, agent, address
+                code, _, copied = new.request("GET", "/api/users/me/sessions/", token=user_tok)
+                self.assertEqual(code, 200)
+                for x in sessions["sessions"] + copied["sessions"]:
+                    x.pop("last_used")  # this very request is activity
+                self.assertEqual(copied, sessions)
                 new.login("carol", "password-123")
+                _, _, mine = new.request("GET", "/api/users/me/sessions/", token=user_tok)
+                ids = [x["id"] for x in mine["sessions"]]
+                self.assertEqual(len(ids), 2)
+                self.assertEqual(len(set(ids)), 2)  # session ids continue too
                 n = new.create_user(tok, username="dave")
                 self.assertGreater(n["id"], u["id"])  # ids continue after the copied ones
             finally:

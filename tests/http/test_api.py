@@ -8,7 +8,7 @@ from harness import ServerTest
 
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 USER_KEYS = {"id", "username", "email", "first_name", "last_name", "is_active", "is_staff",
-             "date_joined", "online_status", "last_seen", "is_online"}
+             "date_joined", "online_status", "last_seen", "is_online", "status_message"}
 PAGINATION_KEYS = {"page", "per_page", "total_pages", "total_count", "has_next", "has_previous"}
 
 
@@ -49,7 +49,7 @@ class Api(ServerTest):
             self.assertIn(attr, cookie)
         self.assertNotIn("Secure", cookie)
 
-    def test_logout_revokes_only_that_token_and_goes_offline(self):
+    def test_logout_revokes_only_that_token(self):
         u = self.fresh_user()
         t1 = self.srv.login(u["username"], "password-123")
         t2 = self.srv.login(u["username"], "password-123")
@@ -61,7 +61,13 @@ class Api(ServerTest):
         self.assertError(self.req("GET", "/api/users/me/", token=t1), 401)
         status, _, me = self.req("GET", "/api/users/me/", token=t2)
         self.assertEqual(status, 200)
-        self.assertEqual(me["online_status"], "offline")
+        # the other session is in use: still online (API.md §7)
+        self.assertEqual(me["online_status"], "online")
+        # the last session out: offline
+        self.assertEqual(self.req("POST", "/api/auth/logout/", token=t2)[0], 204)
+        _, _, st = self.req("GET", "/api/users/admin/users/%d/online-status/" % u["id"],
+                            token=self.admin)
+        self.assertEqual(st["online_status"], "offline")
 
     def test_seed_set_user_online_status(self):
         u = self.fresh_user()

@@ -10,7 +10,8 @@ import unittest
 
 from harness import ADMIN_PASSWORD, BIN, DB_KIND, Server, db_url
 
-COMMANDS = ("serve", "createuser", "migrate", "status", "online", "stats")
+COMMANDS = ("serve", "createuser", "migrate", "status", "online", "stats", "copy", "seed",
+            "routes", "sessions", "message", "history")
 
 
 class Cli(unittest.TestCase):

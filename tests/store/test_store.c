@@ -13,6 +13,8 @@
 
 #include "internal.h"
 
+#define PRESENCE_ONLY STORE_KIND(USERSD_CHANGE_PRESENCE)
+
 /* argv: "sqlite" (a temp file per test) or "postgresql STATE_DIR" (a fresh
  * database per test on the cluster scripts/pg-cluster.sh started). */
 static const char *g_kind;
@@ -145,39 +147,215 @@ static void uniqueness(void **state)
     assert_int_equal(n, 1);
 }
 
-static void update_delete_and_tokens(void **state)
+/* A session row for user at time t, token hash starting with byte k. */
+static int64_t add_session(struct store *s, int64_t user, unsigned char k, int64_t t)
+{
+    struct store_session_row row = {.hash = {k}};
+    row.s.user_id = user;
+    row.s.created = row.s.last_used = t;
+    snprintf(row.s.user_agent, sizeof row.s.user_agent, "agent %d", k);
+    snprintf(row.s.client_ip, sizeof row.s.client_ip, "192.0.2.%d", k);
+    assert_int_equal(s->ops->session_insert(s, &row, NULL), USERSD_OK);
+    assert_true(row.s.id > 0);
+    return row.s.id;
+}
+
+static void set(struct store *s, int64_t user, enum usersd_status st, int64_t t)
+{
+    struct store_status_change c = {.user_id = user, .status = st, .last_seen = t, .now = t};
+    struct usersd_user u;
+    assert_int_equal(s->ops->set_status(s, &c, &u, NULL), USERSD_OK);
+}
+
+static enum usersd_status status_of(struct store *s, int64_t user)
+{
+    struct usersd_user u;
+    assert_int_equal(s->ops->user_get(s, user, &u, NULL), USERSD_OK);
+    return u.online_status;
+}
+
+/* The log entries after since, every kind; returns how many, fills out. */
+static size_t log_after(struct store *s, int64_t since, struct usersd_changes *out)
+{
+    memset(out, 0, sizeof *out);
+    assert_int_equal(s->ops->changes(s, since, 100, STORE_KINDS_ALL, out, NULL), USERSD_OK);
+    return out->count;
+}
+
+static void update_delete_and_sessions(void **state)
 {
     struct store *s = ((struct fx *)*state)->s;
     int64_t a = insert(s, "a", "", 1);
     unsigned char h1[STORE_TOKEN_HASH_LEN] = {1}, h2[STORE_TOKEN_HASH_LEN] = {2};
-    assert_int_equal(s->ops->token_insert(s, h1, a, 5, NULL), USERSD_OK);
-    assert_int_equal(s->ops->token_insert(s, h2, a, 6, NULL), USERSD_OK);
+    int64_t s1 = add_session(s, a, 1, 5), s2 = add_session(s, a, 2, 6);
+    assert_true(s2 > s1);
     struct usersd_user u;
-    assert_int_equal(s->ops->token_user(s, h1, &u, NULL), USERSD_OK);
+    struct usersd_session sess;
+    assert_int_equal(s->ops->token_user(s, h1, &u, &sess, NULL), USERSD_OK);
     assert_int_equal(u.id, a);
-    int64_t owner = 0;
-    assert_int_equal(s->ops->token_delete(s, h1, &owner, NULL), USERSD_OK);
-    assert_int_equal(owner, a);
-    assert_int_equal(s->ops->token_user(s, h1, &u, NULL), USERSD_ENOTFOUND);
-    assert_int_equal(s->ops->token_delete(s, h1, &owner, NULL), USERSD_ENOTFOUND);
+    assert_true(sess.id == s1 && sess.created == 5 && sess.last_used == 5);
+    int64_t n = 0;
+    assert_int_equal(s->ops->session_count(s, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 2);
+    struct usersd_sessions list = {0};
+    assert_int_equal(s->ops->session_list(s, a, &list, NULL), USERSD_OK);
+    assert_int_equal(list.count, 2);
+    assert_true(list.items[0].id == s2); /* most recently used first */
+    assert_string_equal(list.items[0].user_agent, "agent 2");
+    assert_string_equal(list.items[1].client_ip, "192.0.2.1");
+    usersd_sessions_free(&list);
+    assert_int_equal(s->ops->session_list(s, a + 99, &list, NULL), USERSD_ENOTFOUND);
+
+    struct store_session_end e = {.user_id = a, .session_id = s1, .now = 10, .active_after = 0};
+    assert_int_equal(s->ops->session_end(s, &e, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(s->ops->token_user(s, h1, &u, NULL, NULL), USERSD_ENOTFOUND);
+    assert_int_equal(s->ops->session_end(s, &e, &n, NULL), USERSD_ENOTFOUND); /* gone */
+    e.user_id = a + 99;
+    e.session_id = s2; /* another user's session is not found */
+    assert_int_equal(s->ops->session_end(s, &e, &n, NULL), USERSD_ENOTFOUND);
+    assert_int_equal(s->ops->token_user(s, h2, &u, NULL, NULL), USERSD_OK);
 
     u.is_active = false;
     snprintf(u.last_name, sizeof u.last_name, "Changed");
-    assert_int_equal(s->ops->user_update(s, &u, "new-hash", NULL), USERSD_OK);
+    struct store_session_end upd = {.user_id = a, .now = 11};
+    assert_int_equal(s->ops->user_update(s, &u, "new-hash", &upd, NULL), USERSD_OK);
     struct usersd_user g;
     char hash[AUTH_HASH_MAX];
     assert_int_equal(s->ops->user_get_auth(s, "a", &g, hash, NULL), USERSD_OK);
     assert_string_equal(hash, "new-hash");
     assert_string_equal(g.last_name, "Changed");
     /* deactivation ends the user's sessions */
-    assert_int_equal(s->ops->token_user(s, h2, &u, NULL), USERSD_ENOTFOUND);
+    assert_int_equal(s->ops->token_user(s, h2, &u, NULL, NULL), USERSD_ENOTFOUND);
+    assert_int_equal(s->ops->session_count(s, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
 
-    assert_int_equal(s->ops->token_insert(s, h1, a, 7, NULL), USERSD_OK);
+    add_session(s, a, 1, 7);
     assert_int_equal(s->ops->user_delete(s, a, 9, NULL), USERSD_OK);
-    assert_int_equal(s->ops->token_user(s, h1, &u, NULL), USERSD_ENOTFOUND);
+    assert_int_equal(s->ops->token_user(s, h1, &u, NULL, NULL), USERSD_ENOTFOUND);
     assert_int_equal(s->ops->user_delete(s, a, 9, NULL), USERSD_ENOTFOUND);
     g.id = a;
-    assert_int_equal(s->ops->user_update(s, &g, NULL, NULL), USERSD_ENOTFOUND);
+    assert_int_equal(s->ops->user_update(s, &g, NULL, &upd, NULL), USERSD_ENOTFOUND);
+}
+
+/* Ending a session leaves the user's status alone while another session
+ * was used within the window, and otherwise sets them offline, in the same
+ * transaction; the log says which sessions ended. */
+static void sessions_and_presence(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    int64_t a = insert(s, "a", "", 1);
+    int64_t phone = add_session(s, a, 1, 100), laptop = add_session(s, a, 2, 100);
+    set(s, a, USERSD_ONLINE, 100);
+    int64_t head = 0, n = 0;
+    assert_int_equal(s->ops->changes_head(s, &head, NULL), USERSD_OK);
+
+    /* the laptop was used at 100, within the window starting at 50 */
+    struct store_session_end e = {
+        .user_id = a, .session_id = phone, .now = 200, .active_after = 50};
+    assert_int_equal(s->ops->session_end(s, &e, &n, NULL), USERSD_OK);
+    assert_int_equal(status_of(s, a), USERSD_ONLINE);
+    struct usersd_changes c;
+    assert_int_equal(log_after(s, head, &c), 1); /* the session's end, no presence change */
+    assert_int_equal(c.items[0].kind, USERSD_CHANGE_SESSION_END);
+    assert_true(c.items[0].session_id == phone && c.items[0].user_id == a);
+    head = c.items[0].seq;
+    usersd_changes_free(&c);
+    struct usersd_changes presence = {0};
+    assert_int_equal(s->ops->changes(s, 0, 100, PRESENCE_ONLY, &presence, NULL), USERSD_OK);
+    for (size_t i = 0; i < presence.count; i++)
+        assert_int_equal(presence.items[i].kind, USERSD_CHANGE_PRESENCE);
+    usersd_changes_free(&presence);
+
+    /* the last one ends: offline, last_seen = now, one presence event */
+    e.session_id = laptop;
+    e.active_after = 150;
+    assert_int_equal(s->ops->session_end(s, &e, &n, NULL), USERSD_OK);
+    struct usersd_user u;
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_OFFLINE);
+    assert_true(u.last_seen == 200);
+    assert_int_equal(log_after(s, head, &c), 2);
+    assert_int_equal(c.items[0].kind, USERSD_CHANGE_SESSION_END);
+    assert_int_equal(c.items[1].kind, USERSD_CHANGE_PRESENCE);
+    assert_int_equal(c.items[1].online_status, USERSD_OFFLINE);
+    head = c.items[1].seq;
+    usersd_changes_free(&c);
+
+    /* an old, unused session does not keep the user online */
+    int64_t old = add_session(s, a, 3, 10), cur = add_session(s, a, 4, 300);
+    set(s, a, USERSD_AWAY, 300);
+    assert_int_equal(s->ops->changes_head(s, &head, NULL), USERSD_OK);
+    e = (struct store_session_end){.user_id = a, .session_id = cur, .now = 400, .active_after = 50};
+    assert_int_equal(s->ops->session_end(s, &e, &n, NULL), USERSD_OK);
+    assert_int_equal(status_of(s, a), USERSD_OFFLINE);
+
+    /* revoking all with nothing left to end still takes the user offline
+     * (force), once: no event when already offline */
+    set(s, a, USERSD_ONLINE, 500);
+    e = (struct store_session_end){.user_id = a, .now = 600, .active_after = 0, .force = true};
+    assert_int_equal(s->ops->session_end(s, &e, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 1); /* "old" */
+    assert_int_equal(status_of(s, a), USERSD_OFFLINE);
+    assert_int_equal(s->ops->changes_head(s, &head, NULL), USERSD_OK);
+    assert_int_equal(s->ops->session_end(s, &e, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
+    int64_t head2 = 0;
+    assert_int_equal(s->ops->changes_head(s, &head2, NULL), USERSD_OK);
+    assert_true(head2 == head); /* nothing logged for a non-change */
+    (void)old;
+
+    /* keep: a password change ends the others, the kept one keeps the status */
+    int64_t k1 = add_session(s, a, 5, 700), k2 = add_session(s, a, 6, 700);
+    set(s, a, USERSD_ONLINE, 700);
+    e = (struct store_session_end){.user_id = a, .keep_id = k2, .now = 800, .active_after = 650};
+    assert_int_equal(s->ops->session_end(s, &e, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(status_of(s, a), USERSD_ONLINE);
+    unsigned char h5[STORE_TOKEN_HASH_LEN] = {5}, h6[STORE_TOKEN_HASH_LEN] = {6};
+    assert_int_equal(s->ops->token_user(s, h5, &u, NULL, NULL), USERSD_ENOTFOUND);
+    assert_int_equal(s->ops->token_user(s, h6, &u, NULL, NULL), USERSD_OK);
+    (void)k1;
+}
+
+/* Expiry ends sessions unused since a time, each with the presence rule;
+ * refresh marks sessions used and their users seen, and says which are
+ * gone. */
+static void session_expiry_and_refresh(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    int64_t a = insert(s, "a", "", 1), b = insert(s, "b", "", 1);
+    int64_t a1 = add_session(s, a, 1, 100), a2 = add_session(s, a, 2, 900);
+    int64_t b1 = add_session(s, b, 3, 100);
+    set(s, a, USERSD_ONLINE, 900);
+    set(s, b, USERSD_ONLINE, 100);
+    int64_t n = 0;
+    assert_int_equal(s->ops->session_expire(s, 500, 1000, 800, 10, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 2);                           /* a1 and b1 */
+    assert_int_equal(status_of(s, a), USERSD_ONLINE); /* a2 used at 900 */
+    assert_int_equal(status_of(s, b), USERSD_OFFLINE);
+    assert_int_equal(s->ops->session_expire(s, 500, 1000, 800, 10, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
+
+    int64_t ids[] = {a1, a2, b1};
+    bool alive[3] = {true, false, true};
+    assert_int_equal(s->ops->session_refresh(s, ids, 3, 2000, alive, NULL), USERSD_OK);
+    assert_false(alive[0]);
+    assert_true(alive[1]);
+    assert_false(alive[2]);
+    struct usersd_user u;
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == 2000);
+    assert_int_equal(u.online_status, USERSD_ONLINE); /* a refresh never changes a status */
+    struct usersd_sessions list = {0};
+    assert_int_equal(s->ops->session_list(s, a, &list, NULL), USERSD_OK);
+    assert_int_equal(list.count, 1);
+    assert_true(list.items[0].last_used == 2000);
+    usersd_sessions_free(&list);
+    /* a refresh never moves time backwards */
+    assert_int_equal(s->ops->session_refresh(s, &a2, 1, 1500, alive, NULL), USERSD_OK);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == 2000);
 }
 
 static void presence_transitions(void **state)
@@ -198,13 +376,21 @@ static void presence_transitions(void **state)
     assert_int_equal(s->ops->set_status(s, &c, &u, NULL), USERSD_ENOTFOUND);
 
     bool updated;
-    assert_int_equal(s->ops->touch(s, a, 300, 50, &updated, NULL), USERSD_OK);
+    assert_int_equal(s->ops->touch(s, a, 0, 300, 50, &updated, NULL), USERSD_OK);
     assert_false(updated); /* 100 is not older than 50 */
-    assert_int_equal(s->ops->touch(s, a, 300, 150, &updated, NULL), USERSD_OK);
+    assert_int_equal(s->ops->touch(s, a, 0, 300, 150, &updated, NULL), USERSD_OK);
     assert_true(updated);
     assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
     assert_true(u.last_seen == 300);
     assert_int_equal(u.online_status, USERSD_AWAY);
+    /* with a session, its last_used moves in the same commit */
+    int64_t sid = add_session(s, a, 7, 100);
+    assert_int_equal(s->ops->touch(s, a, sid, 400, 350, &updated, NULL), USERSD_OK);
+    assert_true(updated);
+    struct usersd_sessions list = {0};
+    assert_int_equal(s->ops->session_list(s, a, &list, NULL), USERSD_OK);
+    assert_true(list.count == 1 && list.items[0].last_used == 400);
+    usersd_sessions_free(&list);
 }
 
 /* The change log: pruning drops what was logged before a time, remembers
@@ -222,7 +408,7 @@ static void change_log_prune(void **state)
         assert_int_equal(s->ops->set_status(s, &c, &u, NULL), USERSD_OK);
     }
     struct usersd_changes all = {0};
-    assert_int_equal(s->ops->changes(s, 0, 100, &all, NULL), USERSD_OK);
+    assert_int_equal(s->ops->changes(s, 0, 100, PRESENCE_ONLY, &all, NULL), USERSD_OK);
     assert_int_equal(all.count, 4);
     int64_t third = all.items[2].seq;
     usersd_changes_free(&all);
@@ -230,15 +416,15 @@ static void change_log_prune(void **state)
     assert_int_equal(s->ops->changes_prune(s, 250, NULL), USERSD_OK); /* 100 and 200 go */
     struct usersd_changes c = {0};
     struct usersd_err err = {0};
-    assert_int_equal(s->ops->changes(s, 0, 100, &c, &err), USERSD_EGONE);
-    assert_int_equal(s->ops->changes(s, third - 1, 100, &c, NULL), USERSD_OK);
+    assert_int_equal(s->ops->changes(s, 0, 100, PRESENCE_ONLY, &c, &err), USERSD_EGONE);
+    assert_int_equal(s->ops->changes(s, third - 1, 100, PRESENCE_ONLY, &c, NULL), USERSD_OK);
     assert_int_equal(c.count, 2);
     assert_true(c.items[0].seq == third);
     assert_int_equal(c.items[0].online_status, USERSD_OFFLINE);
     usersd_changes_free(&c);
 
     assert_int_equal(s->ops->changes_prune(s, 250, NULL), USERSD_OK); /* nothing more */
-    assert_int_equal(s->ops->changes(s, third - 1, 100, &c, NULL), USERSD_OK);
+    assert_int_equal(s->ops->changes(s, third - 1, 100, PRESENCE_ONLY, &c, NULL), USERSD_OK);
     assert_int_equal(c.count, 2);
     usersd_changes_free(&c);
     int64_t head = 0;
@@ -302,6 +488,144 @@ static void lists_and_stats(void **state)
     assert_int_equal(s->ops->ping(s, NULL), USERSD_OK);
 }
 
+/* Status messages: set and clear are logged (kind STATUS_MESSAGE) with the
+ * message; a clear with nothing to clear logs nothing; the sweep clears
+ * and logs each ended message once. */
+static void status_messages(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    int64_t a = insert(s, "a", "", 1), b = insert(s, "b", "", 1);
+    int64_t head = 0;
+    assert_int_equal(s->ops->changes_head(s, &head, NULL), USERSD_OK);
+    struct usersd_user u;
+    assert_int_equal(s->ops->status_message(s, a, "In a meeting \xe2\x98\x95", 500, 100, &u, NULL),
+                     USERSD_OK);
+    assert_string_equal(u.status_text, "In a meeting \xe2\x98\x95");
+    assert_true(u.status_expires == 500);
+    assert_int_equal(s->ops->status_message(s, b, "Lunch", USERSD_NULL_TIME, 100, &u, NULL),
+                     USERSD_OK);
+    assert_true(u.status_expires == USERSD_NULL_TIME);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_string_equal(u.status_text, "In a meeting \xe2\x98\x95");
+    struct usersd_changes c;
+    assert_int_equal(log_after(s, head, &c), 2);
+    assert_int_equal(c.items[0].kind, USERSD_CHANGE_STATUS_MESSAGE);
+    assert_string_equal(c.items[0].status_text, "In a meeting \xe2\x98\x95");
+    assert_true(c.items[0].status_expires == 500 && c.items[0].at == 100);
+    head = c.items[1].seq;
+    usersd_changes_free(&c);
+    struct usersd_changes presence = {0};
+    assert_int_equal(s->ops->changes(s, 0, 100, PRESENCE_ONLY, &presence, NULL), USERSD_OK);
+    assert_int_equal(presence.count, 0); /* messages are not presence changes */
+    usersd_changes_free(&presence);
+
+    /* the sweep: a is due at 500, b never */
+    int64_t n = 0;
+    assert_int_equal(s->ops->status_message_expire(s, 499, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(s->ops->status_message_expire(s, 500, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(s->ops->status_message_expire(s, 600, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0); /* once */
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_string_equal(u.status_text, "");
+    assert_int_equal(log_after(s, head, &c), 1);
+    assert_int_equal(c.items[0].kind, USERSD_CHANGE_STATUS_MESSAGE);
+    assert_true(c.items[0].user_id == a && c.items[0].status_text[0] == 0 && c.items[0].at == 500);
+    head = c.items[0].seq;
+    usersd_changes_free(&c);
+
+    /* clear: logged when there was a message, not otherwise */
+    assert_int_equal(s->ops->status_message(s, b, NULL, USERSD_NULL_TIME, 700, &u, NULL),
+                     USERSD_OK);
+    assert_string_equal(u.status_text, "");
+    assert_int_equal(s->ops->status_message(s, b, NULL, USERSD_NULL_TIME, 800, &u, NULL),
+                     USERSD_OK);
+    assert_int_equal(log_after(s, head, &c), 1);
+    usersd_changes_free(&c);
+    assert_int_equal(s->ops->status_message(s, 9999, "x", USERSD_NULL_TIME, 1, &u, NULL),
+                     USERSD_ENOTFOUND);
+    assert_int_equal(s->ops->status_message(s, 9999, NULL, USERSD_NULL_TIME, 1, &u, NULL),
+                     USERSD_ENOTFOUND);
+}
+
+/* History: every presence change (set, decay, a session's end, deletion)
+ * is kept with the status it replaced when history is on, and none when
+ * off; a user's rows read by window; pruning by time moves the known
+ * start; the per-minute counts close each minute's peak. */
+static void presence_history(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    int64_t a = insert(s, "a", "", 1);
+    s->history = false;
+    set(s, a, USERSD_ONLINE, 50); /* not kept */
+    s->history = true;
+    assert_int_equal(s->ops->history_mark(s, 90, true, NULL), USERSD_OK);
+    assert_int_equal(s->ops->history_mark(s, 95, true, NULL), USERSD_OK); /* already set */
+    set(s, a, USERSD_AWAY, 100);
+    set(s, a, USERSD_AWAY, 150); /* no change: nothing */
+    int64_t n = 0;
+    assert_int_equal(s->ops->decay(s, 300, USERSD_NULL_TIME, 250, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 1); /* away -> offline at 300 */
+    set(s, a, USERSD_ONLINE, 400);
+    assert_int_equal(s->ops->decay(s, 500, 450, USERSD_NULL_TIME, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 1); /* online -> away at 500 */
+
+    struct store_history h;
+    assert_int_equal(s->ops->history_read(s, a, 120, 450, &h, NULL), USERSD_OK);
+    assert_true(h.since == 90);
+    assert_true(h.have_first && h.first.at == 100);
+    assert_int_equal(h.first.status, USERSD_AWAY);
+    assert_int_equal(h.first.prev, USERSD_ONLINE);
+    assert_int_equal(h.count, 2);
+    assert_true(h.rows[0].at == 300 && h.rows[0].status == USERSD_OFFLINE &&
+                h.rows[0].prev == USERSD_AWAY);
+    assert_true(h.rows[1].at == 400 && h.rows[1].status == USERSD_ONLINE);
+    assert_true(h.have_next && h.next.at == 500 && h.next.status == USERSD_AWAY &&
+                h.next.prev == USERSD_ONLINE);
+    free(h.rows);
+
+    /* pruning: rows before 350 go, the known start moves to 350 */
+    assert_int_equal(s->ops->history_prune(s, 350, 1000, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(s->ops->history_read(s, a, 0, 1000, &h, NULL), USERSD_OK);
+    assert_true(h.since == 350);
+    assert_false(h.have_first);
+    assert_int_equal(h.count, 2);
+    free(h.rows);
+    assert_int_equal(s->ops->history_mark(s, USERSD_NULL_TIME, false, NULL), USERSD_OK);
+    assert_int_equal(s->ops->history_read(s, a, 0, 1000, &h, NULL), USERSD_OK);
+    assert_true(h.since == USERSD_NULL_TIME);
+    free(h.rows);
+
+    /* per-minute counts: a row per minute once, the last one's peak closed */
+    const int64_t M = 60000000;
+    int64_t b = insert(s, "b", "", 1);
+    assert_int_equal(s->ops->history_sample(s, 10 * M, NULL), USERSD_OK); /* a away, b offline */
+    set(s, b, USERSD_ONLINE, 10 * M + 1);
+    set(s, a, USERSD_ONLINE, 10 * M + 2); /* peak 2 */
+    set(s, a, USERSD_OFFLINE, 10 * M + 3);
+    assert_int_equal(s->ops->history_sample(s, 11 * M, NULL), USERSD_OK);
+    assert_int_equal(s->ops->history_sample(s, 11 * M, NULL), USERSD_OK); /* once */
+    struct store_minute_row *rows = NULL;
+    size_t nrows = 0;
+    int64_t live = 0;
+    assert_int_equal(s->ops->minutes_read(s, 0, 12 * M, &rows, &nrows, &live, NULL), USERSD_OK);
+    assert_int_equal(nrows, 2);
+    assert_true(rows[0].minute == 10 * M && rows[0].online == 0 && rows[0].away == 1 &&
+                rows[0].offline == 1 && rows[0].online_max == 2);
+    assert_true(rows[1].minute == 11 * M && rows[1].online == 1 && rows[1].offline == 1 &&
+                rows[1].online_max == 1);
+    assert_int_equal(live, 1);
+    free(rows);
+
+    /* a deleted user's history goes with it */
+    assert_int_equal(s->ops->user_delete(s, a, 2000, NULL), USERSD_OK);
+    assert_int_equal(s->ops->history_read(s, a, 0, 3000, &h, NULL), USERSD_OK);
+    assert_int_equal(h.count, 0);
+    free(h.rows);
+}
+
 int main(int argc, char **argv)
 {
     g_kind = argc > 1 ? argv[1] : "sqlite";
@@ -319,10 +643,14 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(insert_get_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(uniqueness, setup, teardown),
-        cmocka_unit_test_setup_teardown(update_delete_and_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(update_delete_and_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(sessions_and_presence, setup, teardown),
+        cmocka_unit_test_setup_teardown(session_expiry_and_refresh, setup, teardown),
         cmocka_unit_test_setup_teardown(presence_transitions, setup, teardown),
         cmocka_unit_test_setup_teardown(change_log_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(lists_and_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(status_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(presence_history, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

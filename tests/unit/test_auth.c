@@ -20,12 +20,18 @@ static void login_and_resolve(void **state)
     assert_int_equal(usersd_token_resolve(f->u, k1, &u, &err), USERSD_OK);
     assert_int_equal(u.id, id);
 
-    /* logout revokes only that token, and the user goes offline */
+    /* logout revokes only that token; the other session was just used, so
+     * the user stays online */
     assert_int_equal(usersd_logout(f->u, k1, &err), USERSD_OK);
     assert_int_equal(usersd_token_resolve(f->u, k1, &u, &err), USERSD_EAUTH);
     assert_int_equal(usersd_token_resolve(f->u, k2, &u, &err), USERSD_OK);
-    assert_int_equal(u.online_status, USERSD_OFFLINE);
+    assert_int_equal(u.online_status, USERSD_ONLINE);
     assert_int_equal(usersd_logout(f->u, k1, &err), USERSD_EAUTH);
+    /* the last session ends: offline */
+    assert_int_equal(usersd_logout(f->u, k2, &err), USERSD_OK);
+    assert_int_equal(usersd_user_get(f->u, id, &u, &err), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_OFFLINE);
+    assert_true(u.last_seen == T0 + 7);
 }
 
 static void bad_credentials(void **state)

@@ -230,14 +230,14 @@ static void statistics(void **state)
     assert_int_equal(s.total_users, 0);
     assert_true(s.online_ratio == 0.0);
     int64_t a = make_user(f, "a", 1);
-    make_user(f, "b", 0);
+    int64_t b = make_user(f, "b", 0);
     int64_t c = make_user(f, "c", 0);
     assert_int_equal(usersd_set_online(f->u, a, NULL, NULL), USERSD_OK);
     assert_int_equal(usersd_set_away(f->u, c, NULL, NULL), USERSD_OK);
     struct usersd_user_fields uf;
     usersd_user_fields_init(&uf);
     uf.is_active = 0;
-    assert_int_equal(usersd_user_update(f->u, c, &uf, NULL, NULL), USERSD_OK);
+    assert_int_equal(usersd_user_update(f->u, b, &uf, NULL, NULL), USERSD_OK);
     assert_int_equal(usersd_stats(f->u, &s, NULL), USERSD_OK);
     assert_int_equal(s.total_users, 3);
     assert_int_equal(s.active_users, 2);
@@ -247,6 +247,12 @@ static void statistics(void **state)
     assert_int_equal(s.away_users, 1);
     assert_int_equal(s.offline_users, 1);
     assert_true(s.online_ratio == 33.33);
+    /* deactivation ends a user's sessions and presence: away c goes offline */
+    assert_int_equal(usersd_user_update(f->u, c, &uf, NULL, NULL), USERSD_OK);
+    assert_int_equal(usersd_stats(f->u, &s, NULL), USERSD_OK);
+    assert_int_equal(s.inactive_users, 2);
+    assert_int_equal(s.away_users, 0);
+    assert_int_equal(s.offline_users, 2);
 
     /* the counters follow deletes and bulk inserts too */
     assert_int_equal(usersd_user_delete(f->u, a, NULL), USERSD_OK);
@@ -255,8 +261,8 @@ static void statistics(void **state)
     assert_int_equal(s.total_users, 1002);
     assert_int_equal(s.staff_users, 0);
     assert_int_equal(s.online_users, 100);
-    assert_int_equal(s.away_users, 101);
-    assert_int_equal(s.inactive_users, 1);
+    assert_int_equal(s.away_users, 100);
+    assert_int_equal(s.inactive_users, 2);
     /* A list with no search and one filter (or none) takes its total from
      * the counters; it must equal the rows the list actually walks. */
     struct {

@@ -30,18 +30,15 @@ static inline int64_t fake_clock(void *ctx)
 /* 2024-01-15T10:30:00Z */
 #define T0 ((int64_t)1705314600 * 1000000)
 
-/* (Re)opens f's database with the fake clock and the given decay thresholds. */
-static inline int fixture_open(struct fixture *f, int64_t away_after_s, int64_t offline_after_s)
+/* (Re)opens f's database with the fake clock and the given configuration
+ * (its db_url and clock are set here). */
+static inline int fixture_open_cfg(struct fixture *f, struct usersd_config cfg)
 {
     char url[96];
     snprintf(url, sizeof url, "sqlite:%s", f->path);
-    struct usersd_config cfg;
-    usersd_config_init(&cfg);
     cfg.db_url = url;
     cfg.clock = fake_clock;
     cfg.clock_ctx = f;
-    cfg.away_after_s = away_after_s;
-    cfg.offline_after_s = offline_after_s;
     usersd_close(f->u);
     f->u = NULL;
     struct usersd_err err = {0};
@@ -50,6 +47,16 @@ static inline int fixture_open(struct fixture *f, int64_t away_after_s, int64_t 
         return -1;
     }
     return 0;
+}
+
+/* (Re)opens f's database with the fake clock and the given decay thresholds. */
+static inline int fixture_open(struct fixture *f, int64_t away_after_s, int64_t offline_after_s)
+{
+    struct usersd_config cfg;
+    usersd_config_init(&cfg);
+    cfg.away_after_s = away_after_s;
+    cfg.offline_after_s = offline_after_s;
+    return fixture_open_cfg(f, cfg);
 }
 
 static inline int fixture_setup(void **state)
