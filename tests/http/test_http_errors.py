@@ -169,9 +169,10 @@ class LogEscaping(unittest.TestCase):
         for m in NASTY:
             exchange(srv.port, req(method=m, headers=(b"Host: x", close)))
         exchange(srv.port, req(headers=(b"Host: x", close, b"X-Evil: \x07\x00\x1b\xff")))
+        exchange(srv.port, req(path=b"/api/\x01\x1b[2J\xff?q=\x07", headers=(b"Host: x", close)))
         marker = '"type":"access"' if "json" in args else "access:"
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and srv.read_log().count(marker) <= len(NASTY):
+        while time.monotonic() < deadline and srv.read_log().count(marker) <= len(NASTY) + 1:
             time.sleep(0.1)
         srv.stop()
         with open(srv.log_path, "rb") as f:
