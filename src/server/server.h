@@ -106,6 +106,7 @@ struct write_job {
     enum usersd_code rc; /* filled by the writer */
     struct usersd_err err;
     struct usersd_user user;
+    size_t order;     /* its place in the batch as queued */
     struct req *next; /* the writer's queue */
 };
 
@@ -374,6 +375,17 @@ void writer_stop(void);
 void writer_submit(struct req *r, int64_t user_id, enum usersd_status status, enum job_kind kind);
 /* Sends the reply of a finished job. */
 void writer_reply(struct req *r);
+
+/* ---- who follows whom (subs.c), for ?ids= streams ---- */
+
+struct subs;
+struct subs *subs_new(void);
+void subs_free(struct subs *m);
+/* Adds stream to user's followers; false when out of memory. */
+bool subs_add(struct subs *m, int64_t user, void *stream);
+void subs_remove(struct subs *m, int64_t user, void *stream);
+/* user's followers (*n of them), valid until the next add or remove. */
+void *const *subs_get(struct subs *m, int64_t user, size_t *n);
 
 /* ---- the presence thread and streams (sse.c) ---- */
 

@@ -134,7 +134,7 @@ static void install_vfs(void)
 }
 
 #define USERS 30000
-#define JOBS 3000
+#define JOBS 30000
 
 static void batch_on_a_full_disk(struct fixture *f)
 {
@@ -145,9 +145,9 @@ static void batch_on_a_full_disk(struct fixture *f)
     assert_int_equal(fixture_open(f, 0, 0), 0);
     static int64_t ids[JOBS];
     static int rc[JOBS];
-    for (int i = 0; i < JOBS; i++)   /* spread over the table: many pages, so the cache spills */
-        ids[i] = 1 + (int64_t)i * 7; /* a page of its own, mostly */
-    wal_limit = 1024 * 1024;         /* the disk has room for 1 MiB of WAL, less than the batch */
+    for (int i = 0; i < JOBS; i++) /* every user: more than the 2 MiB cache holds, so it spills */
+        ids[i] = 1 + i;
+    wal_limit = 1024 * 1024; /* the disk has room for 1 MiB of WAL, less than the batch */
     assert_int_equal(usersd_batch_begin(f->u, &err), USERSD_OK);
     int failed = 0;
     for (int i = 0; i < JOBS; i++) {
