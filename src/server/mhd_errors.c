@@ -30,7 +30,7 @@
  * 505 (an HTTP version other than 1.x) becomes 400: no client bytes get a
  * 5xx. If a future libmicrohttpd called these functions differently the
  * replies would stay HTML; tests/http/test_http_errors.py would fail. */
-#define _GNU_SOURCE /* dlsym(RTLD_NEXT), dladdr, dl_iterate_phdr */
+#define _GNU_SOURCE /* dlsym(RTLD_NEXT), dl_iterate_phdr */
 #include <dlfcn.h>
 #include <link.h>
 #include <stdint.h>
@@ -101,16 +101,18 @@ bool mhd_errors_init(char *msg, size_t size)
     return false;
 }
 
-static bool has(const char *text, const char *part)
+static bool has(const char *text, size_t len, const char *part)
 {
     size_t n = strlen(part);
-    for (size_t i = 0; text && i + n <= tl_len; i++)
+    for (size_t i = 0; text && i + n <= len; i++)
         if (memcmp(text + i, part, n) == 0) return true;
     return false;
 }
 
-/* The status and sentence for the library's status and message. */
-static int pick(unsigned status, const char *msg, const char **sentence, const char **reason)
+/* The status and sentence for the library's status and message (len
+ * bytes; NULL when the library built its reply otherwise). */
+static int pick(unsigned status, const char *msg, size_t len, const char **sentence,
+                const char **reason)
 {
     switch (status) {
     case 413:
@@ -133,11 +135,11 @@ static int pick(unsigned status, const char *msg, const char **sentence, const c
         *reason = "Internal Server Error";
         return 500;
     default:
-        if (has(msg, "Host"))
+        if (has(msg, len, "Host"))
             *sentence = "an HTTP/1.1 request needs a Host header";
-        else if (has(msg, "chunked"))
+        else if (has(msg, len, "chunked"))
             *sentence = "the chunked encoding of the request body is malformed";
-        else if (has(msg, "Content-Length"))
+        else if (has(msg, len, "Content-Length"))
             *sentence = "the Content-Length header is not a number";
         else
             *sentence = "the request is not valid HTTP";
@@ -190,7 +192,7 @@ MHD_queue_response(struct MHD_Connection *c, unsigned int status, struct MHD_Res
     pthread_once(&once, resolve);
     if (!from_library(__builtin_return_address(0))) return real_queue(c, status, response);
     const char *sentence, *reason;
-    int code = pick(status, tl_msg, &sentence, &reason);
+    int code = pick(status, tl_msg, tl_len, &sentence, &reason);
     tl_msg = NULL;
     tl_len = 0;
     size_t bytes = send_reply(c, code, reason, sentence);
