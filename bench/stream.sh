@@ -17,7 +17,8 @@ start_server() { # a fresh database and server for each run
     db="sqlite:$work/stream-$1-$rate.db"
     "$bin" seed --db "$db" --users 999 2>/dev/null
     echo "stream-admin-pass" | "$bin" createuser --db "$db" --username streamadmin --staff --password-stdin >/dev/null
-    taskset -c 0 "$bin" serve --listen 127.0.0.1:$port --db "$db" --threads 1 --away-after 0 --offline-after 0 2>"$work/log-$1" &
+    taskset -c 0 "$bin" serve --listen 127.0.0.1:$port --db "$db" --threads 1 --away-after 0 --offline-after 0 \
+        --max-connections-per-ip 100000 2>"$work/log-$1" &
     upid=$!
     for _ in $(seq 100); do curl -s "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
     token=$(curl -s -X POST "http://127.0.0.1:$port/api/auth/login/" -H 'Content-Type: application/json' \
