@@ -1759,6 +1759,88 @@ static enum usersd_code pg_load_history(struct store *base, const struct store_h
     return code;
 }
 
+/* ---- load testing ------------------------------------------------------- */
+
+/* Runs sql with text parameters in the open transaction; NULL with err
+ * filled on failure. For the one-off statements of seeding, not prepared. */
+static PGresult *run_once(struct pg_store *s, const char *sql, int n, const char *const *v,
+                          struct usersd_err *err)
+{
+    PGresult *r = PQexecParams(s->conn, sql, n, NULL, v, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+    pg_error(s, r, err);
+    PQclear(r);
+    return NULL;
+}
+
+static enum usersd_code pg_session_seed(struct store *base, const unsigned char *hashes, size_t k,
+                                        int64_t now, int64_t *user_ids, struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    enum { CHUNK = 10000 }; /* sessions per INSERT: a few round trips in all */
+    char *hex = NULL, *ids = NULL, count[24], at[24];
+    snprintf(count, sizeof count, "%zu", k);
+    snprintf(at, sizeof at, "%lld", (long long)now);
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    const char *pv[] = {count};
+    PGresult *r =
+        run_once(s, "SELECT id FROM users WHERE is_active ORDER BY random() LIMIT $1", 1, pv, err);
+    if (!r) {
+        code = last_fail;
+        goto out;
+    }
+    size_t n = (size_t)PQntuples(r);
+    for (size_t i = 0; i < n; i++)
+        user_ids[i] = col_int(r, (int)i, 0);
+    PQclear(r);
+    if (n < k) {
+        code = err_field(err, "tokens", "only %zu users are active: cannot mint %zu tokens", n, k);
+        goto out;
+    }
+    /* Array literals {hex,...} and {id,...}, CHUNK rows at a time. */
+    hex = malloc(CHUNK * (STORE_TOKEN_HASH_LEN * 2 + 1) + 3);
+    ids = malloc(CHUNK * 21 + 3);
+    if (!hex || !ids) {
+        code = err_set(err, USERSD_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t from = 0; from < k && !code; from += CHUNK) {
+        size_t to = k - from < CHUNK ? k : from + CHUNK, hl = 0, il = 0;
+        hex[hl++] = '{';
+        ids[il++] = '{';
+        for (size_t i = from; i < to; i++) {
+            if (i > from) {
+                hex[hl++] = ',';
+                ids[il++] = ',';
+            }
+            for (int b = 0; b < STORE_TOKEN_HASH_LEN; b++) {
+                unsigned char c = hashes[i * STORE_TOKEN_HASH_LEN + (size_t)b];
+                hex[hl++] = "0123456789abcdef"[c >> 4];
+                hex[hl++] = "0123456789abcdef"[c & 15];
+            }
+            il += (size_t)snprintf(ids + il, 21, "%lld", (long long)user_ids[i]);
+        }
+        memcpy(hex + hl, "}", 2);
+        memcpy(ids + il, "}", 2);
+        const char *v[] = {hex, ids, at};
+        r = run_once(s,
+                     "INSERT INTO sessions (hash, user_id, created, last_used) "
+                     "SELECT decode(h, 'hex'), u, $3, $3 FROM unnest($1::text[], $2::bigint[]) "
+                     "AS t (h, u)",
+                     3, v, err);
+        if (!r) code = last_fail;
+        PQclear(r);
+    }
+    if (!code) code = commit(s, err);
+out:
+    free(hex);
+    free(ids);
+    if (code) rollback(s);
+    return code;
+}
+
 const struct store_ops store_pg_ops = {
     .scheme = "postgresql",
     .alias = "postgres",
@@ -1806,4 +1888,5 @@ const struct store_ops store_pg_ops = {
     .dump_history = pg_dump_history,
     .dump_minutes = pg_dump_minutes,
     .load_history = pg_load_history,
+    .session_seed = pg_session_seed,
 };
