@@ -613,7 +613,10 @@ USERSD_API enum usersd_code usersd_password_check(struct usersd *u, const char *
 #define USERSD_TIME_LEN 27 /* "2024-01-15T10:30:00.123456Z" */
 /* Formats t as RFC 3339 UTC with microseconds into buf (>= USERSD_TIME_LEN+1). */
 USERSD_API void usersd_time_format(int64_t t, char *buf, size_t size);
-/* Parses the format above; false on anything else. */
+/* Parses an RFC 3339 date-time into UTC microseconds: "T" or "t", an
+ * optional fraction of 1 to 9 digits (cut to microseconds), "Z", "z" or an
+ * offset +HH:MM / -HH:MM; years 0000-9999, no leap second. False on
+ * anything else. */
 USERSD_API bool usersd_time_parse(const char *s, int64_t *out);
 
 #ifdef __cplusplus

@@ -4,11 +4,13 @@
 #   scripts/install-deps.sh          build and run
 #   scripts/install-deps.sh test     also what the tests use
 #   scripts/install-deps.sh bench    also what the benchmark uses
+#   scripts/install-deps.sh fuzz     also clang and its libFuzzer/sanitizer runtimes (make fuzz)
 set -eu
 pkgs="gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev libsodium-dev"
 case "${1:-}" in
 test) pkgs="$pkgs libcmocka-dev python3 curl postgresql" ;;
 bench) pkgs="$pkgs python3 curl wrk nginx postgresql" ;;
+fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 esac
 missing=""
 for p in $pkgs; do

@@ -815,7 +815,7 @@ static enum usersd_code pg_user_delete(struct store *base, int64_t id, int64_t n
     if (code) return code;
     char name[USERSD_USERNAME_MAX + 1];
     int status;
-    int64_t last_seen, n = 0;
+    int64_t last_seen = 0, n = 0;
     /* The log lock first, then the row: the order every writer of the log
      * takes them in, so none deadlocks. */
     if ((code = log_lock(s, err)) ||

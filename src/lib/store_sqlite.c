@@ -779,7 +779,7 @@ static enum usersd_code sq_user_delete(struct store *base, int64_t id, int64_t n
     if (code) return code;
     char name[USERSD_USERNAME_MAX + 1];
     int status;
-    int64_t last_seen, n = 0;
+    int64_t last_seen = 0, n = 0;
     if ((code = user_presence(s, id, name, sizeof name, &status, &last_seen, err))) goto out;
     /* A user not offline is logged going offline, so streams do not show
      * it online forever; its sessions end (and their streams close). */

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "parse.h"
 #include "server.h"
 
 static const struct server_config *g_cfg;
@@ -148,6 +149,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->path_id = -1;
         atomic_fetch_add(&g_inflight, 1);
         *con_cls = r;
+        /* Before anything reads it: a method that is not an RFC 7230 token
+         * is a malformed request (and its bytes must not reach a reply). */
+        if (!parse_method_token(method, strlen(method))) {
+            r->checked = true;
+            reply_fail(r, 400, NULL, "the request method is not a valid HTTP method");
+            return MHD_YES;
+        }
         if (has_body(conn)) route_and_check(r, url);
         return MHD_YES;
     }

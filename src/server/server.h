@@ -273,6 +273,17 @@ void writer_submit(struct req *r, int64_t user_id, enum usersd_status status, en
 /* Sends the reply of a finished job. */
 void writer_reply(struct req *r);
 
+/* ---- who follows whom (subs.c), for ?ids= streams ---- */
+
+struct subs;
+struct subs *subs_new(void);
+void subs_free(struct subs *m);
+/* Adds stream to user's followers; false when out of memory. */
+bool subs_add(struct subs *m, int64_t user, void *stream);
+void subs_remove(struct subs *m, int64_t user, void *stream);
+/* user's followers (*n of them), valid until the next add or remove. */
+void *const *subs_get(struct subs *m, int64_t user, size_t *n);
+
 /* ---- the presence thread and streams (sse.c) ---- */
 
 /* Starts the thread that reads the change log, runs decay and feeds the
