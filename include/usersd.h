@@ -537,8 +537,8 @@ USERSD_API enum usersd_code usersd_login(struct usersd *u, const char *username,
                                          struct usersd_err *err);
 /* For load tests and benchmarks (usersd seed --tokens): mints k sessions
  * for k distinct active users picked at random, straight into the database
- * in one transaction — no password check, no presence change, keys and
- * their stored hashes made exactly as at login. After the commit,
+ * in big batches, all or none — no password check, no presence change,
+ * keys and their stored hashes made exactly as at login. After the commit,
  * emit(key, user_id, arg) is called once per session, key being its token
  * (USERSD_TOKEN_LEN hex characters, borrowed for the call); a non-zero
  * return stops the calls and gives EINTERNAL (the sessions stay). EINVAL

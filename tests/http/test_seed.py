@@ -107,6 +107,22 @@ class SeedTokens(unittest.TestCase):
         self.assertFalse(set(again) & set(self.tokens("all")))
         self.assertEqual({self.me(t)["id"] for t in again}, set(range(1, 32)))
 
+    def test_many_tokens_in_batches(self):
+        """More than one batch (PostgreSQL commits every 1,000): every
+        token is written once, each batch's sessions exist, and the session
+        counter the metrics read counts them all."""
+        self.server()
+        p = self.seed("--users", "1500", "--tokens", "1234", self.path("t"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        toks = self.tokens("t")
+        self.assertEqual(len(set(toks)), 1234)
+        ids = {self.me(toks[i])["id"] for i in (0, 999, 1000, 1233)}
+        self.assertEqual(len(ids), 4)
+        status, _, text = self.srv.request("GET", "/metrics", token=self.admin)
+        self.assertEqual(status, 200)
+        m = re.search(r"^usersd_sessions (\d+)$", text, re.M)
+        self.assertEqual(int(m.group(1)), 1235)  # and the admin's login
+
     def test_only_active_users_and_never_more_than_there_are(self):
         srv = self.server()
         self.assertEqual(self.seed("--users", "10").returncode, 0)
