@@ -40,7 +40,8 @@ SCENARIOS = [
     ("heartbeat_distinct", "POST heartbeat from distinct users (all 1,000 at 1k; "
      "BENCH_HEARTBEAT_USERS, 100,000, at the big size; tokens from `usersd seed --tokens`), "
      "taken in turn, usersd at --activity-interval 0: every heartbeat is a durable write "
-     "(last_seen and the session's last_used) of a user already online"),
+     "(last_seen and the session's last_used) of a user already online (an untimed warm-up "
+     "brings them online first)"),
     ("mixed_90_10", "90 % status GETs, 10 % set-online-status"),
     ("list_search", "a broad search, repeated"),
     ("list_search_pages", "a broad search, one of 20 pages at random (fresh)"),
@@ -98,7 +99,9 @@ print("Machine: %s, %d cores, Linux %s. Command: `make bench` (bench/run.sh): SQ
       "usersd `--threads 1` pinned to core 0, nginx (1 worker, static file of the "
       "same body size) pinned to core 0 in alternating rounds, wrk `-t1 -c64` pinned to "
       "core 1; %d rounds each, medians; spread = (max − min) / median of the rounds' "
-      "usersd rates.%s\n" % (
+      "usersd rates. Decay is off (`--away-after 0 --offline-after 0`; BENCH_DECAY=1 keeps "
+      "it): the seeded online users would all decay in one burst minutes after seeding."
+      "%s\n" % (
           cpu, os.cpu_count(), platform.release(), nrounds,
           (" Whole run: %d min (%s users, %d s rounds)." % (
               run_info["wall_s"] // 60, size(run_info["users"]), run_info["seconds"]))
@@ -153,7 +156,9 @@ if mixes:
           "second, argon2id each), and 1,000 presence streams listening "
           "(bench/stream_bench.c `--rate 0`). usersd runs with `--activity-interval 1`: a "
           "user's heartbeats are seconds apart, so each one writes, while the readers' own "
-          "activity writes at most once a second. Medians of the rounds.\n")
+          "activity writes at most once a second; the heartbeating users are brought online "
+          "first (untimed), so the streams carry the logins' changes. Medians of the "
+          "rounds.\n")
     print("| db | users | kind | connections | req/s | spread | p50 ms | p99 ms | errors |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     conns = {"heartbeat": 32, "status": 16, "list": 8, "login": 2}

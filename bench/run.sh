@@ -19,6 +19,8 @@
 #                    stream_all_10000, stream_ids_10000); groups: reads,
 #                    writes (the table's scenarios, on each database)
 #   BENCH_DBS        "sqlite postgresql" (default): the databases
+#   BENCH_PG_USERS   the big size on PostgreSQL (default USERS; seeding it
+#                    takes ~3-5 min at a million, 10,000 users a statement)
 #   BENCH_ROUNDS     rounds per scenario (3)
 #   BENCH_HEARTBEAT_USERS  distinct users heartbeating at the big size (100000)
 #   BENCH_FLOOD      logins in the flood (1000)
@@ -134,12 +136,13 @@ scenario() { # NAME MODE PATH (the path whose body size nginx mirrors) GROUP [TO
 seed_db() {
     echo "seeding $size users ($backend)..." >&2
     if [ "$backend" = postgresql ]; then
-        # one statement per 50,000: PostgreSQL cancels a statement of usersd's
-        # after 10 s (statement_timeout), and one of a million takes longer
+        # 10,000 per statement: PostgreSQL cancels a statement of usersd's
+        # after 10 s (statement_timeout), and each row's counter trigger
+        # makes a long one quadratic (50,000 took over 10 s)
         left=$((size - 1))
         while [ "$left" -gt 0 ]; do
             k=$left
-            [ "$k" -gt 50000 ] && k=50000
+            [ "$k" -gt 10000 ] && k=10000
             "$bin" seed --db "$db" --users "$k" >/dev/null 2>&1 ||
                 { echo "run.sh: seeding $backend failed" >&2; exit 1; }
             left=$((left - k))
@@ -330,7 +333,9 @@ if case "$dbs" in *" postgresql "*) true ;; *) false ;; esac &&
     pm=$(head -n 1 "$pgdir/data/postmaster.pid")
     for p in $pm $(pgrep -P "$pm"); do taskset -a -p -c 0 "$p" >/dev/null; done
     backend=postgresql
-    for size in $sizes; do
+    pg_sizes=1000
+    [ "${BENCH_PG_USERS:-$users}" != 1000 ] && pg_sizes="1000 ${BENCH_PG_USERS:-$users}"
+    for size in $pg_sizes; do
         "$(cat "$work/pg/bindir")/psql" -q "$(cat "$work/pg/url")/postgres" -c "CREATE DATABASE bench_$size"
         db="$(cat "$work/pg/url")/bench_$size"
         seed_db

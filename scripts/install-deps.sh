@@ -9,7 +9,7 @@ set -eu
 pkgs="gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev libsodium-dev"
 case "${1:-}" in
 test) pkgs="$pkgs libcmocka-dev python3 curl postgresql" ;;
-bench) pkgs="$pkgs python3 curl wrk nginx postgresql" ;;
+bench) pkgs="$pkgs python3 curl wrk nginx postgresql procps" ;;
 fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 esac
 missing=""
