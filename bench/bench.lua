@@ -10,6 +10,8 @@
 --   BENCH_TOKENS  a file with one token per line (the first is staff)
 --   BENCH_PATH    the path for static and pages modes
 --   BENCH_DELAY_MS  a pause before each request of a connection (0: none)
+--   BENCH_TOKEN_START  heartbeat_seq's first token (0-based; default random),
+--                 so passes over the tokens can continue one another
 -- done() prints one JSON line that bench/run.sh collects.
 local mode = os.getenv("BENCH_MODE") or "static"
 local users = tonumber(os.getenv("BENCH_USERS") or "1000")
@@ -43,7 +45,8 @@ end
 
 init = function(args)
   math.randomseed(os.time())
-  next_token = math.random(0, math.max(#tokens - 1, 0))
+  next_token = tonumber(os.getenv("BENCH_TOKEN_START") or "") or
+               math.random(0, math.max(#tokens - 1, 0))
 end
 
 if delay_ms > 0 then

@@ -136,6 +136,13 @@ for r in peaks:
         print("Peak RSS during the mix at %s users (%s, 1,000 streams open): %.1f MiB." % (
             size(r["users"]), r["db"], r["peak_rss_kb"] / 1024))
 
+for r in rows:
+    w = r.get("warmup")
+    if w and w["heartbeats"] < w["users"]:
+        print("Warm-up incomplete at %s users (%s): %d heartbeats for %d users, so some timed "
+              "heartbeats were first ones (status changes)." % (
+                  size(r["users"]), r["db"], w["heartbeats"], w["users"]))
+
 for db in dict.fromkeys(g[0] for g in groups):
     sizes = sorted({n for (d, n) in groups if d == db})
     if len(sizes) != 2:

@@ -126,6 +126,7 @@ scenario() { # NAME MODE PATH (the path whose body size nginx mirrors) GROUP [TO
     for r in $(seq "$rounds"); do
         u=$(wrk_run "http://127.0.0.1:$uport" "$mode" "$path" "${5:-$work/tokens}")
         n=$(wrk_run "http://127.0.0.1:$nport" static "/$name.json" -)
+        [ -n "$u" ] && [ -n "$n" ] || { echo "run.sh: wrk gave no result for $name" >&2; exit 1; }
         echo "{\"users\": $size, \"db\": \"$backend\", \"scenario\": \"$name\", \"round\": $r, \"bytes\": $bytes, \"usersd\": $u, \"nginx\": $n, \"rss_kb\": $(rss_kb)}" >> "$out"
     done
     echo "  $name done" >&2
@@ -166,6 +167,8 @@ serve() { # [EXTRA SERVE OPTIONS]: usersd on core 0 (with its database's server,
         2>>"$work/usersd-$backend-$size.log" &
     upid=$!
     for _ in $(seq 100); do curl -s "http://127.0.0.1:$uport/healthz" >/dev/null && break; sleep 0.1; done
+    curl -s "http://127.0.0.1:$uport/healthz" >/dev/null ||
+        { tail -n 5 "$work/usersd-$backend-$size.log" >&2; echo "run.sh: usersd did not start" >&2; exit 1; }
     if [ ! -s "$work/tokens" ]; then
         login() {
             curl -s -X POST "http://127.0.0.1:$uport/api/auth/login/" -H 'Content-Type: application/json' \
@@ -185,16 +188,19 @@ stop_usersd() { # PHASE: the peak RSS of this server, then stop it
     upid=
 }
 
-# Brings every minted user online: passes of heartbeats over the tokens
-# (not timed, at most 30), so what is timed after is users already online,
-# as in a deployment (a first heartbeat is a status change, with an event).
+# Brings every minted user online: passes of heartbeats over the tokens,
+# each continuing where the last ended (not timed, at most 30), so what is
+# timed after is users already online, as in a deployment (a first
+# heartbeat is a status change, with an event).
 warm_heartbeats() {
     done_n=0
     for _ in $(seq 30); do
         [ "$done_n" -ge "$hb" ] && break
-        j=$(wrk_run "http://127.0.0.1:$uport" heartbeat_seq / "$work/hb-tokens")
+        j=$(BENCH_TOKEN_START=$done_n wrk_run "http://127.0.0.1:$uport" heartbeat_seq / "$work/hb-tokens")
         done_n=$((done_n + $(echo "$j" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')))
     done
+    [ "$done_n" -ge "$hb" ] || echo "  warm-up: only $done_n heartbeats for $hb users" >&2
+    echo "{\"users\": $size, \"db\": \"$backend\", \"warmup\": {\"heartbeats\": $done_n, \"users\": $hb}}" >> "$out"
 }
 
 # Heartbeats from distinct users (usersd --activity-interval 0: each one a
