@@ -187,6 +187,7 @@ struct usersd_config {
     void *clock_ctx;
     int64_t session_ttl_s; /* a session unused this long expires (2592000 = 30 days; 0 never) */
     int64_t history_days;  /* keep presence history this long (30; 0: keep none) */
+    int64_t cache_kib;     /* the database's page cache for this handle (0: SQLite's 2 MiB) */
 };
 /* Defaults: sqlite:usersd.db, 600, 3600, 60, 3600, real clock, 2592000, 30. */
 USERSD_API void usersd_config_init(struct usersd_config *cfg);
@@ -246,6 +247,14 @@ USERSD_API enum usersd_code usersd_stats(struct usersd *u, struct usersd_stats *
 USERSD_API enum usersd_code usersd_set_status(struct usersd *u, int64_t id,
                                               enum usersd_status status, struct usersd_user *out,
                                               struct usersd_err *err);
+/* usersd_set_status for callers that show only the presence (the server's
+ * set-status and heartbeat replies): when the status does not change, out
+ * holds only id, online_status and last_seen (the rest zero) and the
+ * user's row is not read. */
+USERSD_API enum usersd_code usersd_set_status_presence(struct usersd *u, int64_t id,
+                                                       enum usersd_status status,
+                                                       struct usersd_user *out,
+                                                       struct usersd_err *err);
 /* Model methods. Each updates the stored user; out (may be NULL) receives
  * the user as stored afterwards. */
 USERSD_API enum usersd_code usersd_set_online(struct usersd *u, int64_t id, struct usersd_user *out,

@@ -17,12 +17,10 @@ static enum usersd_code copy_history(struct usersd *from, struct usersd *to, str
     struct store_history_row *h = calloc(BATCH, sizeof *h);
     struct store_minute_row *m = calloc(BATCH, sizeof *m);
     enum usersd_code rc = h && m ? USERSD_OK : err_set(err, USERSD_ENOMEM, NULL);
-    for (int64_t user = 0, at = INT64_MIN; !rc;) {
+    for (int64_t cursor[2] = {0, 0}; !rc;) {
         size_t n = 0;
-        if ((rc = src->dump_history(from->store, user, at, BATCH, h, &n, err)) || !n) break;
+        if ((rc = src->dump_history(from->store, cursor, BATCH, h, &n, err)) || !n) break;
         rc = dst->load_history(to->store, h, n, NULL, 0, err);
-        user = h[n - 1].user_id;
-        at = h[n - 1].at;
     }
     for (int64_t after = INT64_MIN; !rc;) {
         size_t n = 0;

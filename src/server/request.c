@@ -47,14 +47,14 @@ static int authenticate(struct req *r)
     enum usersd_code rc = USERSD_EAUTH;
     if (parse_token_shape(key, key_len))
         rc = usersd_session_resolve(r->core, key, &r->caller, &r->session, &err);
-    /* Activity is a write: inside a read scope it waits for the scope's end.
-     * Presence writes of the caller's own (heartbeat, own status) carry it
-     * in their group-committed write instead. */
-    if (rc == USERSD_OK && !r->route->own_activity) {
-        if (r->read_scope)
-            r->touch_pending = true;
-        else
-            rc = usersd_session_activity(r->core, &r->caller, &r->session, &err);
+    /* Activity is a write (at most once per activity interval): the group-
+     * commit writer takes it with its next batch and the request does not
+     * wait for it. Presence writes of the caller's own (heartbeat, own
+     * status) carry it in their own write instead. */
+    if (rc == USERSD_OK && !r->route->own_activity &&
+        usersd_activity_due(r->core, &r->caller, r->session.last_used)) {
+        writer_activity(r->caller.id, r->session.id);
+        r->caller.last_seen = usersd_now(r->core); /* as the writer will have it */
     }
     if (rc) {
         reply_err(r, &err);
@@ -315,9 +315,4 @@ void request_end_reads(struct req *r)
     if (!r->read_scope) return;
     usersd_read_end(r->core);
     r->read_scope = false;
-    if (r->touch_pending) {
-        r->touch_pending = false;
-        /* best effort: the reply is out */
-        usersd_session_activity(r->core, &r->caller, &r->session, NULL);
-    }
 }

@@ -113,6 +113,7 @@ static bool route_and_check(struct req *r, const char *url)
     char allow[128];
     int status = 404;
     r->checked = true;
+    if (dashboard_serve(r, url)) return false; /* a page of the dashboard, answered */
     r->route = router_match(r->method, url, &r->path_id, &status, allow, sizeof allow);
     if (!r->route) {
         dispatch_error(r, status, allow);

@@ -444,7 +444,7 @@ class BadInput(ServerTest):
 
     def test_unknown_paths_and_methods(self):
         rows = [
-            ("GET", "/", "admin", None, None, 404),
+            ("GET", "/index.html", "admin", None, None, 404),  # "/" is the dashboard
             ("GET", "/api/users/", "admin", None, None, 404),
             ("GET", "/api/users/me/extra/", "admin", None, None, 404),
             ("GET", "/api/users/admin/users//online-status/", "admin", None, None, 404),
