@@ -20,7 +20,10 @@
 #                    writes (the table's scenarios, on each database)
 #   BENCH_DBS        "sqlite postgresql" (default): the databases
 #   BENCH_PG_USERS   the big size on PostgreSQL (default USERS; seeding it
-#                    takes ~3-5 min at a million, 10,000 users a statement)
+#                    takes ~5 min at a million, 4,000 users a statement)
+# A whole run at a million users takes about 35 minutes: ~19 of A/B rounds,
+# ~6 seeding PostgreSQL, the rest seeding SQLite, warm-ups, the mix, the
+# flood and the streams.
 #   BENCH_ROUNDS     rounds per scenario (3)
 #   BENCH_HEARTBEAT_USERS  distinct users heartbeating at the big size (100000)
 #   BENCH_FLOOD      logins in the flood (1000)
@@ -137,13 +140,13 @@ scenario() { # NAME MODE PATH (the path whose body size nginx mirrors) GROUP [TO
 seed_db() {
     echo "seeding $size users ($backend)..." >&2
     if [ "$backend" = postgresql ]; then
-        # 10,000 per statement: PostgreSQL cancels a statement of usersd's
-        # after 10 s (statement_timeout), and each row's counter trigger
-        # makes a long one quadratic (50,000 took over 10 s)
+        # 4,000 per statement: each row's counter trigger makes a long one
+        # quadratic (50,000 took over the 10 s statement_timeout of usersd's
+        # connections; 10,000 ~4 s, 4,000 ~1.3 s with the ANALYZE after)
         left=$((size - 1))
         while [ "$left" -gt 0 ]; do
             k=$left
-            [ "$k" -gt 10000 ] && k=10000
+            [ "$k" -gt 4000 ] && k=4000
             "$bin" seed --db "$db" --users "$k" >/dev/null 2>&1 ||
                 { echo "run.sh: seeding $backend failed" >&2; exit 1; }
             left=$((left - k))
