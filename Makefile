@@ -2,7 +2,7 @@
 # a newcomer needs; both install missing Debian packages first (as root).
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test fuzz bench deps test-deps install format clean
+.PHONY: all build run test soak fuzz bench deps test-deps install format clean
 
 all: build
 
@@ -24,6 +24,15 @@ test: test-deps
 	@cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DUSERSD_SANITIZE=ON >/dev/null
 	@cmake --build build-test -j $(JOBS)
 	@cd build-test && ctest --output-on-failure -j $(JOBS)
+
+# Fault rounds beyond `make test`: kill -9 under concurrent writes,
+# SOAK_ROUNDS times (20) on each driver (tests/http/test_crash.py), every
+# acknowledged write checked after each restart.
+SOAK_ROUNDS ?= 20
+soak: test-deps
+	@cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DUSERSD_SANITIZE=ON >/dev/null
+	@cmake --build build-test -j $(JOBS)
+	@cd build-test && USERSD_SOAK_ROUNDS=$(SOAK_ROUNDS) ctest --output-on-failure -R '^http_(sqlite|postgresql)_crash$$'
 
 # Every libFuzzer harness (fuzz/) built with clang in build-fuzz/ and run
 # FUZZ_SECONDS each under ASan+UBSan; prints the executions per harness.

@@ -36,11 +36,6 @@ WORKERS = 8
 SANITIZER = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
                        r"SUMMARY: UndefinedBehaviorSanitizer")
 
-# The one 5xx the HTTP library (MHD) sends by itself, before our code sees
-# the request: 505 for a request line naming another major HTTP version
-# ("HTTP/2.0"). Replacing the library's own replies is the other half of
-# issue #13; drop this exemption when that lands.
-LIBRARY_5XX = {505}
 
 DOC = openapi_check.DOC
 
@@ -390,14 +385,11 @@ class Mutation(ServerTest):
             self.answered[None] = self.answered.get(None, 0) + 1
             return None  # no reply: a clean close, or a request still incomplete
         self.answered[status] = self.answered.get(status, 0) + 1
-        ours = headers.get("cache-control") == "no-store"
-        if status >= 500 and not (status in LIBRARY_5XX and not ours):
+        if status >= 500:
             return "a %d for a client's bytes:\n%r\n->\n%r" % (status, data[:2000], raw[:2000])
-        # Our own replies carry Cache-Control: no-store; only those are
-        # sure to have reached our handlers, and those must be JSON errors.
-        # The HTTP library's own replies to malformed requests are another
-        # matter (being turned into JSON in another change).
-        if (400 <= status < 500 and ours and not data.startswith(b"HEAD ") and
+        # Every error reply is a JSON error: usersd's own, and the HTTP
+        # library's (src/server/mhd_errors.c turns those into JSON too).
+        if (400 <= status < 500 and not data.startswith(b"HEAD ") and
                 len(body) == int(headers.get("content-length", "-1"))):
             reply = rawhttp.json_body(headers, body)
             if not isinstance(reply, dict) or not isinstance(reply.get("error"), str):
