@@ -2,10 +2,10 @@
 # `make bench`: usersd against nginx serving a static body of the same size,
 # in the same run, on this machine. usersd and nginx each get core 0 (one
 # worker), wrk runs on core 1; rounds alternate usersd, nginx (A B A B A B)
-# and the medians are reported. Then, at the big size, the scenarios with no
-# nginx counterpart: a day-in-the-life mix and a login flood; then the
-# presence stream with per-subscriber accounting (bench/stream.sh); then the
-# presence scenarios on PostgreSQL (a private cluster pinned to core 0 with
+# and the medians are reported. Then the scenarios with no nginx
+# counterpart: a day-in-the-life mix (at the big size), a login flood
+# (bench/login_flood.sh), the presence stream with per-subscriber
+# accounting (bench/stream.sh); then the presence scenarios on PostgreSQL (a private cluster pinned to core 0 with
 # usersd: the service gets one core, as nginx does), when its server
 # binaries are installed. Results: results.jsonl and RESULTS.md.
 #
@@ -258,27 +258,13 @@ mix() {
     serve
 }
 
-# 1,000 logins at once (argon2id each) while status reads run: their p50/p99
-# idle, then during the flood. The reads' wrk runs for ~70 % of the flood's
-# expected length, from a small flood first (a tenth, alone: the big one,
-# sharing the core with the reads, takes longer still).
+# 1,000 logins at once (argon2id each) beside status reads, on a server of
+# its own (bench/login_flood.sh: a client times status GETs, idle and until
+# every login is answered).
 login_flood() {
     want login_flood || return 0
-    U="http://127.0.0.1:$uport"
-    small=$((flood / 10))
-    [ "$small" -lt 10 ] && small=10
-    per_ms=$(taskset -c 1 python3 "$root/bench/flood.py" "$uport" "$small" "$size" seed-password |
-        python3 -c 'import json,sys; d=json.load(sys.stdin); print(max(1, int(d["flood_s"] * 1000 / max(d["ok"], 1))))')
-    d=$((flood * per_ms * 7 / 10 / 1000))
-    [ "$d" -lt 1 ] && d=1
-    [ "$d" -gt 300 ] && d=300
-    idle=$(wrk_run "$U" status / "$work/tokens" 16)
-    taskset -c 1 python3 "$root/bench/flood.py" "$uport" "$flood" "$size" seed-password > "$work/flood" &
-    fpid=$!
-    sleep 0.5
-    during=$(wrk_run "$U" status / "$work/tokens" 16 "$d")
-    wait "$fpid" || true
-    echo "{\"users\": $size, \"db\": \"$backend\", \"scenario\": \"login_flood\", \"login_ms\": $per_ms, \"idle\": $idle, \"during\": $during, \"flood\": $(cat "$work/flood"), \"rss_kb\": $(rss_kb)}" >> "$out"
+    j=$("$root/bench/login_flood.sh" "$flood" 1)
+    echo "{\"users\": 1, \"db\": \"sqlite\", \"scenario\": \"login_flood\", \"flood\": $j}" >> "$out"
     echo "  login_flood done" >&2
 }
 
@@ -307,10 +293,7 @@ for size in $sizes; do
     scenario heartbeat heartbeat "/api/users/admin/users/2/online-status/" writes
     heartbeat_distinct
     scenario mixed_90_10 mixed "/api/users/admin/users/2/online-status/" writes
-    if [ "$size" = "$users" ]; then
-        mix
-        login_flood
-    fi
+    if [ "$size" = "$users" ]; then mix; fi
     # last: a broad search ("seed12" is in 1.1 % of all users) costs in
     # proportion to its matches (see RESULTS.md), and its backlog must not
     # slow the scenarios after it
@@ -318,6 +301,7 @@ for size in $sizes; do
     scenario list_search_pages pages "/api/users/management/list/?online_status=online&search=seed12&page={page}&per_page=50" reads
     stop_usersd main
 done
+login_flood
 
 # The presence stream: fresh servers at 1,000 users (bench/stream.sh).
 specs=""
