@@ -15,7 +15,7 @@ test)
     major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
     if ! command -v npm >/dev/null 2>&1 || [ "$major" -lt 18 ]; then pkgs="$pkgs nodejs npm"; fi
     ;;
-bench) pkgs="$pkgs python3 curl wrk nginx postgresql" ;;
+bench) pkgs="$pkgs python3 curl wrk nginx postgresql procps" ;;
 fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 esac
 missing=""

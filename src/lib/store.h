@@ -253,6 +253,16 @@ struct store_ops {
     enum usersd_code (*load_history)(struct store *s, const struct store_history_row *h, size_t nh,
                                      const struct store_minute_row *m, size_t nm,
                                      struct usersd_err *err);
+
+    /* Load testing (usersd_seed_sessions): picks k distinct active users at
+     * random and gives each a new session whose token hash is hashes[i]
+     * (STORE_TOKEN_HASH_LEN bytes each), created and last used at now, no
+     * agent or address; user_ids[i] receives its user. All or none, in
+     * big batches (PostgreSQL: a transaction per 1,000, those committed
+     * deleted again on a failure); EINVAL (field "tokens") when fewer than
+     * k users are active. */
+    enum usersd_code (*session_seed)(struct store *s, const unsigned char *hashes, size_t k,
+                                     int64_t now, int64_t *user_ids, struct usersd_err *err);
 };
 
 enum { BATCH_BEGIN, BATCH_COMMIT, BATCH_ROLLBACK };

@@ -35,11 +35,12 @@ def fill(directory, name="filler"):
     """Fills the file system of directory; returns the filler's path."""
     path = os.path.join(directory, name)
     chunk = b"\0" * 65536
-    with open(path, "wb") as f:
+    # unbuffered: a full disk is raised by the write itself, never by a
+    # close that flushes what a buffer still held
+    with open(path, "wb", buffering=0) as f:
         try:
             for _ in range(1 << 16):  # bounded: 4 GiB, far past any test tmpfs
                 f.write(chunk)
-                f.flush()
         except OSError:
             pass
     # what the buffered writer could not place, byte by byte up to the end
