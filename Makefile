@@ -35,14 +35,15 @@ soak: test-deps
 	@cd build-test && USERSD_SOAK_ROUNDS=$(SOAK_ROUNDS) ctest --output-on-failure -R '^http_(sqlite|postgresql)_crash$$'
 
 # Every libFuzzer harness (fuzz/) built with clang in build-fuzz/ and run
-# FUZZ_SECONDS each under ASan+UBSan; prints the executions per harness.
+# FUZZ_SECONDS each under ASan+UBSan (or until FUZZ_RUNS inputs, if set);
+# prints the executions per harness (fuzz/README.md).
 FUZZ_SECONDS ?= 600
 fuzz:
 	@scripts/install-deps.sh fuzz
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUSERSD_SANITIZE=ON \
 		-DUSERSD_FUZZ=ON -DUSERSD_TESTS=OFF >/dev/null
 	@cmake --build build-fuzz -j $(JOBS) --target fuzz_harnesses
-	@fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+	@FUZZ_RUNS=$(FUZZ_RUNS) fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 # The benchmark suite (bench/run.sh): usersd against nginx on this machine,
 # at 1,000 and BENCH_USERS users; writes bench/RESULTS.md (~35 min at a
