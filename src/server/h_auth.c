@@ -16,7 +16,7 @@ static enum usersd_code login_run(struct req *r, struct usersd *core)
     if (r->retry_after) return USERSD_OK;
     struct usersd_client client = {.user_agent = r->user_agent, .client_ip = r->client_ip};
     enum usersd_code rc = usersd_session_login(core, username, password, &client, r->minted,
-                                               &r->job.user, NULL, &r->job.err);
+                                               &r->job->user, NULL, &r->job->err);
     login_limit_end(&r->ticket, rc == USERSD_OK      ? LOGIN_OK
                                 : rc == USERSD_EAUTH ? LOGIN_FAILED
                                                      : LOGIN_UNDECIDED);
@@ -35,16 +35,16 @@ static void too_many(struct req *r, long wait)
 /* Back on the HTTP worker: the reply. */
 static void login_reply(struct req *r)
 {
-    r->job.state = JOB_NONE;
+    r->job->state = JOB_NONE;
     if (r->retry_after) {
         too_many(r, r->retry_after);
         return;
     }
-    if (r->job.rc) {
-        reply_err(r, &r->job.err);
+    if (r->job->rc) {
+        reply_err(r, &r->job->err);
         return;
     }
-    struct usersd_user user = r->job.user;
+    struct usersd_user user = r->job->user;
     r->caller = user; /* for the access log */
     char cookie[160];
     snprintf(cookie, sizeof cookie, "usersd_session=%s; HttpOnly; SameSite=Strict; Path=/%s",

@@ -221,13 +221,11 @@ void login_limit_end(struct login_ticket *t, enum login_outcome outcome)
 /* ---- the pool of password checks ----------------------------------------- */
 
 static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    struct req *head, *tail;
+    struct job_queue q; /* its lock guards stopping too */
     bool stopping;
     pthread_t *threads;
     int n;
-} P = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+} P = {.q = JOB_QUEUE_INIT};
 
 static void *pool_main(void *arg)
 {
@@ -239,27 +237,25 @@ static void *pool_main(void *arg)
      * use: make it now, or the first such login would cost two hashes and
      * tell that the name does not exist (the first thread makes it). */
     if (core && arg) usersd_password_check(core, "", "", NULL, &err);
-    pthread_mutex_lock(&P.lock);
+    pthread_mutex_lock(&P.q.lock);
     for (;;) {
-        while (!P.head && !P.stopping)
-            pthread_cond_wait(&P.wake, &P.lock);
-        struct req *r = P.head;
+        while (!P.q.head && !P.stopping)
+            pthread_cond_wait(&P.q.wake, &P.q.lock);
+        struct req *r = job_queue_take(&P.q);
         if (!r) break; /* stopping, and the queue is drained */
-        P.head = r->job.next;
-        if (!P.head) P.tail = NULL;
-        pthread_mutex_unlock(&P.lock);
-        memset(&r->job.err, 0, sizeof r->job.err);
-        if (!core && usersd_open(&core, &c, &r->job.err)) {
+        pthread_mutex_unlock(&P.q.lock);
+        memset(&r->job->err, 0, sizeof r->job->err);
+        if (!core && usersd_open(&core, &c, &r->job->err)) {
             core = NULL;
-            r->job.rc = r->job.err.code ? r->job.err.code : USERSD_EDB;
+            r->job->rc = r->job->err.code ? r->job->err.code : USERSD_EDB;
         } else {
-            r->job.rc = r->pool_run(r, core);
+            r->job->rc = r->pool_run(r, core);
         }
-        r->job.state = JOB_DONE;
+        r->job->state = JOB_DONE;
         MHD_resume_connection(r->conn);
-        pthread_mutex_lock(&P.lock);
+        pthread_mutex_lock(&P.q.lock);
     }
-    pthread_mutex_unlock(&P.lock);
+    pthread_mutex_unlock(&P.q.lock);
     usersd_close(core);
     return NULL;
 }
@@ -282,10 +278,10 @@ int login_pool_start(int threads, struct usersd_err *err)
 
 void login_pool_stop(void)
 {
-    pthread_mutex_lock(&P.lock);
+    pthread_mutex_lock(&P.q.lock);
     P.stopping = true; /* the queue is drained first */
-    pthread_cond_broadcast(&P.wake);
-    pthread_mutex_unlock(&P.lock);
+    pthread_cond_broadcast(&P.q.wake);
+    pthread_mutex_unlock(&P.q.lock);
     for (int i = 0; i < P.n; i++)
         pthread_join(P.threads[i], NULL);
     free(P.threads);
@@ -296,18 +292,8 @@ void login_pool_stop(void)
 void login_pool_submit(struct req *r, enum usersd_code (*run)(struct req *r, struct usersd *core),
                        handler_fn reply)
 {
+    if (!request_job(r)) return;
     r->pool_run = run;
     r->resumed = reply;
-    r->job.state = JOB_QUEUED;
-    r->job.next = NULL;
-    /* Suspend first: a pool thread may resume it as soon as it is queued. */
-    MHD_suspend_connection(r->conn);
-    pthread_mutex_lock(&P.lock);
-    if (P.tail)
-        P.tail->job.next = r;
-    else
-        P.head = r;
-    P.tail = r;
-    pthread_cond_signal(&P.wake);
-    pthread_mutex_unlock(&P.lock);
+    job_queue_push(&P.q, r);
 }

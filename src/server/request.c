@@ -45,8 +45,14 @@ static int authenticate(struct req *r)
     /* A key of the wrong shape is refused before any lookup. */
     struct usersd_err err = {.code = USERSD_EAUTH, .msg = "invalid token"};
     enum usersd_code rc = USERSD_EAUTH;
-    if (parse_token_shape(key, key_len))
-        rc = usersd_session_resolve(r->core, key, &r->caller, &r->session, &err);
+    if (parse_token_shape(key, key_len)) {
+        struct usersd_session session;
+        rc = usersd_session_resolve(r->core, key, &r->caller, &session, &err);
+        if (rc == USERSD_OK) {
+            r->session.id = session.id;
+            r->session.last_used = session.last_used;
+        }
+    }
     /* Activity is a write (at most once per activity interval): the group-
      * commit writer takes it with its next batch and the request does not
      * wait for it. Presence writes of the caller's own (heartbeat, own

@@ -234,8 +234,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (has_body(conn)) route_and_check(r, url);
         return MHD_YES;
     }
-    if (r->job.state != JOB_NONE) { /* back from the writer (or not yet) */
-        if (r->job.state == JOB_DONE) (r->resumed ? r->resumed : writer_reply)(r);
+    if (r->job && r->job->state != JOB_NONE) { /* back from another thread (or not yet) */
+        if (r->job->state == JOB_DONE) (r->resumed ? r->resumed : writer_reply)(r);
         return MHD_YES;
     }
     if (r->answered) {
@@ -263,7 +263,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!request_parse_body(r, r->route->takes_body)) return MHD_YES;
     }
     r->route->handler(r);
-    if (!r->answered && r->job.state == JOB_NONE)
+    if (!r->answered && (!r->job || r->job->state == JOB_NONE))
         reply_fail(r, 500, NULL, "the handler sent no reply");
     request_end_reads(r);
     return MHD_YES;
@@ -394,6 +394,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) sse_notify();
     json_decref(r->json);
     free(r->body);
+    free(r->job);
     free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&g_inflight, 1);

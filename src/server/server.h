@@ -97,7 +97,10 @@ enum login_outcome { LOGIN_OK, LOGIN_FAILED, LOGIN_UNDECIDED };
 enum job_state { JOB_NONE, JOB_QUEUED, JOB_DONE };
 enum job_kind { JOB_SET_STATUS, JOB_HEARTBEAT };
 
-/* A presence write handed to the writer thread (writer.c). */
+/* The work of a request handed to another thread: a presence write for
+ * the writer (writer.c) or a login for the login pool (login_limit.c).
+ * Allocated at the hand-off and freed with the request, so only the
+ * requests that need one carry it (an open presence stream does not). */
 struct write_job {
     enum job_state state;
     enum job_kind kind;
@@ -128,12 +131,14 @@ struct req {
     /* caller */
     struct usersd *core; /* this thread's handle, borrowed */
     struct usersd_user caller;
-    struct usersd_session session; /* the caller's (id, created, last_used) */
+    struct {
+        int64_t id, last_used;
+    } session; /* the caller's (id 0: none, or not by token) */
     bool authed;
     bool bodyless;   /* checked and handled within one MHD call */
     bool read_scope; /* a usersd_read_begin is open on core */
     char token[USERSD_TOKEN_LEN + 1];
-    struct write_job job;
+    struct write_job *job; /* handed to another thread (NULL: never; owned) */
     /* extra response headers (Set-Cookie, Allow, WWW-Authenticate) */
     struct {
         char name[24];
@@ -153,6 +158,29 @@ struct req {
     const char *user_agent; /* the login's header (the request's own memory) */
     long retry_after;       /* > 0: the login limit refused it (429) */
 };
+
+/* ---- requests handed to another thread (jobs.c) ---- */
+
+/* A queue of requests for a thread that does their work (the writer, the
+ * login pool). The worker suspends the connection as it queues it; the
+ * thread resumes it when the job is done, and MHD then calls the request
+ * again on its worker, which replies. */
+struct job_queue {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct req *head, *tail; /* oldest first */
+};
+#define JOB_QUEUE_INIT                                                                             \
+    {                                                                                              \
+        .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER                        \
+    }
+/* r's job, zeroed, allocated on first use; NULL after replying 500 when out
+ * of memory. */
+struct write_job *request_job(struct req *r);
+/* Queues r (its job filled) and suspends its connection; wakes one taker. */
+void job_queue_push(struct job_queue *q, struct req *r);
+/* The oldest queued request, or NULL (q->lock held). */
+struct req *job_queue_take(struct job_queue *q);
 
 /* This thread's libusersd handle, opened on first use; NULL with err filled
  * when the database cannot be opened. */

@@ -25,15 +25,13 @@ struct activity {
 };
 
 static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    struct req *head, *tail; /* queued jobs, oldest first */
-    struct activity *acts;   /* queued activity (nobody waits for it) */
+    struct job_queue q;    /* queued jobs; its lock guards the rest too */
+    struct activity *acts; /* queued activity (nobody waits for it) */
     size_t nacts, capacts;
     bool stopping, running;
     pthread_t thread;
     struct usersd *core;
-} w = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+} w = {.q = JOB_QUEUE_INIT};
 
 /* Jobs in user id order, each user's in the order they came: the writes of
  * a batch then walk the presence table and its index in key order (fewer
@@ -42,8 +40,8 @@ static struct {
 static int by_user(const void *a, const void *b)
 {
     const struct req *x = *(struct req *const *)a, *y = *(struct req *const *)b;
-    if (x->job.user_id != y->job.user_id) return x->job.user_id < y->job.user_id ? -1 : 1;
-    return (x->job.order > y->job.order) - (x->job.order < y->job.order);
+    if (x->job->user_id != y->job->user_id) return x->job->user_id < y->job->user_id ? -1 : 1;
+    return (x->job->order > y->job->order) - (x->job->order < y->job->order);
 }
 
 static int by_activity(const void *a, const void *b)
@@ -72,34 +70,37 @@ static void run_batch(struct req **jobs, size_t n, struct activity *acts, size_t
 {
     struct usersd_err err = {0};
     for (size_t i = 0; i < n; i++)
-        jobs[i]->job.order = i;
+        jobs[i]->job->order = i;
     qsort(jobs, n, sizeof *jobs, by_user);
     enum usersd_code rc = usersd_batch_begin(w.core, &err);
     if (!rc) run_activity(acts, nacts);
     for (size_t i = 0; i < n; i++) {
         struct req *r = jobs[i];
         if (rc) { /* no transaction: every job fails with its reason */
-            r->job.rc = rc;
-            r->job.err = err;
+            r->job->rc = rc;
+            r->job->err = err;
             continue;
         }
-        memset(&r->job.err, 0, sizeof r->job.err);
-        r->job.rc = usersd_set_status_presence(w.core, r->job.user_id, r->job.status, &r->job.user,
-                                               &r->job.err);
+        memset(&r->job->err, 0, sizeof r->job->err);
+        r->job->rc = usersd_set_status_presence(w.core, r->job->user_id, r->job->status,
+                                                &r->job->user, &r->job->err);
         /* The caller's own presence write is its activity too (the
          * session's last_used; last_seen when setting away). */
-        if (!r->job.rc && r->route->own_activity)
-            usersd_session_activity(w.core, &r->job.user, &r->session, NULL); /* best effort */
+        if (!r->job->rc && r->route->own_activity) {
+            struct usersd_session session = {.id = r->session.id,
+                                             .last_used = r->session.last_used};
+            usersd_session_activity(w.core, &r->job->user, &session, NULL); /* best effort */
+        }
     }
     if (!rc && usersd_batch_commit(w.core, &err)) {
         for (size_t i = 0; i < n; i++)
-            if (!jobs[i]->job.rc) { /* applied, but the commit failed: not durable */
-                jobs[i]->job.rc = err.code;
-                jobs[i]->job.err = err;
+            if (!jobs[i]->job->rc) { /* applied, but the commit failed: not durable */
+                jobs[i]->job->rc = err.code;
+                jobs[i]->job->err = err;
             }
     }
     for (size_t i = 0; i < n; i++) {
-        jobs[i]->job.state = JOB_DONE;
+        jobs[i]->job->state = JOB_DONE;
         MHD_resume_connection(jobs[i]->conn);
     }
 }
@@ -110,17 +111,14 @@ static void *writer_main(void *arg)
     struct req *jobs[BATCH_MAX];
     struct activity *acts = NULL;
     size_t capacts = 0;
-    pthread_mutex_lock(&w.lock);
+    pthread_mutex_lock(&w.q.lock);
     for (;;) {
-        while (!w.head && !w.nacts && !w.stopping)
-            pthread_cond_wait(&w.wake, &w.lock);
-        if (!w.head && !w.nacts && w.stopping) break;
+        while (!w.q.head && !w.nacts && !w.stopping)
+            pthread_cond_wait(&w.q.wake, &w.q.lock);
+        if (!w.q.head && !w.nacts && w.stopping) break;
         size_t n = 0;
-        while (w.head && n < BATCH_MAX) {
-            jobs[n++] = w.head;
-            w.head = w.head->job.next;
-        }
-        if (!w.head) w.tail = NULL;
+        while (n < BATCH_MAX && (jobs[n] = job_queue_take(&w.q)))
+            n++;
         /* Take the queued activity by swapping arrays: the queue keeps
          * filling meanwhile without a copy. */
         struct activity *taken = w.acts;
@@ -130,12 +128,12 @@ static void *writer_main(void *arg)
         w.nacts = 0;
         acts = taken;
         capacts = taken_cap;
-        pthread_mutex_unlock(&w.lock);
+        pthread_mutex_unlock(&w.q.lock);
         run_batch(jobs, n, acts, nacts);
         sse_notify(); /* the log may have grown */
-        pthread_mutex_lock(&w.lock);
+        pthread_mutex_lock(&w.q.lock);
     }
-    pthread_mutex_unlock(&w.lock);
+    pthread_mutex_unlock(&w.q.lock);
     free(acts);
     return NULL;
 }
@@ -161,10 +159,10 @@ int writer_start(struct usersd_err *err)
 void writer_stop(void)
 {
     if (!w.running) return;
-    pthread_mutex_lock(&w.lock);
+    pthread_mutex_lock(&w.q.lock);
     w.stopping = true; /* it drains the queue first */
-    pthread_cond_signal(&w.wake);
-    pthread_mutex_unlock(&w.lock);
+    pthread_cond_signal(&w.q.wake);
+    pthread_mutex_unlock(&w.q.lock);
     pthread_join(w.thread, NULL);
     free(w.acts);
     w.acts = NULL;
@@ -176,26 +174,17 @@ void writer_stop(void)
 
 void writer_submit(struct req *r, int64_t user_id, enum usersd_status status, enum job_kind kind)
 {
-    r->job.user_id = user_id;
-    r->job.status = status;
-    r->job.kind = kind;
-    r->job.state = JOB_QUEUED;
-    r->job.next = NULL;
-    /* Suspend first: the writer may resume it as soon as it is queued. */
-    MHD_suspend_connection(r->conn);
-    pthread_mutex_lock(&w.lock);
-    if (w.tail)
-        w.tail->job.next = r;
-    else
-        w.head = r;
-    w.tail = r;
-    pthread_cond_signal(&w.wake);
-    pthread_mutex_unlock(&w.lock);
+    struct write_job *job = request_job(r);
+    if (!job) return;
+    job->user_id = user_id;
+    job->status = status;
+    job->kind = kind;
+    job_queue_push(&w.q, r);
 }
 
 void writer_activity(int64_t user_id, int64_t session_id)
 {
-    pthread_mutex_lock(&w.lock);
+    pthread_mutex_lock(&w.q.lock);
     if (w.nacts == w.capacts && w.capacts < ACTIVITY_MAX) {
         size_t cap = w.capacts ? w.capacts * 2 : 256;
         struct activity *a = realloc(w.acts, cap * sizeof *a);
@@ -208,20 +197,20 @@ void writer_activity(int64_t user_id, int64_t session_id)
      * request, a minute later at most, writes it. */
     if (w.nacts < w.capacts) {
         w.acts[w.nacts++] = (struct activity){user_id, session_id};
-        pthread_cond_signal(&w.wake);
+        pthread_cond_signal(&w.q.wake);
     }
-    pthread_mutex_unlock(&w.lock);
+    pthread_mutex_unlock(&w.q.lock);
 }
 
 void writer_reply(struct req *r)
 {
-    r->job.state = JOB_NONE;
-    if (r->job.rc) {
-        reply_err(r, &r->job.err);
+    r->job->state = JOB_NONE;
+    if (r->job->rc) {
+        reply_err(r, &r->job->err);
         return;
     }
     size_t len = 0;
-    char *text = r->job.kind == JOB_HEARTBEAT ? render_heartbeat_text(&r->job.user, &len)
-                                              : render_status_set_text(&r->job.user, &len);
+    char *text = r->job->kind == JOB_HEARTBEAT ? render_heartbeat_text(&r->job->user, &len)
+                                               : render_status_set_text(&r->job->user, &len);
     reply_text(r, 200, JSON_TYPE, text, len);
 }

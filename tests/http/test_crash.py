@@ -80,6 +80,10 @@ class KillNine(unittest.TestCase):
             for t in threads:
                 t.start()
             time.sleep(rng.uniform(0.3, 1.5))
+            if round_no == 0:  # a creation acknowledged to check, however loaded the machine
+                deadline = time.monotonic() + 30
+                while not any(c.created for c in clients) and time.monotonic() < deadline:
+                    time.sleep(0.05)
             srv.proc.send_signal(signal.SIGKILL)
             srv.proc.wait(timeout=10)
             srv.log.close()
