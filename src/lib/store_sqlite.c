@@ -102,6 +102,7 @@ enum stmt_id {
     S_LOAD_SEQ,
     S_SEED,
     S_ANALYZE,
+    S_MAX_ID,
     S_NSTMT
 };
 
@@ -267,21 +268,23 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_LOAD_SESSION] = "INSERT INTO sessions (hash, id, user_id, created, last_used, "
                        "user_agent, client_ip) VALUES (?, ?, ?, ?, ?, ?, ?)",
     /* The log continues after the source's: AUTOINCREMENT reads this. */
-    /* One statement makes a million users in seconds (usersd seed). */
-    [S_SEED] = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ?1), "
-               "b(base) AS (SELECT coalesce(max(id), 0) FROM users) "
+    /* Synthetic users number ?1 + 1 .. ?1 + ?4 named after ?5, the highest
+     * id before them: one statement makes 50,000 (usersd seed). */
+    [S_SEED] = "WITH RECURSIVE s(i) AS (SELECT ?1 + 1 UNION ALL SELECT i + 1 FROM s "
+               "WHERE i < ?1 + ?4) "
                "INSERT INTO users (username, email, first_name, last_name, password, is_active, "
                "is_staff, date_joined, online_status, last_seen) "
-               "SELECT 'seed' || (b.base + i), 'seed' || (b.base + i) || '@example.com', 'First' "
+               "SELECT 'seed' || (?5 + i), 'seed' || (?5 + i) || '@example.com', 'First' "
                "|| (i % 1000), "
                "'Last' || (i % 997), ?2, 1, 0, ?3 - i * 1000, "
                "CASE WHEN i % 10 = 0 THEN 2 WHEN i % 10 = 1 THEN 1 ELSE 0 END, "
                "CASE WHEN i % 10 = 0 THEN ?3 - (i % 300) * 1000000 "
                "WHEN i % 10 = 1 THEN ?3 - (600 + i % 3000) * 1000000 "
-               "ELSE ?3 - (3600 + (i * 7919) % 2592000) * 1000000 END FROM s, b",
+               "ELSE ?3 - (3600 + (i * 7919) % 2592000) * 1000000 END FROM s",
     [S_ANALYZE] = "ANALYZE",
     [S_LOAD_SEQ] = "INSERT OR REPLACE INTO sqlite_sequence (name, seq) "
                    "VALUES ('presence_changes', ?)",
+    [S_MAX_ID] = "SELECT coalesce(max(id), 0) FROM users",
 };
 
 /* List queries vary with their filters and ordering; each distinct SQL text
@@ -488,7 +491,8 @@ static enum usersd_code write_error(struct sqlite_store *s, struct usersd_err *e
 
 /* ---- migrations --------------------------------------------------------- */
 
-static enum usersd_code migrate(struct sqlite_store *s, struct usersd_err *err)
+static enum usersd_code migrate(struct sqlite_store *s, const struct store_progress *progress,
+                                struct usersd_err *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) goto fail;
@@ -508,12 +512,14 @@ static enum usersd_code migrate(struct sqlite_store *s, struct usersd_err *err)
     }
     for (int i = version; i < n; i++) {
         char pragma[64];
+        store_progress(progress, "migration", i, n);
         if (sqlite3_exec(s->db, store_sqlite_migrations[i], NULL, NULL, &msg) != SQLITE_OK)
             goto fail;
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", i + 1);
         if (sqlite3_exec(s->db, pragma, NULL, NULL, &msg) != SQLITE_OK) goto fail;
     }
     if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) goto fail;
+    if (version < n) store_progress(progress, "migration", n, n);
     return USERSD_OK;
 fail:
     err_set(err, USERSD_EDB, "cannot migrate the database: %s", msg ? msg : sqlite3_errmsg(s->db));
@@ -548,7 +554,8 @@ static void sq_global_init(void)
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-static enum usersd_code sq_open(struct store **out, const char *path, struct usersd_err *err)
+static enum usersd_code sq_open(struct store **out, const char *path,
+                                const struct store_progress *progress, struct usersd_err *err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, sq_global_init);
@@ -583,7 +590,7 @@ static enum usersd_code sq_open(struct store **out, const char *path, struct use
         sq_close(&s->base);
         return USERSD_EDB;
     }
-    enum usersd_code code = migrate(s, err);
+    enum usersd_code code = migrate(s, progress, err);
     if (code) {
         sq_close(&s->base);
         return code;
@@ -1283,17 +1290,16 @@ static enum usersd_code sq_dump_sessions(struct store *base, int64_t after, size
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
 }
 
+/* Inside a bulk load (load_begin): the rows go in as they are, ids included. */
 static enum usersd_code sq_load(struct store *base, const struct store_user_row *users, size_t nu,
                                 const struct store_session_row *sessions, size_t ns,
                                 struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
     for (size_t i = 0; i < nu; i++) {
         const struct usersd_user *u = &users[i].user;
         sqlite3_stmt *st = prep(s, S_LOAD_USER, err);
-        if (!st) goto fail;
+        if (!st) return USERSD_EDB;
         sqlite3_bind_int64(st, 1, u->id);
         sqlite3_bind_text(st, 2, u->username, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, u->email, -1, SQLITE_STATIC);
@@ -1309,15 +1315,12 @@ static enum usersd_code sq_load(struct store *base, const struct store_user_row 
         sqlite3_bind_text(st, 13, users[i].pwhash, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         done(st);
-        if (rc != SQLITE_DONE) {
-            code = write_error(s, err);
-            goto out;
-        }
+        if (rc != SQLITE_DONE) return write_error(s, err);
     }
     for (size_t i = 0; i < ns; i++) {
         const struct usersd_session *x = &sessions[i].s;
         sqlite3_stmt *st = prep(s, S_LOAD_SESSION, err);
-        if (!st) goto fail;
+        if (!st) return USERSD_EDB;
         sqlite3_bind_blob(st, 1, sessions[i].hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, x->id);
         sqlite3_bind_int64(st, 3, x->user_id);
@@ -1327,55 +1330,156 @@ static enum usersd_code sq_load(struct store *base, const struct store_user_row 
         sqlite3_bind_text(st, 7, x->client_ip, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         done(st);
-        if (rc != SQLITE_DONE) goto fail;
+        if (rc != SQLITE_DONE) return db_error(s, err);
     }
-    code = commit(s, err);
-out:
-    if (code) rollback(s);
-    return code;
-fail:
-    code = db_error(s, err);
-    rollback(s);
+    return USERSD_OK;
+}
+
+/* Runs one piece of SQL made at run time (the load's DDL). */
+static enum usersd_code load_exec(struct sqlite_store *s, const char *sql, struct usersd_err *err)
+{
+    char *msg = NULL;
+    if (!sql) return err_set(err, USERSD_ENOMEM, NULL);
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) == SQLITE_OK) return USERSD_OK;
+    enum usersd_code code =
+        err_set(err, USERSD_EDB, "database error: %s", msg ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
     return code;
 }
 
-static enum usersd_code sq_load_finish(struct store *base, int64_t head, struct usersd_err *err)
+/* What a bulk load sets aside, kept in a temporary table of this
+ * connection's transaction (so it goes with a rollback): the secondary
+ * indexes of the loaded tables, and the triggers that keep the counters and
+ * the search index row by row. load_finish puts them back from their own
+ * SQL and redoes their work once: a sort per index, one search rebuild, one
+ * count. */
+static const char load_save_sql[] =
+    "DROP TABLE IF EXISTS temp.usersd_load_ddl; "
+    "CREATE TEMP TABLE usersd_load_ddl AS SELECT type, name, sql FROM main.sqlite_master "
+    "WHERE (type = 'index' AND sql IS NOT NULL "
+    "AND tbl_name IN ('users', 'sessions', 'presence_history')) "
+    "OR (type = 'trigger' AND name IN ('users_count_insert', 'users_search_insert', "
+    "'sessions_count_insert'))";
+
+/* The saved rows: "DROP <type> <name>" (drop) or their CREATE statements,
+ * indexes first (create); *n of them, each sqlite3_free'd by the caller. */
+static enum usersd_code load_ddl(struct sqlite_store *s, bool drop, char ***out, size_t *n,
+                                 size_t *indexes, struct usersd_err *err)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    if ((code = run_times(s, S_LOAD_SEQ, 1, &head, err))) goto out;
-    if ((code = run_times(s, S_PRUNE_META, 1, &head, err))) goto out;
-    code = commit(s, err);
-out:
-    if (code) rollback(s);
+    sqlite3_stmt *st = NULL;
+    *out = NULL;
+    *n = *indexes = 0;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT type, name, sql FROM temp.usersd_load_ddl "
+                           "ORDER BY type = 'trigger', name",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_error(s, err);
+    enum usersd_code code = USERSD_OK;
+    int rc;
+    while (!code && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(st, 0);
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        const char *sql = (const char *)sqlite3_column_text(st, 2);
+        char **grown = realloc(*out, (*n + 1) * sizeof **out);
+        if (!grown) {
+            code = err_set(err, USERSD_ENOMEM, NULL);
+            break;
+        }
+        *out = grown;
+        (*out)[*n] =
+            drop ? sqlite3_mprintf("DROP %s main.\"%w\"", type, name) : sqlite3_mprintf("%s", sql);
+        if (!(*out)[(*n)++]) code = err_set(err, USERSD_ENOMEM, NULL);
+        if (strcmp(type, "index") == 0) (*indexes)++;
+    }
+    if (!code && rc != SQLITE_DONE) code = db_error(s, err);
+    sqlite3_finalize(st);
     return code;
 }
 
-static enum usersd_code sq_seed(struct store *base, int64_t n, int64_t now, const char *pwhash,
-                                struct usersd_err *err)
+static void load_ddl_free(char **ddl, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sqlite3_free(ddl[i]);
+    free(ddl);
+}
+
+static enum usersd_code sq_load_begin(struct store *base, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     enum usersd_code code = begin(s, err);
-    if (code) return code;
+    if (!code) code = load_exec(s, load_save_sql, err);
+    char **ddl = NULL;
+    size_t n = 0, indexes = 0;
+    if (!code) code = load_ddl(s, true, &ddl, &n, &indexes, err);
+    for (size_t i = 0; !code && i < n; i++)
+        code = load_exec(s, ddl[i], err);
+    load_ddl_free(ddl, n);
+    return code;
+}
+
+/* The counters as the triggers would have kept them: every count exact,
+ * and the online peak raised to the online count (inserts only raise it). */
+static const char load_counts_sql[] =
+    "UPDATE user_counts SET total = c.total, active = c.active, staff = c.staff, "
+    "online = c.online, away = c.away, online_peak = max(online_peak, c.online), "
+    "sessions = (SELECT count(*) FROM sessions) "
+    "FROM (SELECT count(*) AS total, coalesce(sum(is_active <> 0), 0) AS active, "
+    "coalesce(sum(is_staff <> 0), 0) AS staff, coalesce(sum(online_status = 2), 0) AS online, "
+    "coalesce(sum(online_status = 1), 0) AS away FROM users) AS c WHERE id = 1";
+
+static enum usersd_code sq_load_finish(struct store *base, int64_t head,
+                                       const struct store_progress *progress,
+                                       struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    char **ddl = NULL;
+    size_t n = 0, indexes = 0;
+    enum usersd_code code = load_ddl(s, false, &ddl, &n, &indexes, err);
+    int64_t total = (int64_t)indexes + 2; /* and the search index, the statistics */
+    for (size_t i = 0; !code && i < n; i++) {
+        if (i < indexes) store_progress(progress, "indexes", (int64_t)i, total);
+        code = load_exec(s, ddl[i], err);
+    }
+    load_ddl_free(ddl, n);
+    store_progress(progress, "indexes", total - 2, total);
+    if (!code)
+        code = load_exec(s, "INSERT INTO users_search (users_search) VALUES ('rebuild')", err);
+    if (!code) code = load_exec(s, load_counts_sql, err);
+    store_progress(progress, "indexes", total - 1, total);
+    /* Fresh statistics, so the planner keeps choosing the indexes. */
+    if (!code) code = exec_simple(s, S_ANALYZE, err);
+    if (!code) code = load_exec(s, "DROP TABLE temp.usersd_load_ddl", err);
+    if (!code && head >= 0 && !(code = run_times(s, S_LOAD_SEQ, 1, &head, err)))
+        code = run_times(s, S_PRUNE_META, 1, &head, err);
+    if (!code) code = commit(s, err);
+    if (!code) store_progress(progress, "indexes", total, total);
+    return code;
+}
+
+static void sq_load_abort(struct store *base)
+{
+    rollback((struct sqlite_store *)base);
+}
+
+static enum usersd_code sq_seed(struct store *base, int64_t *first_id, int64_t from, int64_t n,
+                                int64_t now, const char *pwhash, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    if (!from) {
+        sqlite3_stmt *max = prep(s, S_MAX_ID, err);
+        enum usersd_code code = max ? count_query(s, max, first_id, err) : USERSD_EDB;
+        if (code) return code;
+    }
     sqlite3_stmt *st = prep(s, S_SEED, err);
-    if (!st) {
-        rollback(s);
-        return USERSD_EDB;
-    }
-    sqlite3_bind_int64(st, 1, n);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, from);
     sqlite3_bind_text(st, 2, pwhash, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, n);
+    sqlite3_bind_int64(st, 5, *first_id);
     int rc = sqlite3_step(st);
     done(st);
-    if (rc != SQLITE_DONE) {
-        code = write_error(s, err);
-        rollback(s);
-        return code;
-    }
-    code = commit(s, err);
-    /* Fresh statistics, so the planner keeps choosing the indexes. */
-    return code ? code : exec_simple(s, S_ANALYZE, err);
+    return rc == SQLITE_DONE ? USERSD_OK : write_error(s, err);
 }
 
 /* ---- sessions ----------------------------------------------------------- */
@@ -1934,19 +2038,15 @@ static enum usersd_code sq_dump_minutes(struct store *base, int64_t after, size_
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
 }
 
+/* Inside a bulk load (load_begin). */
 static enum usersd_code sq_load_history(struct store *base, const struct store_history_row *h,
                                         size_t nh, const struct store_minute_row *m, size_t nm,
                                         struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    for (size_t i = 0; i < nh + nm && !code; i++) {
+    for (size_t i = 0; i < nh + nm; i++) {
         sqlite3_stmt *st = prep(s, i < nh ? S_LOAD_HISTORY : S_LOAD_MINUTE, err);
-        if (!st) {
-            code = USERSD_EDB;
-            break;
-        }
+        if (!st) return USERSD_EDB;
         if (i < nh) {
             sqlite3_bind_int64(st, 1, h[i].user_id);
             sqlite3_bind_int64(st, 2, h[i].at);
@@ -1962,11 +2062,9 @@ static enum usersd_code sq_load_history(struct store *base, const struct store_h
         }
         int rc = sqlite3_step(st);
         done(st);
-        if (rc != SQLITE_DONE) code = db_error(s, err);
+        if (rc != SQLITE_DONE) return db_error(s, err);
     }
-    if (!code) code = commit(s, err);
-    if (code) rollback(s);
-    return code;
+    return USERSD_OK;
 }
 
 const struct store_ops store_sqlite_ops = {
@@ -2015,4 +2113,6 @@ const struct store_ops store_sqlite_ops = {
     .dump_history = sq_dump_history,
     .dump_minutes = sq_dump_minutes,
     .load_history = sq_load_history,
+    .load_begin = sq_load_begin,
+    .load_abort = sq_load_abort,
 };
