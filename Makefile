@@ -2,7 +2,7 @@
 # a newcomer needs; both install missing Debian packages first (as root).
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test bench deps test-deps install format clean
+.PHONY: all build run test fuzz bench deps test-deps install format clean
 
 all: build
 
@@ -25,6 +25,16 @@ test: test-deps
 	@cmake --build build-test -j $(JOBS)
 	@cd build-test && ctest --output-on-failure -j $(JOBS)
 
+# Every libFuzzer harness (fuzz/) built with clang in build-fuzz/ and run
+# FUZZ_SECONDS each under ASan+UBSan; prints the executions per harness.
+FUZZ_SECONDS ?= 600
+fuzz:
+	@scripts/install-deps.sh fuzz
+	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUSERSD_SANITIZE=ON \
+		-DUSERSD_FUZZ=ON -DUSERSD_TESTS=OFF >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_harnesses
+	@fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
 # The benchmark suite (bench/run.sh): usersd against nginx on this machine,
 # at 1,000 and BENCH_USERS users; writes bench/RESULTS.md.
 BENCH_USERS ?= 1000000
@@ -39,7 +49,7 @@ install: build
 	@cmake --install build --prefix $(PREFIX)
 
 format:
-	@clang-format -i include/*.h src/*/*.c src/*/*.h tests/*/*.c tests/*/*.h examples/*.c
+	@clang-format -i include/*.h src/*/*.c src/*/*.h tests/*/*.c tests/*/*.h examples/*.c fuzz/*.c fuzz/*.h
 
 clean:
-	rm -rf build build-test
+	rm -rf build build-test build-fuzz

@@ -207,6 +207,7 @@ struct usersd_config {
     void *clock_ctx;
     int64_t session_ttl_s; /* a session unused this long expires (2592000 = 30 days; 0 never) */
     int64_t history_days;  /* keep presence history this long (30; 0: keep none) */
+    int64_t cache_kib;     /* the database's page cache for this handle (0: SQLite's 2 MiB) */
     /* Told how migrations (usersd_open), usersd_copy (into this handle)
      * and usersd_seed progress; NULL: nobody is told. */
     usersd_progress_fn progress;
@@ -271,6 +272,14 @@ USERSD_API enum usersd_code usersd_stats(struct usersd *u, struct usersd_stats *
 USERSD_API enum usersd_code usersd_set_status(struct usersd *u, int64_t id,
                                               enum usersd_status status, struct usersd_user *out,
                                               struct usersd_err *err);
+/* usersd_set_status for callers that show only the presence (the server's
+ * set-status and heartbeat replies): when the status does not change, out
+ * holds only id, online_status and last_seen (the rest zero) and the
+ * user's row is not read. */
+USERSD_API enum usersd_code usersd_set_status_presence(struct usersd *u, int64_t id,
+                                                       enum usersd_status status,
+                                                       struct usersd_user *out,
+                                                       struct usersd_err *err);
 /* Model methods. Each updates the stored user; out (may be NULL) receives
  * the user as stored afterwards. */
 USERSD_API enum usersd_code usersd_set_online(struct usersd *u, int64_t id, struct usersd_user *out,
@@ -629,7 +638,10 @@ USERSD_API enum usersd_code usersd_password_check(struct usersd *u, const char *
 #define USERSD_TIME_LEN 27 /* "2024-01-15T10:30:00.123456Z" */
 /* Formats t as RFC 3339 UTC with microseconds into buf (>= USERSD_TIME_LEN+1). */
 USERSD_API void usersd_time_format(int64_t t, char *buf, size_t size);
-/* Parses the format above; false on anything else. */
+/* Parses an RFC 3339 date-time into UTC microseconds: "T" or "t", an
+ * optional fraction of 1 to 9 digits (cut to microseconds), "Z", "z" or an
+ * offset +HH:MM / -HH:MM; years 0000-9999, no leap second. False on
+ * anything else. */
 USERSD_API bool usersd_time_parse(const char *s, int64_t *out);
 
 #ifdef __cplusplus

@@ -9,7 +9,8 @@
 static const char usage[] =
     "usage: usersd serve [options]\n"
     "\n"
-    "Serves the HTTP/JSON API until SIGTERM or SIGINT (in-flight requests finish).\n"
+    "Serves the HTTP/JSON API and the web dashboard until SIGTERM or SIGINT (in-flight\n"
+    "requests finish).\n"
     "\n"
     "  --listen HOST:PORT       address to listen on (USERSD_LISTEN; default 127.0.0.1:8000;\n"
     "                           port 0 picks a free port, logged on start)\n"
@@ -35,6 +36,8 @@ static const char usage[] =
     "  --config FILE            read options from FILE, `key = value` lines with the names\n"
     "                           above (listen = 127.0.0.1:8000); a flag beats the\n"
     "                           environment, which beats the file (USERSD_CONFIG)\n"
+    "  --no-dashboard           do not serve the web dashboard at / and /dashboard/\n"
+    "                           (USERSD_NO_DASHBOARD)\n"
     "\n"
     "When the database has no user and USERSD_ADMIN_PASSWORD is set, a staff user\n"
     "'admin' (or USERSD_ADMIN_USERNAME) is created with that password.\n";
@@ -66,6 +69,7 @@ int cmd_serve(int argc, char **argv)
         {"trusted-origin", OPT_LIST, NULL, &origins, 0, 0},
         {"log-format", OPT_STR, "USERSD_LOG_FORMAT", &log_format, 0, 0},
         {"config", OPT_STR, "USERSD_CONFIG", &config, 0, 0},
+        {"no-dashboard", OPT_FLAG, "USERSD_NO_DASHBOARD", &cfg.no_dashboard, 0, 0},
         {0},
     };
     int npos, rc = opts_parse("serve", usage, opts, argc, argv, NULL, 0, &npos);

@@ -37,12 +37,10 @@ static enum usersd_code copy_history(struct usersd *from, struct usersd *to,
     enum usersd_code rc = h && m ? USERSD_OK : err_set(err, USERSD_ENOMEM, NULL);
     int64_t done = 0;
     store_progress(pr, "history", 0, 0);
-    for (int64_t user = 0, at = INT64_MIN; !rc;) {
+    for (int64_t cursor[2] = {0, 0}; !rc;) {
         size_t n = 0;
-        if ((rc = src->dump_history(from->store, user, at, BATCH, h, &n, err)) || !n) break;
+        if ((rc = src->dump_history(from->store, cursor, BATCH, h, &n, err)) || !n) break;
         rc = dst->load_history(to->store, h, n, NULL, 0, err);
-        user = h[n - 1].user_id;
-        at = h[n - 1].at;
         store_progress(pr, "history", done += (int64_t)n, 0);
     }
     done = 0;

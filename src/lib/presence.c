@@ -27,9 +27,9 @@ bool usersd_user_is_online(const struct usersd_user *user)
     return user->online_status == USERSD_ONLINE;
 }
 
-static enum usersd_code transition(struct usersd *u, int64_t id, enum usersd_status status,
-                                   bool move_last_seen, struct usersd_user *out,
-                                   struct usersd_err *err)
+static enum usersd_code transition_lean(struct usersd *u, int64_t id, enum usersd_status status,
+                                        bool move_last_seen, bool lean, struct usersd_user *out,
+                                        struct usersd_err *err)
 {
     struct usersd_user tmp;
     int64_t now = usersd_now(u);
@@ -38,11 +38,28 @@ static enum usersd_code transition(struct usersd *u, int64_t id, enum usersd_sta
         .status = status,
         .last_seen = move_last_seen ? now : USERSD_NULL_TIME,
         .now = now,
+        .presence_only = lean,
     };
     if (!out) out = &tmp;
     enum usersd_code rc = u->store->ops->set_status(u->store, &c, out, err);
     if (!rc) messages_fresh(u, out, 1);
     return rc;
+}
+
+static enum usersd_code transition(struct usersd *u, int64_t id, enum usersd_status status,
+                                   bool move_last_seen, struct usersd_user *out,
+                                   struct usersd_err *err)
+{
+    return transition_lean(u, id, status, move_last_seen, false, out, err);
+}
+
+enum usersd_code usersd_set_status_presence(struct usersd *u, int64_t id, enum usersd_status status,
+                                            struct usersd_user *out, struct usersd_err *err)
+{
+    if ((unsigned)status > USERSD_ONLINE)
+        return err_field(err, "status", "status must be one of: online, away, offline");
+    /* the seed's rule: last_seen moves on online and offline, not on away */
+    return transition_lean(u, id, status, status != USERSD_AWAY, true, out, err);
 }
 
 enum usersd_code usersd_set_online(struct usersd *u, int64_t id, struct usersd_user *out,

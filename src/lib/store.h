@@ -75,14 +75,19 @@ struct store_history {
 struct store_status_change {
     int64_t user_id;
     enum usersd_status status;
-    int64_t last_seen; /* the new last_seen, or USERSD_NULL_TIME to keep it */
-    int64_t now;       /* when the change happens (for the change log) */
+    int64_t last_seen;  /* the new last_seen, or USERSD_NULL_TIME to keep it */
+    int64_t now;        /* when the change happens (for the change log) */
+    bool presence_only; /* out needs only id, online_status and last_seen when the status
+                           does not change (a heartbeat): no read of the user's row */
 };
 
 struct store_ops {
     const char *scheme; /* "sqlite", "postgresql" */
-    const char *alias;  /* another scheme name, or NULL */
-    bool full_url;      /* open gets the whole URL, not what follows "scheme:" */
+    /* Sets the handle's page cache to kib KiB; NULL where the database
+     * server keeps the cache (PostgreSQL). */
+    enum usersd_code (*set_cache)(struct store *s, int64_t kib, struct usersd_err *err);
+    const char *alias; /* another scheme name, or NULL */
+    bool full_url;     /* open gets the whole URL, not what follows "scheme:" */
     /* target is the URL after "scheme:" (or the whole URL, see full_url).
      * Pending migrations run here, each reported to progress (may be NULL). */
     enum usersd_code (*open)(struct store **out, const char *target,
@@ -260,9 +265,11 @@ struct store_ops {
     enum usersd_code (*minutes_read)(struct store *s, int64_t from, int64_t to,
                                      struct store_minute_row **out, size_t *n, int64_t *live_peak,
                                      struct usersd_err *err);
-    /* Copying: history rows after (user_id, at), minute rows after minute. */
-    enum usersd_code (*dump_history)(struct store *s, int64_t after_user, int64_t after_at,
-                                     size_t cap, struct store_history_row *rows, size_t *n,
+    /* Copying: history rows after cursor (driver-defined; {0, 0} at the
+     * start, moved past the rows returned), each user's rows in time
+     * order; minute rows after minute. */
+    enum usersd_code (*dump_history)(struct store *s, int64_t cursor[2], size_t cap,
+                                     struct store_history_row *rows, size_t *n,
                                      struct usersd_err *err);
     enum usersd_code (*dump_minutes)(struct store *s, int64_t after, size_t cap,
                                      struct store_minute_row *rows, size_t *n,

@@ -812,7 +812,7 @@ static enum usersd_code pg_user_delete(struct store *base, int64_t id, int64_t n
     if (code) return code;
     char name[USERSD_USERNAME_MAX + 1];
     int status;
-    int64_t last_seen, n;
+    int64_t last_seen = 0, n = 0;
     /* The log lock first, then the row: the order every writer of the log
      * takes them in, so none deadlocks. */
     if ((code = log_lock(s, err)) ||
@@ -1938,13 +1938,14 @@ static enum usersd_code pg_minutes_read(struct store *base, int64_t from, int64_
     return USERSD_OK;
 }
 
-static enum usersd_code pg_dump_history(struct store *base, int64_t after_user, int64_t after_at,
-                                        size_t cap, struct store_history_row *rows, size_t *n,
+static enum usersd_code pg_dump_history(struct store *base, int64_t cursor[2], size_t cap,
+                                        struct store_history_row *rows, size_t *n,
                                         struct usersd_err *err)
 {
     struct params p = {0};
-    p_int(&p, after_user);
-    p_int(&p, after_at);
+    /* the key (user_id, at) of the last row given; {0, 0} starts before all */
+    p_int(&p, cursor[0]);
+    p_int(&p, cursor[0] ? cursor[1] : INT64_MIN);
     p_int(&p, (int64_t)cap);
     PGresult *r = run((struct pg_store *)base, P_DUMP_HISTORY, &p, err);
     if (!r) return last_fail;
@@ -1952,6 +1953,8 @@ static enum usersd_code pg_dump_history(struct store *base, int64_t after_user, 
         int i = (int)*n;
         rows[*n] = (struct store_history_row){col_int(r, i, 0), col_int(r, i, 1),
                                               (int)col_int(r, i, 2), (int)col_int(r, i, 3)};
+        cursor[0] = rows[*n].user_id;
+        cursor[1] = rows[*n].at;
     }
     PQclear(r);
     return USERSD_OK;

@@ -14,9 +14,11 @@
 
 extern const char *const store_sqlite_migrations[];
 
+/* A user is the users row and its presence row (migration 008). */
 #define USER_COLS                                                                                  \
-    "id, username, email, first_name, last_name, is_active, is_staff, date_joined, "               \
-    "online_status, last_seen, status_text, status_expires"
+    "u.id, u.username, u.email, u.first_name, u.last_name, u.is_active, u.is_staff, "              \
+    "u.date_joined, p.online_status, p.last_seen, u.status_text, u.status_expires"
+#define USER_FROM "users u JOIN presence p ON p.user_id = u.id"
 
 enum stmt_id {
     S_BEGIN,
@@ -37,9 +39,6 @@ enum stmt_id {
     S_ONLINE,
     S_ONLINE_COUNT,
     S_STATS,
-    S_STATUS_OF,
-    S_SET_STATUS,
-    S_SAME_STATUS,
     S_LOG_CHANGE,
     S_TOUCH,
     S_SESSION_TOUCH,
@@ -56,19 +55,14 @@ enum stmt_id {
     S_SESSION_COUNT,
     S_PING,
     S_DECAY_PENDING,
-    S_LOG_OFFLINE,
-    S_DECAY_OFFLINE,
-    S_LOG_AWAY,
-    S_DECAY_AWAY,
+    S_DECAY_DUE,
+    S_DECAY_SET,
     S_CHANGES,
     S_HISTORY_INSERT,
     S_HISTORY_DELETE_USER,
-    S_HISTORY_OFFLINE,
-    S_HISTORY_AWAY,
+    S_HISTORY_HEAD_SET,
     S_HISTORY_SINCE,
-    S_HISTORY_FIRST,
-    S_HISTORY_ROWS,
-    S_HISTORY_NEXT,
+    S_HISTORY_ROW,
     S_HISTORY_MARK,
     S_HISTORY_MARK_UNSET,
     S_HISTORY_PRUNE,
@@ -82,7 +76,6 @@ enum stmt_id {
     S_LIVE_PEAK,
     S_DUMP_HISTORY,
     S_DUMP_MINUTES,
-    S_LOAD_HISTORY,
     S_LOAD_MINUTE,
     S_MESSAGE_SET,
     S_MESSAGE_CLEAR,
@@ -102,7 +95,14 @@ enum stmt_id {
     S_LOAD_SEQ,
     S_SEED,
     S_ANALYZE,
+    S_SEED_PRESENCE,
+    S_PRESENCE_INSERT,
+    S_PRESENCE_DELETE,
     S_MAX_ID,
+    S_PRESENCE_OF,
+    S_PRESENCE_SET,
+    S_USERNAME,
+    S_HISTORY_ADD,
     S_NSTMT
 };
 
@@ -116,46 +116,46 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_RELEASE] = "RELEASE op",
     [S_ROLLBACK_TO] = "ROLLBACK TO op",
     [S_INSERT] = "INSERT INTO users (username, email, first_name, last_name, password, "
-                 "is_active, is_staff, date_joined, online_status, last_seen) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL) RETURNING " USER_COLS,
-    [S_GET] = "SELECT " USER_COLS " FROM users WHERE id = ?",
-    [S_GET_AUTH] = "SELECT " USER_COLS ", password FROM users WHERE username = ?",
+                 "is_active, is_staff, date_joined) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    [S_GET] = "SELECT " USER_COLS " FROM " USER_FROM " WHERE u.id = ?",
+    [S_GET_AUTH] = "SELECT " USER_COLS ", u.password FROM " USER_FROM " WHERE u.username = ?",
     [S_UPDATE] = "UPDATE users SET username = ?, email = ?, first_name = ?, last_name = ?, "
                  "is_active = ?, is_staff = ? WHERE id = ?",
     [S_UPDATE_PW] = "UPDATE users SET password = ? WHERE id = ?",
     [S_DELETE] = "DELETE FROM users WHERE id = ?",
     [S_COUNT] = "SELECT total FROM user_counts WHERE id = 1",
-    [S_ONLINE] = "SELECT " USER_COLS " FROM users WHERE online_status = 2 "
-                 "ORDER BY last_seen DESC, id ASC LIMIT ? OFFSET ?",
+    /* The page is cut from the narrow index alone (it covers the query: no
+     * row is read for the pages skipped), then its users are joined. */
+    [S_ONLINE] =
+        "SELECT " USER_COLS " FROM (SELECT user_id, online_status, last_seen FROM presence "
+        "INDEXED BY presence_by_status WHERE online_status = 2 ORDER BY last_seen DESC, "
+        "user_id LIMIT ? OFFSET ?) p CROSS JOIN users u ON u.id = p.user_id "
+        "ORDER BY p.last_seen DESC, p.user_id",
     [S_ONLINE_COUNT] = "SELECT online FROM user_counts WHERE id = 1",
     /* Counters kept by triggers (migration 003): no scan at any size. */
     [S_STATS] = "SELECT total, active, staff, online, away FROM user_counts WHERE id = 1",
-    [S_STATUS_OF] = "SELECT online_status FROM users WHERE id = ?",
-    [S_SET_STATUS] = "UPDATE users SET online_status = ?, last_seen = coalesce(?, last_seen) "
-                     "WHERE id = ? RETURNING " USER_COLS,
-    [S_SAME_STATUS] = "UPDATE users SET last_seen = coalesce(?2, last_seen) "
-                      "WHERE id = ?3 AND online_status = ?1 RETURNING " USER_COLS,
     [S_LOG_CHANGE] = "INSERT INTO presence_changes (user_id, username, online_status, "
                      "last_seen, at, kind, session_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    [S_TOUCH] = "UPDATE users SET last_seen = ? WHERE id = ? AND "
+    [S_TOUCH] = "UPDATE presence SET last_seen = ? WHERE user_id = ? AND "
                 "(last_seen IS NULL OR last_seen < ?)",
     [S_SESSION_TOUCH] = "UPDATE sessions SET last_used = ?1 WHERE id = ?2 AND last_used < ?3",
     [S_SESSION_INSERT] = "INSERT INTO sessions (hash, user_id, created, last_used, user_agent, "
                          "client_ip) VALUES (?, ?, ?, ?, ?, ?)",
-    [S_TOKEN_USER] = "SELECT u.id, u.username, u.email, u.first_name, u.last_name, u.is_active, "
-                     "u.is_staff, u.date_joined, u.online_status, u.last_seen, u.status_text, "
-                     "u.status_expires, s.id, s.created, s.last_used "
-                     "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.hash = ?",
+    [S_TOKEN_USER] = "SELECT " USER_COLS ", s.id, s.created, s.last_used FROM sessions s "
+                     "JOIN users u ON u.id = s.user_id JOIN presence p ON p.user_id = u.id "
+                     "WHERE s.hash = ?",
     [S_SESSION_LIST] = "SELECT id, user_id, created, last_used, user_agent, client_ip "
                        "FROM sessions WHERE user_id = ? ORDER BY last_used DESC, id DESC",
-    [S_USER_PRESENCE] = "SELECT username, online_status, last_seen FROM users WHERE id = ?",
+    [S_USER_PRESENCE] =
+        "SELECT u.username, p.online_status, p.last_seen, p.history_head FROM " USER_FROM
+        " WHERE u.id = ?",
     [S_SESSION_DELETE_ONE] = "DELETE FROM sessions WHERE user_id = ?1 AND id = ?2 "
                              "AND last_used < ?3",
     [S_SESSION_DELETE_ALL] = "DELETE FROM sessions WHERE user_id = ?1 AND id <> ?2",
     [S_SESSION_ACTIVE] = "SELECT EXISTS (SELECT 1 FROM sessions WHERE user_id = ?1 "
                          "AND last_used >= ?2)",
-    [S_GO_OFFLINE] = "UPDATE users SET online_status = 0, last_seen = ?2 "
-                     "WHERE id = ?1 AND online_status <> 0 RETURNING username, last_seen",
+    [S_GO_OFFLINE] = "UPDATE presence SET online_status = 0, last_seen = ?2 "
+                     "WHERE user_id = ?1 AND online_status <> 0",
     [S_SESSIONS_EXPIRED] = "SELECT id, user_id FROM sessions WHERE last_used < ? "
                            "ORDER BY last_used LIMIT ?",
     [S_SESSION_REFRESH] = "UPDATE sessions SET last_used = max(last_used, ?1) WHERE id = ?2 "
@@ -165,54 +165,43 @@ static const char *const stmt_sql[S_NSTMT] = {
     /* Decay reads first (index range scans that usually find nothing) and
      * takes the write lock only when some user is due. ?1 is the away
      * cut-off, ?2 the offline one; NULL turns one off. */
-    [S_DECAY_PENDING] = "SELECT EXISTS (SELECT 1 FROM users INDEXED BY users_presence "
+    [S_DECAY_PENDING] = "SELECT EXISTS (SELECT 1 FROM presence INDEXED BY presence_by_status "
                         "WHERE online_status = 2 AND last_seen < ?1) "
-                        "OR EXISTS (SELECT 1 FROM users INDEXED BY users_presence "
+                        "OR EXISTS (SELECT 1 FROM presence INDEXED BY presence_by_status "
                         "WHERE online_status IN (1, 2) AND last_seen < ?2)",
-    /* INDEXED BY: with ORDER BY last_seen the planner took users_last_seen
-     * and walked every user ever seen (a million rows, seconds under the
-     * write lock); the presence index reaches only the users due. */
-    [S_LOG_OFFLINE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
-                      "at) SELECT id, username, 0, last_seen, ?1 FROM users "
-                      "INDEXED BY users_presence WHERE online_status IN (1, 2) AND last_seen < ?2",
-    [S_DECAY_OFFLINE] = "UPDATE users INDEXED BY users_presence SET online_status = 0 "
-                        "WHERE online_status IN (1, 2) AND last_seen < ?1",
-    [S_LOG_AWAY] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
-                   "at) SELECT id, username, 1, last_seen, ?1 FROM users "
-                   "INDEXED BY users_presence WHERE online_status = 2 AND last_seen < ?2",
-    [S_DECAY_AWAY] = "UPDATE users INDEXED BY users_presence SET online_status = 1 "
-                     "WHERE online_status = 2 AND last_seen < ?1",
+    /* The users due, read and changed a chunk at a time in one transaction
+     * (the write lock is held): ?1 the away cut-off, ?2 the offline one
+     * (NULL turns one off), ?3 how many. */
+    [S_DECAY_DUE] = "SELECT p.user_id, u.username, p.online_status, p.last_seen, p.history_head "
+                    "FROM presence p INDEXED BY presence_by_status JOIN users u "
+                    "ON u.id = p.user_id WHERE (p.online_status IN (1, 2) AND p.last_seen < ?2) "
+                    "OR (p.online_status = 2 AND p.last_seen < ?1) LIMIT ?3",
+    [S_DECAY_SET] = "UPDATE presence SET online_status = ?2, history_head = coalesce(?3, "
+                    "history_head) WHERE user_id = ?1",
+
     [S_CHANGES] = "SELECT seq, user_id, username, online_status, last_seen, at, kind, "
                   "coalesce(session_id, 0), message, message_expires FROM presence_changes "
                   "WHERE seq > ?1 AND (?3 >> kind) & 1 ORDER BY seq LIMIT ?2",
     /* Two changes of one user in the same microsecond: the later wins. */
-    [S_HISTORY_INSERT] = "INSERT INTO presence_history (user_id, at, status, prev) "
-                         "VALUES (?, ?, ?, ?) ON CONFLICT (user_id, at) DO UPDATE SET "
-                         "status = excluded.status",
-    [S_HISTORY_DELETE_USER] = "DELETE FROM presence_history WHERE user_id = ?",
-    /* Decay's history, read from the same rows its update takes (the write
-     * lock is held): ?1 now, ?2 the cut-off. */
-    [S_HISTORY_OFFLINE] = "INSERT INTO presence_history (user_id, at, status, prev) "
-                          "SELECT id, ?1, 0, online_status FROM users INDEXED BY users_presence "
-                          "WHERE online_status IN (1, 2) AND last_seen < ?2 "
-                          "ON CONFLICT (user_id, at) DO UPDATE SET status = excluded.status",
-    [S_HISTORY_AWAY] = "INSERT INTO presence_history (user_id, at, status, prev) "
-                       "SELECT id, ?1, 1, 2 FROM users INDEXED BY users_presence "
-                       "WHERE online_status = 2 AND last_seen < ?2 "
-                       "ON CONFLICT (user_id, at) DO UPDATE SET status = excluded.status",
+    /* A row at the hot end of the history, chained to the user's previous
+     * one; the caller then makes it the user's history_head. */
+    [S_HISTORY_INSERT] = "INSERT INTO presence_history (user_id, at, status, prev, back) "
+                         "VALUES (?1, ?2, ?3, ?4, (SELECT history_head FROM presence "
+                         "WHERE user_id = ?1))",
+    [S_HISTORY_DELETE_USER] = "WITH RECURSIVE chain(id) AS (SELECT history_head FROM presence "
+                              "WHERE user_id = ?1 UNION ALL SELECT h.back FROM presence_history h "
+                              "JOIN chain c ON h.id = c.id WHERE h.back IS NOT NULL) "
+                              "DELETE FROM presence_history WHERE id IN chain",
+    [S_HISTORY_HEAD_SET] = "UPDATE presence SET history_head = ?2 WHERE user_id = ?1",
     [S_HISTORY_SINCE] = "SELECT history_since FROM presence_meta WHERE id = 1",
-    [S_HISTORY_FIRST] = "SELECT at, status, prev FROM presence_history WHERE user_id = ?1 "
-                        "AND at <= ?2 ORDER BY at DESC LIMIT 1",
-    [S_HISTORY_ROWS] = "SELECT at, status, prev FROM presence_history WHERE user_id = ?1 "
-                       "AND at > ?2 AND at < ?3 ORDER BY at",
-    [S_HISTORY_NEXT] = "SELECT at, status, prev FROM presence_history WHERE user_id = ?1 "
-                       "AND at >= ?2 ORDER BY at LIMIT 1",
+    [S_HISTORY_ROW] = "SELECT at, status, prev, back FROM presence_history WHERE id = ?",
     [S_HISTORY_MARK] = "UPDATE presence_meta SET history_since = ?1 WHERE id = 1",
     [S_HISTORY_MARK_UNSET] = "UPDATE presence_meta SET history_since = ?1 WHERE id = 1 "
                              "AND history_since IS NULL",
-    [S_HISTORY_PRUNE] = "DELETE FROM presence_history WHERE (user_id, at) IN (SELECT user_id, at "
-                        "FROM presence_history INDEXED BY presence_history_at WHERE at < ?1 "
-                        "ORDER BY at LIMIT ?2)",
+    /* The oldest rows first (rowid order is time order); a bounded look at
+     * the first ?2, so a prune with little to do reads little. */
+    [S_HISTORY_PRUNE] = "DELETE FROM presence_history WHERE id IN (SELECT id FROM (SELECT id, at "
+                        "FROM presence_history ORDER BY id LIMIT ?2) WHERE at < ?1)",
     [S_MINUTES_PRUNE] = "DELETE FROM presence_minutes WHERE minute < ?1",
     [S_HISTORY_MOVE_SINCE] = "UPDATE presence_meta SET history_since = max(history_since, ?1) "
                              "WHERE id = 1 AND history_since IS NOT NULL",
@@ -228,26 +217,23 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
                   "WHERE minute >= ?1 AND minute < ?2 ORDER BY minute",
     [S_LIVE_PEAK] = "SELECT online_peak FROM user_counts WHERE id = 1",
-    [S_DUMP_HISTORY] = "SELECT user_id, at, status, prev FROM presence_history "
-                       "WHERE (user_id, at) > (?1, ?2) ORDER BY user_id, at LIMIT ?3",
+    [S_DUMP_HISTORY] = "SELECT id, user_id, at, status, prev FROM presence_history WHERE id > ?1 "
+                       "ORDER BY id LIMIT ?2",
     [S_DUMP_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
                        "WHERE minute > ?1 ORDER BY minute LIMIT ?2",
-    [S_LOAD_HISTORY] = "INSERT INTO presence_history (user_id, at, status, prev) "
-                       "VALUES (?, ?, ?, ?)",
     [S_LOAD_MINUTE] = "INSERT INTO presence_minutes (minute, online, away, offline, online_max) "
                       "VALUES (?, ?, ?, ?, ?)",
-    [S_MESSAGE_SET] = "UPDATE users SET status_text = ?2, status_expires = ?3 WHERE id = ?1 "
-                      "RETURNING " USER_COLS,
+    [S_MESSAGE_SET] = "UPDATE users SET status_text = ?2, status_expires = ?3 WHERE id = ?1",
     [S_MESSAGE_CLEAR] = "UPDATE users SET status_text = NULL, status_expires = NULL "
-                        "WHERE id = ?1 AND status_text IS NOT NULL RETURNING " USER_COLS,
+                        "WHERE id = ?1 AND status_text IS NOT NULL",
     [S_LOG_MESSAGE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
                       "at, kind, message, message_expires) VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
     [S_MESSAGE_PENDING] = "SELECT EXISTS (SELECT 1 FROM users INDEXED BY users_status_expires "
                           "WHERE status_expires <= ?1)",
     [S_LOG_MESSAGE_EXPIRED] = "INSERT INTO presence_changes (user_id, username, online_status, "
-                              "last_seen, at, kind) SELECT id, username, online_status, "
-                              "last_seen, ?1, 1 FROM users INDEXED BY users_status_expires "
-                              "WHERE status_expires <= ?1",
+                              "last_seen, at, kind) SELECT u.id, u.username, p.online_status, "
+                              "p.last_seen, ?1, 1 FROM users u INDEXED BY users_status_expires "
+                              "JOIN presence p ON p.user_id = u.id WHERE u.status_expires <= ?1",
     [S_MESSAGE_EXPIRE] = "UPDATE users INDEXED BY users_status_expires SET status_text = NULL, "
                          "status_expires = NULL WHERE status_expires <= ?1",
     [S_PRUNED] = "SELECT pruned_through FROM presence_meta WHERE id = 1",
@@ -260,31 +246,46 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_PRUNE_DELETE] = "DELETE FROM presence_changes WHERE seq <= ?",
     [S_PRUNE_META] = "UPDATE presence_meta SET pruned_through = max(pruned_through, ?) "
                      "WHERE id = 1",
-    [S_DUMP_USERS] = "SELECT " USER_COLS ", password FROM users WHERE id > ? ORDER BY id LIMIT ?",
+    [S_DUMP_USERS] = "SELECT " USER_COLS ", u.password FROM " USER_FROM " WHERE u.id > ? "
+                     "ORDER BY u.id LIMIT ?",
     [S_DUMP_SESSIONS] = "SELECT hash, id, user_id, created, last_used, user_agent, client_ip "
                         "FROM sessions WHERE id > ? ORDER BY id LIMIT ?",
-    [S_LOAD_USER] = "INSERT INTO users (" USER_COLS ", password) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [S_LOAD_USER] = "INSERT INTO users (id, username, email, first_name, last_name, is_active, "
+                    "is_staff, date_joined, status_text, status_expires, password) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [S_LOAD_SESSION] = "INSERT INTO sessions (hash, id, user_id, created, last_used, "
                        "user_agent, client_ip) VALUES (?, ?, ?, ?, ?, ?, ?)",
     /* The log continues after the source's: AUTOINCREMENT reads this. */
-    /* Synthetic users number ?1 + 1 .. ?1 + ?4 named after ?5, the highest
-     * id before them: one statement makes 50,000 (usersd seed). */
+    /* Synthetic users number ?1 + 1 .. ?1 + ?4, ids and names after ?5, the
+     * highest id before the seeding (usersd seed), then their presence. */
     [S_SEED] = "WITH RECURSIVE s(i) AS (SELECT ?1 + 1 UNION ALL SELECT i + 1 FROM s "
                "WHERE i < ?1 + ?4) "
-               "INSERT INTO users (username, email, first_name, last_name, password, is_active, "
-               "is_staff, date_joined, online_status, last_seen) "
-               "SELECT 'seed' || (?5 + i), 'seed' || (?5 + i) || '@example.com', 'First' "
-               "|| (i % 1000), "
-               "'Last' || (i % 997), ?2, 1, 0, ?3 - i * 1000, "
-               "CASE WHEN i % 10 = 0 THEN 2 WHEN i % 10 = 1 THEN 1 ELSE 0 END, "
-               "CASE WHEN i % 10 = 0 THEN ?3 - (i % 300) * 1000000 "
-               "WHEN i % 10 = 1 THEN ?3 - (600 + i % 3000) * 1000000 "
-               "ELSE ?3 - (3600 + (i * 7919) % 2592000) * 1000000 END FROM s",
+               "INSERT INTO users (id, username, email, first_name, last_name, password, "
+               "is_active, is_staff, date_joined) "
+               "SELECT ?5 + i, 'seed' || (?5 + i), 'seed' || (?5 + i) || '@example.com', "
+               "'First' || (i % 1000), 'Last' || (i % 997), ?2, 1, 0, ?3 - i * 1000 FROM s",
     [S_ANALYZE] = "ANALYZE",
+    /* The same users' presence, k = id - ?5: 10 % online, 10 % away. */
+    [S_SEED_PRESENCE] =
+        "INSERT INTO presence (user_id, online_status, last_seen) SELECT id, "
+        "CASE WHEN (id - ?5) % 10 = 0 THEN 2 WHEN (id - ?5) % 10 = 1 THEN 1 ELSE 0 END, "
+        "CASE WHEN (id - ?5) % 10 = 0 THEN ?3 - ((id - ?5) % 300) * 1000000 "
+        "WHEN (id - ?5) % 10 = 1 THEN ?3 - (600 + (id - ?5) % 3000) * 1000000 "
+        "ELSE ?3 - (3600 + ((id - ?5) * 7919) % 2592000) * 1000000 END "
+        "FROM users WHERE id > ?5 + ?1 AND id <= ?5 + ?1 + ?4",
+    [S_PRESENCE_INSERT] =
+        "INSERT INTO presence (user_id, online_status, last_seen) VALUES (?, ?, ?)",
+    [S_PRESENCE_DELETE] = "DELETE FROM presence WHERE user_id = ?",
+    [S_MAX_ID] = "SELECT coalesce(max(id), 0) FROM users",
+    [S_PRESENCE_OF] = "SELECT online_status, last_seen, history_head FROM presence "
+                      "WHERE user_id = ?",
+    [S_PRESENCE_SET] = "UPDATE presence SET online_status = ?2, last_seen = ?3, history_head = ?4 "
+                       "WHERE user_id = ?1",
+    [S_USERNAME] = "SELECT username FROM users WHERE id = ?",
+    [S_HISTORY_ADD] = "INSERT INTO presence_history (user_id, at, status, prev, back) "
+                      "VALUES (?, ?, ?, ?, ?)",
     [S_LOAD_SEQ] = "INSERT OR REPLACE INTO sqlite_sequence (name, seq) "
                    "VALUES ('presence_changes', ?)",
-    [S_MAX_ID] = "SELECT coalesce(max(id), 0) FROM users",
 };
 
 /* List queries vary with their filters and ordering; each distinct SQL text
@@ -301,6 +302,7 @@ struct sqlite_store {
     } list_cache[LIST_CACHE];
     unsigned list_next; /* round-robin victim when the cache is full */
     bool batch;         /* inside usersd_batch_begin: transactions are savepoints */
+    bool batch_failed;  /* a write of the batch failed half-way: it commits nothing */
     /* Inside a read scope the snapshot cannot move, so PRAGMA data_version
      * is read once per scope (the token lookup and the page cache both ask). */
     bool scope, scope_dv_known;
@@ -464,9 +466,14 @@ static enum usersd_code sq_batch(struct store *base, int what, struct usersd_err
         if (s->batch) return err_set(err, USERSD_EINVAL, "a batch is already open");
         enum usersd_code code = exec_simple(s, S_BEGIN, err);
         s->batch = code == USERSD_OK;
+        s->batch_failed = false;
         return code;
     }
     s->batch = false;
+    if (what == BATCH_COMMIT && s->batch_failed) {
+        rollback(s);
+        return err_set(err, USERSD_EDB, "a write of this batch failed; nothing was committed");
+    }
     if (what == BATCH_COMMIT) {
         enum usersd_code code = exec_simple(s, S_COMMIT, err);
         if (code) rollback(s);
@@ -599,6 +606,15 @@ static enum usersd_code sq_open(struct store **out, const char *path,
     return USERSD_OK;
 }
 
+static enum usersd_code sq_set_cache(struct store *base, int64_t kib, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%lld", (long long)kib);
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) return db_error(s, err);
+    return USERSD_OK;
+}
+
 static enum usersd_code sq_ping(struct store *base, struct usersd_err *err)
 {
     return exec_simple((struct sqlite_store *)base, S_PING, err);
@@ -606,12 +622,20 @@ static enum usersd_code sq_ping(struct store *base, struct usersd_err *err)
 
 /* ---- users -------------------------------------------------------------- */
 
+static enum usersd_code presence_insert(struct sqlite_store *s, const struct usersd_user *u,
+                                        struct usersd_err *err);
+
 static enum usersd_code sq_user_insert(struct store *base, struct usersd_user *u,
                                        const char *pwhash, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
     sqlite3_stmt *st = prep(s, S_INSERT, err);
-    if (!st) return USERSD_EDB;
+    if (!st) {
+        rollback(s);
+        return USERSD_EDB;
+    }
     sqlite3_bind_text(st, 1, u->username, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, u->email, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, u->first_name, -1, SQLITE_STATIC);
@@ -621,14 +645,38 @@ static enum usersd_code sq_user_insert(struct store *base, struct usersd_user *u
     sqlite3_bind_int(st, 7, u->is_staff);
     sqlite3_bind_int64(st, 8, u->date_joined);
     int rc = sqlite3_step(st);
-    enum usersd_code code = USERSD_OK;
     if (rc == SQLITE_ROW) {
-        row_user(st, u);
+        u->id = sqlite3_column_int64(st, 0);
         rc = sqlite3_step(st);
     }
-    if (rc != SQLITE_DONE) code = write_error(s, err);
     done(st);
+    if (rc != SQLITE_DONE) {
+        code = write_error(s, err);
+        rollback(s);
+        return code;
+    }
+    /* A new user is offline, never seen, with no message. */
+    u->online_status = USERSD_OFFLINE;
+    u->last_seen = USERSD_NULL_TIME;
+    u->status_text[0] = 0;
+    u->status_expires = USERSD_NULL_TIME;
+    if ((code = presence_insert(s, u, err)) || (code = commit(s, err))) rollback(s);
     return code;
+}
+
+/* The presence row of u (id, online_status, last_seen), in the open
+ * transaction. */
+static enum usersd_code presence_insert(struct sqlite_store *s, const struct usersd_user *u,
+                                        struct usersd_err *err)
+{
+    sqlite3_stmt *st = prep(s, S_PRESENCE_INSERT, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, u->id);
+    sqlite3_bind_int(st, 2, (int)u->online_status);
+    bind_time(st, 3, u->last_seen);
+    int rc = sqlite3_step(st);
+    done(st);
+    return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
 }
 
 /* Runs a statement expected to return at most one user row. */
@@ -741,6 +789,10 @@ static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kin
                                   int64_t user_id, const char *username, int status,
                                   int64_t last_seen, int64_t at, int64_t session_id, int prev,
                                   struct usersd_err *err);
+static enum usersd_code log_row(struct sqlite_store *s, enum usersd_change_kind kind,
+                                int64_t user_id, const char *username, int status,
+                                int64_t last_seen, int64_t at, int64_t session_id,
+                                struct usersd_err *err);
 
 /* The user's name and presence, in the open transaction; ENOTFOUND. */
 static enum usersd_code user_presence(struct sqlite_store *s, int64_t id, char *username,
@@ -786,7 +838,7 @@ static enum usersd_code sq_user_delete(struct store *base, int64_t id, int64_t n
     if (code) return code;
     char name[USERSD_USERNAME_MAX + 1];
     int status;
-    int64_t last_seen, n;
+    int64_t last_seen = 0, n = 0;
     if ((code = user_presence(s, id, name, sizeof name, &status, &last_seen, err))) goto out;
     /* A user not offline is logged going offline, so streams do not show
      * it online forever; its sessions end (and their streams close). */
@@ -798,8 +850,9 @@ static enum usersd_code sq_user_delete(struct store *base, int64_t id, int64_t n
     if (n && (code = log_entry(s, USERSD_CHANGE_SESSION_END, id, name, USERSD_OFFLINE, last_seen,
                                now, 0, USERSD_OFFLINE, err)))
         goto out;
-    /* Its history goes with it (the log keeps the last hour for streams). */
-    static const enum stmt_id gone[] = {S_HISTORY_DELETE_USER, S_DELETE};
+    /* Its history goes with it (the log keeps the last hour for streams),
+     * then its presence (whose history_head leads the way), then itself. */
+    static const enum stmt_id gone[] = {S_HISTORY_DELETE_USER, S_PRESENCE_DELETE, S_DELETE};
     for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
         sqlite3_stmt *st = prep(s, gone[i], err);
         if (!st) {
@@ -915,32 +968,33 @@ static enum usersd_code sq_user_list(struct store *base, const struct usersd_lis
      * LIKE, as the trigram index cannot answer it. */
     bool fts = search && utf8_len(q->search) >= 3;
     if (fts)
-        ADD("id IN (SELECT rowid FROM users_search WHERE users_search MATCH ?1)");
+        ADD("u.id IN (SELECT rowid FROM users_search WHERE users_search MATCH ?1)");
     else if (search)
-        ADD("(username LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\' OR first_name LIKE ?1 "
-            "ESCAPE '\\' OR last_name LIKE ?1 ESCAPE '\\')");
-    if (q->online_status >= 0) ADD("online_status = ?");
-    if (q->is_active >= 0) ADD("is_active = ?");
-    if (q->is_staff >= 0) ADD("is_staff = ?");
+        ADD("(u.username LIKE ?1 ESCAPE '\\' OR u.email LIKE ?1 ESCAPE '\\' OR u.first_name LIKE "
+            "?1 "
+            "ESCAPE '\\' OR u.last_name LIKE ?1 ESCAPE '\\')");
+    if (q->online_status >= 0) ADD("p.online_status = ?");
+    if (q->is_active >= 0) ADD("u.is_active = ?");
+    if (q->is_staff >= 0) ADD("u.is_staff = ?");
 #undef ADD
-    static const char *const keys[] = {"id", "username", "date_joined", "last_seen"};
+    static const char *const keys[] = {"u.id", "u.username", "u.date_joined", "p.last_seen"};
     const char *dir = q->descending ? "DESC" : "ASC";
     char order[128];
     if (q->order == USERSD_ORDER_ID)
-        snprintf(order, sizeof order, "id %s", dir);
+        snprintf(order, sizeof order, "u.id %s", dir);
     else
-        snprintf(order, sizeof order, "%s %s NULLS LAST, id ASC", keys[q->order], dir);
+        snprintf(order, sizeof order, "%s %s NULLS LAST, u.id ASC", keys[q->order], dir);
 
     char *pattern = !search ? NULL : fts ? fts_phrase(q->search) : store_like_pattern(q->search);
     if (search && !pattern) return err_set(err, USERSD_ENOMEM, NULL);
     enum usersd_code code = USERSD_OK;
     for (int pass = out->total_count >= 0; pass < 2 && !code; pass++) {
         if (pass == 0)
-            snprintf(sql, sizeof sql, "SELECT count(*) FROM users%s", where);
+            snprintf(sql, sizeof sql, "SELECT count(*) FROM " USER_FROM "%s", where);
         else
             snprintf(sql, sizeof sql,
-                     "SELECT " USER_COLS " FROM users%s ORDER BY %s LIMIT ? OFFSET ?", where,
-                     order);
+                     "SELECT " USER_COLS " FROM " USER_FROM "%s ORDER BY %s LIMIT ? OFFSET ?",
+                     where, order);
         sqlite3_stmt *st = list_stmt(s, sql, err);
         if (!st) {
             code = USERSD_EDB;
@@ -1013,52 +1067,91 @@ static enum usersd_code sq_stats(struct store *base, struct usersd_stats *out,
 
 /* ---- presence ----------------------------------------------------------- */
 
+/* A status transition, the one hot write: one read of the narrow presence
+ * row, then for a heartbeat of an online user one update, and for a real
+ * change the name for the log, a history row, one update and the log row.
+ * Inside the writer's batch it takes no savepoint: every check comes before
+ * the first write, so a refused call (an unknown user) has nothing to
+ * undo, and a database error half-way fails the whole batch. */
 static enum usersd_code sq_set_status(struct store *base, const struct store_status_change *c,
                                       struct usersd_user *out, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    /* Same status (a heartbeat of an online user): one autocommit statement,
-     * nothing to log. */
-    sqlite3_stmt *st = prep(s, S_SAME_STATUS, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int(st, 1, (int)c->status);
-    bind_time(st, 2, c->last_seen);
-    sqlite3_bind_int64(st, 3, c->user_id);
-    enum usersd_code code = one_user(s, st, out, err);
-    if (code != USERSD_ENOTFOUND) return code;
-    code = begin(s, err);
+    bool own_tx = !s->batch;
+    enum usersd_code code = own_tx ? exec_simple(s, S_BEGIN, err) : USERSD_OK;
     if (code) return code;
-    st = prep(s, S_STATUS_OF, err);
+    bool wrote = false;
+    sqlite3_stmt *st = prep(s, S_PRESENCE_OF, err);
     if (!st) goto fail;
     sqlite3_bind_int64(st, 1, c->user_id);
     int rc = sqlite3_step(st);
     int old = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    int64_t old_seen = rc == SQLITE_ROW ? col_time(st, 1) : USERSD_NULL_TIME;
+    int64_t head = rc == SQLITE_ROW ? col_time(st, 2) : USERSD_NULL_TIME;
     done(st);
     if (rc == SQLITE_DONE) {
-        rollback(s);
+        if (own_tx) exec_simple(s, S_ROLLBACK, NULL);
         return err_set(err, USERSD_ENOTFOUND, "user not found");
     }
     if (rc != SQLITE_ROW) goto fail;
-
-    st = prep(s, S_SET_STATUS, err);
-    if (!st) goto fail;
-    sqlite3_bind_int(st, 1, (int)c->status);
-    bind_time(st, 2, c->last_seen);
-    sqlite3_bind_int64(st, 3, c->user_id);
-    code = one_user(s, st, out, err);
-    if (code) goto out;
-
-    if (old != (int)c->status &&
-        (code = log_entry(s, USERSD_CHANGE_PRESENCE, out->id, out->username,
-                          (int)out->online_status, out->last_seen, c->now, 0, old, err)))
+    int64_t seen = c->last_seen != USERSD_NULL_TIME ? c->last_seen : old_seen;
+    bool change = old != (int)c->status;
+    char name[USERSD_USERNAME_MAX + 1] = "";
+    if (change) { /* the log names the user */
+        if (!(st = prep(s, S_USERNAME, err))) goto fail;
+        sqlite3_bind_int64(st, 1, c->user_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) copy_text(name, sizeof name, st, 0);
+        done(st);
+        if (rc != SQLITE_ROW) goto fail;
+        if (s->base.history) {
+            if (!(st = prep(s, S_HISTORY_ADD, err))) goto fail;
+            sqlite3_bind_int64(st, 1, c->user_id);
+            sqlite3_bind_int64(st, 2, c->now);
+            sqlite3_bind_int(st, 3, (int)c->status);
+            sqlite3_bind_int(st, 4, old);
+            bind_time(st, 5, head);
+            rc = sqlite3_step(st);
+            done(st);
+            wrote = true;
+            if (rc != SQLITE_DONE) goto fail;
+            head = sqlite3_last_insert_rowid(s->db);
+        }
+    }
+    if (change || seen != old_seen) {
+        if (!(st = prep(s, S_PRESENCE_SET, err))) goto fail;
+        sqlite3_bind_int64(st, 1, c->user_id);
+        sqlite3_bind_int(st, 2, (int)c->status);
+        bind_time(st, 3, seen);
+        bind_time(st, 4, head);
+        rc = sqlite3_step(st);
+        done(st);
+        wrote = true;
+        if (rc != SQLITE_DONE) goto fail;
+    }
+    if (change && (code = log_row(s, USERSD_CHANGE_PRESENCE, c->user_id, name, (int)c->status, seen,
+                                  c->now, 0, err))) {
+        wrote = true;
         goto out;
-    code = commit(s, err);
-out:
-    if (code) rollback(s);
-    return code;
+    }
+    if (own_tx && (code = exec_simple(s, S_COMMIT, err))) goto out;
+    if (!c->presence_only) return sq_user_get(base, c->user_id, out, err);
+    /* The presence is the reply (a heartbeat, a set-status): the wide row is
+     * not read again. */
+    memset(out, 0, sizeof *out);
+    out->id = c->user_id;
+    snprintf(out->username, sizeof out->username, "%s", name);
+    out->online_status = c->status;
+    out->last_seen = seen;
+    out->status_expires = USERSD_NULL_TIME;
+    return USERSD_OK;
 fail:
     code = db_error(s, err);
-    rollback(s);
+out:
+    if (own_tx)
+        rollback(s);
+    else if (wrote)
+        s->batch_failed = true;
     return code;
 }
 
@@ -1111,6 +1204,8 @@ static enum usersd_code run_times(struct sqlite_store *s, enum stmt_id id, int n
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
 }
 
+#define DECAY_CHUNK 1000 /* users decayed per transaction: the write lock is held briefly */
+
 static enum usersd_code sq_decay(struct store *base, int64_t now, int64_t away_before,
                                  int64_t offline_before, int64_t *changed, struct usersd_err *err)
 {
@@ -1126,31 +1221,60 @@ static enum usersd_code sq_decay(struct store *base, int64_t now, int64_t away_b
     if (rc != SQLITE_ROW) return db_error(s, err);
     if (!pending) return USERSD_OK;
 
-    /* Offline first, so a user past both cut-offs makes one transition. The
-     * log rows and the update see the same rows: both run under the write
-     * lock of one transaction. */
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    if (offline_before != USERSD_NULL_TIME) {
-        int64_t log[] = {now, offline_before};
-        if ((code = run_times(s, S_LOG_OFFLINE, 2, log, err))) goto out;
-        if (s->base.history && (code = run_times(s, S_HISTORY_OFFLINE, 2, log, err))) goto out;
-        if ((code = run_times(s, S_DECAY_OFFLINE, 1, &offline_before, err))) goto out;
-        *changed += sqlite3_changes(s->db);
+    struct due {
+        int64_t id, last_seen;
+        int status;
+        char name[USERSD_USERNAME_MAX + 1];
+    } *due = malloc(DECAY_CHUNK * sizeof *due);
+    if (!due) return err_set(err, USERSD_ENOMEM, NULL);
+    enum usersd_code code = USERSD_OK;
+    /* A chunk per transaction: the users due are read and changed under the
+     * same write lock, so processes sweeping at once each change (and log)
+     * a user once. Past both cut-offs, a user goes straight offline. */
+    for (int round = 0; round < 100 && !code; round++) {
+        if ((code = begin(s, err))) break;
+        size_t n = 0;
+        if (!(st = prep(s, S_DECAY_DUE, err))) code = USERSD_EDB;
+        if (!code) {
+            bind_time(st, 1, away_before);
+            bind_time(st, 2, offline_before);
+            sqlite3_bind_int(st, 3, DECAY_CHUNK);
+            while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < DECAY_CHUNK) {
+                due[n].id = sqlite3_column_int64(st, 0);
+                copy_text(due[n].name, sizeof due[n].name, st, 1);
+                due[n].status = sqlite3_column_int(st, 2);
+                due[n].last_seen = col_time(st, 3);
+                n++;
+            }
+            done(st);
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE) code = db_error(s, err);
+        }
+        for (size_t i = 0; i < n && !code; i++) {
+            bool off = offline_before != USERSD_NULL_TIME && due[i].last_seen < offline_before;
+            int to = off ? USERSD_OFFLINE : USERSD_AWAY;
+            if (!(st = prep(s, S_DECAY_SET, err))) {
+                code = USERSD_EDB;
+                break;
+            }
+            sqlite3_bind_int64(st, 1, due[i].id);
+            sqlite3_bind_int(st, 2, to);
+            rc = sqlite3_step(st);
+            done(st);
+            if (rc != SQLITE_DONE) code = db_error(s, err);
+            /* Decay never moves last_seen. */
+            if (!code)
+                code = log_entry(s, USERSD_CHANGE_PRESENCE, due[i].id, due[i].name, to,
+                                 due[i].last_seen, now, 0, due[i].status, err);
+        }
+        if (!code) code = commit(s, err);
+        if (code) {
+            rollback(s);
+            break;
+        }
+        *changed += (int64_t)n;
+        if (n < DECAY_CHUNK) break;
     }
-    if (away_before != USERSD_NULL_TIME) {
-        int64_t log[] = {now, away_before};
-        if ((code = run_times(s, S_LOG_AWAY, 2, log, err))) goto out;
-        if (s->base.history && (code = run_times(s, S_HISTORY_AWAY, 2, log, err))) goto out;
-        if ((code = run_times(s, S_DECAY_AWAY, 1, &away_before, err))) goto out;
-        *changed += sqlite3_changes(s->db);
-    }
-    code = commit(s, err);
-out:
-    if (code) {
-        rollback(s);
-        *changed = 0;
-    }
+    free(due);
     return code;
 }
 
@@ -1308,14 +1432,14 @@ static enum usersd_code sq_load(struct store *base, const struct store_user_row 
         sqlite3_bind_int(st, 6, u->is_active);
         sqlite3_bind_int(st, 7, u->is_staff);
         sqlite3_bind_int64(st, 8, u->date_joined);
-        sqlite3_bind_int(st, 9, (int)u->online_status);
-        bind_time(st, 10, u->last_seen);
-        if (u->status_text[0]) sqlite3_bind_text(st, 11, u->status_text, -1, SQLITE_STATIC);
-        bind_time(st, 12, u->status_text[0] ? u->status_expires : USERSD_NULL_TIME);
-        sqlite3_bind_text(st, 13, users[i].pwhash, -1, SQLITE_STATIC);
+        if (u->status_text[0]) sqlite3_bind_text(st, 9, u->status_text, -1, SQLITE_STATIC);
+        bind_time(st, 10, u->status_text[0] ? u->status_expires : USERSD_NULL_TIME);
+        sqlite3_bind_text(st, 11, users[i].pwhash, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         done(st);
         if (rc != SQLITE_DONE) return write_error(s, err);
+        enum usersd_code code = presence_insert(s, u, err);
+        if (code) return code;
     }
     for (size_t i = 0; i < ns; i++) {
         const struct usersd_session *x = &sessions[i].s;
@@ -1357,9 +1481,9 @@ static const char load_save_sql[] =
     "DROP TABLE IF EXISTS temp.usersd_load_ddl; "
     "CREATE TEMP TABLE usersd_load_ddl AS SELECT type, name, sql FROM main.sqlite_master "
     "WHERE (type = 'index' AND sql IS NOT NULL "
-    "AND tbl_name IN ('users', 'sessions', 'presence_history')) "
+    "AND tbl_name IN ('users', 'presence', 'sessions', 'presence_history')) "
     "OR (type = 'trigger' AND name IN ('users_count_insert', 'users_search_insert', "
-    "'sessions_count_insert'))";
+    "'presence_count_insert', 'sessions_count_insert'))";
 
 /* The saved rows: "DROP <type> <name>" (drop) or their CREATE statements,
  * indexes first (create); *n of them, each sqlite3_free'd by the caller. */
@@ -1420,12 +1544,13 @@ static enum usersd_code sq_load_begin(struct store *base, struct usersd_err *err
 /* The counters as the triggers would have kept them: every count exact,
  * and the online peak raised to the online count (inserts only raise it). */
 static const char load_counts_sql[] =
-    "UPDATE user_counts SET total = c.total, active = c.active, staff = c.staff, "
-    "online = c.online, away = c.away, online_peak = max(online_peak, c.online), "
+    "UPDATE user_counts SET total = u.total, active = u.active, staff = u.staff, "
+    "online = p.online, away = p.away, online_peak = max(online_peak, p.online), "
     "sessions = (SELECT count(*) FROM sessions) "
     "FROM (SELECT count(*) AS total, coalesce(sum(is_active <> 0), 0) AS active, "
-    "coalesce(sum(is_staff <> 0), 0) AS staff, coalesce(sum(online_status = 2), 0) AS online, "
-    "coalesce(sum(online_status = 1), 0) AS away FROM users) AS c WHERE id = 1";
+    "coalesce(sum(is_staff <> 0), 0) AS staff FROM users) AS u, "
+    "(SELECT coalesce(sum(online_status = 2), 0) AS online, "
+    "coalesce(sum(online_status = 1), 0) AS away FROM presence) AS p WHERE id = 1";
 
 static enum usersd_code sq_load_finish(struct store *base, int64_t head,
                                        const struct store_progress *progress,
@@ -1461,6 +1586,7 @@ static void sq_load_abort(struct store *base)
     rollback((struct sqlite_store *)base);
 }
 
+/* The users, then their presence rows: two set-based statements a piece. */
 static enum usersd_code sq_seed(struct store *base, int64_t *first_id, int64_t from, int64_t n,
                                 int64_t now, const char *pwhash, struct usersd_err *err)
 {
@@ -1470,26 +1596,51 @@ static enum usersd_code sq_seed(struct store *base, int64_t *first_id, int64_t f
         enum usersd_code code = max ? count_query(s, max, first_id, err) : USERSD_EDB;
         if (code) return code;
     }
-    sqlite3_stmt *st = prep(s, S_SEED, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, from);
-    sqlite3_bind_text(st, 2, pwhash, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
-    sqlite3_bind_int64(st, 4, n);
-    sqlite3_bind_int64(st, 5, *first_id);
-    int rc = sqlite3_step(st);
-    done(st);
-    return rc == SQLITE_DONE ? USERSD_OK : write_error(s, err);
+    static const enum stmt_id steps[] = {S_SEED, S_SEED_PRESENCE};
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+        sqlite3_stmt *st = prep(s, steps[k], err);
+        if (!st) return USERSD_EDB;
+        sqlite3_bind_int64(st, 1, from);
+        sqlite3_bind_text(st, 2, pwhash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now);
+        sqlite3_bind_int64(st, 4, n);
+        sqlite3_bind_int64(st, 5, *first_id);
+        int rc = sqlite3_step(st);
+        done(st);
+        if (rc != SQLITE_DONE) return write_error(s, err);
+    }
+    return USERSD_OK;
 }
 
 /* ---- sessions ----------------------------------------------------------- */
 
-/* Appends one entry to the change log in the open transaction; a presence
- * change (from prev to status) goes into the history too, when kept. */
-static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kind kind,
-                                  int64_t user_id, const char *username, int status,
-                                  int64_t last_seen, int64_t at, int64_t session_id, int prev,
-                                  struct usersd_err *err)
+/* Appends a history row for user_id at the hot end of the history, chained
+ * to their previous one, and makes it their latest (open transaction). */
+static enum usersd_code history_append(struct sqlite_store *s, int64_t user_id, int64_t at,
+                                       int status, int prev, struct usersd_err *err)
+{
+    sqlite3_stmt *st = prep(s, S_HISTORY_INSERT, err);
+    if (!st) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, at);
+    sqlite3_bind_int(st, 3, status);
+    sqlite3_bind_int(st, 4, prev);
+    int rc = sqlite3_step(st);
+    done(st);
+    if (rc != SQLITE_DONE) return db_error(s, err);
+    if (!(st = prep(s, S_HISTORY_HEAD_SET, err))) return USERSD_EDB;
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, sqlite3_last_insert_rowid(s->db));
+    rc = sqlite3_step(st);
+    done(st);
+    return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+}
+
+/* Appends one entry to the change log in the open transaction. */
+static enum usersd_code log_row(struct sqlite_store *s, enum usersd_change_kind kind,
+                                int64_t user_id, const char *username, int status,
+                                int64_t last_seen, int64_t at, int64_t session_id,
+                                struct usersd_err *err)
 {
     sqlite3_stmt *st = prep(s, S_LOG_CHANGE, err);
     if (!st) return USERSD_EDB;
@@ -1505,16 +1656,20 @@ static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kin
         sqlite3_bind_null(st, 7);
     int rc = sqlite3_step(st);
     done(st);
-    if (rc != SQLITE_DONE) return db_error(s, err);
-    if (kind != USERSD_CHANGE_PRESENCE || !s->base.history) return USERSD_OK;
-    if (!(st = prep(s, S_HISTORY_INSERT, err))) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, user_id);
-    sqlite3_bind_int64(st, 2, at);
-    sqlite3_bind_int(st, 3, status);
-    sqlite3_bind_int(st, 4, prev);
-    rc = sqlite3_step(st);
-    done(st);
     return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+}
+
+/* log_row, and a presence change (from prev to status) into the history
+ * too, when kept. */
+static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kind kind,
+                                  int64_t user_id, const char *username, int status,
+                                  int64_t last_seen, int64_t at, int64_t session_id, int prev,
+                                  struct usersd_err *err)
+{
+    enum usersd_code code =
+        log_row(s, kind, user_id, username, status, last_seen, at, session_id, err);
+    if (code || kind != USERSD_CHANGE_PRESENCE || !s->base.history) return code;
+    return history_append(s, user_id, at, status, prev, err);
 }
 
 /* Ends sessions and applies the presence rule (store.h), in the open
@@ -1552,10 +1707,10 @@ static enum usersd_code end_sessions(struct sqlite_store *s, const struct store_
     sqlite3_bind_int64(st, 2, e->now);
     rc = sqlite3_step(st);
     done(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(s, err);
-    return rc == SQLITE_ROW ? log_entry(s, USERSD_CHANGE_PRESENCE, e->user_id, name, USERSD_OFFLINE,
-                                        e->now, e->now, 0, status, err)
-                            : USERSD_OK;
+    if (rc != SQLITE_DONE) return db_error(s, err);
+    return sqlite3_changes(s->db) ? log_entry(s, USERSD_CHANGE_PRESENCE, e->user_id, name,
+                                              USERSD_OFFLINE, e->now, e->now, 0, status, err)
+                                  : USERSD_OK;
 }
 
 static enum usersd_code sq_session_end(struct store *base, const struct store_session_end *e,
@@ -1761,13 +1916,14 @@ static enum usersd_code sq_status_message(struct store *base, int64_t id, const 
         sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
         bind_time(st, 3, expires);
     }
-    code = one_user(s, st, out, err);
-    if (code == USERSD_ENOTFOUND && !text) { /* no message to clear, or no user */
-        rollback(s);
-        return sq_user_get(base, id, out, err);
-    }
-    if (!code && (st = prep(s, S_LOG_MESSAGE, err)) == NULL) code = USERSD_EDB;
-    if (!code) {
+    int rc = sqlite3_step(st);
+    done(st);
+    bool changed = rc == SQLITE_DONE && sqlite3_changes(s->db) > 0;
+    if (rc != SQLITE_DONE) code = db_error(s, err);
+    /* Nothing to clear, or no such user: the user as it is, or ENOTFOUND. */
+    if (!code) code = sq_user_get(base, id, out, err);
+    if (!code && changed && (st = prep(s, S_LOG_MESSAGE, err)) == NULL) code = USERSD_EDB;
+    if (!code && changed) {
         sqlite3_bind_int64(st, 1, out->id);
         sqlite3_bind_text(st, 2, out->username, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 3, (int)out->online_status);
@@ -1775,7 +1931,7 @@ static enum usersd_code sq_status_message(struct store *base, int64_t id, const 
         sqlite3_bind_int64(st, 5, now);
         if (text) sqlite3_bind_text(st, 6, text, -1, SQLITE_STATIC);
         bind_time(st, 7, text ? expires : USERSD_NULL_TIME);
-        int rc = sqlite3_step(st);
+        rc = sqlite3_step(st);
         done(st);
         if (rc != SQLITE_DONE) code = db_error(s, err);
     }
@@ -1812,14 +1968,6 @@ static enum usersd_code sq_status_message_expire(struct store *base, int64_t now
 
 /* ---- history ---------------------------------------------------------------- */
 
-static void row_history(sqlite3_stmt *st, int64_t user_id, struct store_history_row *h)
-{
-    h->user_id = user_id;
-    h->at = sqlite3_column_int64(st, 0);
-    h->status = sqlite3_column_int(st, 1);
-    h->prev = sqlite3_column_int(st, 2);
-}
-
 static enum usersd_code sq_history_read(struct store *base, int64_t id, int64_t start, int64_t end,
                                         struct store_history *out, struct usersd_err *err)
 {
@@ -1831,55 +1979,67 @@ static enum usersd_code sq_history_read(struct store *base, int64_t id, int64_t 
     out->since = rc == SQLITE_ROW ? col_time(st, 0) : USERSD_NULL_TIME;
     done(st);
     if (rc != SQLITE_ROW) return db_error(s, err);
-    if (!(st = prep(s, S_HISTORY_FIRST, err))) return USERSD_EDB;
+    if (!(st = prep(s, S_USER_PRESENCE, err))) return USERSD_EDB;
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, start);
-    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        out->have_first = true;
-        row_history(st, id, &out->first);
-    }
+    rc = sqlite3_step(st);
+    int64_t at_row = rc == SQLITE_ROW ? col_time(st, 3) : USERSD_NULL_TIME;
     done(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(s, err);
-    if (!(st = prep(s, S_HISTORY_ROWS, err))) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, start);
-    sqlite3_bind_int64(st, 3, end);
+    /* Walk the user's chain back from their latest change: the rows at or
+     * after end (the last of them is `next`), those inside the window (kept,
+     * newest first, reversed below), and the first at or before start. */
     size_t cap = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (out->count == cap) {
-            size_t ncap = cap ? cap * 2 : 32;
-            struct store_history_row *rows = realloc(out->rows, ncap * sizeof *rows);
-            if (!rows) {
-                done(st);
-                free(out->rows);
-                out->rows = NULL;
-                return err_set(err, USERSD_ENOMEM, NULL);
-            }
-            out->rows = rows;
-            cap = ncap;
+    enum usersd_code code = USERSD_OK;
+    while (at_row != USERSD_NULL_TIME && !code) {
+        if (!(st = prep(s, S_HISTORY_ROW, err))) {
+            code = USERSD_EDB;
+            break;
         }
-        row_history(st, id, &out->rows[out->count++]);
-    }
-    done(st);
-    if (rc != SQLITE_DONE) {
-        free(out->rows);
-        out->rows = NULL;
-        return db_error(s, err);
-    }
-    if (!(st = prep(s, S_HISTORY_NEXT, err))) rc = SQLITE_ERROR;
-    if (st) {
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, end);
-        if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            out->have_next = true;
-            row_history(st, id, &out->next);
+        sqlite3_bind_int64(st, 1, at_row);
+        rc = sqlite3_step(st);
+        struct store_history_row r = {0};
+        if (rc == SQLITE_ROW) {
+            r = (struct store_history_row){id, sqlite3_column_int64(st, 0),
+                                           sqlite3_column_int(st, 1), sqlite3_column_int(st, 2)};
+            at_row = col_time(st, 3);
         }
         done(st);
+        if (rc == SQLITE_DONE) break; /* pruned: the chain ends here */
+        if (rc != SQLITE_ROW) {
+            code = db_error(s, err);
+            break;
+        }
+        if (r.at >= end) {
+            out->have_next = true;
+            out->next = r;
+        } else if (r.at > start) {
+            if (out->count == cap) {
+                size_t ncap = cap ? cap * 2 : 32;
+                struct store_history_row *rows = realloc(out->rows, ncap * sizeof *rows);
+                if (!rows) {
+                    code = err_set(err, USERSD_ENOMEM, NULL);
+                    break;
+                }
+                out->rows = rows;
+                cap = ncap;
+            }
+            out->rows[out->count++] = r;
+        } else {
+            out->have_first = true;
+            out->first = r;
+            break;
+        }
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    if (code) {
         free(out->rows);
         out->rows = NULL;
-        return st ? db_error(s, err) : USERSD_EDB;
+        out->count = 0;
+        return code;
+    }
+    for (size_t i = 0; i < out->count / 2; i++) { /* oldest first */
+        struct store_history_row t = out->rows[i];
+        out->rows[i] = out->rows[out->count - 1 - i];
+        out->rows[out->count - 1 - i] = t;
     }
     return USERSD_OK;
 }
@@ -1998,23 +2158,23 @@ static enum usersd_code sq_minutes_read(struct store *base, int64_t from, int64_
     return USERSD_OK;
 }
 
-static enum usersd_code sq_dump_history(struct store *base, int64_t after_user, int64_t after_at,
-                                        size_t cap, struct store_history_row *rows, size_t *n,
+static enum usersd_code sq_dump_history(struct store *base, int64_t cursor[2], size_t cap,
+                                        struct store_history_row *rows, size_t *n,
                                         struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     sqlite3_stmt *st = prep(s, S_DUMP_HISTORY, err);
     if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, after_user);
-    sqlite3_bind_int64(st, 2, after_at);
-    sqlite3_bind_int64(st, 3, (int64_t)cap);
+    sqlite3_bind_int64(st, 1, cursor[0]); /* rowid order: time order, each user's in turn */
+    sqlite3_bind_int64(st, 2, (int64_t)cap);
     int rc = SQLITE_DONE;
     *n = 0;
     while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        rows[*n].user_id = sqlite3_column_int64(st, 0);
-        rows[*n].at = sqlite3_column_int64(st, 1);
-        rows[*n].status = sqlite3_column_int(st, 2);
-        rows[*n].prev = sqlite3_column_int(st, 3);
+        cursor[0] = sqlite3_column_int64(st, 0);
+        rows[*n].user_id = sqlite3_column_int64(st, 1);
+        rows[*n].at = sqlite3_column_int64(st, 2);
+        rows[*n].status = sqlite3_column_int(st, 3);
+        rows[*n].prev = sqlite3_column_int(st, 4);
         (*n)++;
     }
     done(st);
@@ -2044,31 +2204,30 @@ static enum usersd_code sq_load_history(struct store *base, const struct store_h
                                         struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    for (size_t i = 0; i < nh + nm; i++) {
-        sqlite3_stmt *st = prep(s, i < nh ? S_LOAD_HISTORY : S_LOAD_MINUTE, err);
+    enum usersd_code code = USERSD_OK;
+    /* Each user's rows come in time order (both drivers dump them so):
+     * appended, they chain as they did. */
+    for (size_t i = 0; i < nh && !code; i++)
+        code = history_append(s, h[i].user_id, h[i].at, h[i].status, h[i].prev, err);
+    for (size_t i = 0; i < nm && !code; i++) {
+        sqlite3_stmt *st = prep(s, S_LOAD_MINUTE, err);
         if (!st) return USERSD_EDB;
-        if (i < nh) {
-            sqlite3_bind_int64(st, 1, h[i].user_id);
-            sqlite3_bind_int64(st, 2, h[i].at);
-            sqlite3_bind_int(st, 3, h[i].status);
-            sqlite3_bind_int(st, 4, h[i].prev);
-        } else {
-            const struct store_minute_row *r = &m[i - nh];
-            sqlite3_bind_int64(st, 1, r->minute);
-            sqlite3_bind_int64(st, 2, r->online);
-            sqlite3_bind_int64(st, 3, r->away);
-            sqlite3_bind_int64(st, 4, r->offline);
-            sqlite3_bind_int64(st, 5, r->online_max);
-        }
+        const struct store_minute_row *r = &m[i];
+        sqlite3_bind_int64(st, 1, r->minute);
+        sqlite3_bind_int64(st, 2, r->online);
+        sqlite3_bind_int64(st, 3, r->away);
+        sqlite3_bind_int64(st, 4, r->offline);
+        sqlite3_bind_int64(st, 5, r->online_max);
         int rc = sqlite3_step(st);
         done(st);
-        if (rc != SQLITE_DONE) return db_error(s, err);
+        if (rc != SQLITE_DONE) code = db_error(s, err);
     }
-    return USERSD_OK;
+    return code;
 }
 
 const struct store_ops store_sqlite_ops = {
     .scheme = "sqlite",
+    .set_cache = sq_set_cache,
     .open = sq_open,
     .close = sq_close,
     .ping = sq_ping,

@@ -111,23 +111,47 @@ static bool digits(const char *s, int n, int *out)
     return true;
 }
 
+/* RFC 3339 section 5.6's date-time: "YYYY-MM-DDTHH:MM:SS", an optional
+ * fraction of 1 to 9 digits (cut to microseconds), then "Z" or an offset
+ * "+HH:MM" / "-HH:MM"; "T" and "Z" in either case. Leap seconds (60) and
+ * anything the grammar does not give are refused. */
 bool usersd_time_parse(const char *s, int64_t *out)
 {
-    int y, mo, d, h, mi, se, us;
-    if (!s || strlen(s) != USERSD_TIME_LEN) return false;
-    if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
-        s[19] != '.' || s[26] != 'Z')
+    int y, mo, d, h, mi, se, us = 0, off = 0;
+    if (!s) return false;
+    size_t len = strlen(s), i = 19;
+    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
+        s[16] != ':')
         return false;
     if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
-        !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &se) ||
-        !digits(s + 20, 6, &us))
+        !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &se))
         return false;
+    if (s[i] == '.') {
+        int n = 0;
+        for (i++; s[i] >= '0' && s[i] <= '9'; i++, n++)
+            if (n < 6) us = us * 10 + (s[i] - '0');
+        if (n == 0 || n > 9) return false;
+        for (; n < 6; n++)
+            us *= 10;
+    }
+    if ((s[i] == 'Z' || s[i] == 'z') && i + 1 == len) {
+        off = 0;
+    } else if ((s[i] == '+' || s[i] == '-') && i + 6 == len && s[i + 3] == ':') {
+        int oh, om;
+        if (!digits(s + i + 1, 2, &oh) || !digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
+            return false;
+        off = (s[i] == '+' ? 1 : -1) * (oh * 60 + om);
+    } else {
+        return false;
+    }
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 59)
         return false;
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (mo == 2 && d == 29 && !leap) return false;
     int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
-    *out = ((days * 86400 + h * 3600 + mi * 60 + se) * 1000000) + us;
+    /* Local time minus the offset is UTC. */
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - (int64_t)off * 60;
+    *out = secs * 1000000 + us;
     return true;
 }

@@ -205,7 +205,7 @@ enum usersd_code usersd_user_list(struct usersd *u, const struct usersd_list_que
 {
     struct usersd_list_query v = *q;
     memset(out, 0, sizeof *out);
-    if (v.search && strlen(v.search) > USERSD_SEARCH_MAX)
+    if (v.search && utf8_len(v.search) > USERSD_SEARCH_MAX)
         return err_field(err, "search", "search must be at most 200 characters");
     if ((unsigned)v.order > USERSD_ORDER_LAST_SEEN)
         return err_field(err, "ordering", "unknown ordering");

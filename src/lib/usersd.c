@@ -46,6 +46,11 @@ enum usersd_code usersd_open(struct usersd **out, const struct usersd_config *cf
         return rc;
     }
     u->store->history = u->cfg.history_days > 0;
+    if (cfg->cache_kib > 0 && u->store->ops->set_cache &&
+        (rc = u->store->ops->set_cache(u->store, cfg->cache_kib, err))) {
+        usersd_close(u);
+        return rc;
+    }
     *out = u;
     return USERSD_OK;
 }

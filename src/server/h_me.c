@@ -14,8 +14,9 @@ void h_heartbeat(struct req *r)
     if (r->caller.online_status == USERSD_ONLINE &&
         !usersd_activity_due(r->core, &r->caller, USERSD_NULL_TIME)) {
         /* Another device keeps the user seen; this one's session may still
-         * be due a last_used of its own. */
-        usersd_session_activity(r->core, &r->caller, &r->session, NULL);
+         * be due a last_used of its own (the writer takes it). */
+        if (usersd_activity_due(r->core, &r->caller, r->session.last_used))
+            writer_activity(r->caller.id, r->session.id);
         size_t len = 0;
         char *text = render_heartbeat_text(&r->caller, &len);
         reply_text(r, 200, JSON_TYPE, text, len);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parse.h"
 #include "server.h"
 
 void presence_set_from_body(struct req *r, int64_t id)
@@ -69,28 +70,21 @@ void h_online(struct req *r)
 void h_bulk_status(struct req *r)
 {
     const char *v = query_str(r, "ids");
-    int64_t ids[USERSD_PER_PAGE_MAX];
+    int64_t ids[PARSE_IDS_BULK_MAX];
     size_t n = 0;
     if (!v) {
         reply_fail(r, 400, "ids", "ids is required: 1 to 100 comma-separated user ids");
         return;
     }
-    for (const char *c = v;;) {
-        int64_t id = 0;
-        const char *start = c;
-        for (; *c >= '0' && *c <= '9'; c++)
-            if ((id = id * 10 + (*c - '0')) > INT32_MAX) break;
-        if (c == start || id > INT32_MAX || (*c && *c != ',')) {
-            reply_fail(r, 400, "ids", "ids must be comma-separated whole numbers");
-            return;
-        }
-        if (n == USERSD_PER_PAGE_MAX) {
-            reply_fail(r, 400, "ids", "at most 100 ids may be asked at once");
-            return;
-        }
-        ids[n++] = id;
-        if (!*c) break;
-        c++;
+    switch (parse_ids(v, strlen(v), ids, PARSE_IDS_BULK_MAX, &n)) {
+    case PARSE_IDS_MALFORMED:
+        reply_fail(r, 400, "ids", "ids must be comma-separated whole numbers");
+        return;
+    case PARSE_IDS_TOO_MANY:
+        reply_fail(r, 400, "ids", "at most 100 ids may be asked at once");
+        return;
+    case PARSE_IDS_OK:
+        break;
     }
     struct usersd_err err = {0};
     struct usersd_page p;

@@ -6,45 +6,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "parse.h"
 #include "server.h"
 
 /* ---- credentials ---------------------------------------------------------- */
-
-/* An origin reduced to scheme://host:port, lower-case, default port added,
- * so that "http://A.example" and "http://a.example:80" compare equal. */
-static bool origin_norm(const char *in, size_t len, char *out, size_t size)
-{
-    const char *sep = memchr(in, ':', len);
-    if (!sep || (size_t)(in + len - sep) < 3 || sep[1] != '/' || sep[2] != '/') return false;
-    size_t slen = (size_t)(sep - in);
-    const char *host = sep + 3, *end = in + len;
-    const char *slash = memchr(host, '/', (size_t)(end - host));
-    if (slash) end = slash; /* a Referer carries a path: drop it */
-    if (end == host) return false;
-    bool https = slen == 5 && strncasecmp(in, "https", 5) == 0;
-    if (!https && !(slen == 4 && strncasecmp(in, "http", 4) == 0)) return false;
-    const char *colon = NULL;
-    for (const char *c = host; c < end; c++)
-        if (*c == ':')
-            colon = c;
-        else if (*c == ']')
-            colon = NULL; /* inside an IPv6 literal */
-    size_t hlen = (size_t)((colon ? colon : end) - host);
-    char port[8];
-    if (colon) {
-        size_t plen = (size_t)(end - colon - 1);
-        if (plen == 0 || plen >= sizeof port) return false;
-        memcpy(port, colon + 1, plen);
-        port[plen] = 0;
-    } else {
-        snprintf(port, sizeof port, "%s", https ? "443" : "80");
-    }
-    int n = snprintf(out, size, "%s://%.*s:%s", https ? "https" : "http", (int)hlen, host, port);
-    if (n < 0 || (size_t)n >= size) return false;
-    for (char *c = out; *c; c++)
-        if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
-    return true;
-}
 
 /* OWASP's check for cookie-authenticated unsafe requests: Origin (or, when
  * absent, Referer) must be this server's own origin or a trusted one. */
@@ -52,22 +17,10 @@ static bool csrf_ok(struct req *r)
 {
     const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
     if (!origin) origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Referer");
-    if (!origin) return false;
-    char got[300], want[300];
-    if (!origin_norm(origin, strlen(origin), got, sizeof got)) return false; /* "null" too */
-    const struct server_config *cfg = server_config();
     const char *host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Host");
-    if (host) {
-        char own[300];
-        snprintf(own, sizeof own, "%s://%s", cfg->cookie_secure ? "https" : "http", host);
-        if (origin_norm(own, strlen(own), want, sizeof want) && strcmp(got, want) == 0) return true;
-    }
-    for (int i = 0; i < cfg->n_trusted; i++)
-        if (origin_norm(cfg->trusted_origins[i], strlen(cfg->trusted_origins[i]), want,
-                        sizeof want) &&
-            strcmp(got, want) == 0)
-            return true;
-    return false;
+    const struct server_config *cfg = server_config();
+    return parse_origin_allowed(origin, host, cfg->cookie_secure, cfg->trusted_origins,
+                                (size_t)cfg->n_trusted);
 }
 
 /* Finds the caller. Returns 0 when authenticated or when no credentials were
@@ -76,33 +29,32 @@ static int authenticate(struct req *r)
 {
     const char *hdr = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
     const char *key = NULL;
+    size_t key_len = 0;
     bool via_cookie = false;
     if (hdr) {
-        if (strncasecmp(hdr, "Token ", 6) == 0)
-            key = hdr + 6;
-        else if (strncasecmp(hdr, "Bearer ", 7) == 0)
-            key = hdr + 7;
-        else {
+        if (!parse_authorization(hdr, strlen(hdr), &key, &key_len)) {
             reply_fail(r, 401, NULL, "the Authorization header must be 'Token <key>'");
             return 401;
         }
-        while (*key == ' ')
-            key++;
     } else {
         key = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "usersd_session");
         via_cookie = key != NULL;
+        key_len = key ? strlen(key) : 0;
     }
     if (!key) return 0;
-    struct usersd_err err = {0};
-    enum usersd_code rc = usersd_session_resolve(r->core, key, &r->caller, &r->session, &err);
-    /* Activity is a write: inside a read scope it waits for the scope's end.
-     * Presence writes of the caller's own (heartbeat, own status) carry it
-     * in their group-committed write instead. */
-    if (rc == USERSD_OK && !r->route->own_activity) {
-        if (r->read_scope)
-            r->touch_pending = true;
-        else
-            rc = usersd_session_activity(r->core, &r->caller, &r->session, &err);
+    /* A key of the wrong shape is refused before any lookup. */
+    struct usersd_err err = {.code = USERSD_EAUTH, .msg = "invalid token"};
+    enum usersd_code rc = USERSD_EAUTH;
+    if (parse_token_shape(key, key_len))
+        rc = usersd_session_resolve(r->core, key, &r->caller, &r->session, &err);
+    /* Activity is a write (at most once per activity interval): the group-
+     * commit writer takes it with its next batch and the request does not
+     * wait for it. Presence writes of the caller's own (heartbeat, own
+     * status) carry it in their own write instead. */
+    if (rc == USERSD_OK && !r->route->own_activity &&
+        usersd_activity_due(r->core, &r->caller, r->session.last_used)) {
+        writer_activity(r->caller.id, r->session.id);
+        r->caller.last_seen = usersd_now(r->core); /* as the writer will have it */
     }
     if (rc) {
         reply_err(r, &err);
@@ -115,7 +67,8 @@ static int authenticate(struct req *r)
                    "server (or a --trusted-origin)");
         return 403;
     }
-    snprintf(r->token, sizeof r->token, "%s", key);
+    memcpy(r->token, key, USERSD_TOKEN_LEN); /* the shape was checked: exactly this long */
+    r->token[USERSD_TOKEN_LEN] = 0;
     r->authed = true;
     return 0;
 }
@@ -128,6 +81,40 @@ static enum body_type content_type(struct req *r)
     if (n == 16 && strncasecmp(ct, "application/json", n) == 0) return BODY_JSON;
     if (n == 33 && strncasecmp(ct, "application/x-www-form-urlencoded", n) == 0) return BODY_FORM;
     return BODY_OTHER;
+}
+
+/* The first query parameter that is not text, if any: its name when the
+ * name itself is text (it goes into the reply), else "". */
+struct bad_query {
+    bool found;
+    char name[32];
+};
+
+static enum MHD_Result query_arg_check(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    struct bad_query *b = cls;
+    if (parse_query_text(key, key_size) && (!value || parse_query_text(value, value_size)))
+        return MHD_YES;
+    b->found = true;
+    if (parse_query_text(key, key_size) && key_size < sizeof b->name)
+        memcpy(b->name, key, key_size + 1);
+    return MHD_NO;
+}
+
+/* Query names and values are UTF-8 text without NUL (MHD has decoded
+ * %XX): handlers read them as C strings, which a NUL would cut short, and
+ * PostgreSQL refuses text that is not UTF-8. */
+static bool query_ok(struct req *r)
+{
+    struct bad_query b = {0};
+    MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, query_arg_check, &b);
+    if (!b.found) return true;
+    reply_fail(r, 400, b.name[0] ? b.name : NULL,
+               "query parameter %s%s%smust be UTF-8 text without NUL characters",
+               b.name[0] ? "'" : "", b.name, b.name[0] ? "' " : "");
+    return false;
 }
 
 bool request_precheck(struct req *r)
@@ -171,7 +158,7 @@ bool request_precheck(struct req *r)
                    "the body must be application/json or application/x-www-form-urlencoded");
         return false;
     }
-    return true;
+    return query_ok(r);
 }
 
 bool request_body_append(struct req *r, const char *data, size_t size)
@@ -194,60 +181,6 @@ bool request_body_append(struct req *r, const char *data, size_t size)
 
 /* ---- body ------------------------------------------------------------------ */
 
-static size_t depth(json_t *v)
-{
-    size_t d = 0;
-    if (json_is_object(v)) {
-        const char *k;
-        json_t *x;
-        json_object_foreach(v, k, x)
-        {
-            size_t c = depth(x);
-            if (c > d) d = c;
-        }
-        return d + 1;
-    }
-    if (json_is_array(v)) {
-        size_t i;
-        json_t *x;
-        json_array_foreach(v, i, x)
-        {
-            size_t c = depth(x);
-            if (c > d) d = c;
-        }
-        return d + 1;
-    }
-    return 0;
-}
-
-/* application/x-www-form-urlencoded into a JSON object of strings. */
-static json_t *parse_form(char *body)
-{
-    json_t *o = json_object();
-    char *save = NULL;
-    for (char *pair = strtok_r(body, "&", &save); o && pair; pair = strtok_r(NULL, "&", &save)) {
-        char *eq = strchr(pair, '=');
-        char *val = eq ? eq + 1 : pair + strlen(pair);
-        if (eq) *eq = 0;
-        for (char *c = pair; *c; c++)
-            if (*c == '+') *c = ' ';
-        for (char *c = val; *c; c++)
-            if (*c == '+') *c = ' ';
-        size_t kl = MHD_http_unescape(pair), vl = MHD_http_unescape(val);
-        if (strlen(pair) != kl || strlen(val) != vl || !*pair) goto bad; /* NUL inside */
-        json_t *s = json_stringn(val, vl);
-        if (!s) goto bad; /* not UTF-8 */
-        if (!json_object_get(o, pair))
-            json_object_set_new(o, pair, s);
-        else
-            json_decref(s);
-    }
-    return o;
-bad:
-    json_decref(o);
-    return NULL;
-}
-
 bool request_parse_body(struct req *r, bool required)
 {
     if (r->body_len == 0) {
@@ -259,26 +192,17 @@ bool request_parse_body(struct req *r, bool required)
         return r->json != NULL;
     }
     if (r->body_type == BODY_FORM) {
-        r->json = parse_form(r->body);
+        r->json = parse_form(r->body, r->body_len);
         if (!r->json) {
             reply_fail(r, 400, NULL, "the form body is malformed");
             return false;
         }
         return true;
     }
-    json_error_t jerr;
-    r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    char msg[sizeof r->errmsg];
+    r->json = parse_json_object(r->body, r->body_len, msg, sizeof msg);
     if (!r->json) {
-        reply_fail(r, 400, NULL, "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                   jerr.column);
-        return false;
-    }
-    if (!json_is_object(r->json)) {
-        reply_fail(r, 400, NULL, "the request body must be a JSON object");
-        return false;
-    }
-    if (depth(r->json) > 32) {
-        reply_fail(r, 400, NULL, "the JSON is nested deeper than 32 levels");
+        reply_fail(r, 400, NULL, "%s", msg);
         return false;
     }
     return true;
@@ -286,41 +210,24 @@ bool request_parse_body(struct req *r, bool required)
 
 bool body_str(struct req *r, const char *name, const char **out)
 {
-    json_t *v = json_object_get(r->json, name);
-    if (!v) return true;
-    if (!json_is_string(v)) {
+    switch (parse_field_str(r->json, name, out)) {
+    case PARSE_FIELD_WRONG_TYPE:
         reply_fail(r, 400, name, "%s must be a string", name);
         return false;
-    }
-    if (strlen(json_string_value(v)) != json_string_length(v)) {
+    case PARSE_FIELD_NUL:
         reply_fail(r, 400, name, "%s may not contain NUL characters", name);
         return false;
+    default:
+        return true;
     }
-    *out = json_string_value(v);
-    return true;
-}
-
-static int parse_bool(const char *s)
-{
-    if (!strcmp(s, "true") || !strcmp(s, "1")) return 1;
-    if (!strcmp(s, "false") || !strcmp(s, "0")) return 0;
-    return -1;
 }
 
 bool body_bool(struct req *r, const char *name, int *out)
 {
-    json_t *v = json_object_get(r->json, name);
-    if (!v) return true;
-    int b = -1;
-    if (json_is_boolean(v))
-        b = json_is_true(v);
-    else if (r->body_type == BODY_FORM && json_is_string(v)) /* forms carry only strings */
-        b = parse_bool(json_string_value(v));
-    if (b < 0) {
+    if (parse_field_bool(r->json, name, r->body_type == BODY_FORM, out) == PARSE_FIELD_WRONG_TYPE) {
         reply_fail(r, 400, name, "%s must be true or false", name);
         return false;
     }
-    *out = b;
     return true;
 }
 
@@ -361,13 +268,11 @@ const char *query_str(struct req *r, const char *name)
 bool query_int(struct req *r, const char *name, int *out)
 {
     const char *v = query_str(r, name);
+    int64_t n;
     if (!v) return true;
-    int64_t n = 0;
-    for (const char *c = v; *c; c++) {
-        if (*c < '0' || *c > '9' || (n = n * 10 + (*c - '0')) > INT32_MAX) {
-            reply_fail(r, 400, name, "%s must be a whole number from 0 to 2147483647", name);
-            return false;
-        }
+    if (!parse_uint(v, strlen(v), PARSE_QUERY_INT_MAX, &n)) {
+        reply_fail(r, 400, name, "%s must be a whole number from 0 to 2147483647", name);
+        return false;
     }
     *out = (int)n;
     return true;
@@ -377,7 +282,7 @@ bool query_bool(struct req *r, const char *name, int *out)
 {
     const char *v = query_str(r, name);
     if (!v) return true;
-    int b = parse_bool(v);
+    int b = parse_bool(v, strlen(v));
     if (b < 0) {
         reply_fail(r, 400, name, "%s must be true, false, 1 or 0", name);
         return false;
@@ -410,9 +315,4 @@ void request_end_reads(struct req *r)
     if (!r->read_scope) return;
     usersd_read_end(r->core);
     r->read_scope = false;
-    if (r->touch_pending) {
-        r->touch_pending = false;
-        /* best effort: the reply is out */
-        usersd_session_activity(r->core, &r->caller, &r->session, NULL);
-    }
 }

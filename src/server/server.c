@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "parse.h"
 #include "server.h"
 
 static const struct server_config *g_cfg;
@@ -112,6 +113,7 @@ static bool route_and_check(struct req *r, const char *url)
     char allow[128];
     int status = 404;
     r->checked = true;
+    if (dashboard_serve(r, url)) return false; /* a page of the dashboard, answered */
     r->route = router_match(r->method, url, &r->path_id, &status, allow, sizeof allow);
     if (!r->route) {
         dispatch_error(r, status, allow);
@@ -148,6 +150,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->path_id = -1;
         atomic_fetch_add(&g_inflight, 1);
         *con_cls = r;
+        /* Before anything reads it: a method that is not an RFC 7230 token
+         * is a malformed request (and its bytes must not reach a reply). */
+        if (!parse_method_token(method, strlen(method))) {
+            r->checked = true;
+            reply_fail(r, 400, NULL, "the request method is not a valid HTTP method");
+            return MHD_YES;
+        }
         if (has_body(conn)) route_and_check(r, url);
         return MHD_YES;
     }

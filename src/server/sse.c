@@ -19,7 +19,15 @@
  * leaves them online). Only the refresh does this, so when the process dies
  * nothing is left behind: decay runs from the last refresh. A session that
  * ends (logout, revocation, expiry, in any process: the log says so)
- * closes its streams. */
+ * closes its streams.
+ *
+ * Subscriptions (?ids=, API.md §7): a stream that follows a few users is
+ * registered under each of them in `subs` (user id → streams). The hub
+ * hands each new event to the streams found under its user: a small queue
+ * of ring positions per stream, and a resume of that stream alone. So a
+ * change costs per interested stream, not per open stream; the streams
+ * that follow everyone (the firehose) are a list of their own that every
+ * change resumes. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,6 +37,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "parse.h"
 #include "server.h"
 
 #define RING_CAP 4096         /* events kept in memory for live streams */
@@ -42,9 +51,11 @@
 #define EXPIRE_EVERY_US 1000000
 #define SAMPLE_EVERY_US 1000000 /* the per-minute history row: checked every second */
 #define REFRESH_CHUNK 256       /* sessions refreshed per transaction */
+#define QUEUE_MAX 1024          /* events waiting for one filtered stream before it is dropped */
 
 struct event {
     int64_t seq;
+    int64_t user_id; /* whose change: the key that routes it to its followers */
     size_t len;
     char text[EVENT_MAX];
 };
@@ -59,17 +70,28 @@ struct stream {
     size_t pending_len, pending_off;
     int64_t last_write_us;
     bool suspended;
-    struct stream *prev, *next;
+    struct stream *prev, *next;   /* every stream */
+    struct stream *fprev, *fnext; /* the firehose: streams without ?ids= */
+    int64_t *ids;                 /* followed users, sorted, once each (NULL: everyone) */
+    size_t nids;
+    int64_t *asked; /* the ids as asked (the snapshot's order) */
+    size_t nasked;
+    uint64_t *queue;          /* ring positions of its users' events */
+    size_t qhead, qlen, qcap; /* a circular buffer (qcap a power of two) */
+    bool overflow;            /* fell QUEUE_MAX behind: dropped, it reconnects */
+    bool attached;            /* on the hub's lists */
 };
 
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    struct event *ring;   /* RING_CAP slots; event p lives at ring[p % RING_CAP] */
-    uint64_t first, next; /* positions of the oldest and the next event */
-    int64_t head;         /* the newest seq the hub has read */
-    int64_t evicted;      /* the newest seq dropped from the ring */
-    struct stream *streams;
+    struct event *ring;      /* RING_CAP slots; event p lives at ring[p % RING_CAP] */
+    uint64_t first, next;    /* positions of the oldest and the next event */
+    int64_t head;            /* the newest seq the hub has read */
+    int64_t evicted;         /* the newest seq dropped from the ring */
+    struct stream *streams;  /* all */
+    struct stream *firehose; /* those without ?ids= */
+    struct subs *subs;       /* user id → filtered streams */
     atomic_long nstreams;
     bool stopping, running;
     pthread_t thread;
@@ -100,18 +122,64 @@ static bool render_event(const struct usersd_change *c, struct event *ev)
     free(data);
     if (n < 0 || (size_t)n >= sizeof ev->text) return false;
     ev->seq = c->seq;
+    ev->user_id = c->user_id;
     ev->len = (size_t)n;
     return true;
 }
 
-/* Resumes every suspended stream (hub lock held). */
-static void resume_all(bool only_idle, int64_t now)
+static void resume(struct stream *s)
 {
-    for (struct stream *s = hub.streams; s; s = s->next)
-        if (s->suspended && (!only_idle || s->closing || now - s->last_write_us >= KEEPALIVE_US)) {
-            s->suspended = false;
-            MHD_resume_connection(s->conn);
+    if (s->suspended) {
+        s->suspended = false;
+        MHD_resume_connection(s->conn);
+    }
+}
+
+/* Resumes the suspended streams that have something to do (hub lock held):
+ * firehose streams after new events; with only_idle, any stream due a
+ * keepalive or to be closed; with all, every stream (shutdown). */
+static void resume_all(bool only_idle, bool all, int64_t now)
+{
+    if (only_idle || all) {
+        for (struct stream *s = hub.streams; s; s = s->next)
+            if (all || s->closing || now - s->last_write_us >= KEEPALIVE_US) resume(s);
+        return;
+    }
+    for (struct stream *s = hub.firehose; s; s = s->fnext)
+        resume(s);
+}
+
+/* Queues ring position p for filtered stream s (hub lock held). */
+static void enqueue(struct stream *s, uint64_t p)
+{
+    if (s->overflow) return;
+    if (s->qlen == s->qcap) {
+        size_t cap = s->qcap ? s->qcap * 2 : 8;
+        uint64_t *q = cap <= QUEUE_MAX ? malloc(cap * sizeof *q) : NULL;
+        if (!q) {
+            s->overflow = true;
+            return;
         }
+        for (size_t i = 0; i < s->qlen; i++)
+            q[i] = s->queue[(s->qhead + i) & (s->qcap - 1)];
+        free(s->queue);
+        s->queue = q;
+        s->qcap = cap;
+        s->qhead = 0;
+    }
+    s->queue[(s->qhead + s->qlen++) & (s->qcap - 1)] = p;
+}
+
+/* Hands ring position p to the streams following its user (hub lock held). */
+static void route(uint64_t p)
+{
+    size_t n;
+    void *const *v = subs_get(hub.subs, hub.ring[p % RING_CAP].user_id, &n);
+    for (size_t i = 0; i < n; i++) {
+        struct stream *s = v[i];
+        enqueue(s, p);
+        resume(s);
+    }
 }
 
 /* Ends the streams of a session that ended (session 0: every session of
@@ -224,9 +292,9 @@ static size_t hub_fetch(void)
                 hub.first++;
             }
             struct event *ev = &hub.ring[hub.next % RING_CAP];
-            if (render_event(&c.items[i], ev)) hub.next++;
+            if (render_event(&c.items[i], ev)) route(hub.next++);
         }
-        if (c.count) resume_all(false, 0);
+        if (c.count) resume_all(false, false, 0);
         pthread_mutex_unlock(&hub.lock);
         total += c.count;
         size_t n = c.count;
@@ -318,12 +386,12 @@ static void *hub_main(void *arg)
         }
         pthread_mutex_lock(&hub.lock);
         if (now >= next_keepalive) {
-            resume_all(true, now);
+            resume_all(true, false, now);
             next_keepalive = now + 1000000;
         }
     }
     /* Shutting down: wake every stream so it ends and MHD can stop. */
-    resume_all(false, 0);
+    resume_all(false, true, 0);
     pthread_mutex_unlock(&hub.lock);
     return NULL;
 }
@@ -332,6 +400,7 @@ int sse_start(struct usersd_err *err)
 {
     struct usersd_config c = server_core_config();
     if (usersd_open(&hub.core, &c, err)) return -1;
+    if (!(hub.subs = subs_new())) goto fail;
     if (usersd_changes_head(hub.core, &hub.head, err)) goto fail;
     hub.evicted = hub.head;
     hub.ring = calloc(RING_CAP, sizeof *hub.ring);
@@ -345,6 +414,8 @@ fail:
     hub.core = NULL;
     free(hub.ring);
     hub.ring = NULL;
+    subs_free(hub.subs);
+    hub.subs = NULL;
     return -1;
 }
 
@@ -365,11 +436,19 @@ void sse_release(void)
     hub.core = NULL;
     free(hub.ring);
     hub.ring = NULL;
+    subs_free(hub.subs);
+    hub.subs = NULL;
 }
 
 void sse_notify(void)
 {
     pthread_cond_signal(&hub.wake);
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
 }
 
 /* The first ring position holding seq > cursor (hub lock held). */
@@ -411,13 +490,27 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             s->pending = NULL;
         }
     }
-    if (!s->pending && s->cursor < hub.evicted && s->cursor < hub.head) {
+    bool behind = s->ids ? s->overflow || (s->qlen && s->queue[s->qhead] < hub.first)
+                         : s->cursor < hub.evicted && s->cursor < hub.head;
+    if (!s->pending && behind) {
         /* Fell behind what the ring keeps: drop; Last-Event-ID recovers. */
         pthread_mutex_unlock(&hub.lock);
         return n ? (ssize_t)n : MHD_CONTENT_READER_END_WITH_ERROR;
     }
-    for (uint64_t p = ring_after(s->cursor); !s->pending && n < max && p < hub.next; p++) {
-        const struct event *ev = &hub.ring[p % RING_CAP];
+    /* The firehose walks the ring from its cursor; a filtered stream takes
+     * the positions routed to it. */
+    uint64_t p = s->ids ? 0 : ring_after(s->cursor);
+    while (!s->pending && n < max) {
+        if (s->ids) {
+            if (!s->qlen) break;
+            p = s->queue[s->qhead];
+            s->qhead = (s->qhead + 1) & (s->qcap - 1);
+            s->qlen--;
+            if (hub.ring[p % RING_CAP].seq <= s->cursor) continue; /* sent by the replay */
+        } else if (p >= hub.next) {
+            break;
+        }
+        const struct event *ev = &hub.ring[p++ % RING_CAP];
         size_t off = 0;
         n += take(buf + n, max - n, ev->text, ev->len, &off);
         s->cursor = ev->seq;
@@ -448,19 +541,67 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
+/* Puts s on the hub's lists (and under its users) and queues the ring's
+ * events it has not had yet (hub lock held); false when out of memory. */
+static bool attach(struct stream *s)
+{
+    for (size_t i = 0; i < s->nids; i++)
+        if (!subs_add(hub.subs, s->ids[i], s)) {
+            while (i--)
+                subs_remove(hub.subs, s->ids[i], s);
+            return false;
+        }
+    s->attached = true;
+    s->next = hub.streams;
+    if (hub.streams) hub.streams->prev = s;
+    hub.streams = s;
+    if (!s->ids) {
+        s->fnext = hub.firehose;
+        if (hub.firehose) hub.firehose->fprev = s;
+        hub.firehose = s;
+        return true;
+    }
+    /* Events the hub took in between the stream's start and now. */
+    for (uint64_t p = ring_after(s->cursor); p < hub.next; p++)
+        if (bsearch(&hub.ring[p % RING_CAP].user_id, s->ids, s->nids, sizeof *s->ids, cmp_id))
+            enqueue(s, p);
+    return true;
+}
+
+static void stream_done(struct stream *s)
+{
+    free(s->pending);
+    free(s->ids);
+    free(s->asked);
+    free(s->queue);
+    free(s);
+}
+
 static void stream_free(void *cls)
 {
     struct stream *s = cls;
+    if (!s->attached) {
+        stream_done(s);
+        return;
+    }
     pthread_mutex_lock(&hub.lock);
     if (s->prev)
         s->prev->next = s->next;
     else
         hub.streams = s->next;
     if (s->next) s->next->prev = s->prev;
+    if (!s->ids) {
+        if (s->fprev)
+            s->fprev->fnext = s->fnext;
+        else
+            hub.firehose = s->fnext;
+        if (s->fnext) s->fnext->fprev = s->fprev;
+    }
+    for (size_t i = 0; i < s->nids; i++)
+        subs_remove(hub.subs, s->ids[i], s);
     pthread_mutex_unlock(&hub.lock);
     atomic_fetch_sub(&hub.nstreams, 1);
-    free(s->pending);
-    free(s);
+    stream_done(s);
 }
 
 /* Appends to a growing string; false when out of memory. */
@@ -481,8 +622,43 @@ static bool append(char **buf, size_t *len, size_t *cap, const char *s, size_t n
     return true;
 }
 
+/* The first event of a filtered stream: the current state of its users, in
+ * the order asked (unknown ids left out, an id asked twice once), as
+ * `event: snapshot` with {"statuses": [...]}. */
+static bool snapshot(struct req *r, struct stream *s, size_t *len, size_t *cap)
+{
+    struct usersd_page all = {0};
+    all.users = malloc((s->nasked ? s->nasked : 1) * sizeof *all.users);
+    if (!all.users) return false;
+    struct usersd_err err = {0};
+    for (size_t off = 0; off < s->nasked; off += USERSD_PER_PAGE_MAX) {
+        size_t k = s->nasked - off < USERSD_PER_PAGE_MAX ? s->nasked - off : USERSD_PER_PAGE_MAX;
+        struct usersd_page p;
+        if (usersd_users_by_ids(r->core, s->asked + off, k, &p, &err)) {
+            usersd_page_free(&all);
+            return false;
+        }
+        for (size_t i = 0; i < p.count; i++) {
+            size_t j = 0;
+            while (j < all.count && all.users[j].id != p.users[i].id)
+                j++;
+            if (j == all.count) all.users[all.count++] = p.users[i];
+        }
+        usersd_page_free(&p);
+    }
+    size_t n = 0;
+    char *data = render_statuses_text(&all, &n);
+    usersd_page_free(&all);
+    static const char head[] = "event: snapshot\ndata: ";
+    bool ok = data && append(&s->pending, len, cap, head, sizeof head - 1) &&
+              append(&s->pending, len, cap, data, n) && append(&s->pending, len, cap, "\n\n", 2);
+    free(data);
+    return ok;
+}
+
 /* What a reconnecting client missed, read from the log: the replayed
- * events, or a resync notice when the gap is past retention. */
+ * events, or a resync notice when the gap is past retention (and, for a
+ * filtered stream, a snapshot after it, as its client reloads nothing). */
 static bool replay(struct req *r, int64_t since, struct stream *s, size_t *len, size_t *cap)
 {
     struct event ev;
@@ -495,11 +671,14 @@ static bool replay(struct req *r, int64_t since, struct stream *s, size_t *len, 
             if (rc != USERSD_EGONE) return false;
             break;
         }
-        for (size_t i = 0; i < c.count; i++)
+        for (size_t i = 0; i < c.count; i++) {
+            if (s->ids && !bsearch(&c.items[i].user_id, s->ids, s->nids, sizeof *s->ids, cmp_id))
+                continue; /* filtered the same way as live events */
             if (render_event(&c.items[i], &ev) && !append(&s->pending, len, cap, ev.text, ev.len)) {
                 usersd_changes_free(&c);
                 return false;
             }
+        }
         if (c.count) s->cursor = c.items[c.count - 1].seq;
         total += (int)c.count;
         size_t n = c.count;
@@ -515,27 +694,21 @@ static bool replay(struct req *r, int64_t since, struct stream *s, size_t *len, 
                      "available; reload the current state\",\"next_since\":%lld}\n\n",
                      (long long)since, (long long)head);
     s->cursor = head;
-    return append(&s->pending, len, cap, msg, (size_t)n);
-}
-
-static bool parse_seq(const char *v, int64_t *out)
-{
-    int64_t n = 0;
-    if (!v || !*v) return false;
-    for (const char *c = v; *c; c++) {
-        if (*c < '0' || *c > '9' || n > (INT64_MAX - 9) / 10) return false;
-        n = n * 10 + (*c - '0');
-    }
-    *out = n;
-    return true;
+    return append(&s->pending, len, cap, msg, (size_t)n) && (!s->ids || snapshot(r, s, len, cap));
 }
 
 void h_stream(struct req *r)
 {
+    /* The header echoes an id this server sent (any seq); the query value
+     * is a query integer like any other (API.md §6: at most 2^31-1). */
     const char *last = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Last-Event-ID");
-    if (!last) last = query_str(r, "last_event_id");
+    int64_t max = INT64_MAX;
+    if (!last) {
+        last = query_str(r, "last_event_id");
+        max = PARSE_QUERY_INT_MAX;
+    }
     int64_t since = -1;
-    if (last && !parse_seq(last, &since)) {
+    if (last && !parse_uint(last, strlen(last), max, &since)) {
         reply_fail(r, 400, "Last-Event-ID", "Last-Event-ID must be an event id from this stream");
         return;
     }
@@ -543,6 +716,34 @@ void h_stream(struct req *r)
     if (!s) {
         reply_fail(r, 500, NULL, "the server ran out of memory");
         return;
+    }
+    /* ?ids=: only these users. Present but empty is 400 here (an exception
+     * to §6's empty-value rule): an empty contact list never means all. */
+    const char *ids = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "ids");
+    if (ids) {
+        size_t n = 0;
+        s->asked = malloc(PARSE_IDS_STREAM_MAX * sizeof *s->asked);
+        enum parse_ids_rc rc = s->asked
+                                   ? parse_ids(ids, strlen(ids), s->asked, PARSE_IDS_STREAM_MAX, &n)
+                                   : PARSE_IDS_MALFORMED;
+        if (rc != PARSE_IDS_OK) {
+            stream_done(s);
+            reply_fail(r, 400, "ids",
+                       rc == PARSE_IDS_TOO_MANY ? "at most 1000 ids may be followed at once"
+                                                : "ids must be 1 to 1000 comma-separated user ids");
+            return;
+        }
+        s->nasked = n;
+        s->ids = malloc(n * sizeof *s->ids);
+        if (!s->ids) {
+            stream_done(s);
+            reply_fail(r, 500, NULL, "the server ran out of memory");
+            return;
+        }
+        memcpy(s->ids, s->asked, n * sizeof *s->ids);
+        qsort(s->ids, n, sizeof *s->ids, cmp_id);
+        for (size_t i = 0; i < n; i++) /* once each */
+            if (!s->nids || s->ids[s->nids - 1] != s->ids[i]) s->ids[s->nids++] = s->ids[i];
     }
     s->conn = r->conn;
     s->user_id = r->caller.id;
@@ -568,14 +769,20 @@ void h_stream(struct req *r)
         pthread_mutex_lock(&hub.lock);
         s->cursor = hub.head;
         pthread_mutex_unlock(&hub.lock);
+        /* A snapshot is exact: the log's head and the users' state are read
+         * in one read snapshot (SQLite; on PostgreSQL the head first, so a
+         * change in between is sent after the snapshot as well, never
+         * lost). */
+        if (s->ids)
+            ok = ok && usersd_changes_head(r->core, &s->cursor, NULL) == USERSD_OK &&
+                 snapshot(r, s, &len, &cap);
     }
     s->pending_len = len;
     struct MHD_Response *resp =
         ok ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free)
            : NULL;
     if (!resp) {
-        free(s->pending);
-        free(s);
+        stream_done(s);
         reply_fail(r, 500, NULL, "the server ran out of memory");
         return;
     }
@@ -583,10 +790,13 @@ void h_stream(struct req *r)
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* nginx: do not buffer */
     pthread_mutex_lock(&hub.lock);
-    s->next = hub.streams;
-    if (hub.streams) hub.streams->prev = s;
-    hub.streams = s;
+    ok = attach(s);
     pthread_mutex_unlock(&hub.lock);
+    if (!ok) {
+        MHD_destroy_response(resp); /* frees s: stream_free sees it was never attached */
+        reply_fail(r, 500, NULL, "the server ran out of memory");
+        return;
+    }
     atomic_fetch_add(&hub.nstreams, 1);
     if (MHD_queue_response(r->conn, 200, resp) == MHD_YES) {
         r->answered = true;
@@ -600,8 +810,9 @@ void h_changes(struct req *r)
     int64_t since = -1;
     int limit = USERSD_CHANGES_LIMIT_DEFAULT;
     const char *v = query_str(r, "since");
-    if (v && !parse_seq(v, &since)) {
-        reply_fail(r, 400, "since", "since must be a whole number (a seq from this log)");
+    if (v && !parse_uint(v, strlen(v), PARSE_QUERY_INT_MAX, &since)) {
+        reply_fail(r, 400, "since",
+                   "since must be a whole number from 0 to 2147483647 (a seq from this log)");
         return;
     }
     if (!query_int(r, "limit", &limit)) return;

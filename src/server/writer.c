@@ -16,20 +16,66 @@
 #include "server.h"
 
 #define BATCH_MAX 1024
+#define WRITER_CACHE_KIB (48 * 1024)
+#define ACTIVITY_MAX 65536 /* activity queued at most (16 bytes each) */
+
+/* A request's activity to write: the caller seen now, their session used. */
+struct activity {
+    int64_t user_id, session_id;
+};
 
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     struct req *head, *tail; /* queued jobs, oldest first */
+    struct activity *acts;   /* queued activity (nobody waits for it) */
+    size_t nacts, capacts;
     bool stopping, running;
     pthread_t thread;
     struct usersd *core;
 } w = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
-static void run_batch(struct req **jobs, size_t n)
+/* Jobs in user id order, each user's in the order they came: the writes of
+ * a batch then walk the presence table and its index in key order (fewer
+ * pages touched, and those in order), and a user's own changes keep their
+ * order. */
+static int by_user(const void *a, const void *b)
+{
+    const struct req *x = *(struct req *const *)a, *y = *(struct req *const *)b;
+    if (x->job.user_id != y->job.user_id) return x->job.user_id < y->job.user_id ? -1 : 1;
+    return (x->job.order > y->job.order) - (x->job.order < y->job.order);
+}
+
+static int by_activity(const void *a, const void *b)
+{
+    const struct activity *x = a, *y = b;
+    if (x->user_id != y->user_id) return x->user_id < y->user_id ? -1 : 1;
+    return (x->session_id > y->session_id) - (x->session_id < y->session_id);
+}
+
+/* The activity of requests, in the batch's transaction: each user and
+ * session once, in key order. Best effort: nobody waits for it, and it is
+ * written at most once per activity interval anyway. */
+static void run_activity(struct activity *acts, size_t n)
+{
+    if (!n) return;
+    qsort(acts, n, sizeof *acts, by_activity);
+    for (size_t i = 0; i < n; i++) {
+        if (i && !by_activity(&acts[i - 1], &acts[i])) continue;
+        struct usersd_user user = {.id = acts[i].user_id, .last_seen = USERSD_NULL_TIME};
+        struct usersd_session session = {.id = acts[i].session_id, .last_used = USERSD_NULL_TIME};
+        usersd_session_activity(w.core, &user, session.id ? &session : NULL, NULL);
+    }
+}
+
+static void run_batch(struct req **jobs, size_t n, struct activity *acts, size_t nacts)
 {
     struct usersd_err err = {0};
+    for (size_t i = 0; i < n; i++)
+        jobs[i]->job.order = i;
+    qsort(jobs, n, sizeof *jobs, by_user);
     enum usersd_code rc = usersd_batch_begin(w.core, &err);
+    if (!rc) run_activity(acts, nacts);
     for (size_t i = 0; i < n; i++) {
         struct req *r = jobs[i];
         if (rc) { /* no transaction: every job fails with its reason */
@@ -38,8 +84,8 @@ static void run_batch(struct req **jobs, size_t n)
             continue;
         }
         memset(&r->job.err, 0, sizeof r->job.err);
-        r->job.rc =
-            usersd_set_status(w.core, r->job.user_id, r->job.status, &r->job.user, &r->job.err);
+        r->job.rc = usersd_set_status_presence(w.core, r->job.user_id, r->job.status, &r->job.user,
+                                               &r->job.err);
         /* The caller's own presence write is its activity too (the
          * session's last_used; last_seen when setting away). */
         if (!r->job.rc && r->route->own_activity)
@@ -62,29 +108,45 @@ static void *writer_main(void *arg)
 {
     (void)arg;
     struct req *jobs[BATCH_MAX];
+    struct activity *acts = NULL;
+    size_t capacts = 0;
     pthread_mutex_lock(&w.lock);
     for (;;) {
-        while (!w.head && !w.stopping)
+        while (!w.head && !w.nacts && !w.stopping)
             pthread_cond_wait(&w.wake, &w.lock);
-        if (!w.head && w.stopping) break;
+        if (!w.head && !w.nacts && w.stopping) break;
         size_t n = 0;
         while (w.head && n < BATCH_MAX) {
             jobs[n++] = w.head;
             w.head = w.head->job.next;
         }
         if (!w.head) w.tail = NULL;
+        /* Take the queued activity by swapping arrays: the queue keeps
+         * filling meanwhile without a copy. */
+        struct activity *taken = w.acts;
+        size_t nacts = w.nacts, taken_cap = w.capacts;
+        w.acts = acts;
+        w.capacts = capacts;
+        w.nacts = 0;
+        acts = taken;
+        capacts = taken_cap;
         pthread_mutex_unlock(&w.lock);
-        run_batch(jobs, n);
+        run_batch(jobs, n, acts, nacts);
         sse_notify(); /* the log may have grown */
         pthread_mutex_lock(&w.lock);
     }
     pthread_mutex_unlock(&w.lock);
+    free(acts);
     return NULL;
 }
 
 int writer_start(struct usersd_err *err)
 {
     struct usersd_config c = server_core_config();
+    /* Every presence write goes through this one connection: a cache that
+     * holds the narrow presence table and its index at a million users
+     * (~45 MiB) saves a read from the OS for each change. */
+    c.cache_kib = WRITER_CACHE_KIB;
     if (usersd_open(&w.core, &c, err)) return -1;
     if (pthread_create(&w.thread, NULL, writer_main, NULL) != 0) {
         snprintf(err->msg, sizeof err->msg, "cannot start the writer thread");
@@ -104,6 +166,9 @@ void writer_stop(void)
     pthread_cond_signal(&w.wake);
     pthread_mutex_unlock(&w.lock);
     pthread_join(w.thread, NULL);
+    free(w.acts);
+    w.acts = NULL;
+    w.nacts = w.capacts = 0;
     usersd_close(w.core);
     w.core = NULL;
     w.running = false;
@@ -125,6 +190,26 @@ void writer_submit(struct req *r, int64_t user_id, enum usersd_status status, en
         w.head = r;
     w.tail = r;
     pthread_cond_signal(&w.wake);
+    pthread_mutex_unlock(&w.lock);
+}
+
+void writer_activity(int64_t user_id, int64_t session_id)
+{
+    pthread_mutex_lock(&w.lock);
+    if (w.nacts == w.capacts && w.capacts < ACTIVITY_MAX) {
+        size_t cap = w.capacts ? w.capacts * 2 : 256;
+        struct activity *a = realloc(w.acts, cap * sizeof *a);
+        if (a) {
+            w.acts = a;
+            w.capacts = cap;
+        }
+    }
+    /* Full (the writer is far behind): this one is dropped; the user's next
+     * request, a minute later at most, writes it. */
+    if (w.nacts < w.capacts) {
+        w.acts[w.nacts++] = (struct activity){user_id, session_id};
+        pthread_cond_signal(&w.wake);
+    }
     pthread_mutex_unlock(&w.lock);
 }
 

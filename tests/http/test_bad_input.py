@@ -6,9 +6,13 @@ nothing (the whole user table is compared before and after)."""
 import json
 import unittest
 
+import rawhttp
 from harness import ServerTest
 
 USERS = "/api/users/management/users/"
+CHANGES = "/api/users/presence/changes/"
+STREAM = "/api/users/presence/stream/"
+E_ACUTE = "%C3%A9"  # é, one character, two bytes
 SET = "/api/users/admin/users/%s/set-online-status/"
 GET = "/api/users/admin/users/%s/online-status/"
 J = "application/json"
@@ -199,7 +203,7 @@ class BadInput(ServerTest):
              None, 400, "from"),
             ("GET", H % uid + "?from=2024-01-01T00:00:00.000000Z&to=2024-01-01T00:00:00.000000Z", "user", None,
              None, 400, "from"),
-            ("GET", H % uid + "?from=2024-01-01T00:00:00.000000Z&to=2024-02-01T00:00:01.000000Z", "user", None,
+            ("GET", H % uid + "?from=2024-01-01T00:00:00Z&to=2024-02-01T00:00:01Z", "user", None,
              None, 400, "31 days"),
             ("GET", H % oid, "user", None, None, 403),
             ("GET", H % 999999, "admin", None, None, 404),
@@ -308,10 +312,67 @@ class BadInput(ServerTest):
             ("GET", M + "?ordering=password", "admin", None, None, 400, "ordering"),
             ("GET", M + "?ordering=--id", "admin", None, None, 400),
             ("GET", M + "?search=" + "s" * 201, "admin", None, None, 400, "search"),
+            ("GET", M + "?search=" + E_ACUTE * 201, "admin", None, None, 400, "search"),
+            ("GET", B + "?ids=2147483648", "admin", None, None, 400, "ids"),
+            # query text is UTF-8 without NUL (PostgreSQL answered 503 to %ff)
+            ("GET", M + "?search=%ff", "admin", None, None, 400, "search"),
+            ("GET", M + "?search=%C3", "admin", None, None, 400, "search"),
+            ("GET", M + "?search=%ED%A0%80", "admin", None, None, 400, "search"),
+            ("GET", M + "?search=adm%00x", "admin", None, None, 400, "search"),
+            ("GET", M + "?online_status=online%00x", "admin", None, None, 400, "online_status"),
+            ("GET", M + "?x%ff=1", "admin", None, None, 400, "UTF-8"),
+            ("GET", B + "?ids=1%002", "admin", None, None, 400, "ids"),
+            ("GET", O + "?page=1%00", "admin", None, None, 400, "page"),
+            # integers are plain digits up to 2^31-1 (API.md §6), everywhere
+            ("GET", CHANGES + "?since=2147483648", "admin", None, None, 400, "since"),
+            ("GET", CHANGES + "?since=99999999999999999999", "admin", None, None, 400, "since"),
+            ("GET", CHANGES + "?since=-1", "admin", None, None, 400, "since"),
+            ("GET", CHANGES + "?since=%2B1", "admin", None, None, 400, "since"),
+            ("GET", CHANGES + "?limit=2147483648", "admin", None, None, 400, "limit"),
+            ("GET", CHANGES + "?limit=1.0", "admin", None, None, 400, "limit"),
+            ("GET", STREAM + "?last_event_id=2147483648", "admin", None, None, 400),
+            ("GET", STREAM + "?last_event_id=-1", "admin", None, None, 400),
             ("GET", M + "?per_page=x", "admin", None, None, 400),
             ("GET", M + "?page=0", "admin", None, None, 400),
         ]
         self.run_table(rows)
+
+    def test_integer_and_length_limits_accept_their_bound(self):
+        status, _, body = self.req("GET", CHANGES + "?since=2147483647&limit=0001000",
+                                   token=self.admin)
+        self.assertEqual((status, body["changes"]), (200, []), body)
+        # search counts characters, not bytes: 200 of a two-byte one is fine
+        status, _, body = self.req("GET", "/api/users/management/list/?search=" + E_ACUTE * 200,
+                                   token=self.admin)
+        self.assertEqual((status, body["users"]), (200, []), body)
+        status, _, body = self.req("GET", "/api/users/management/list/?search=" + "s" * 200,
+                                   token=self.admin)
+        self.assertEqual(status, 200, body)
+
+    def test_methods_that_are_not_tokens(self):
+        """A method that is not an RFC 7230 token is 400 JSON (API.md §11),
+        on any path, with or without credentials or a body; the server
+        stays up."""
+        auth = "Authorization: Token %s\r\n" % self.admin
+        for method in (b"GE\xffT", b"GET\x01", b"G(E)T", b'GE"T', b"\xc3\xa9", b"P@ST",
+                       b"GET\x7f"):
+            for path, extra in (("/healthz", ""), ("/nope", ""), ("/api/users/me/", auth),
+                                (USERS, auth + "Content-Type: application/json\r\n"
+                                 "Content-Length: 2\r\n")):
+                with self.subTest(method=method, path=path):
+                    req = method + (" %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path, extra)).encode()
+                    if "Content-Length" in extra:
+                        req += b"{}"
+                    status, headers, body = rawhttp.parse(rawhttp.exchange(self.srv.port, req))
+                    self.assertEqual(status, 400, body)
+                    reply = rawhttp.json_body(headers, body)
+                    self.assertIsInstance(reply, dict, body)
+                    self.assertIn("method", reply["error"])
+        # an extension method that is a token goes on to routing (405 here)
+        status, headers, _ = rawhttp.parse(rawhttp.exchange(
+            self.srv.port, b"M-SEARCH /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+        self.assertEqual((status, headers.get("allow")), (405, "GET, HEAD"))
+        self.assertEqual(self.req("GET", "/healthz")[0], 200)
 
     def test_per_page_is_clamped(self):
         status, _, body = self.req("GET", "/api/users/admin/users/online/?per_page=1000",
@@ -347,6 +408,7 @@ class BadInput(ServerTest):
             ("POST", USERS, "admin", {"username": "n1", "password": "password-1", "is_staff": None}, J, 400),
             ("POST", USERS, "admin", "username=n1&password=password-1&is_staff=maybe", FORM, 400),
             ("POST", USERS, "admin", "username=n1&password=pass%00word-1", FORM, 400),
+            ("POST", USERS, "admin", "username=n1&password=password-1&username=%zz", FORM, 400),
             ("POST", USERS, "admin", {"username": "PLAIN", "password": "password-1"}, J, 409, "username"),
             ("POST", USERS, "admin", {"username": "n1", "password": "password-1", "email": "PLAIN@example.com"}, J, 409, "email"),
             ("POST", USERS, "admin", "x" * (64 * 1024 + 1), J, 413),
@@ -382,7 +444,7 @@ class BadInput(ServerTest):
 
     def test_unknown_paths_and_methods(self):
         rows = [
-            ("GET", "/", "admin", None, None, 404),
+            ("GET", "/index.html", "admin", None, None, 404),  # "/" is the dashboard
             ("GET", "/api/users/", "admin", None, None, 404),
             ("GET", "/api/users/me/extra/", "admin", None, None, 404),
             ("GET", "/api/users/admin/users//online-status/", "admin", None, None, 404),

@@ -36,32 +36,42 @@ class Cli(unittest.TestCase):
 
     @unittest.skipUnless(DB_KIND == "sqlite", "reads the SQLite file's schema")
     def test_sqlite_indexes_serve_the_presence_queries(self):
-        """API.md asks for indexes on online_status and last_seen: the
-        online_status one is users_presence, which leads with it (migration
-        005 dropped the single-column copy, a pure write cost); each query
-        below must be answered through an index, not a scan of the table."""
+        """API.md asks for indexes on online_status and last_seen: presence
+        lives in its own narrow table (migration 008) with one index,
+        presence_by_status (online_status, last_seen DESC, user_id), which
+        serves the status filters, the online list, decay and every
+        last_seen range (one range per status); each query below must be
+        answered through an index, not a scan of the table."""
         p = self.run_cli("migrate", "--db", self.db)
         self.assertEqual(p.returncode, 0, p.stderr)
         db = sqlite3.connect(self.db[len("sqlite:"):])
         try:
             cols = {}
             for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
-                                      "AND tbl_name IN ('users', 'presence_changes')"):
+                                      "AND tbl_name IN ('users', 'presence', 'presence_changes')"):
                 cols[name] = [r[2] for r in db.execute("PRAGMA index_info(%s)" % name)]
-            self.assertNotIn("users_online_status", cols)
-            self.assertEqual(cols["users_presence"], ["online_status", "last_seen", "id"])
-            self.assertEqual(cols["users_last_seen"], ["last_seen"])
+            for gone in ("users_online_status", "users_presence", "users_last_seen"):
+                self.assertNotIn(gone, cols)
+            self.assertEqual(cols["presence_by_status"], ["online_status", "last_seen", "user_id"])
+            user_cols = [r[1] for r in db.execute("PRAGMA table_info(users)")]
+            self.assertNotIn("online_status", user_cols)  # a status change never touches users
             plans = {
-                "SELECT count(*) FROM users WHERE online_status = 2": "users_presence",
-                "SELECT id FROM users WHERE online_status = 2 ORDER BY last_seen DESC, id "
-                "LIMIT 50": "users_presence",
-                "SELECT id FROM users WHERE last_seen < 5": "users_last_seen",
+                "SELECT count(*) FROM presence WHERE online_status = 2": "presence_by_status",
+                "SELECT user_id, last_seen FROM presence WHERE online_status = 2 "
+                "ORDER BY last_seen DESC, user_id LIMIT 50 OFFSET 5000": "presence_by_status",
+                "SELECT user_id FROM presence WHERE online_status IN (0, 1, 2) AND last_seen < 5":
+                    "presence_by_status",
                 "SELECT max(seq) FROM presence_changes INDEXED BY presence_changes_at "
                 "WHERE at < 5": "presence_changes_at",
             }
             for sql, index in plans.items():
                 plan = " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql))
                 self.assertIn("INDEX " + index, plan, sql)
+            # the online page is cut from the index alone (it covers the query)
+            plan = " ".join(r[3] for r in db.execute(
+                "EXPLAIN QUERY PLAN SELECT user_id, online_status, last_seen FROM presence "
+                "WHERE online_status = 2 ORDER BY last_seen DESC, user_id LIMIT 50 OFFSET 5000"))
+            self.assertIn("COVERING INDEX presence_by_status", plan)
         finally:
             db.close()
 

@@ -69,6 +69,10 @@ class Messages(ServerTest):
         self.assertEqual(body["text"], "Back at 3")
         left = parse(body["expires_at"]) - time.time()
         self.assertTrue(50 < left <= 61, left)
+        # an offset time is accepted and shown in UTC
+        code, _, body = self.req("PUT", MSG, {"text": "x", "expires_at":
+                                              "2999-01-01T12:00:00+02:00"}, token=t)
+        self.assertEqual((code, body["expires_at"]), (200, "2999-01-01T10:00:00.000000Z"), body)
 
     def test_staff_set_anyones_message(self):
         u = self.srv.create_user(self.admin, username="msg3")

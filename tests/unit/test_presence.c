@@ -104,10 +104,54 @@ static void online_page_order(void **state)
     usersd_page_free(&p);
 }
 
+/* Group commit (the server's writer): the calls of a batch share one
+ * transaction; one refused (an unknown user) changes nothing and the others
+ * stand; nothing is visible to another handle before the commit; a
+ * rollback undoes them all. */
+static void batch_of_writes(void **state)
+{
+    struct fixture *f = *state;
+    int64_t a = make_user(f, "ba", 0), b = make_user(f, "bb", 0);
+    char url[96];
+    snprintf(url, sizeof url, "sqlite:%s", f->path);
+    struct usersd_config cfg;
+    usersd_config_init(&cfg);
+    cfg.db_url = url;
+    struct usersd *other = NULL;
+    assert_int_equal(usersd_open(&other, &cfg, NULL), USERSD_OK);
+    struct usersd_user u;
+    struct usersd_err err = {0};
+    assert_int_equal(usersd_batch_begin(f->u, NULL), USERSD_OK);
+    assert_int_equal(usersd_set_status_presence(f->u, a, USERSD_ONLINE, &u, NULL), USERSD_OK);
+    assert_true(u.id == a && u.online_status == USERSD_ONLINE && u.last_seen == f->now);
+    assert_int_equal(usersd_set_status_presence(f->u, 999, USERSD_ONLINE, &u, &err),
+                     USERSD_ENOTFOUND);
+    assert_int_equal(usersd_set_status_presence(f->u, b, USERSD_AWAY, &u, NULL), USERSD_OK);
+    assert_int_equal(usersd_set_status_presence(f->u, a, USERSD_ONLINE, &u, NULL), USERSD_OK);
+    assert_int_equal(usersd_user_get(other, a, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_OFFLINE); /* not committed yet */
+    assert_int_equal(usersd_batch_commit(f->u, NULL), USERSD_OK);
+    assert_int_equal(usersd_user_get(other, a, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_ONLINE);
+    assert_int_equal(usersd_user_get(other, b, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_AWAY);
+    struct usersd_changes c;
+    assert_int_equal(usersd_changes_since(other, 0, 100, &c, NULL), USERSD_OK);
+    assert_int_equal(c.count, 2); /* a's second online is not a change */
+    usersd_changes_free(&c);
+    assert_int_equal(usersd_batch_begin(f->u, NULL), USERSD_OK);
+    assert_int_equal(usersd_set_status_presence(f->u, a, USERSD_OFFLINE, &u, NULL), USERSD_OK);
+    usersd_batch_rollback(f->u);
+    assert_int_equal(usersd_user_get(other, a, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_ONLINE);
+    usersd_close(other);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
     const struct CMUnitTest tests[] = {
+        T(batch_of_writes),
         T(model_methods),
         T(set_status_calls_the_model_method),
         cmocka_unit_test(status_names),

@@ -11,16 +11,22 @@ ALTER TABLE presence_changes ADD COLUMN message_expires INTEGER;
 
 -- Every status change, kept for --history-days, written in the same
 -- transaction as the change: the new status and the one it replaced (so
--- the status before a user's oldest kept change is known too). One user's
--- history is one range of the primary key; pruning walks the at index.
+-- the status before a user's oldest kept change is known too). Rows are
+-- only ever appended (rowid order is time order), so keeping history costs
+-- a write to the hot end of one table; a user's history is a chain: each
+-- row names the user's previous row (back) and the user names their latest
+-- (history_head), so reading it touches only that user's rows, and no
+-- index keyed by user takes a random write per change. Pruning deletes from
+-- the oldest end.
 CREATE TABLE presence_history (
+    id      INTEGER PRIMARY KEY,
     user_id INTEGER NOT NULL,
     at      INTEGER NOT NULL,
     status  INTEGER NOT NULL,
     prev    INTEGER NOT NULL,
-    PRIMARY KEY (user_id, at)
-) WITHOUT ROWID;
-CREATE INDEX presence_history_at ON presence_history (at);
+    back    INTEGER
+);
+ALTER TABLE users ADD COLUMN history_head INTEGER;
 -- Since when the history is complete (NULL: not kept). Before it, unknown.
 ALTER TABLE presence_meta ADD COLUMN history_since INTEGER;
 

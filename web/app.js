@@ -1,0 +1,138 @@
+'use strict';
+// app.js — the shell: who is logged in, the login form, logout, and the
+// routes of the URL hash (#/online, #/users, #/users/42, #/me, #/stats).
+
+let cleanup = null;
+
+// Whether this browser logged in last time: the session cookie is HttpOnly,
+// so without this hint a first visit would ask /api/users/me/ only to be
+// told 401 (which the browser logs as an error).
+const HINT = 'usersd.session';
+function hint(on) {
+  try {
+    if (on === undefined) return localStorage.getItem(HINT) !== null;
+    if (on) localStorage.setItem(HINT, '1');
+    else localStorage.removeItem(HINT);
+  } catch (e) { /* storage refused: ask the server every time */ }
+  return true;
+}
+
+function main() {
+  return document.getElementById('main');
+}
+
+function leaveView() {
+  if (cleanup) cleanup();
+  cleanup = null;
+}
+
+function route() {
+  if (!App.me) return;
+  leaveView();
+  const [path, qs] = (location.hash.slice(1) || '/online').split('?');
+  const params = new URLSearchParams(qs || '');
+  const m = main();
+  let view = path.replace(/^\/+/, '').split('/')[0];
+  let id = null;
+  const userPage = path.match(/^\/users\/(\d+)\/?$/);
+  if (userPage) { view = 'user'; id = Number(userPage[1]); }
+  if (path === '/me') { view = 'user'; id = App.me.id; }
+  if ((view === 'users' || view === 'stats') && !App.staff) view = 'forbidden';
+  const titles = { online: 'Online now', users: 'Users', stats: 'Statistics', user: 'User', forbidden: 'Not allowed' };
+  if (!(view in titles) || (view === 'users' && path !== '/users' && path !== '/users/')) view = 'missing';
+  document.title = (titles[view] || 'Not found') + ' — usersd';
+  for (const a of document.querySelectorAll('#nav a')) {
+    const here = a.dataset.nav === view || (a.dataset.nav === 'me' && view === 'user' && id === App.me.id);
+    if (here) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  if (view === 'forbidden' || view === 'missing') {
+    m.replaceChildren(h('section', {}, h('h1', { tabindex: '-1' }, view === 'missing' ? 'Not found' : 'Not allowed'),
+      h('p', {}, view === 'missing' ? 'There is no such page. ' : 'This page is for staff. ', h('a', { href: '#/online' }, 'See who is online'), '.')));
+  } else {
+    cleanup = Views[view](m, params, id);
+  }
+  // Move the focus to the new view's heading, so a screen reader announces it.
+  const h1 = m.querySelector('h1');
+  if (h1) h1.focus({ preventScroll: true });
+}
+
+function loggedIn(me) {
+  hint(true);
+  App.me = me;
+  App.staff = me.is_staff;
+  document.getElementById('top').hidden = false;
+  document.getElementById('whoami').textContent = me.username;
+  for (const a of document.querySelectorAll('#nav [data-staff]')) a.hidden = !App.staff;
+  Live.start();
+  if (!location.hash || location.hash === '#/login') history.replaceState(null, '', '#/online');
+  route();
+}
+
+// Back to the login form (logout, a 401, a revoked session), keeping the
+// hash so that logging in again returns to the same view.
+function sessionEnded(message) {
+  leaveView();
+  Live.stop();
+  hint(false);
+  App.me = null;
+  App.staff = false;
+  showLogin(message);
+}
+
+function showLogin(message) {
+  document.getElementById('top').hidden = true;
+  document.title = 'Log in — usersd';
+  const { root, refs } = clone('t-login');
+  main().replaceChildren(root);
+  if (message) refs.note.textContent = message;
+  const form = refs.form;
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearErrors(form);
+    refs.note.textContent = '';
+    const button = form.querySelector('button');
+    button.disabled = true;
+    try {
+      const data = await api('POST', '/api/auth/login/', {
+        username: form.elements.username.value.trim(),
+        password: form.elements.password.value,
+      });
+      loggedIn(data.user);
+    } catch (err) {
+      button.disabled = false;
+      showError(form, err);
+      if (!form.contains(document.activeElement)) form.elements.password.focus();
+    }
+  });
+  form.elements.username.focus();
+}
+
+async function logout() {
+  try {
+    await api('POST', '/api/auth/logout/');
+  } catch (e) {
+    if (e.handled) return;
+  }
+  sessionEnded('You are logged out.');
+}
+
+async function boot() {
+  document.getElementById('logout').addEventListener('click', logout);
+  window.addEventListener('hashchange', route);
+  if (!hint()) {
+    showLogin('');
+    return;
+  }
+  try {
+    loggedIn(await api('GET', '/api/users/me/'));
+  } catch (e) {
+    if (e.status === 401) {
+      hint(false);
+      showLogin('Your session has ended. Please log in again.');
+    }
+    else note(main(), e.message + ' Reload the page to try again.', 'error');
+  }
+}
+
+boot();

@@ -1,0 +1,296 @@
+'use strict';
+// lib.js — what every view shares: the API client, the live stream, DOM
+// helpers, times and durations, and error display. Plain scripts loaded in
+// order (lib, views, app); each view adds itself to Views.
+
+const App = { me: null, staff: false };
+const Views = {};
+
+// ---- the API -------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error) || `The server answered ${status}.`);
+    this.status = status;
+    this.body = body || {};
+  }
+}
+
+// Calls the API with the session cookie; resolves with the parsed reply
+// (null for 204), rejects with an ApiError carrying the API's sentence. A
+// 401 anywhere but at login means the session is gone: back to the form.
+async function api(method, path, body, signal) {
+  const opts = { method, credentials: 'same-origin', headers: { Accept: 'application/json' }, signal };
+  if (body !== undefined) {
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  let resp;
+  try {
+    resp = await fetch(path, opts);
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError(0, { error: 'The server cannot be reached; check that usersd is running, then try again.' });
+  }
+  let data = null;
+  if (resp.status !== 204 && resp.status !== 205) {
+    try {
+      data = await resp.json();
+    } catch (e) {
+      if (e.name === 'AbortError') throw e; // aborted while reading: not an empty reply
+      data = null;
+    }
+  }
+  if (resp.ok) return data;
+  const err = new ApiError(resp.status, data);
+  if (resp.status === 401 && !path.startsWith('/api/auth/login') && App.me) {
+    err.handled = true;
+    sessionEnded('Your session has ended. Please log in again.');
+  }
+  throw err;
+}
+
+// The API's time format: RFC 3339 with microseconds and Z.
+function isoTime(ms) {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== '' && v != null) q.set(k, v);
+  const s = q.toString();
+  return s ? '?' + s : '';
+}
+
+// ---- the presence stream ---------------------------------------------------
+
+// One EventSource for the whole page. EventSource reconnects by itself
+// after a dropped connection, sending Last-Event-ID; when the server
+// refuses the stream (a revoked session, a restart that answered 503) the
+// source closes, and we check who we are and open a new one from the last
+// id seen.
+const Live = {
+  es: null, handlers: new Set(), lastId: '', timer: 0, tries: 0,
+  start() {
+    if (this.es) return;
+    const url = '/api/users/presence/stream/' + (this.lastId ? '?last_event_id=' + encodeURIComponent(this.lastId) : '');
+    const es = new EventSource(url);
+    this.es = es;
+    es.addEventListener('open', () => { this.tries = 0; setLive('live'); });
+    es.addEventListener('error', () => {
+      if (es !== this.es) return;
+      if (es.readyState === EventSource.CLOSED) this.refused();
+      else setLive('reconnecting');
+    });
+    for (const type of ['presence', 'status_message', 'resync']) {
+      es.addEventListener(type, (e) => this.dispatch(type, e));
+    }
+  },
+  refused() {
+    this.es.close();
+    this.es = null;
+    setLive('reconnecting');
+    clearTimeout(this.timer);
+    const wait = Math.min(30000, 2000 * 2 ** Math.min(this.tries++, 4));
+    this.timer = setTimeout(async () => {
+      try {
+        await api('GET', '/api/users/me/');
+        this.start();
+      } catch (e) {
+        if (!e.handled) this.refused();
+      }
+    }, wait);
+  },
+  stop() {
+    clearTimeout(this.timer);
+    if (this.es) this.es.close();
+    this.es = null;
+    this.lastId = '';
+    setLive('');
+  },
+  on(fn) {
+    this.handlers.add(fn);
+    return () => this.handlers.delete(fn);
+  },
+  dispatch(type, e) {
+    if (e.lastEventId) this.lastId = e.lastEventId;
+    let data = {};
+    if (type !== 'resync') {
+      try { data = JSON.parse(e.data); } catch (err) { return; }
+    }
+    for (const fn of this.handlers) fn(type, data);
+  },
+};
+
+function setLive(state) {
+  const el = document.getElementById('live');
+  el.className = 'live ' + state;
+  el.textContent = state === 'live' ? 'Live' : state === 'reconnecting' ? 'reconnecting…' : '';
+}
+
+// ---- DOM -------------------------------------------------------------------
+
+// h('a', {href: '#/x', class: 'c', onclick: f}, 'text', child...)
+function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  setAttrs(el, attrs);
+  for (const kid of kids.flat()) {
+    if (kid != null && kid !== false) el.append(kid instanceof Node ? kid : String(kid));
+  }
+  return el;
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs, ...kids) {
+  const el = document.createElementNS(SVG_NS, tag);
+  setAttrs(el, attrs);
+  for (const kid of kids.flat()) if (kid != null && kid !== false) el.append(kid);
+  return el;
+}
+
+function setAttrs(el, attrs) {
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+}
+
+// A copy of a <template>'s content; elements with data-ref are returned by
+// name too: const {root, refs} = clone('t-users').
+function clone(id) {
+  const root = document.getElementById(id).content.firstElementChild.cloneNode(true);
+  const refs = {};
+  for (const el of root.querySelectorAll('[data-ref]')) refs[el.dataset.ref] = el;
+  return { root, refs };
+}
+
+function badge(status) {
+  return h('span', { class: 'badge ' + status }, status);
+}
+
+function fmtNumber(n) {
+  return n == null ? '–' : Number(n).toLocaleString('en-US');
+}
+
+// ---- times -----------------------------------------------------------------
+
+function ago(iso, now = Date.now()) {
+  const s = Math.round((now - Date.parse(iso)) / 1000);
+  if (s < 60) return s > -60 ? 'just now' : 'in the future';
+  if (s < 3600) return Math.floor(s / 60) + ' min ago';
+  if (s < 86400) return Math.floor(s / 3600) + ' h ago';
+  const d = Math.floor(s / 86400);
+  return d === 1 ? '1 day ago' : d + ' days ago';
+}
+
+function exactTime(iso) {
+  return new Date(iso).toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'medium' });
+}
+
+// "3 min ago" with the exact time on hover; refreshed by the clock below.
+function timeEl(iso, never = 'never') {
+  if (!iso) return h('span', { class: 'muted' }, never);
+  return h('time', { datetime: iso, title: exactTime(iso), 'data-ago': '' }, ago(iso));
+}
+
+function timeUntil(iso) {
+  const s = Math.round((Date.parse(iso) - Date.now()) / 1000);
+  return s <= 0 ? 'now' : 'in ' + duration(s);
+}
+
+setInterval(() => {
+  const now = Date.now();
+  for (const t of document.querySelectorAll('time[data-ago]')) t.textContent = ago(t.dateTime, now);
+}, 20000);
+
+function duration(seconds) {
+  const s = Math.round(seconds);
+  if (s < 60) return s + ' s';
+  const m = Math.floor(s / 60);
+  if (m < 60) return m + ' min';
+  const hours = Math.floor(m / 60);
+  if (hours < 48) return hours + ' h' + (m % 60 ? ' ' + (m % 60) + ' min' : '');
+  const days = Math.floor(hours / 24);
+  return days + ' d' + (hours % 24 ? ' ' + (hours % 24) + ' h' : '');
+}
+
+// ---- errors next to the control that caused them ---------------------------
+
+// Every control that can fail has a <p class="error" data-error-for=NAME>
+// next to it (NAME the API field, or "form" for the form's own), described
+// by it via aria-describedby.
+function clearErrors(scope) {
+  for (const p of scope.querySelectorAll('[data-error-for]')) p.textContent = '';
+  for (const el of scope.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+}
+
+// Shows err's sentence beside the field the API named (its "fields"), else
+// beside the form's button; the first bad field gets the focus.
+function showError(scope, err, fallback = 'form') {
+  if (err.name === 'AbortError') return;
+  if (!(err instanceof ApiError)) throw err; // a bug of ours: let it show
+  if (err.handled) return;
+  const fields = Object.keys(err.body.fields || {});
+  let placed = false;
+  for (const name of fields) {
+    const p = scope.querySelector(`[data-error-for="${CSS.escape(name)}"]`);
+    if (!p) continue;
+    p.textContent = err.body.fields[name] || err.message;
+    const input = scope.querySelector(`[name="${CSS.escape(name)}"]`);
+    if (input) {
+      input.setAttribute('aria-invalid', 'true');
+      if (!placed) input.focus();
+    }
+    placed = true;
+  }
+  if (!placed) {
+    const p = scope.querySelector(`[data-error-for="${fallback}"]`);
+    if (p) p.textContent = err.message;
+    else note(scope, err.message, 'error');
+  }
+}
+
+// A short line in place of something the server cannot give (yet).
+function note(parent, text, cls = 'note') {
+  parent.replaceChildren(h('p', { class: cls }, text));
+}
+
+function unavailable(parent, err, what) {
+  if (err.name === 'AbortError') return;
+  if (!(err instanceof ApiError)) throw err;
+  if (err.handled) return;
+  if (err.status === 404) note(parent, `${what} is not available on this server.`);
+  else note(parent, err.message, 'error');
+}
+
+// Resolves true when the person confirms (the shared <dialog>).
+function confirmAction(text, okLabel) {
+  const dlg = document.getElementById('confirm');
+  document.getElementById('confirm-text').textContent = text;
+  document.getElementById('confirm-ok').textContent = okLabel;
+  dlg.returnValue = '';
+  dlg.showModal();
+  return new Promise((resolve) => {
+    dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok'), { once: true });
+  });
+}
+
+function throttle(fn, ms) {
+  let timer = 0;
+  const t = () => {
+    if (timer) return;
+    timer = setTimeout(() => { timer = 0; fn(); }, ms);
+  };
+  t.cancel = () => { clearTimeout(timer); timer = 0; };
+  return t;
+}
+
+// Previous / "Page X of Y" / Next, for any paginated list.
+function pager(nav, pagination, go) {
+  const { page, total_pages: pages } = pagination;
+  nav.replaceChildren(
+    h('button', { type: 'button', disabled: !pagination.has_previous, onclick: () => go(page - 1) }, 'Previous'),
+    h('span', {}, `Page ${fmtNumber(page)} of ${fmtNumber(pages)}`),
+    h('button', { type: 'button', disabled: !pagination.has_next, onclick: () => go(page + 1) }, 'Next'));
+}
