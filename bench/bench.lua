@@ -1,19 +1,32 @@
 -- wrk script for usersd's benchmark scenarios. Configured by environment:
---   BENCH_MODE    static | pages | status | set | heartbeat | mixed
---                 (pages: BENCH_PATH's {page} becomes a random page 1..20)
---   BENCH_USERS   highest user id to pick from (status, set, mixed)
+--   BENCH_MODE    static | pages | status | set | heartbeat | heartbeat_seq
+--                 | mixed | login
+--                 (pages: BENCH_PATH's {page} becomes a random page 1..20;
+--                 heartbeat: a random token of BENCH_TOKENS; heartbeat_seq:
+--                 the tokens in turn, so with N tokens each user's
+--                 heartbeats are N requests apart; login: user seed<k>, k
+--                 random below BENCH_USERS, password BENCH_PASSWORD)
+--   BENCH_USERS   highest user id to pick from (status, set, mixed, login)
 --   BENCH_TOKENS  a file with one token per line (the first is staff)
---   BENCH_PATH    the path for static mode
+--   BENCH_PATH    the path for static and pages modes
+--   BENCH_DELAY_MS  a pause before each request of a connection (0: none)
+--   BENCH_TOKEN_START  heartbeat_seq's first token (0-based; default random),
+--                 so passes over the tokens can continue one another
 -- done() prints one JSON line that bench/run.sh collects.
 local mode = os.getenv("BENCH_MODE") or "static"
 local users = tonumber(os.getenv("BENCH_USERS") or "1000")
 local path = os.getenv("BENCH_PATH") or "/"
+local password = os.getenv("BENCH_PASSWORD") or "seed-password"
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 local tokens = {}
 local tf = os.getenv("BENCH_TOKENS")
-if tf then
+-- an empty value means none (io.lines("") would fail the script, and wrk
+-- would then send "GET /" instead: nginx's 403 page was measured that way)
+if tf and tf ~= "" then
   for line in io.lines(tf) do tokens[#tokens + 1] = line end
 end
 local statuses = { "online", "away", "offline" }
+local next_token = 0
 
 local function auth(i)
   return { ["Authorization"] = "Token " .. tokens[i], ["Content-Type"] = "application/json" }
@@ -30,6 +43,16 @@ local function set_status()
   return wrk.format("POST", "/api/users/admin/users/" .. id .. "/set-online-status/", auth(1), body)
 end
 
+init = function(args)
+  math.randomseed(os.time())
+  next_token = tonumber(os.getenv("BENCH_TOKEN_START") or "") or
+               math.random(0, math.max(#tokens - 1, 0))
+end
+
+if delay_ms > 0 then
+  delay = function() return delay_ms end
+end
+
 request = function()
   if mode == "static" then
     if #tokens > 0 then return wrk.format("GET", path, auth(1)) end
@@ -42,9 +65,16 @@ request = function()
     return set_status()
   elseif mode == "heartbeat" then
     return wrk.format("POST", "/api/users/me/heartbeat/", auth(math.random(1, #tokens)))
+  elseif mode == "heartbeat_seq" then
+    next_token = next_token % #tokens + 1
+    return wrk.format("POST", "/api/users/me/heartbeat/", auth(next_token))
   elseif mode == "mixed" then
     if math.random(1, 10) == 1 then return set_status() end
     return get_status()
+  elseif mode == "login" then
+    local body = '{"username": "seed' .. math.random(1, users - 1) ..
+                 '", "password": "' .. password .. '"}'
+    return wrk.format("POST", "/api/auth/login/", { ["Content-Type"] = "application/json" }, body)
   end
 end
 

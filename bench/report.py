@@ -1,21 +1,51 @@
-"""Turns bench/results.jsonl (from bench/run.sh) into the RESULTS.md table:
+"""Turns results.jsonl (from bench/run.sh) into the RESULTS.md tables:
 medians of the rounds, usersd's rate as a ratio of nginx's for a body of
-the same size measured in the same run."""
+the same size measured in the same run, with the spread over the rounds;
+then the scenarios without an nginx counterpart (the day-in-the-life mix,
+the login flood, the presence streams)."""
 import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 
+here = os.path.dirname(os.path.abspath(__file__))
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 for r in rows:
     r.setdefault("db", "sqlite")
-runs = [r for r in rows if "scenario" in r]
-peak = {(r["db"], r["users"]): r["peak_rss_kb"] for r in rows if "peak_rss_kb" in r}
+runs = [r for r in rows if "usersd" in r and "nginx" in r]
+peaks = [r for r in rows if "peak_rss_kb" in r]
+mixes = [r for r in rows if r.get("scenario") == "mix"]
+mix_streams = [r for r in rows if r.get("scenario") == "mix_streams"]
+floods = [r for r in rows if r.get("scenario") == "login_flood"]
+streams = [r for r in rows if "stream" in r]
+run_info = next((r["run"] for r in rows if "run" in r), None)
 # SQLite first (the default, at both sizes), then PostgreSQL
 groups = sorted({(r["db"], r["users"]) for r in runs}, key=lambda g: (g[0] != "sqlite", g[1]))
-sizes = sorted({r["users"] for r in runs if r["db"] == "sqlite"})
+
+# What each scenario measures (README.md and NOTES.md say more).
+SCENARIOS = [
+    ("status", "GET one user's online-status, a random user each time (staff token)"),
+    ("online_page_1", "GET the online list, page 1 of 50 (the same page again: served from "
+     "the page a thread keeps while nothing changed)"),
+    ("online_page_500", "GET online list page 500 (empty at 1,000 users)"),
+    ("statistics", "GET the statistics (trigger-kept counters)"),
+    ("list_status", "the management list filtered by status (repeated)"),
+    ("list_pages", "the management list, one of 20 pages at random: mostly rendered afresh"),
+    ("list_search_one", "the management list searched for one person (repeated)"),
+    ("set_status", "POST set-online-status to a random user, random status: durable writes "
+     "on random users"),
+    ("heartbeat", "POST heartbeat from 31 users at the default --activity-interval (60 s): "
+     "after each user's first, a heartbeat writes nothing"),
+    ("heartbeat_distinct", "POST heartbeat from distinct users (all 1,000 at 1k; "
+     "BENCH_HEARTBEAT_USERS, 100,000, at the big size; tokens from `usersd seed --tokens`), "
+     "taken in turn, usersd at --activity-interval 0: every heartbeat is a durable write "
+     "(last_seen and the session's last_used) of a user already online (an untimed warm-up "
+     "brings them online first)"),
+    ("mixed_90_10", "90 % status GETs, 10 % set-online-status"),
+    ("list_search", "a broad search, repeated"),
+    ("list_search_pages", "a broad search, one of 20 pages at random (fresh)"),
+]
 
 
 def med(vals):
@@ -23,21 +53,39 @@ def med(vals):
 
 
 def rate(x):
-    return x["requests"] / (x["duration_us"] / 1e6) if x["duration_us"] else 0
+    return x["requests"] / (x["duration_us"] / 1e6) if x.get("duration_us") else 0
+
+
+def size(n):
+    return "{:,}".format(n)
+
+
+def stream_ms(us):
+    """stream_bench's histogram ends at 10 s: its last bucket means more."""
+    return "> 10000" if us >= 10000000 else "%.1f" % (us / 1000)
+
+
+def spread(vals):
+    """(max - min) / median of the rounds, in %."""
+    m = med(vals)
+    return 100 * (max(vals) - min(vals)) / m if vals and m else 0
 
 
 table = {}
-for db, size in groups:
-    here = [r for r in runs if r["users"] == size and r["db"] == db]
-    for name in dict.fromkeys(r["scenario"] for r in here):
-        rs = [r for r in here if r["scenario"] == name]
-        u = med([rate(r["usersd"]) for r in rs])
-        n = med([rate(r["nginx"]) for r in rs])
-        table[(db, size, name)] = {
-            "bytes": rs[0]["bytes"], "rps": u, "nginx": n, "ratio": u / n if n else 0,
+for db, n in groups:
+    here_rows = [r for r in runs if r["users"] == n and r["db"] == db]
+    for name in dict.fromkeys(r["scenario"] for r in here_rows):
+        rs = [r for r in here_rows if r["scenario"] == name]
+        us = [rate(r["usersd"]) for r in rs]
+        ns = [rate(r["nginx"]) for r in rs]
+        u, ng = med(us), med(ns)
+        table[(db, n, name)] = {
+            "bytes": rs[0]["bytes"], "rps": u, "nginx": ng, "ratio": u / ng if ng else 0,
+            "spread": spread(us), "min": min(us), "max": max(us),
             "p50": med([r["usersd"]["p50_us"] for r in rs]),
             "p99": med([r["usersd"]["p99_us"] for r in rs]),
             "errors": sum(r["usersd"]["errors"] for r in rs),
+            "nginx_errors": sum(r["nginx"]["errors"] for r in rs),
             "rss": max(r["rss_kb"] for r in rs),
         }
 
@@ -49,39 +97,170 @@ try:
             break
 except OSError:
     pass
+nrounds = max([r.get("round", 1) for r in runs] or [0])
 print("# usersd benchmark results\n")
 print("Machine: %s, %d cores, Linux %s. Command: `make bench` (bench/run.sh): SQLite "
       "database (and, last, PostgreSQL: a private cluster pinned to core 0 with usersd), "
       "usersd `--threads 1` pinned to core 0, nginx (1 worker, static file of the "
       "same body size) pinned to core 0 in alternating rounds, wrk `-t1 -c64` pinned to "
-      "core 1; %d rounds each, medians.\n" % (cpu, os.cpu_count(), platform.release(),
-                                            max(r["round"] for r in runs)))
-print("| db | users | scenario | body B | usersd req/s | nginx req/s | usersd/nginx | p50 ms "
-      "| p99 ms | errors | RSS MiB |")
-print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for (db, size, name), t in table.items():
-    print("| %s | %s | %s | %d | %.0f | %.0f | %.0f %% | %.2f | %.2f | %d | %.1f |" % (
-        db, "{:,}".format(size), name, t["bytes"], t["rps"], t["nginx"], 100 * t["ratio"],
+      "core 1; %d rounds each, medians; spread = (max − min) / median of the rounds' "
+      "usersd rates. Decay is off (`--away-after 0 --offline-after 0`; BENCH_DECAY=1 keeps "
+      "it): the seeded online users would all decay in one burst minutes after seeding."
+      "%s\n" % (
+          cpu, os.cpu_count(), platform.release(), nrounds,
+          (" Whole run: %d min (%s users, %d s rounds)." % (
+              run_info["wall_s"] // 60, size(run_info["users"]), run_info["seconds"]))
+          if run_info and "wall_s" in run_info else ""))
+names = dict.fromkeys(name for (_, _, name) in table)
+described = [(n, d) for n, d in SCENARIOS if n in names]
+if described:
+    print("Scenarios:\n")
+    for n, d in described:
+        print("- `%s`: %s." % (n, d))
+    print()
+print("| db | users | scenario | body B | usersd req/s | spread | nginx req/s | usersd/nginx "
+      "| p50 ms | p99 ms | errors | RSS MiB |")
+print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for (db, n, name), t in table.items():
+    print("| %s | %s | %s | %d | %.0f | %.0f %% | %.0f%s | %.0f %% | %.2f | %.2f | %d | %.1f |" % (
+        db, size(n), name, t["bytes"], t["rps"], t["spread"], t["nginx"],
+        " (%d errors)" % t["nginx_errors"] if t["nginx_errors"] else "", 100 * t["ratio"],
         t["p50"] / 1000, t["p99"] / 1000, t["errors"], t["rss"] / 1024))
 print()
-for g in groups:
-    if g in peak:
-        print("Peak RSS at %s users (%s): %.1f MiB." % ("{:,}".format(g[1]), g[0],
-                                                       peak[g] / 1024))
-if len(sizes) == 2:
-    print("\nCost of size (SQLite): rate at %s users as a share of the rate at %s users:\n" % (
-        "{:,}".format(sizes[1]), "{:,}".format(sizes[0])))
-    for name in dict.fromkeys(n for (db, _, n) in table if db == "sqlite"):
-        a, b = table.get(("sqlite", sizes[0], name)), table.get(("sqlite", sizes[1], name))
+
+# Peak RSS per size outside streams (the mix holds 1,000 streams: apart).
+peak = {}
+for r in peaks:
+    key = (r["db"], r["users"])
+    if r.get("phase", "main") != "mix":
+        peak[key] = max(peak.get(key, 0), r["peak_rss_kb"])
+for (db, n), kb in sorted(peak.items(), key=lambda kv: (kv[0][0] != "sqlite", kv[0][1])):
+    print("Peak RSS at %s users (%s), outside streams: %.1f MiB." % (size(n), db, kb / 1024))
+for r in peaks:
+    if r.get("phase") == "mix":
+        print("Peak RSS during the mix at %s users (%s, 1,000 streams open): %.1f MiB." % (
+            size(r["users"]), r["db"], r["peak_rss_kb"] / 1024))
+
+for r in rows:
+    w = r.get("warmup")
+    if w and w["heartbeats"] < w["users"]:
+        print("Warm-up incomplete at %s users (%s): %d heartbeats for %d users, so some timed "
+              "heartbeats were first ones (status changes)." % (
+                  size(r["users"]), r["db"], w["heartbeats"], w["users"]))
+
+for db in dict.fromkeys(g[0] for g in groups):
+    sizes = sorted({n for (d, n) in groups if d == db})
+    if len(sizes) != 2:
+        continue
+    print("\nCost of size (%s): rate at %s users as a share of the rate at %s users:\n" % (
+        db, size(sizes[1]), size(sizes[0])))
+    for name in dict.fromkeys(nm for (d, _, nm) in table if d == db):
+        a, b = table.get((db, sizes[0], name)), table.get((db, sizes[1], name))
         if a and b and a["rps"]:
             print("- %s: %.0f %%" % (name, 100 * b["rps"] / a["rps"]))
 
-notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")
+if mixes:
+    print("\n## A day in the life (the mix)\n")
+    print("At the big size, everything at once, each kind its own wrk on core 1 (so each has "
+          "its own latency): distinct users heartbeating (the minted tokens in turn, 32 "
+          "connections), status GETs of random users (16), online-list pages 1–20 at random "
+          "(8), logins of random users (2 connections, 250 ms pause before each: a few a "
+          "second, argon2id each), and 1,000 presence streams listening "
+          "(bench/stream_bench.c `--rate 0`). usersd runs with `--activity-interval 1`: a "
+          "user's heartbeats are seconds apart, so each one writes, while the readers' own "
+          "activity writes at most once a second; the heartbeating users are brought online "
+          "first (untimed), so the streams carry the logins' changes. Medians of the "
+          "rounds.\n")
+    print("| db | users | kind | connections | req/s | spread | p50 ms | p99 ms | errors |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    conns = {"heartbeat": 32, "status": 16, "list": 8, "login": 2}
+    for db, n in dict.fromkeys((r["db"], r["users"]) for r in mixes):
+        rs = [r for r in mixes if (r["db"], r["users"]) == (db, n)]
+        total = 0
+        for kind in ("heartbeat", "status", "list", "login"):
+            ks = [r["kinds"][kind] for r in rs if kind in r["kinds"]]
+            if not ks:
+                continue
+            rr = [rate(k) for k in ks]
+            total += med(rr)
+            print("| %s | %s | %s | %d | %.1f | %.0f %% | %.2f | %.2f | %d |" % (
+                db, size(n), kind, conns[kind], med(rr), spread(rr),
+                med([k["p50_us"] for k in ks]) / 1000, med([k["p99_us"] for k in ks]) / 1000,
+                sum(k["errors"] for k in ks)))
+        print("| %s | %s | **all** | 58 | %.0f | | | | |" % (db, size(n), total))
+    for r in mix_streams:
+        s = r["streams"]
+        print("\nStreams during the mix (%s, %s users): %d of %d open, %d presence events each "
+              "at most (the best-served), %.3f %% delivered (%d missing, %d skipped ids, %d "
+              "reconnects, %d resyncs), delivery p50 %s ms / p99 %s ms." % (
+                  r["db"], size(r["users"]), s["opened"], s["subscribers"],
+                  s["expected_events"] // max(s["opened"], 1), s["delivered_pct"],
+                  s["missing_events"], s["gap_events"], s["reconnects"], s["resyncs"],
+                  stream_ms(s["p50_us"]), stream_ms(s["p99_us"])))
+
+if floods:
+    print("\n## Login flood (bench/login_flood.sh)\n")
+    print("A usersd of its own (`--threads 1`, core 0, password checks on its login thread) "
+          "gets N logins at once, argon2id each, while one keep-alive client on core 1 times "
+          "status GETs back to back, first alone (idle), then until every login is "
+          "answered.\n")
+    print("| logins | answered 200 | flood s | logins/s | status GETs during "
+          "| p50 / p99 ms idle | p50 / p99 / max ms during |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in floods:
+        f = r["flood"]
+        print("| %d | %d | %.1f | %.1f | %d | %.2f / %.2f | %.2f / %.2f / %.1f |" % (
+            f["logins"], f["logins_ok"], f["flood_s"] or 0, f["logins_per_s"] or 0,
+            f["status_gets_during"], f["idle_status_get_p50_ms"], f["idle_status_get_p99_ms"],
+            f["status_get_p50_ms"] or 0, f["status_get_p99_ms"] or 0,
+            f["status_get_max_ms"] or 0))
+
+if streams:
+    print("\n## Presence streams (bench/stream.sh)\n")
+    print("A fresh usersd (`--threads 1`, core 0, decay off) on 1,000 users; N subscribers "
+          "on core 1 (bench/stream_bench.c) while 8 keep-alive writers change statuses at the "
+          "given rate, each change a real one (every user set offline first, then online and "
+          "away in turn). Each subscriber follows every user, or (`ids`) 100 random users "
+          "through `?ids=` (a `snapshot` event first). A stream the server drops reconnects "
+          "with Last-Event-ID (at most 20 times). Per subscriber: expected = the changes of "
+          "the users it follows; missing = expected − received, 10 s after the last change; "
+          "skipped = ids jumped over between two received events (full streams; lost, not "
+          "late); latency from an `online` event's last_seen to its arrival; RSS per stream "
+          "= usersd's RSS after the streams opened, less before, divided.\n")
+    print("| scenario | subscribers | follows | changes/s | changes | expected events "
+          "| delivered | missing | skipped | resyncs | reconnects | p50 ms | p99 ms "
+          "| RSS KiB / stream | server CPU % | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in streams:
+        s = r["stream"]
+        print("| %s | %d | %s | %d | %d | %d | %.2f %% | %d | %d | %d | %d | %s | %s | %.1f "
+              "| %.0f | %.0f |" % (
+                  s.get("scenario", "?"), s["subscribers"], s["follow"] or "all", s["rate"],
+                  s["changes"], s["expected_events"], s["delivered_pct"], s["missing_events"],
+                  s["gap_events"], s["resyncs"], s["reconnects"], stream_ms(s["p50_us"]),
+                  stream_ms(s["p99_us"]), s["rss_per_stream_kb"], s["server_cpu_pct"],
+                  s["server_peak_rss_kb"] / 1024))
+        bad = []
+        if s.get("refused") or s.get("not_ok") or s.get("failed_streams"):
+            bad.append("%d refused, %d not 200, %d failed" % (
+                s.get("refused", 0), s.get("not_ok", 0), s.get("failed_streams", 0)))
+        if s.get("foreign_events"):
+            bad.append("%d events of users not followed" % s["foreign_events"])
+        if s.get("snapshot_bad"):
+            bad.append("%d missing or wrong snapshots" % s["snapshot_bad"])
+        if s.get("out_of_order"):
+            bad.append("%d ids out of order" % s["out_of_order"])
+        if s.get("change_errors") or s.get("warm_errors"):
+            bad.append("%d failed writes" % (s.get("change_errors", 0) + s.get("warm_errors", 0)))
+        if bad:
+            print("|  | %s |" % "; ".join(bad) + " |" * 14)
+
+notes = os.path.join(here, "NOTES.md")
 if os.path.exists(notes):
     print()
     print(open(notes).read().rstrip())
-stream = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stream_results.jsonl")
-if os.path.exists(stream):
+legacy = os.path.join(here, "stream_results.jsonl")
+if not streams and os.path.exists(legacy):
     print("\n## Presence stream (bench/stream.sh)\n")
     print("One usersd (`--threads 1`, core 0), N subscribers on core 1 (bench/stream_bench.c), "
           "changes through 8 keep-alive writers; latency is from the change's server timestamp "
@@ -90,7 +269,7 @@ if os.path.exists(stream):
     print("| subscribers | changes/s | changes | events delivered | expected at most | dropped "
           "streams | p50 ms | p99 ms | server CPU % | peak RSS MiB |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for line in open(stream):
+    for line in open(legacy):
         if not line.strip():
             continue
         d = json.loads(line)

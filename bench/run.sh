@@ -2,25 +2,64 @@
 # `make bench`: usersd against nginx serving a static body of the same size,
 # in the same run, on this machine. usersd and nginx each get core 0 (one
 # worker), wrk runs on core 1; rounds alternate usersd, nginx (A B A B A B)
-# and the medians are reported. Results: bench/results.json and
-# bench/RESULTS.md.
-# Then the same presence scenarios at 1,000 users on PostgreSQL (a private
-# cluster, pinned to core 0 with usersd: the service gets one core, as
-# nginx does), when its server binaries are installed.
+# and the medians are reported. Then the scenarios with no nginx
+# counterpart: a day-in-the-life mix (at the big size), a login flood
+# (bench/login_flood.sh), the presence stream with per-subscriber
+# accounting (bench/stream.sh); then the presence scenarios on PostgreSQL (a private cluster pinned to core 0 with
+# usersd: the service gets one core, as nginx does), when its server
+# binaries are installed. Results: results.jsonl and RESULTS.md.
+#
 #   bench/run.sh [USERS] [SECONDS_PER_ROUND]      defaults 1000000, 4
+#
+# Knobs (environment):
+#   BENCH_SCENARIOS  which scenarios run: "all" (default), or names and
+#                    groups separated by spaces: the names of the table
+#                    (status, set_status, heartbeat_distinct, ...), mix,
+#                    login_flood, streams (or stream_all_1000,
+#                    stream_all_10000, stream_ids_10000); groups: reads,
+#                    writes (the table's scenarios, on each database)
+#   BENCH_DBS        "sqlite postgresql" (default): the databases
+#   BENCH_PG_USERS   the big size on PostgreSQL (default USERS; seeding it
+#                    takes ~5 min at a million, 4,000 users a statement)
+# A whole run at a million users takes about 35 minutes: ~19 of A/B rounds,
+# ~6 seeding PostgreSQL, the rest seeding SQLite, warm-ups, the mix, the
+# flood and the streams.
+#   BENCH_ROUNDS     rounds per scenario (3)
+#   BENCH_HEARTBEAT_USERS  distinct users heartbeating at the big size (100000)
+#   BENCH_FLOOD      logins in the flood (1000)
+#   BENCH_DECAY      1: usersd decays statuses as by default (off otherwise:
+#                    the seeded online users would all decay in one burst
+#                    5-10 minutes after seeding, in whichever scenario runs
+#                    then; the streams would carry it)
+#   BENCH_STREAM_SECONDS   seconds of changes per stream scenario (10)
+#   BENCH_OUT        where results.jsonl and RESULTS.md go (default bench/;
+#                    a partial run writes there too: point it elsewhere)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 users=${1:-1000000}
 secs=${2:-4}
-rounds=3
+rounds=${BENCH_ROUNDS:-3}
 conns=64
+scenarios=" ${BENCH_SCENARIOS:-all} "
+dbs=" ${BENCH_DBS:-sqlite postgresql} "
+hb_users=${BENCH_HEARTBEAT_USERS:-100000}
+flood=${BENCH_FLOOD:-1000}
+outdir=${BENCH_OUT:-$root/bench}
 work=$(mktemp -d /tmp/usersd-bench.XXXXXX)
 bin=$root/build/usersd
 out=$work/results.jsonl
 : > "$out"
+t_start=$(date +%s)
+[ -x "$bin" ] || { echo "run.sh: build first (make build)" >&2; exit 1; }
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# thousands of connections from one address (the per-address limit, where there is one)
+serve_extra=""
+"$bin" serve --help | grep -q -- --max-connections-per-ip && serve_extra="--max-connections-per-ip 100000"
+[ "${BENCH_DECAY:-0}" = 1 ] || serve_extra="$serve_extra --away-after 0 --offline-after 0"
 
 cleanup() {
     [ -n "${upid:-}" ] && kill "$upid" 2>/dev/null || true
+    [ -n "${spid:-}" ] && kill "$spid" 2>/dev/null || true
     "$root/scripts/pg-cluster.sh" stop "$work/pg" >/dev/null 2>&1 || true
     [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
     sleep 0.5
@@ -28,12 +67,23 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# want NAME [GROUP]: is this scenario asked for?
+want() {
+    case "$scenarios" in *" all "* | *" $1 "*) return 0 ;; esac
+    [ $# -gt 1 ] && case "$scenarios" in *" $2 "*) return 0 ;; esac
+    return 1
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 nport=$(free_port)
 mkdir -p "$work/www"
+# nginx's workers run as nobody when it is started as root: they must reach
+# the bodies (a mktemp folder is 0700; it answered 403 to every request)
+chmod 711 "$work"
+chmod 755 "$work/www"
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 1;
 worker_cpu_affinity 01;
@@ -52,104 +102,256 @@ http {
 NGINX
 nginx -c "$work/nginx.conf"
 
-# One wrk round; prints its JSON line.
-wrk_round() { # URL MODE PATH
-    BENCH_MODE=$2 BENCH_PATH=$3 BENCH_USERS=$size BENCH_TOKENS=$work/tokens \
-        taskset -c 1 wrk -t1 -c$conns -d${secs}s --timeout 10s -s "$root/bench/bench.lua" "$1" 2>&1 |
-        sed -n 's/^BENCH //p'
+# One wrk run on core 1; prints its JSON line. TOKENS: a token file (the
+# first one staff; "-" none), C connections, D seconds, DELAY ms before
+# each request of a connection.
+wrk_run() { # URL MODE PATH [TOKENS [C [D [DELAY]]]]
+    tf=${4:-$work/tokens}
+    [ "$tf" = - ] && tf=""
+    BENCH_MODE=$2 BENCH_PATH=$3 BENCH_USERS=$size BENCH_TOKENS=$tf BENCH_DELAY_MS=${7:-0} \
+        taskset -c 1 wrk -t1 -c"${5:-$conns}" -d"${6:-$secs}"s --timeout 10s \
+        -s "$root/bench/bench.lua" "$1" 2>&1 | sed -n 's/^BENCH //p'
 }
 
-scenario() { # NAME MODE PATH (the path whose body size nginx mirrors)
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$upid/status"; }
+
+# An A/B scenario: usersd, then nginx serving a body of the same size.
+scenario() { # NAME MODE PATH (the path whose body size nginx mirrors) GROUP [TOKENS]
     name=$1 mode=$2 path=$3
+    want "$name" "$4" || return 0
     body=$(curl -s -H "Authorization: Token $(head -n 1 "$work/tokens")" \
         "http://127.0.0.1:$uport$(echo "$path" | sed 's/{page}/1/')")
     printf '%s' "$body" > "$work/www/$name.json"
+    chmod 644 "$work/www/$name.json"
     bytes=$(wc -c < "$work/www/$name.json")
-    for r in $(seq $rounds); do
-        u=$(wrk_round "http://127.0.0.1:$uport" "$mode" "$path")
-        n=$(BENCH_TOKENS= wrk_round "http://127.0.0.1:$nport" static "/$name.json")
-        rss=$(awk '/VmRSS/ {print $2}' /proc/$upid/status)
-        echo "{\"users\": $size, \"db\": \"$backend\", \"scenario\": \"$name\", \"round\": $r, \"bytes\": $bytes, \"usersd\": $u, \"nginx\": $n, \"rss_kb\": $rss}" >> "$out"
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$nport/$name.json")
+    [ "$code" = 200 ] || { echo "run.sh: nginx answers $code for /$name.json" >&2; exit 1; }
+    for r in $(seq "$rounds"); do
+        u=$(wrk_run "http://127.0.0.1:$uport" "$mode" "$path" "${5:-$work/tokens}")
+        n=$(wrk_run "http://127.0.0.1:$nport" static "/$name.json" -)
+        [ -n "$u" ] && [ -n "$n" ] || { echo "run.sh: wrk gave no result for $name" >&2; exit 1; }
+        echo "{\"users\": $size, \"db\": \"$backend\", \"scenario\": \"$name\", \"round\": $r, \"bytes\": $bytes, \"usersd\": $u, \"nginx\": $n, \"rss_kb\": $(rss_kb)}" >> "$out"
     done
     echo "  $name done" >&2
 }
 
-# Seeds $db with $size users, starts usersd on it and logs in the tokens.
-start_usersd() {
+# Seeds $db with $size users (ids 1..size-1 named seed<k>, then the staff
+# user benchadmin) and mints tokens for distinct users into $work/hb-tokens.
+seed_db() {
     echo "seeding $size users ($backend)..." >&2
-    "$bin" seed --db "$db" --users $((size - 1)) 2>&1 | tail -n 1 >&2
+    if [ "$backend" = postgresql ]; then
+        # 4,000 per statement: each row's counter trigger makes a long one
+        # quadratic (50,000 took over the 10 s statement_timeout of usersd's
+        # connections; 10,000 ~4 s, 4,000 ~1.3 s with the ANALYZE after)
+        left=$((size - 1))
+        while [ "$left" -gt 0 ]; do
+            k=$left
+            [ "$k" -gt 4000 ] && k=4000
+            "$bin" seed --db "$db" --users "$k" >/dev/null 2>&1 ||
+                { echo "run.sh: seeding $backend failed" >&2; exit 1; }
+            left=$((left - k))
+        done
+    else
+        "$bin" seed --db "$db" --users $((size - 1)) 2>&1 | tail -n 1 >&2
+    fi
     echo "bench-admin-pass" | "$bin" createuser --db "$db" --username benchadmin --staff --password-stdin >/dev/null
-    uport=$(free_port)
-    taskset -c 0 "$bin" serve --listen 127.0.0.1:$uport --db "$db" --threads 1 2>"$work/usersd-$backend-$size.log" &
-    upid=$!
-    for _ in $(seq 100); do curl -s "http://127.0.0.1:$uport/healthz" >/dev/null && break; sleep 0.1; done
-    login() {
-        curl -s -X POST "http://127.0.0.1:$uport/api/auth/login/" -H 'Content-Type: application/json' \
-            -d "{\"username\": \"$1\", \"password\": \"$2\"}" |
-            python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
-    }
-    login benchadmin bench-admin-pass > "$work/tokens"
-    for k in $(seq 1 10 300); do login "seed$k" seed-password >> "$work/tokens"; done
+    hb=$hb_users
+    [ "$hb" -gt "$size" ] && hb=$size
+    if want heartbeat_distinct writes || want mix; then
+        "$bin" seed --db "$db" --tokens "$hb" "$work/hb-tokens" 2>&1 | tail -n 1 >&2
+    fi
+    : > "$work/tokens"
 }
 
-stop_usersd() {
-    hwm=$(awk '/VmHWM/ {print $2}' /proc/$upid/status)
-    echo "{\"users\": $size, \"db\": \"$backend\", \"peak_rss_kb\": $hwm}" >> "$out"
+serve() { # [EXTRA SERVE OPTIONS]: usersd on core 0 (with its database's server, if any)
+    uport=$(free_port)
+    # shellcheck disable=SC2086
+    taskset -c 0 "$bin" serve --listen 127.0.0.1:$uport --db "$db" --threads 1 $serve_extra "$@" \
+        2>>"$work/usersd-$backend-$size.log" &
+    upid=$!
+    for _ in $(seq 100); do curl -s "http://127.0.0.1:$uport/healthz" >/dev/null && break; sleep 0.1; done
+    curl -s "http://127.0.0.1:$uport/healthz" >/dev/null ||
+        { tail -n 5 "$work/usersd-$backend-$size.log" >&2; echo "run.sh: usersd did not start" >&2; exit 1; }
+    if [ ! -s "$work/tokens" ]; then
+        login() {
+            curl -s -X POST "http://127.0.0.1:$uport/api/auth/login/" -H 'Content-Type: application/json' \
+                -d "{\"username\": \"$1\", \"password\": \"$2\"}" |
+                python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+        }
+        login benchadmin bench-admin-pass > "$work/tokens"
+        for k in $(seq 1 10 300); do login "seed$k" seed-password >> "$work/tokens"; done
+    fi
+}
+
+stop_usersd() { # PHASE: the peak RSS of this server, then stop it
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$upid/status")
+    echo "{\"users\": $size, \"db\": \"$backend\", \"phase\": \"$1\", \"peak_rss_kb\": $hwm}" >> "$out"
     kill "$upid"
     wait "$upid" 2>/dev/null || true
     upid=
 }
 
-backend=sqlite
-for size in 1000 "$users"; do
-    db="sqlite:$work/bench-$size.db"
-    start_usersd
+# Brings every minted user online: passes of heartbeats over the tokens,
+# each continuing where the last ended (not timed, at most 30), so what is
+# timed after is users already online, as in a deployment (a first
+# heartbeat is a status change, with an event).
+warm_heartbeats() {
+    done_n=0
+    for _ in $(seq 30); do
+        [ "$done_n" -ge "$hb" ] && break
+        j=$(BENCH_TOKEN_START=$done_n wrk_run "http://127.0.0.1:$uport" heartbeat_seq / "$work/hb-tokens")
+        done_n=$((done_n + $(echo "$j" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')))
+    done
+    [ "$done_n" -ge "$hb" ] || echo "  warm-up: only $done_n heartbeats for $hb users" >&2
+    echo "{\"users\": $size, \"db\": \"$backend\", \"warmup\": {\"heartbeats\": $done_n, \"users\": $hb}}" >> "$out"
+}
 
-    scenario status status "/api/users/admin/users/2/online-status/"
-    scenario online_page_1 static "/api/users/admin/users/online/?page=1&per_page=50"
-    scenario online_page_500 static "/api/users/admin/users/online/?page=500&per_page=50"
-    scenario statistics static "/api/users/management/statistics/"
+# Heartbeats from distinct users (usersd --activity-interval 0: each one a
+# write of a user already online: last_seen and the session's last_used).
+heartbeat_distinct() {
+    want heartbeat_distinct writes || return 0
+    stop_usersd main
+    serve --activity-interval 0
+    warm_heartbeats
+    scenario heartbeat_distinct heartbeat_seq "/api/users/admin/users/2/online-status/" writes \
+        "$work/hb-tokens"
+    stop_usersd heartbeat_distinct
+    serve
+}
+
+# Several kinds at once, each its own wrk (so each has its own latency):
+# distinct users heartbeating, status reads, list pages, a few logins a
+# second, and 1,000 presence streams listening. usersd runs with
+# --activity-interval 1: a user's heartbeats are >= 2 s apart (the tokens in
+# turn), so each writes; the readers' own activity writes once a second.
+mix() {
+    want mix || return 0
+    stop_usersd main
+    serve --activity-interval 1
+    warm_heartbeats
+    ready=$work/streams.json
+    taskset -c 1 "$root/build/stream_bench" --port "$uport" --token "$(head -n 1 "$work/tokens")" \
+        --subscribers 1000 --rate 0 --seconds $((rounds * (secs + 2) + 30)) --users "$size" \
+        --pid "$upid" > "$ready" &
+    spid=$!
+    sleep 3 # the streams open (bounded by stream_bench's own limits)
+    for r in $(seq "$rounds"); do
+        U="http://127.0.0.1:$uport"
+        wrk_run "$U" heartbeat_seq / "$work/hb-tokens" 32 > "$work/mix-hb" &
+        p1=$!
+        wrk_run "$U" status / "$work/tokens" 16 > "$work/mix-status" &
+        p2=$!
+        wrk_run "$U" pages "/api/users/admin/users/online/?page={page}&per_page=50" \
+            "$work/tokens" 8 > "$work/mix-list" &
+        p3=$!
+        wrk_run "$U" login / - 2 "$secs" 250 > "$work/mix-login" &
+        p4=$!
+        wait "$p1" "$p2" "$p3" "$p4" || true
+        echo "{\"users\": $size, \"db\": \"$backend\", \"scenario\": \"mix\", \"round\": $r, \"kinds\": {\"heartbeat\": $(cat "$work/mix-hb"), \"status\": $(cat "$work/mix-status"), \"list\": $(cat "$work/mix-list"), \"login\": $(cat "$work/mix-login")}, \"rss_kb\": $(rss_kb)}" >> "$out"
+    done
+    kill -TERM "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+    spid=
+    [ -s "$ready" ] && echo "{\"users\": $size, \"db\": \"$backend\", \"scenario\": \"mix_streams\", \"streams\": $(cat "$ready")}" >> "$out"
+    echo "  mix done" >&2
+    stop_usersd mix
+    serve
+}
+
+# 1,000 logins at once (argon2id each) beside status reads, on a server of
+# its own (bench/login_flood.sh: a client times status GETs, idle and until
+# every login is answered).
+login_flood() {
+    want login_flood || return 0
+    j=$("$root/bench/login_flood.sh" "$flood" 1)
+    echo "{\"users\": 1, \"db\": \"sqlite\", \"scenario\": \"login_flood\", \"flood\": $j}" >> "$out"
+    echo "  login_flood done" >&2
+}
+
+backend=sqlite
+sizes=1000
+[ "$users" != 1000 ] && sizes="1000 $users"
+if case "$dbs" in *" sqlite "*) true ;; *) false ;; esac; then
+for size in $sizes; do
+    db="sqlite:$work/bench-$size.db"
+    seed_db
+    serve
+
+    scenario status status "/api/users/admin/users/2/online-status/" reads
+    scenario online_page_1 static "/api/users/admin/users/online/?page=1&per_page=50" reads
+    scenario online_page_500 static "/api/users/admin/users/online/?page=500&per_page=50" reads
+    scenario statistics static "/api/users/management/statistics/" reads
     # the management list filtered by status, then searched for one person
     # (seed777's address: one match at every size; seed777 is offline)
-    scenario list_status static "/api/users/management/list/?online_status=offline&per_page=50"
+    scenario list_status static "/api/users/management/list/?online_status=offline&per_page=50" reads
     # twenty different pages at random: a thread keeps four, so most are
     # rendered afresh (what a list costs when it is not a repeat)
-    scenario list_pages pages "/api/users/management/list/?page={page}&per_page=50"
-    scenario list_search_one static "/api/users/management/list/?online_status=offline&search=seed777%40&per_page=50"
-    scenario set_status set "/api/users/admin/users/2/online-status/"
-    scenario heartbeat heartbeat "/api/users/admin/users/2/online-status/"
-    scenario mixed_90_10 mixed "/api/users/admin/users/2/online-status/"
+    scenario list_pages pages "/api/users/management/list/?page={page}&per_page=50" reads
+    scenario list_search_one static "/api/users/management/list/?online_status=offline&search=seed777%40&per_page=50" reads
+    scenario set_status set "/api/users/admin/users/2/online-status/" writes
+    # 31 users at the default activity interval: most heartbeats write nothing
+    scenario heartbeat heartbeat "/api/users/admin/users/2/online-status/" writes
+    heartbeat_distinct
+    scenario mixed_90_10 mixed "/api/users/admin/users/2/online-status/" writes
+    if [ "$size" = "$users" ]; then mix; fi
     # last: a broad search ("seed12" is in 1.1 % of all users) costs in
     # proportion to its matches (see RESULTS.md), and its backlog must not
     # slow the scenarios after it
-    scenario list_search static "/api/users/management/list/?online_status=online&search=seed12&per_page=50"
-    scenario list_search_pages pages "/api/users/management/list/?online_status=online&search=seed12&page={page}&per_page=50"
-    stop_usersd
+    scenario list_search static "/api/users/management/list/?online_status=online&search=seed12&per_page=50" reads
+    scenario list_search_pages pages "/api/users/management/list/?online_status=online&search=seed12&page={page}&per_page=50" reads
+    stop_usersd main
 done
+login_flood
+
+# The presence stream: fresh servers at 1,000 users (bench/stream.sh).
+specs=""
+want stream_all_1000 streams && specs="$specs 1000:1000"
+want stream_all_10000 streams && specs="$specs 10000:100"
+want stream_ids_10000 streams && specs="$specs 10000:1000:100"
+if [ -n "$specs" ]; then
+    echo "streams:$specs" >&2
+    # shellcheck disable=SC2086
+    "$root/bench/stream.sh" $specs | while read -r line; do
+        echo "{\"users\": ${BENCH_STREAM_USERS:-1000}, \"db\": \"sqlite\", \"stream\": $line}" >> "$out"
+    done
+fi
+fi
 
 # PostgreSQL: where usersd goes when one machine is not enough. No page or
 # token is kept there (it has no cheap data version), so every read asks.
-if "$root/scripts/pg-cluster.sh" start "$work/pg" >&2; then
+# usersd and the PostgreSQL server share core 0.
+if case "$dbs" in *" postgresql "*) true ;; *) false ;; esac &&
+    "$root/scripts/pg-cluster.sh" start "$work/pg" >&2; then
     pgdir=$(cat "$work/pg/data_dir")
     pm=$(head -n 1 "$pgdir/data/postmaster.pid")
     for p in $pm $(pgrep -P "$pm"); do taskset -a -p -c 0 "$p" >/dev/null; done
-    "$(cat "$work/pg/bindir")/psql" -q "$(cat "$work/pg/url")/postgres" -c "CREATE DATABASE bench"
-    backend=postgresql size=1000 db="$(cat "$work/pg/url")/bench"
-    start_usersd
-    scenario status status "/api/users/admin/users/2/online-status/"
-    scenario online_page_1 static "/api/users/admin/users/online/?page=1&per_page=50"
-    scenario statistics static "/api/users/management/statistics/"
-    scenario list_pages pages "/api/users/management/list/?page={page}&per_page=50"
-    scenario set_status set "/api/users/admin/users/2/online-status/"
-    scenario heartbeat heartbeat "/api/users/admin/users/2/online-status/"
-    scenario mixed_90_10 mixed "/api/users/admin/users/2/online-status/"
-    stop_usersd
+    backend=postgresql
+    pg_sizes=1000
+    [ "${BENCH_PG_USERS:-$users}" != 1000 ] && pg_sizes="1000 ${BENCH_PG_USERS:-$users}"
+    for size in $pg_sizes; do
+        "$(cat "$work/pg/bindir")/psql" -q "$(cat "$work/pg/url")/postgres" -c "CREATE DATABASE bench_$size"
+        db="$(cat "$work/pg/url")/bench_$size"
+        seed_db
+        # new backends (one per usersd connection) start on core 0 too
+        for p in $(pgrep -P "$pm"); do taskset -a -p -c 0 "$p" >/dev/null; done
+        serve
+        scenario status status "/api/users/admin/users/2/online-status/" reads
+        scenario online_page_1 static "/api/users/admin/users/online/?page=1&per_page=50" reads
+        scenario statistics static "/api/users/management/statistics/" reads
+        scenario list_pages pages "/api/users/management/list/?page={page}&per_page=50" reads
+        scenario set_status set "/api/users/admin/users/2/online-status/" writes
+        scenario heartbeat heartbeat "/api/users/admin/users/2/online-status/" writes
+        heartbeat_distinct
+        scenario mixed_90_10 mixed "/api/users/admin/users/2/online-status/" writes
+        stop_usersd main
+    done
     "$root/scripts/pg-cluster.sh" stop "$work/pg" >&2
-else
+elif case "$dbs" in *" postgresql "*) true ;; *) false ;; esac; then
     echo "PostgreSQL server binaries not found: its rows are left out" >&2
 fi
 
-
-cp "$out" "$root/bench/results.jsonl"
-python3 "$root/bench/report.py" "$root/bench/results.jsonl" > "$root/bench/RESULTS.md"
-cat "$root/bench/RESULTS.md"
+echo "{\"run\": {\"users\": $users, \"seconds\": $secs, \"rounds\": $rounds, \"scenarios\": \"$(echo $scenarios)\", \"wall_s\": $(($(date +%s) - t_start))}}" >> "$out"
+mkdir -p "$outdir"
+cp "$out" "$outdir/results.jsonl"
+python3 "$root/bench/report.py" "$outdir/results.jsonl" > "$outdir/RESULTS.md"
+cat "$outdir/RESULTS.md"

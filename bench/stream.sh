@@ -1,48 +1,55 @@
 #!/bin/sh
-# The presence stream under load: N subscribers (1k, 5k, 10k) on one usersd
-# (--threads 1, pinned to core 0) while changes arrive at RATE per second for
-# SECONDS (8 keep-alive writers); the client (bench/stream_bench.c) runs on
-# core 1. Reports delivery latency p50/p99 (the change's server timestamp to
-# its arrival), events delivered, dropped streams, server CPU and peak RSS.
-#   bench/stream.sh ["RATE ..."] [SECONDS]    defaults "1000 100", 10
+# The presence stream under load, with per-subscriber accounting
+# (bench/stream_bench.c): for each SPEC a fresh SQLite database of USERS
+# users and a fresh usersd (--threads 1, pinned to core 0, decay off so the
+# only changes are the bench's), N subscribers on core 1 while the bench
+# changes statuses at RATE a second for SECONDS. Prints one JSON line per
+# SPEC: delivered %, missing events, resyncs, p50/p99 delivery latency, RSS
+# per open stream, server CPU. bench/run.sh calls it for `make bench`.
+#   bench/stream.sh [SPEC...]    SPEC = SUBSCRIBERS:RATE[:FOLLOW]
+#     FOLLOW: each subscriber follows that many random users (?ids=)
+#     default: 1000:1000 10000:100 10000:1000:100
+#   BENCH_STREAM_SECONDS (10), BENCH_STREAM_USERS (1000)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
-rates=${1:-1000 100}
-secs=${2:-10}
-work=$(mktemp -d /tmp/usersd-stream.XXXXXX)
+[ $# -gt 0 ] || set -- 1000:1000 10000:100 10000:1000:100
+secs=${BENCH_STREAM_SECONDS:-10}
+users=${BENCH_STREAM_USERS:-1000}
 bin=$root/build/usersd
+work=$(mktemp -d /tmp/usersd-stream.XXXXXX)
 trap '[ -n "${upid:-}" ] && kill "$upid" 2>/dev/null; sleep 0.3; rm -rf "$work"' EXIT INT TERM
-start_server() { # a fresh database and server for each run
+[ -x "$root/build/stream_bench" ] || { echo "stream.sh: build first (make build)" >&2; exit 1; }
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+pin0="" pin1=""
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then pin0="taskset -c 0" pin1="taskset -c 1"; fi
+# thousands of streams from one address (the per-address limit, where there is one)
+extra=""
+"$bin" serve --help | grep -q -- --max-connections-per-ip && extra="--max-connections-per-ip 100000"
+
+for spec in "$@"; do
+    n=${spec%%:*} rest=${spec#*:}
+    rate=${rest%%:*} follow=0
+    [ "$rest" != "$rate" ] && follow=${rest#*:}
+    db="sqlite:$work/stream-$n-$rate-$follow.db"
+    "$bin" seed --db "$db" --users "$users" 2>/dev/null
+    echo "stream-admin-pass" | "$bin" createuser --db "$db" --username streamadmin --staff \
+        --password-stdin >/dev/null
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    db="sqlite:$work/stream-$1-$rate.db"
-    "$bin" seed --db "$db" --users 999 2>/dev/null
-    echo "stream-admin-pass" | "$bin" createuser --db "$db" --username streamadmin --staff --password-stdin >/dev/null
-    taskset -c 0 "$bin" serve --listen 127.0.0.1:$port --db "$db" --threads 1 --away-after 0 --offline-after 0 2>"$work/log-$1" &
+    # shellcheck disable=SC2086
+    $pin0 "$bin" serve --listen 127.0.0.1:$port --db "$db" --threads 1 --away-after 0 \
+        --offline-after 0 $extra 2>"$work/log-$spec" &
     upid=$!
     for _ in $(seq 100); do curl -s "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
     token=$(curl -s -X POST "http://127.0.0.1:$port/api/auth/login/" -H 'Content-Type: application/json' \
         -d '{"username": "streamadmin", "password": "stream-admin-pass"}' |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-}
-
-out="$root/bench/stream_results.jsonl"
-: > "$out"
-for rate in $rates; do
-for n in 1000 5000 10000; do
-    start_server "$n"
-    t0=$(awk '{print $14 + $15}' /proc/$upid/stat)
-    w0=$(date +%s.%N)
-    res=$(taskset -c 1 "$root/build/stream_bench" 127.0.0.1 "$port" "$token" "$n" "$rate" "$secs" 1000)
-    t1=$(awk '{print $14 + $15}' /proc/$upid/stat)
-    w1=$(date +%s.%N)
-    hz=$(getconf CLK_TCK)
-    cpu=$(python3 -c "print(round(($t1 - $t0) / $hz / ($w1 - $w0) * 100, 1))")
-    rss=$(awk '/VmHWM/ {print $2}' /proc/$upid/status)
-    echo "$res" | python3 -c "import json,sys; d=json.load(sys.stdin); d['server_cpu_pct']=$cpu; d['server_peak_rss_kb']=$rss; print(json.dumps(d))" >> "$out"
-    tail -n 1 "$out"
+    if [ "$follow" -gt 0 ]; then name="stream_ids_$n"; else name="stream_all_$n"; fi
+    # shellcheck disable=SC2086
+    $pin1 ${BENCH_STREAM_WRAP:-} "$root/build/stream_bench" --port "$port" --token "$token" --subscribers "$n" \
+        --rate "$rate" --seconds "$secs" --users "$users" --follow "$follow" --pid "$upid" |
+        sed "s/^{/{\"scenario\": \"$name\", /"
     kill "$upid"
     wait "$upid" 2>/dev/null || true
     upid=
     sleep 1
-done
 done

@@ -4,7 +4,7 @@
  * non-empty UTF-8 without NUL, every value a string without NUL; encoding
  * the object again (every byte %XX, a space as '+') and parsing that gives
  * the same object; a field read as a boolean is OK only for true, false,
- * 1 or 0. */
+ * 1 or 0, as a whole number only for an optional '-' and digits. */
 #include "fuzz.h"
 #include "parse.h"
 
@@ -65,6 +65,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (want >= 0) CHECK(b == want);
         /* a JSON body's boolean is never a string */
         CHECK(parse_field_bool(obj, k, false, &b) == PARSE_FIELD_WRONG_TYPE);
+        /* a whole number: an optional '-', then digits within int64 (the
+         * value checked by printing it back) */
+        int64_t n = 0;
+        f = parse_field_int(obj, k, true, &n);
+        size_t len = strlen(str);
+        bool minus = len && str[0] == '-';
+        bool want_int = fuzz_decimal_fits(str + minus, len - minus, "9223372036854775807");
+        CHECK(f == (want_int ? PARSE_FIELD_OK : PARSE_FIELD_WRONG_TYPE));
+        if (want_int) {
+            char back[24];
+            snprintf(back, sizeof back, "%lld", (long long)n);
+            const char *digits = str + minus;
+            while (digits[0] == '0' && digits[1]) /* leading zeros */
+                digits++;
+            CHECK(!strcmp(back + (n < 0), digits) && (n < 0) == (minus && n != 0));
+        }
     }
     size_t len = 0;
     char *again = encode(obj, &len);

@@ -4,7 +4,8 @@
  * object no deeper than 32 (counted here on its own); dumping and parsing
  * it again gives an equal object; a refused one comes with a message that
  * is valid UTF-8 (it goes into a JSON reply); a string field is OK only
- * when it is a string without NUL, a boolean only when JSON true/false. */
+ * when it is a string without NUL, a boolean only when JSON true/false,
+ * a whole number only when a JSON integer. */
 #include "fuzz.h"
 #include "parse.h"
 
@@ -55,6 +56,14 @@ static void check_fields(json_t *obj, const char *name)
         CHECK(f == PARSE_FIELD_OK && b == json_is_true(v));
     else
         CHECK(f == PARSE_FIELD_WRONG_TYPE && b == -1);
+    int64_t n = -7;
+    f = parse_field_int(obj, name, false, &n);
+    if (!v)
+        CHECK(f == PARSE_FIELD_ABSENT && n == -7);
+    else if (json_is_integer(v))
+        CHECK(f == PARSE_FIELD_OK && n == json_integer_value(v));
+    else
+        CHECK(f == PARSE_FIELD_WRONG_TYPE && n == -7);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

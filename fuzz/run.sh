@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs every libFuzzer harness of BUILD_DIR for SECONDS each under
 # ASan+UBSan (make fuzz), one after the other, and prints the executions
-# of each. New inputs go to BUILD_DIR/corpus/<harness>/ (the committed
+# of each. With FUZZ_RUNS=N in the environment a harness also stops once
+# it has run N inputs (whichever comes first). New inputs go to BUILD_DIR/corpus/<harness>/ (the committed
 # seeds in fuzz/corpus/ stay as they are); a crash or a broken invariant
 # leaves its input in BUILD_DIR/artifacts/ and makes the run fail.
 #   fuzz/run.sh BUILD_DIR SECONDS [HARNESS...]
@@ -17,14 +18,18 @@ printf '%-8s %14s %8s %10s  %s\n' harness executions seconds exec/s result >"$su
 failed=0
 for h in $harnesses; do
     mkdir -p "$build/corpus/$h"
+    runs=""
+    [ -n "${FUZZ_RUNS:-}" ] && runs="-runs=$FUZZ_RUNS"
     dict=""
     [ -f "$src/dict/$h.dict" ] && dict="-dict=$src/dict/$h.dict"
+    opts=""
+    [ -f "$src/options/$h" ] && opts=$(cat "$src/options/$h") # libFuzzer flags of its own
     echo "fuzz: $h for ${seconds}s" >&2
     start=$(date +%s)
     # shellcheck disable=SC2086
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         "$build/fuzz_$h" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 \
-        -rss_limit_mb=1024 -artifact_prefix="$build/artifacts/$h-" $dict \
+        -rss_limit_mb=1024 -artifact_prefix="$build/artifacts/$h-" $dict $runs $opts \
         "$build/corpus/$h" "$src/corpus/$h" >"$build/logs/$h.log" 2>&1
     rc=$?
     took=$(( $(date +%s) - start ))

@@ -575,6 +575,21 @@ USERSD_API enum usersd_code usersd_session_login(struct usersd *u, const char *u
 USERSD_API enum usersd_code usersd_login(struct usersd *u, const char *username,
                                          const char *password, char *key, struct usersd_user *user,
                                          struct usersd_err *err);
+/* For load tests and benchmarks (usersd seed --tokens): mints k sessions
+ * for k distinct active users picked at random, straight into the database
+ * in big batches, all or none — no password check, no presence change,
+ * keys and their stored hashes made exactly as at login. After the commit,
+ * emit(key, user_id, arg) is called once per session, key being its token
+ * (USERSD_TOKEN_LEN hex characters, borrowed for the call); a non-zero
+ * return stops the calls and gives EINTERNAL (the sessions stay). EINVAL
+ * (field "tokens") when k is below 1, above USERSD_SEED_TOKENS_MAX or above
+ * the number of active users; ENOMEM. Holds ~110 bytes per session until
+ * it returns. */
+#define USERSD_SEED_TOKENS_MAX 1000000
+USERSD_API enum usersd_code usersd_seed_sessions(struct usersd *u, int64_t k,
+                                                 int (*emit)(const char *key, int64_t user_id,
+                                                             void *arg),
+                                                 void *arg, struct usersd_err *err);
 /* Resolves a key to its active user and session (session may be NULL).
  * EAUTH when unknown, revoked, expired (unused for longer than
  * session_ttl_s), or the user is inactive. */

@@ -13,6 +13,7 @@ pw=$(cat "$pwfile")
 listen=${USERSD_LISTEN:-127.0.0.1:8000}
 cat <<MSG
 usersd demo — database sqlite:usersd.db, listening on http://$listen
+  dashboard:  open http://$listen/ in a browser
   log in as:  admin / $pw
   try:        curl -s -X POST http://$listen/api/auth/login/ \\
                 -H 'Content-Type: application/json' \\

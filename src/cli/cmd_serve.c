@@ -38,6 +38,18 @@ static const char usage[] =
     "                           environment, which beats the file (USERSD_CONFIG)\n"
     "  --no-dashboard           do not serve the web dashboard at / and /dashboard/\n"
     "                           (USERSD_NO_DASHBOARD)\n"
+    "  --login-max-failures N   failed logins allowed per client address and username in\n"
+    "                           10 minutes (5 N per address); then 429 until the window\n"
+    "                           passes (USERSD_LOGIN_MAX_FAILURES; default 10)\n"
+    "  --trusted-proxy CIDR     a reverse proxy (10.0.0.0/8, 2001:db8::/32, 127.0.0.1):\n"
+    "                           for requests from it the client is taken from\n"
+    "                           X-Forwarded-For (repeatable or comma-separated;\n"
+    "                           USERSD_TRUSTED_PROXY)\n"
+    "  --max-connections N      open connections at most; more are refused "
+    "(USERSD_MAX_CONNECTIONS;\n"
+    "                           default: what the open-file limit allows, less a reserve)\n"
+    "  --max-connections-per-ip N  open connections per client address at most, trusted\n"
+    "                           proxies excepted (USERSD_MAX_CONNECTIONS_PER_IP; default 256)\n"
     "\n"
     "When the database has no user and USERSD_ADMIN_PASSWORD is set, a staff user\n"
     "'admin' (or USERSD_ADMIN_USERNAME) is created with that password.\n";
@@ -53,7 +65,8 @@ int cmd_serve(int argc, char **argv)
                                 .history_days = 30};
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int64_t threads = cores > 0 ? cores : 1;
-    struct opt_list origins = {0};
+    struct opt_list origins = {0}, proxies = {0};
+    int64_t login_max_failures = 10, max_conns = 0, max_conns_ip = 256;
     const char *config = NULL, *log_format = "text";
     const struct opt opts[] = {
         {"listen", OPT_STR, "USERSD_LISTEN", &cfg.listen, 0, 0},
@@ -70,6 +83,12 @@ int cmd_serve(int argc, char **argv)
         {"log-format", OPT_STR, "USERSD_LOG_FORMAT", &log_format, 0, 0},
         {"config", OPT_STR, "USERSD_CONFIG", &config, 0, 0},
         {"no-dashboard", OPT_FLAG, "USERSD_NO_DASHBOARD", &cfg.no_dashboard, 0, 0},
+        {"login-max-failures", OPT_INT, "USERSD_LOGIN_MAX_FAILURES", &login_max_failures, 1,
+         1000000},
+        {"trusted-proxy", OPT_LIST, "USERSD_TRUSTED_PROXY", &proxies, 0, 0},
+        {"max-connections", OPT_INT, "USERSD_MAX_CONNECTIONS", &max_conns, 1, 10000000},
+        {"max-connections-per-ip", OPT_INT, "USERSD_MAX_CONNECTIONS_PER_IP", &max_conns_ip, 1,
+         10000000},
         {0},
     };
     int npos, rc = opts_parse("serve", usage, opts, argc, argv, NULL, 0, &npos);
@@ -90,5 +109,27 @@ int cmd_serve(int argc, char **argv)
     }
     cfg.n_trusted = origins.n;
     cfg.threads = (int)threads;
+    cfg.login_max_failures = (int)login_max_failures;
+    cfg.max_connections = (long)max_conns;
+    cfg.max_connections_per_ip = (long)max_conns_ip;
+    for (int i = 0; i < proxies.n; i++) { /* each item may hold a comma-separated list */
+        for (const char *p = proxies.items[i], *end;; p = end + 1) {
+            end = strchr(p, ',');
+            size_t n = end ? (size_t)(end - p) : strlen(p);
+            while (n && (*p == ' ' || *p == '\t'))
+                p++, n--;
+            while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+                n--;
+            if (cfg.n_proxies == SERVER_MAX_PROXIES)
+                return opts_fail("serve", "too many --trusted-proxy CIDRs (at most %d)",
+                                 SERVER_MAX_PROXIES);
+            if (!cidr_parse(p, n, &cfg.trusted_proxies[cfg.n_proxies++]))
+                return opts_fail("serve",
+                                 "--trusted-proxy must be an address or CIDR such as 10.0.0.0/8 "
+                                 "or 2001:db8::/32, not '%.*s'",
+                                 (int)n, p);
+            if (!end) break;
+        }
+    }
     return server_run(&cfg);
 }

@@ -3,6 +3,7 @@
  * its BLAKE2b hash, so a leaked database holds no usable key. */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -26,6 +27,17 @@ static void key_hash(const char *key, unsigned char *hash)
 {
     crypto_generichash(hash, STORE_TOKEN_HASH_LEN, (const unsigned char *)key, strlen(key), NULL,
                        0);
+}
+
+/* A new key (USERSD_TOKEN_LEN hex characters and a NUL) and the hash that
+ * is stored for it: the one way keys are made, at login and seeding. */
+static void key_mint(char *key, unsigned char *hash)
+{
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(key, USERSD_TOKEN_LEN + 1, raw, sizeof raw);
+    sodium_memzero(raw, sizeof raw);
+    key_hash(key, hash);
 }
 
 static bool key_wellformed(const char *key)
@@ -80,12 +92,8 @@ enum usersd_code usersd_session_login(struct usersd *u, const char *username, co
     if (!user) user = &tmp;
     enum usersd_code rc = usersd_password_check(u, username, password, user, err);
     if (rc) return rc;
-    unsigned char raw[32];
-    randombytes_buf(raw, sizeof raw);
-    sodium_bin2hex(key, USERSD_TOKEN_LEN + 1, raw, sizeof raw);
-    sodium_memzero(raw, sizeof raw);
     struct store_session_row row = {0};
-    key_hash(key, row.hash);
+    key_mint(key, row.hash);
     row.s.user_id = user->id;
     row.s.created = row.s.last_used = usersd_now(u);
     if (client && client->user_agent)
@@ -96,6 +104,37 @@ enum usersd_code usersd_session_login(struct usersd *u, const char *username, co
     if (rc) return rc;
     if (session_id) *session_id = row.s.id;
     return usersd_set_online(u, user->id, user, err);
+}
+
+enum usersd_code usersd_seed_sessions(struct usersd *u, int64_t k,
+                                      int (*emit)(const char *key, int64_t user_id, void *arg),
+                                      void *arg, struct usersd_err *err)
+{
+    if (k < 1 || k > USERSD_SEED_TOKENS_MAX)
+        return err_field(err, "tokens", "tokens must be 1 to %d", USERSD_SEED_TOKENS_MAX);
+    size_t n = (size_t)k;
+    /* Every key is kept until the commit: a token is handed out only once
+     * its session exists. */
+    char *keys = malloc(n * (USERSD_TOKEN_LEN + 1));
+    unsigned char *hashes = malloc(n * STORE_TOKEN_HASH_LEN);
+    int64_t *ids = malloc(n * sizeof *ids);
+    enum usersd_code rc = USERSD_OK;
+    if (!keys || !hashes || !ids) {
+        rc = err_set(err, USERSD_ENOMEM, "not enough memory for %zu sessions", n);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        key_mint(keys + i * (USERSD_TOKEN_LEN + 1), hashes + i * STORE_TOKEN_HASH_LEN);
+    rc = u->store->ops->session_seed(u->store, hashes, n, usersd_now(u), ids, err);
+    for (size_t i = 0; !rc && i < n; i++)
+        if (emit && emit(keys + i * (USERSD_TOKEN_LEN + 1), ids[i], arg))
+            rc = err_set(err, USERSD_EINTERNAL, "could not hand out token %zu of %zu", i + 1, n);
+out:
+    if (keys) sodium_memzero(keys, n * (USERSD_TOKEN_LEN + 1));
+    free(keys);
+    free(hashes);
+    free(ids);
+    return rc;
 }
 
 enum usersd_code usersd_login(struct usersd *u, const char *username, const char *password,

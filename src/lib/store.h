@@ -281,6 +281,16 @@ struct store_ops {
     /* The bulk load's start and its undoing (see dump_users above). */
     enum usersd_code (*load_begin)(struct store *s, struct usersd_err *err);
     void (*load_abort)(struct store *s);
+
+    /* Load testing (usersd_seed_sessions): picks k distinct active users at
+     * random and gives each a new session whose token hash is hashes[i]
+     * (STORE_TOKEN_HASH_LEN bytes each), created and last used at now, no
+     * agent or address; user_ids[i] receives its user. All or none, in
+     * big batches (PostgreSQL: a transaction per 1,000, those committed
+     * deleted again on a failure); EINVAL (field "tokens") when fewer than
+     * k users are active. */
+    enum usersd_code (*session_seed)(struct store *s, const unsigned char *hashes, size_t k,
+                                     int64_t now, int64_t *user_ids, struct usersd_err *err);
 };
 
 enum { BATCH_BEGIN, BATCH_COMMIT, BATCH_ROLLBACK };

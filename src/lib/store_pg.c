@@ -1975,6 +1975,124 @@ static enum usersd_code pg_dump_minutes(struct store *base, int64_t after, size_
     return USERSD_OK;
 }
 
+/* ---- load testing ------------------------------------------------------- */
+
+/* Runs sql with text parameters in the open transaction; NULL with err
+ * filled on failure. For the one-off statements of seeding, not prepared. */
+static PGresult *run_once(struct pg_store *s, const char *sql, int n, const char *const *v,
+                          struct usersd_err *err)
+{
+    PGresult *r = PQexecParams(s->conn, sql, n, NULL, v, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+    pg_error(s, r, err);
+    PQclear(r);
+    return NULL;
+}
+
+/* {"hex",...} and {id,...} array literals of rows [from, to). */
+static void seed_arrays(const unsigned char *hashes, const int64_t *user_ids, size_t from,
+                        size_t to, char *hex, char *ids)
+{
+    size_t hl = 0, il = 0;
+    hex[hl++] = '{';
+    ids[il++] = '{';
+    for (size_t i = from; i < to; i++) {
+        if (i > from) {
+            hex[hl++] = ',';
+            ids[il++] = ',';
+        }
+        for (int b = 0; b < STORE_TOKEN_HASH_LEN; b++) {
+            unsigned char c = hashes[i * STORE_TOKEN_HASH_LEN + (size_t)b];
+            hex[hl++] = "0123456789abcdef"[c >> 4];
+            hex[hl++] = "0123456789abcdef"[c & 15];
+        }
+        il += (size_t)snprintf(ids + il, 21, "%lld", (long long)user_ids[i]);
+    }
+    memcpy(hex + hl, "}", 2);
+    memcpy(ids + il, "}", 2);
+}
+
+/* One statement in a transaction of its own (timeout lifted); OK or the
+ * code it failed with. */
+static enum usersd_code seed_step(struct pg_store *s, const char *sql, int n, const char *const *v,
+                                  PGresult **out, struct usersd_err *err)
+{
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    /* Picking among a million users may take longer than the 10 s every
+     * statement of a request gets; this transaction only. */
+    PGresult *r = NULL;
+    if (!(code = exec_plain(s, "SET LOCAL statement_timeout = 0", err))) {
+        r = run_once(s, sql, n, v, err);
+        code = r ? commit(s, err) : last_fail;
+    }
+    if (code) {
+        rollback(s);
+        PQclear(r);
+        r = NULL;
+    }
+    if (out)
+        *out = r;
+    else
+        PQclear(r);
+    return code;
+}
+
+static enum usersd_code pg_session_seed(struct store *base, const unsigned char *hashes, size_t k,
+                                        int64_t now, int64_t *user_ids, struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    /* Sessions per transaction: each row's trigger updates the one counter
+     * row, and within one transaction every update walks that row's
+     * versions so far, so a long transaction is quadratic (40,000 sessions
+     * took a minute). Chunks committed before a failure are deleted again. */
+    enum { CHUNK = 1000 };
+    char *hex = NULL, *ids = NULL, count[24], at[24];
+    snprintf(count, sizeof count, "%zu", k);
+    snprintf(at, sizeof at, "%lld", (long long)now);
+    const char *pv[] = {count};
+    PGresult *r = NULL;
+    enum usersd_code code = seed_step(
+        s, "SELECT id FROM users WHERE is_active ORDER BY random() LIMIT $1", 1, pv, &r, err);
+    if (code) return code;
+    size_t n = (size_t)PQntuples(r);
+    for (size_t i = 0; i < n; i++)
+        user_ids[i] = col_int(r, (int)i, 0);
+    PQclear(r);
+    if (n < k)
+        return err_field(err, "tokens", "only %zu users are active: cannot mint %zu tokens", n, k);
+    hex = malloc(CHUNK * (STORE_TOKEN_HASH_LEN * 2 + 1) + 3);
+    ids = malloc(CHUNK * 21 + 3);
+    if (!hex || !ids) {
+        code = err_set(err, USERSD_ENOMEM, "out of memory");
+        goto out;
+    }
+    size_t from = 0;
+    for (; from < k && !code; from += CHUNK) {
+        seed_arrays(hashes, user_ids, from, k - from < CHUNK ? k : from + CHUNK, hex, ids);
+        const char *v[] = {hex, ids, at};
+        code = seed_step(s,
+                         "INSERT INTO sessions (hash, user_id, created, last_used) "
+                         "SELECT decode(h, 'hex'), u, $3, $3 "
+                         "FROM unnest($1::text[], $2::bigint[]) AS t (h, u)",
+                         3, v, NULL, err);
+    }
+    if (code) /* all or none: undo the chunks before the one that failed */
+        for (size_t done = 0; done + CHUNK < from; done += CHUNK) {
+            seed_arrays(hashes, user_ids, done, done + CHUNK, hex, ids);
+            const char *v[] = {hex};
+            seed_step(s,
+                      "DELETE FROM sessions WHERE hash IN "
+                      "(SELECT decode(h, 'hex') FROM unnest($1::text[]) AS t (h))",
+                      1, v, NULL, NULL);
+        }
+out:
+    free(hex);
+    free(ids);
+    return code;
+}
+
 const struct store_ops store_pg_ops = {
     .scheme = "postgresql",
     .alias = "postgres",
@@ -2024,4 +2142,5 @@ const struct store_ops store_pg_ops = {
     .load_history = pg_load_history,
     .load_begin = pg_load_begin,
     .load_abort = pg_load_abort,
+    .session_seed = pg_session_seed,
 };

@@ -2225,6 +2225,58 @@ static enum usersd_code sq_load_history(struct store *base, const struct store_h
     return code;
 }
 
+/* ---- load testing ------------------------------------------------------- */
+
+static enum usersd_code sq_session_seed(struct store *base, const unsigned char *hashes, size_t k,
+                                        int64_t now, int64_t *user_ids, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *pick = NULL;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    /* Run once per seeding, so not kept among the prepared statements. */
+    if (sqlite3_prepare_v2(s->db, "SELECT id FROM users WHERE is_active ORDER BY random() LIMIT ?",
+                           -1, &pick, NULL) != SQLITE_OK) {
+        code = db_error(s, err);
+        goto out;
+    }
+    sqlite3_bind_int64(pick, 1, (sqlite3_int64)k);
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(pick)) == SQLITE_ROW && n < k)
+        user_ids[n++] = sqlite3_column_int64(pick, 0);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        code = db_error(s, err);
+        goto out;
+    }
+    if (n < k) {
+        code = err_field(err, "tokens", "only %zu users are active: cannot mint %zu tokens", n, k);
+        goto out;
+    }
+    /* One transaction: SQLite inserts ~100k rows a second this way. */
+    for (size_t i = 0; i < k && !code; i++) {
+        sqlite3_stmt *st = prep(s, S_SESSION_INSERT, err);
+        if (!st) {
+            code = USERSD_EDB;
+            break;
+        }
+        sqlite3_bind_blob(st, 1, hashes + i * STORE_TOKEN_HASH_LEN, STORE_TOKEN_HASH_LEN,
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, user_ids[i]);
+        sqlite3_bind_int64(st, 3, now);
+        sqlite3_bind_int64(st, 4, now);
+        sqlite3_bind_text(st, 5, "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, "", -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) code = db_error(s, err);
+        done(st);
+    }
+    if (!code) code = commit(s, err);
+out:
+    sqlite3_finalize(pick);
+    if (code) rollback(s);
+    return code;
+}
+
 const struct store_ops store_sqlite_ops = {
     .scheme = "sqlite",
     .set_cache = sq_set_cache,
@@ -2274,4 +2326,5 @@ const struct store_ops store_sqlite_ops = {
     .load_history = sq_load_history,
     .load_begin = sq_load_begin,
     .load_abort = sq_load_abort,
+    .session_seed = sq_session_seed,
 };

@@ -369,3 +369,21 @@ enum parse_field parse_field_bool(json_t *obj, const char *name, bool from_form,
     *out = b;
     return PARSE_FIELD_OK;
 }
+
+enum parse_field parse_field_int(json_t *obj, const char *name, bool from_form, int64_t *out)
+{
+    json_t *v = json_object_get(obj, name);
+    if (!v) return PARSE_FIELD_ABSENT;
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return PARSE_FIELD_OK;
+    }
+    if (!from_form || !json_is_string(v)) return PARSE_FIELD_WRONG_TYPE;
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    bool minus = len && s[0] == '-';
+    int64_t n;
+    if (!parse_uint(s + minus, len - minus, INT64_MAX, &n)) return PARSE_FIELD_WRONG_TYPE;
+    *out = minus ? -n : n;
+    return PARSE_FIELD_OK;
+}

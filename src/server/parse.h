@@ -98,5 +98,8 @@ enum parse_field parse_field_str(json_t *obj, const char *name, const char **out
  * the body was a form (from_form: forms carry only strings), a string
  * parse_bool accepts. */
 enum parse_field parse_field_bool(json_t *obj, const char *name, bool from_form, int *out);
+/* obj's member name as a whole number: a JSON integer, or, when the body was
+ * a form, a string of digits with an optional '-' (within int64). */
+enum parse_field parse_field_int(json_t *obj, const char *name, bool from_form, int64_t *out);
 
 #endif

@@ -233,26 +233,9 @@ bool body_bool(struct req *r, const char *name, int *out)
 
 bool body_int(struct req *r, const char *name, int64_t *out, bool *given)
 {
-    json_t *v = json_object_get(r->json, name);
-    *given = v != NULL;
-    if (!v) return true;
-    if (json_is_integer(v)) {
-        *out = json_integer_value(v);
-        return true;
-    }
-    if (r->body_type == BODY_FORM && json_is_string(v)) { /* forms carry only strings */
-        const char *s = json_string_value(v), *d = s + (*s == '-');
-        int64_t n = 0;
-        bool ok = *d != 0;
-        for (; ok && *d; d++) {
-            ok = *d >= '0' && *d <= '9' && n <= (INT64_MAX - 9) / 10;
-            n = n * 10 + (*d - '0');
-        }
-        if (ok) {
-            *out = *s == '-' ? -n : n;
-            return true;
-        }
-    }
+    enum parse_field f = parse_field_int(r->json, name, r->body_type == BODY_FORM, out);
+    *given = f != PARSE_FIELD_ABSENT;
+    if (f != PARSE_FIELD_WRONG_TYPE) return true;
     reply_fail(r, 400, name, "%s must be a whole number", name);
     return false;
 }

@@ -52,7 +52,7 @@ static bool path_match(const char *pattern, const char *path, int64_t *id)
 {
     const char *p = pattern, *s = path;
     while (*p) {
-        if (strncmp(p, "{id}", 4) == 0) {
+        if (*p == '{' && strncmp(p, "{id}", 4) == 0) { /* one call per placeholder, not per byte */
             if (*s < '0' || *s > '9') return false;
             int64_t v = 0;
             bool overflow = false;

@@ -71,13 +71,72 @@ struct usersd *server_core(struct usersd_err *err)
     return u;
 }
 
+/* Copies in into out (always terminated) with every byte that could fool
+ * a log reader written as \xNN: control characters (C0, DEL, and C1 in
+ * their UTF-8 form), bytes that are not well-formed UTF-8, and the quote
+ * and backslash, so a line's fields cannot be forged. Text and JSON lines
+ * escape alike (JSON then holds only valid UTF-8). Returns the length. */
+size_t server_log_escape(const char *in, char *out, size_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)in;
+    size_t o = 0;
+    if (!size) return 0;
+    while (*s) {
+        size_t n = 1; /* bytes in this character when it is kept */
+        bool keep;
+        if (*s < 0x80) {
+            keep = *s >= 0x20 && *s != 0x7f && *s != '"' && *s != '\\';
+        } else {
+            unsigned c = *s;
+            uint32_t cp;
+            if (c >= 0xc2 && c <= 0xdf)
+                n = 2, cp = c & 0x1f;
+            else if (c >= 0xe0 && c <= 0xef)
+                n = 3, cp = c & 0x0f;
+            else if (c >= 0xf0 && c <= 0xf4)
+                n = 4, cp = c & 0x07;
+            else
+                n = 0, cp = 0;
+            for (size_t i = 1; i < n; i++) {
+                if ((s[i] & 0xc0) != 0x80) {
+                    n = 0;
+                    break;
+                }
+                cp = cp << 6 | (s[i] & 0x3f);
+            }
+            /* no overlong forms, surrogates, C1 controls or code points past U+10FFFF */
+            keep = n && !(n == 3 && cp < 0x800) && !(n == 4 && (cp < 0x10000 || cp > 0x10ffff)) &&
+                   !(cp >= 0xd800 && cp <= 0xdfff) && !(cp >= 0x80 && cp <= 0x9f);
+            if (!keep) n = n ? n : 1;
+        }
+        if (keep) {
+            if (o + n >= size) break;
+            memcpy(out + o, s, n);
+            o += n;
+        } else {
+            if (o + 4 * n >= size) break;
+            for (size_t i = 0; i < n; i++) {
+                out[o++] = '\\';
+                out[o++] = 'x';
+                out[o++] = hex[s[i] >> 4];
+                out[o++] = hex[s[i] & 15];
+            }
+        }
+        s += n;
+    }
+    out[o] = 0;
+    return o;
+}
+
 void server_log(const char *fmt, ...)
 {
-    char msg[512];
+    char raw[512], msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    server_log_escape(raw, msg, sizeof msg);
     if (g_cfg && g_cfg->log_json) {
         json_t *o = json_pack("{s:s, s:s}", "type", "log", "msg", msg);
         char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -122,6 +181,19 @@ static bool route_and_check(struct req *r, const char *url)
     return request_precheck(r);
 }
 
+/* RFC 9112: a server answers 400 to an HTTP/1.1 request without Host (the
+ * library checks it only in its strict mode, which also drops requests
+ * whose path holds a space without a reply). */
+static bool host_ok(struct req *r, const char *version)
+{
+    if (!strcmp(version, MHD_HTTP_VERSION_1_0) ||
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Host"))
+        return true;
+    r->checked = true;
+    reply_fail(r, 400, NULL, "an HTTP/1.1 request needs a Host header");
+    return false;
+}
+
 static bool has_body(struct MHD_Connection *conn)
 {
     const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
@@ -139,7 +211,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    (void)cls, (void)version;
+    (void)cls;
     struct req *r = *con_cls;
     if (!r) {
         r = calloc(1, sizeof *r);
@@ -150,6 +222,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->path_id = -1;
         atomic_fetch_add(&g_inflight, 1);
         *con_cls = r;
+        conn_request_begin(r);
         /* Before anything reads it: a method that is not an RFC 7230 token
          * is a malformed request (and its bytes must not reach a reply). */
         if (!parse_method_token(method, strlen(method))) {
@@ -157,11 +230,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             reply_fail(r, 400, NULL, "the request method is not a valid HTTP method");
             return MHD_YES;
         }
+        if (!host_ok(r, version)) return MHD_YES;
         if (has_body(conn)) route_and_check(r, url);
         return MHD_YES;
     }
     if (r->job.state != JOB_NONE) { /* back from the writer (or not yet) */
-        if (r->job.state == JOB_DONE) writer_reply(r);
+        if (r->job.state == JOB_DONE) (r->resumed ? r->resumed : writer_reply)(r);
         return MHD_YES;
     }
     if (r->answered) {
@@ -267,34 +341,43 @@ static void log_line(const char *line, size_t n)
 
 /* One line per request: method, route (the table's pattern, never the raw
  * path: a token typed into a URL must not reach the log), status, bytes,
- * microseconds, user, and the reason of an error reply. Never a header. */
-static void access_log(const struct req *r, int64_t us)
+ * microseconds, user, and the reason of an error reply. Never a header.
+ * The method and the reason may hold client bytes: both are escaped. */
+void server_access_log(const char *method, const char *route, int status, size_t bytes, int64_t us,
+                       int64_t user_id, const char *errmsg)
 {
-    const char *route = r->route ? r->route->pattern : "-";
-    char line[700];
+    char line[4096], m[200], e[1000];
     int n;
+    server_log_escape(method ? method : "-", m, sizeof m);
+    server_log_escape(errmsg ? errmsg : "", e, sizeof e);
     if (g_cfg->log_json) {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "type", "access", "method",
-                              r->method, "route", route, "status", r->status, "bytes",
-                              (json_int_t)r->bytes, "us", (json_int_t)us);
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "type", "access", "method", m, "route",
+                      route, "status", status, "bytes", (json_int_t)bytes, "us", (json_int_t)us);
         if (!o) return;
-        json_object_set_new(o, "user", r->caller.id > 0 ? json_integer(r->caller.id) : json_null());
-        if (r->errmsg[0]) json_object_set_new(o, "error", json_string(r->errmsg));
+        json_object_set_new(o, "user", user_id > 0 ? json_integer(user_id) : json_null());
+        if (e[0]) json_object_set_new(o, "error", json_string(e));
         char *text = json_dumps(o, JSON_COMPACT);
         json_decref(o);
         n = text ? snprintf(line, sizeof line, "%s\n", text) : 0;
         free(text);
     } else {
         char user[24] = "-";
-        if (r->caller.id > 0) snprintf(user, sizeof user, "%lld", (long long)r->caller.id);
-        if (r->errmsg[0])
-            n = snprintf(line, sizeof line, "access: %s %s %d %zu %lldus user=%s error=\"%s\"\n",
-                         r->method, route, r->status, r->bytes, (long long)us, user, r->errmsg);
+        if (user_id > 0) snprintf(user, sizeof user, "%lld", (long long)user_id);
+        if (e[0])
+            n = snprintf(line, sizeof line, "access: %s %s %d %zu %lldus user=%s error=\"%s\"\n", m,
+                         route, status, bytes, (long long)us, user, e);
         else
-            n = snprintf(line, sizeof line, "access: %s %s %d %zu %lldus user=%s\n", r->method,
-                         route, r->status, r->bytes, (long long)us, user);
+            n = snprintf(line, sizeof line, "access: %s %s %d %zu %lldus user=%s\n", m, route,
+                         status, bytes, (long long)us, user);
     }
     if (n > 0) log_line(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static void access_log(const struct req *r, int64_t us)
+{
+    server_access_log(r->method, r->route ? r->route->pattern : "-", r->status, r->bytes, us,
+                      r->caller.id, r->errmsg);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -303,6 +386,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls, (void)conn, (void)toe;
     struct req *r = *con_cls;
     if (!r) return;
+    conn_request_end(r);
     int64_t us = mono_us() - r->started_us;
     request_end_reads(r); /* normally already closed in the handler's call */
     metrics_observe(router_index(r->route), r->status, us);
@@ -315,11 +399,62 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&g_inflight, 1);
 }
 
+/* libmicrohttpd's own messages, through server_log (escaped, JSON when
+ * asked). A client can make it repeat a message at will (connections
+ * refused, bad requests), so each kind of message (its text without
+ * digits) is written at most once a minute, with a count of the ones held
+ * back. Its notes on bad requests are left out: each such reply has its
+ * own access line (mhd_errors.c). */
+#define MHD_LOG_SLOTS 32
+#define MHD_LOG_KEY 48
+static struct {
+    pthread_mutex_t lock;
+    struct {
+        char key[MHD_LOG_KEY];
+        int64_t last_us;
+        unsigned held;
+    } slot[MHD_LOG_SLOTS];
+} g_mhdlog = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
-    fputs("usersd: mhd: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    static const char *const quiet[] = {
+        "Error processing request (HTTP response code", "Failed to parse `Content-Length'",
+        "Too large value of 'Content-Length'", "Failed to send the response headers"};
+    char msg[400], key[MHD_LOG_KEY];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg), k = 0;
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = 0;
+    for (size_t i = 0; i < sizeof quiet / sizeof quiet[0]; i++)
+        if (!strncmp(msg, quiet[i], strlen(quiet[i]))) return;
+    for (const char *c = msg; *c && k < sizeof key - 1; c++)
+        if (*c < '0' || *c > '9') key[k++] = *c;
+    key[k] = 0;
+    int64_t now = mono_us();
+    unsigned held;
+    pthread_mutex_lock(&g_mhdlog.lock);
+    int i = 0, oldest = 0;
+    for (; i < MHD_LOG_SLOTS && strcmp(g_mhdlog.slot[i].key, key) != 0; i++)
+        if (g_mhdlog.slot[i].last_us < g_mhdlog.slot[oldest].last_us) oldest = i;
+    if (i == MHD_LOG_SLOTS) { /* a new kind takes the slot used longest ago */
+        i = oldest;
+        snprintf(g_mhdlog.slot[i].key, sizeof g_mhdlog.slot[i].key, "%s", key);
+        g_mhdlog.slot[i].held = 0;
+    } else if (now - g_mhdlog.slot[i].last_us < 60 * 1000000LL) {
+        g_mhdlog.slot[i].held++;
+        pthread_mutex_unlock(&g_mhdlog.lock);
+        return;
+    }
+    held = g_mhdlog.slot[i].held;
+    g_mhdlog.slot[i].held = 0;
+    g_mhdlog.slot[i].last_us = now;
+    pthread_mutex_unlock(&g_mhdlog.lock);
+    if (held)
+        server_log("mhd: %s (%u more like it in the last minute not shown)", msg, held);
+    else
+        server_log("mhd: %s", msg);
 }
 
 /* Resolves HOST:PORT ("[::1]:8000" for IPv6). */
@@ -425,15 +560,43 @@ int server_run(const struct server_config *cfg)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (sse_start(&err) != 0 || writer_start(&err) != 0) {
+    /* Each connection takes a descriptor; the rest (database handles of
+     * every thread, epoll and wake-up descriptors, the listening socket,
+     * logs) come out of the reserve. */
+    long max_conns = cfg->max_connections;
+    if (!max_conns) {
+        rlim_t fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+        if (fds == RLIM_INFINITY || fds > (1 << 20)) fds = 1 << 20;
+        long reserve = 64 + 8L * cfg->threads;
+        max_conns = (long)fds > reserve + 16 ? (long)fds - reserve : 16;
+    }
+    conn_configure(max_conns, cfg->max_connections_per_ip);
+    login_limit_configure(cfg->login_max_failures);
+    char why[256];
+    if (!mhd_errors_init(why, sizeof why)) server_log("%s", why);
+    if (sse_start(&err) != 0 || writer_start(&err) != 0 ||
+        login_pool_start(cfg->threads, &err) != 0) {
         fprintf(stderr, "usersd serve: %s\n", err.msg);
+        writer_stop();
         sse_stop();
         sse_release();
         return 1;
     }
+    unsigned port = 0;
+    if (conn_listen((struct sockaddr *)&ss, sslen, &port, why, sizeof why) != 0) {
+        login_pool_stop();
+        writer_stop();
+        sse_stop();
+        sse_release();
+        fprintf(stderr, "usersd serve: cannot listen on %s: %s\n", cfg->listen, why);
+        return 1;
+    }
+    /* usersd accepts the connections itself (conn.c) and hands them over,
+     * so the library has no listening socket of its own and no limit of
+     * its own that could make a connection wait in the backlog. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
-    if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_NO_LISTEN_SOCKET;
     /* A pool only with more than one thread: MHD warns about a pool of one. */
     struct MHD_OptionItem pool[] = {
         {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)cfg->threads,
@@ -442,22 +605,25 @@ int server_run(const struct server_config *cfg)
     };
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_ARRAY, pool,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)20000,
+        MHD_OPTION_ARRAY, pool, MHD_OPTION_CONNECTION_TIMEOUT, conn_idle_timeout(),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, conn_notify,
+        NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)(1u << 30),
         /* 16 KiB per connection (MHD's default is 32): headers up to ~8 KiB
          * still fit, and 10,000 open streams cost half the memory. */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_END);
-    if (!d) {
+    if (!d || conn_start(d, why, sizeof why) != 0) {
+        if (d) MHD_stop_daemon(d);
+        conn_free();
+        login_pool_stop();
         writer_stop();
         sse_stop();
         sse_release();
-        fprintf(stderr, "usersd serve: cannot listen on %s: %s\n", cfg->listen,
-                errno ? strerror(errno) : "libmicrohttpd refused to start");
+        fprintf(stderr, "usersd serve: cannot start: %s\n",
+                d       ? why
+                : errno ? strerror(errno)
+                        : "libmicrohttpd refused to start");
         return 1;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     char host[INET6_ADDRSTRLEN] = "?";
     if (ss.ss_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
@@ -466,22 +632,25 @@ int server_run(const struct server_config *cfg)
     char db[512];
     redact_url(cfg->db_url, db, sizeof db);
     server_log("listening on http://%s%s%s:%u (%s, %d threads)",
-               ss.ss_family == AF_INET6 ? "[" : "", host, ss.ss_family == AF_INET6 ? "]" : "",
-               info ? info->port : 0, db, cfg->threads);
+               ss.ss_family == AF_INET6 ? "[" : "", host, ss.ss_family == AF_INET6 ? "]" : "", port,
+               db, cfg->threads);
 
     int sig = 0;
     sigwait(&sigs, &sig);
     server_log("%s received, finishing in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     /* Stop accepting, let requests in flight finish (bounded), then stop. */
-    MHD_socket lsock = MHD_quiesce_daemon(d);
-    if (lsock != MHD_INVALID_SOCKET) close(lsock);
+    conn_stop();
     sse_stop(); /* ends every stream, so they count as finished below */
-    for (int i = 0; i < 100 && atomic_load(&g_inflight) > 0; i++) {
+    /* In flight: requests being handled, and those whose bytes have come
+     * in on a connection already accepted but are not parsed yet. */
+    for (int i = 0; i < 100 && (atomic_load(&g_inflight) > 0 || conn_arriving() > 0); i++) {
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    writer_stop(); /* queued writes are applied and answered first */
+    login_pool_stop(); /* queued logins are checked and answered first */
+    writer_stop();     /* queued writes are applied and answered first */
     MHD_stop_daemon(d);
+    conn_free();
     sse_release();
     metrics_free();
     reply_cache_free();

@@ -12,6 +12,14 @@
 
 #define SERVER_BODY_MAX (64 * 1024)
 #define SERVER_MAX_ORIGINS 16
+#define SERVER_MAX_PROXIES 16
+
+/* An address block, e.g. 10.0.0.0/8 or 2001:db8::/32 (client_addr.c). */
+struct cidr {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    int bits;
+};
 
 struct server_config {
     const char *listen; /* HOST:PORT */
@@ -24,6 +32,12 @@ struct server_config {
     int n_trusted;
     bool log_json;     /* --log-format json */
     bool no_dashboard; /* --no-dashboard: / and /dashboard/ are 404 */
+    /* ---- limits (API.md §11; login_limit.c, conn.c, client_addr.c) ---- */
+    int login_max_failures; /* per (address, username) in the window; 5x per address */
+    struct cidr trusted_proxies[SERVER_MAX_PROXIES];
+    int n_proxies;
+    long max_connections;        /* 0: what the open-file limit allows, less a reserve */
+    long max_connections_per_ip; /* peers inside a trusted proxy CIDR are not counted */
 };
 
 /* Runs the server until SIGTERM/SIGINT. Returns 0 on a clean stop, 1 when
@@ -73,6 +87,13 @@ void metrics_free(void);
 /* ---- a request (request.c) ---- */
 
 enum body_type { BODY_NONE, BODY_JSON, BODY_FORM, BODY_OTHER };
+
+/* A running password check, counted by login_limit_begin, settled by _end. */
+struct login_ticket {
+    uint64_t pair, addr;
+    bool held;
+};
+enum login_outcome { LOGIN_OK, LOGIN_FAILED, LOGIN_UNDECIDED };
 enum job_state { JOB_NONE, JOB_QUEUED, JOB_DONE };
 enum job_kind { JOB_SET_STATUS, JOB_HEARTBEAT };
 
@@ -123,6 +144,14 @@ struct req {
     /* for the access log */
     int status;
     size_t bytes;
+    /* a job of the login pool (login_limit.c): run there, then resumed */
+    enum usersd_code (*pool_run)(struct req *r, struct usersd *core);
+    handler_fn resumed; /* sends the reply of a done job (NULL: writer_reply) */
+    struct login_ticket ticket;
+    char minted[USERSD_TOKEN_LEN + 1];
+    char client_ip[48];     /* request_client_ip, taken on the worker */
+    const char *user_agent; /* the login's header (the request's own memory) */
+    long retry_after;       /* > 0: the login limit refused it (429) */
 };
 
 /* This thread's libusersd handle, opened on first use; NULL with err filled
@@ -134,8 +163,16 @@ struct usersd_config server_core_config(void);
 /* Writes the buffered access lines (the presence thread calls it every
  * 100 ms). */
 void server_log_flush(void);
-/* One log line on stderr, text or JSON as configured. */
+/* One log line on stderr, text or JSON as configured (escaped). */
 void server_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Copies in to out (size > 0, always terminated) with control characters,
+ * bytes that are not well-formed UTF-8, '"' and '\\' written as \xNN.
+ * Returns the length written. */
+size_t server_log_escape(const char *in, char *out, size_t size);
+/* One access line (buffered; method and errmsg are escaped). route is a
+ * route pattern or "-"; user_id <= 0 is none. */
+void server_access_log(const char *method, const char *route, int status, size_t bytes, int64_t us,
+                       int64_t user_id, const char *errmsg);
 
 /* Runs the checks that need only headers: route, auth, permission, size,
  * content type. Returns true when the request may go on; otherwise an
@@ -151,8 +188,15 @@ bool request_parse_body(struct req *r, bool required);
 /* The viewer for rendering: the caller. */
 struct render_viewer request_viewer(const struct req *r);
 /* The client's address as text (client_addr.c): the peer's, IPv4-mapped
- * IPv6 shown as IPv4; "" when unknown. size >= INET6_ADDRSTRLEN. */
+ * IPv6 shown as IPv4; "" when unknown. size >= INET6_ADDRSTRLEN. When the
+ * peer is inside a --trusted-proxy CIDR, the right-most X-Forwarded-For
+ * address that is not itself a trusted proxy. */
 void request_client_ip(const struct req *r, char *out, size_t size);
+/* Parses "ADDR/BITS" or a bare address (all bits) of len bytes; false
+ * when it is not one. Host bits past the prefix are cleared. */
+bool cidr_parse(const char *text, size_t len, struct cidr *out);
+/* Whether sa (IPv4, IPv6 or IPv4-mapped IPv6) is inside a --trusted-proxy. */
+bool client_addr_trusted(const struct sockaddr *sa);
 
 /* Query values (API.md §6). Each returns false with a 400 queued when bad;
  * an absent or empty value leaves *out unchanged. */
@@ -192,6 +236,64 @@ void reply_clear_headers(struct req *r);
 /* Reads {"status"} and applies it to user id (set-online-status and
  * me/online-status share it). */
 void presence_set_from_body(struct req *r, int64_t id);
+/* ---- connections before HTTP (conn.c) ---- */
+
+/* Binds and listens on sa; *port receives the port. -1 with msg filled. */
+int conn_listen(const struct sockaddr *sa, socklen_t len, unsigned *port, char *msg, size_t size);
+/* Sets the limits (and reads the test-only USERSD_TEST_CONN_TIMEOUT). */
+void conn_configure(long max_connections, long max_per_ip);
+/* Starts the thread that accepts connections and hands them to d. */
+int conn_start(struct MHD_Daemon *d, char *msg, size_t size);
+/* Stops accepting (what already waits in the backlog is still taken in)
+ * and closes the listening socket. */
+void conn_stop(void);
+/* Connections with a request arriving that the access handler has not
+ * seen yet: handed over but not started, or with bytes received since
+ * they were last ready. For the graceful stop. */
+long conn_arriving(void);
+/* Frees what is left (after MHD_stop_daemon). */
+void conn_free(void);
+/* MHD_OPTION_NOTIFY_CONNECTION: keeps the counts and the header deadline. */
+void conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                 enum MHD_ConnectionNotificationCode code);
+/* r's headers are complete (its first call) / r is finished. */
+void conn_request_begin(struct req *r);
+void conn_request_end(struct req *r);
+/* The request in progress on c, NULL while its headers are not all in. */
+struct req *conn_request(struct MHD_Connection *c);
+/* Seconds an idle connection is kept (30; shorter only in tests). */
+unsigned conn_idle_timeout(void);
+
+/* ---- logins (login_limit.c) ---- */
+
+/* Sets the limit (and reads the test-only USERSD_TEST_LOGIN_WINDOW). */
+void login_limit_configure(int max_failures);
+/* The seconds until username may try to log in from ip again (429), or 0.
+ * Counts nothing: the early refusal, before a check is queued. */
+long login_limit_check(const char *ip, const char *username);
+/* Right before a password check: 0 with t filled when it may run (waiting
+ * first while only running checks stand between it and the limit), else
+ * the seconds to wait (429). */
+long login_limit_begin(const char *ip, const char *username, struct login_ticket *t);
+/* Right after it: a failure is counted for the pair and the address; a
+ * success starts the pair afresh; an undecided one (database away) counts
+ * nothing. */
+void login_limit_end(struct login_ticket *t, enum login_outcome outcome);
+/* Starts the threads that run password checks (at most threads at once). */
+int login_pool_start(int threads, struct usersd_err *err);
+/* Runs what is queued, then stops them (before MHD_stop_daemon). */
+void login_pool_stop(void);
+/* Suspends r's connection and queues run(r, core) for a pool thread (its
+ * own handle); then reply(r) runs in r's worker with r->job.rc set. */
+void login_pool_submit(struct req *r, enum usersd_code (*run)(struct req *r, struct usersd *core),
+                       handler_fn reply);
+
+/* ---- libmicrohttpd's own error replies (mhd_errors.c) ---- */
+
+/* Finds the library's functions that mhd_errors.c stands in for; false
+ * (with msg) when they cannot be found: its replies then stay HTML. */
+bool mhd_errors_init(char *msg, size_t size);
+
 /* ---- per-thread blocks (thread_block.c) ---- */
 
 /* State a thread keeps for itself that others must still reach (a scrape,

@@ -51,7 +51,11 @@
 #define EXPIRE_EVERY_US 1000000
 #define SAMPLE_EVERY_US 1000000 /* the per-minute history row: checked every second */
 #define REFRESH_CHUNK 256       /* sessions refreshed per transaction */
-#define QUEUE_MAX 1024          /* events waiting for one filtered stream before it is dropped */
+/* The response's own buffer, which only an HTTP/1.0 reader's stream uses
+ * (a chunked one is written into the connection's pool): kept small, as
+ * every open stream holds one. */
+#define STREAM_BLOCK 512
+#define QUEUE_MAX 1024 /* events waiting for one filtered stream before it is dropped */
 
 struct event {
     int64_t seq;
@@ -74,7 +78,7 @@ struct stream {
     struct stream *fprev, *fnext; /* the firehose: streams without ?ids= */
     int64_t *ids;                 /* followed users, sorted, once each (NULL: everyone) */
     size_t nids;
-    int64_t *asked; /* the ids as asked (the snapshot's order) */
+    int64_t *asked; /* the ids as asked, for the snapshot's order (then freed) */
     size_t nasked;
     uint64_t *queue;          /* ring positions of its users' events */
     size_t qhead, qlen, qcap; /* a circular buffer (qcap a power of two) */
@@ -777,9 +781,12 @@ void h_stream(struct req *r)
             ok = ok && usersd_changes_head(r->core, &s->cursor, NULL) == USERSD_OK &&
                  snapshot(r, s, &len, &cap);
     }
+    free(s->asked); /* the snapshot's order is all it was kept for */
+    s->asked = NULL;
     s->pending_len = len;
     struct MHD_Response *resp =
-        ok ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free)
+        ok ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, s,
+                                               stream_free)
            : NULL;
     if (!resp) {
         stream_done(s);

@@ -44,6 +44,9 @@ class Decay(ServerTest):
 
 
 class Stream_(ServerTest):
+    # thousands of streams from one address (API.md §11's per-address limit)
+    server_args = ("--max-connections-per-ip", "100000")
+
     def set_status(self, uid, status):
         code, _, body = self.req("POST", "/api/users/admin/users/%d/set-online-status/" % uid,
                                  {"status": status}, token=self.admin)

@@ -121,6 +121,75 @@ static void password_change(void **state)
     assert_int_equal(usersd_password_check(f->u, "carol", "a new password", NULL, NULL), USERSD_OK);
 }
 
+/* usersd_seed_sessions: keys handed out after the commit, each for a
+ * different active user, resolving like a login's, with no presence
+ * change; an emit that fails stops the rest. */
+struct seeded {
+    char keys[8][USERSD_TOKEN_LEN + 1];
+    int64_t ids[8];
+    int n, stop_after;
+};
+
+static int take_key(const char *key, int64_t user_id, void *arg)
+{
+    struct seeded *s = arg;
+    if (s->n == s->stop_after) return -1;
+    snprintf(s->keys[s->n], sizeof s->keys[0], "%s", key);
+    s->ids[s->n++] = user_id;
+    return 0;
+}
+
+static void seed_sessions(void **state)
+{
+    struct fixture *f = *state;
+    int64_t ids[6];
+    for (int i = 0; i < 6; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "user%d", i);
+        ids[i] = make_user(f, name, 0);
+    }
+    struct usersd_user_fields uf;
+    usersd_user_fields_init(&uf);
+    uf.is_active = 0;
+    assert_int_equal(usersd_user_update(f->u, ids[5], &uf, NULL, NULL), USERSD_OK);
+    struct seeded s = {.stop_after = -1};
+    struct usersd_err err = {0};
+    assert_int_equal(usersd_seed_sessions(f->u, 0, take_key, &s, &err), USERSD_EINVAL);
+    assert_string_equal(err.field, "tokens");
+    assert_int_equal(usersd_seed_sessions(f->u, USERSD_SEED_TOKENS_MAX + 1, take_key, &s, &err),
+                     USERSD_EINVAL);
+    /* five active users: six tokens cannot be had, and none is made */
+    assert_int_equal(usersd_seed_sessions(f->u, 6, take_key, &s, &err), USERSD_EINVAL);
+    assert_string_equal(err.field, "tokens");
+    assert_int_equal(s.n, 0);
+    int64_t count;
+    assert_int_equal(usersd_session_count(f->u, &count, NULL), USERSD_OK);
+    assert_int_equal(count, 0);
+
+    f->now = T0 + 42;
+    assert_int_equal(usersd_seed_sessions(f->u, 5, take_key, &s, &err), USERSD_OK);
+    assert_int_equal(s.n, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(strlen(s.keys[i]), USERSD_TOKEN_LEN);
+        for (int j = 0; j < i; j++)
+            assert_true(s.ids[i] != s.ids[j]);
+        assert_true(s.ids[i] != ids[5]); /* never the inactive one */
+        struct usersd_user u;
+        struct usersd_session sess;
+        assert_int_equal(usersd_session_resolve(f->u, s.keys[i], &u, &sess, &err), USERSD_OK);
+        assert_int_equal(u.id, s.ids[i]);
+        assert_int_equal(sess.user_id, s.ids[i]);
+        assert_true(sess.created == T0 + 42 && sess.last_used == T0 + 42);
+        assert_int_equal(u.online_status, USERSD_OFFLINE); /* no presence change */
+    }
+    /* emit stops the calls: EINTERNAL, the sessions stay */
+    struct seeded t = {.stop_after = 2};
+    assert_int_equal(usersd_seed_sessions(f->u, 3, take_key, &t, &err), USERSD_EINTERNAL);
+    assert_int_equal(t.n, 2);
+    assert_int_equal(usersd_session_count(f->u, &count, NULL), USERSD_OK);
+    assert_int_equal(count, 8);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
@@ -130,6 +199,7 @@ int main(void)
         T(inactive_users_are_locked_out),
         T(revocation_elsewhere_is_seen_at_once),
         T(password_change),
+        T(seed_sessions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -374,7 +374,46 @@ static void json_rows(void **state)
     assert_int_equal(parse_field_bool(o, "i", false, &b), PARSE_FIELD_WRONG_TYPE);
     assert_int_equal(parse_field_bool(o, "n", true, &b), PARSE_FIELD_WRONG_TYPE);
     assert_int_equal(parse_field_bool(o, "missing", false, &b), PARSE_FIELD_ABSENT);
+    int64_t n = 7;
+    assert_int_equal(parse_field_int(o, "i", false, &n), PARSE_FIELD_OK);
+    assert_int_equal(n, 5);
+    assert_int_equal(parse_field_int(o, "s", true, &n), PARSE_FIELD_WRONG_TYPE);
+    assert_int_equal(parse_field_int(o, "t", false, &n), PARSE_FIELD_WRONG_TYPE);
+    assert_int_equal(parse_field_int(o, "n", true, &n), PARSE_FIELD_WRONG_TYPE);
+    assert_int_equal(parse_field_int(o, "missing", true, &n), PARSE_FIELD_ABSENT);
+    assert_int_equal(n, 5);
     json_decref(o);
+
+    /* form strings as whole numbers */
+    static const struct {
+        const char *in;
+        bool ok;
+        int64_t v;
+    } ints[] = {
+        {"60", true, 60},
+        {"-5", true, -5},
+        {"007", true, 7},
+        {"9223372036854775807", true, INT64_MAX},
+        {"-9223372036854775807", true, -INT64_MAX},
+        {"9223372036854775808", false, 0},
+        {"", false, 0},
+        {"-", false, 0},
+        {"+5", false, 0},
+        {"--5", false, 0},
+        {"5s", false, 0},
+        {" 5", false, 0},
+        {"1e3", false, 0},
+    };
+    for (size_t i = 0; i < N(ints); i++) {
+        json_t *f = json_pack("{s:s}", "x", ints[i].in);
+        int64_t v = 99;
+        assert_non_null(f);
+        enum parse_field rc = parse_field_int(f, "x", true, &v);
+        if ((rc == PARSE_FIELD_OK) != ints[i].ok) fail_msg("\"%s\": %d", ints[i].in, rc);
+        assert_int_equal(v, ints[i].ok ? ints[i].v : 99);
+        assert_int_equal(parse_field_int(f, "x", false, &v), PARSE_FIELD_WRONG_TYPE);
+        json_decref(f);
+    }
 }
 
 int main(void)
