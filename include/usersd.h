@@ -172,6 +172,26 @@ struct usersd_stats {
     double online_ratio; /* online/total*100 rounded to 2 decimals; 0 if no users */
 };
 
+/* ---- Progress of long operations --------------------------------------- */
+
+/* What a long operation is doing, for a program that wants to show it (the
+ * library never prints). Reported to the usersd_config's progress callback,
+ * from the thread that made the call, at the start of each step, every few
+ * thousand rows and at its end (done == total):
+ *   COPY    steps "users", "sessions", "history", "minutes" (rows), then
+ *           "indexes" (indexes and counters rebuilt on the destination);
+ *   SEED    steps "users" (rows), then "indexes";
+ *   MIGRATE step "migration": done migrations of total, before each one
+ *           runs and once more (done == total) when all are applied.
+ * total is 0 when unknown. step is a static string; p lives for the call. */
+enum usersd_task { USERSD_TASK_COPY, USERSD_TASK_SEED, USERSD_TASK_MIGRATE };
+struct usersd_progress {
+    enum usersd_task task;
+    const char *step;
+    int64_t done, total;
+};
+typedef void (*usersd_progress_fn)(void *ctx, const struct usersd_progress *p);
+
 /* ---- Opening ---------------------------------------------------------- */
 
 /* Returns the current time in microseconds since the epoch (UTC). */
@@ -188,8 +208,13 @@ struct usersd_config {
     int64_t session_ttl_s; /* a session unused this long expires (2592000 = 30 days; 0 never) */
     int64_t history_days;  /* keep presence history this long (30; 0: keep none) */
     int64_t cache_kib;     /* the database's page cache for this handle (0: SQLite's 2 MiB) */
+    /* Told how migrations (usersd_open), usersd_copy (into this handle)
+     * and usersd_seed progress; NULL: nobody is told. */
+    usersd_progress_fn progress;
+    void *progress_ctx;
 };
-/* Defaults: sqlite:usersd.db, 600, 3600, 60, 3600, real clock, 2592000, 30. */
+/* Defaults: sqlite:usersd.db, 600, 3600, 60, 3600, real clock, 2592000, 30,
+ * no progress callback. */
 USERSD_API void usersd_config_init(struct usersd_config *cfg);
 
 struct usersd;
@@ -480,20 +505,26 @@ USERSD_API void usersd_batch_rollback(struct usersd *u);
 
 /* ---- Copying ----------------------------------------------------------- */
 
-/* Copies every user (ids, password hashes and presence included) and every
- * session from `from` into `to`, which must hold no user (ECONFLICT
- * otherwise). The change log is not copied: `to` continues its sequence
- * after `from`'s newest, so a stream client reconnecting with an old
- * Last-Event-ID is told to resync. *users and *tokens (may be NULL) receive
- * the counts of users and sessions. */
+/* Copies every user (ids, password hashes and presence included), every
+ * session and the presence history from `from` into `to`, which must hold
+ * no user (ECONFLICT otherwise). All or nothing: the whole copy is one
+ * transaction on `to`, so a copy that fails or is interrupted (even by
+ * kill -9) leaves `to` as it was, and can simply be run again. `from` is
+ * read in one snapshot where the driver has them (SQLite). The change log
+ * is not copied: `to` continues its sequence after `from`'s newest, so a
+ * stream client reconnecting with an old Last-Event-ID is told to resync.
+ * *users and *tokens (may be NULL) receive the counts of users and
+ * sessions. Progress goes to `to`'s callback (usersd_config.progress). */
 USERSD_API enum usersd_code usersd_copy(struct usersd *from, struct usersd *to, int64_t *users,
                                         int64_t *tokens, struct usersd_err *err);
 
-/* Adds n synthetic users for load tests and benchmarks, through one bulk
- * statement (a million in seconds): usernames seed<k> (k continues after the
- * highest id), emails seed<k>@example.com, 10 % online (last_seen in the
- * last 5 minutes), 10 % away, 80 % offline (last_seen spread over a month),
- * every one with the given password. */
+/* Adds n synthetic users for load tests and benchmarks, in bulk statements
+ * inside one transaction (a million in seconds; the indexes are rebuilt
+ * once at the end, so it is meant for a fresh database): usernames seed<k>
+ * (k continues after the highest id), emails seed<k>@example.com, 10 %
+ * online (last_seen in the last 5 minutes), 10 % away, 80 % offline
+ * (last_seen spread over a month), every one with the given password.
+ * Progress goes to the handle's callback (usersd_config.progress). */
 USERSD_API enum usersd_code usersd_seed(struct usersd *u, int64_t n, const char *password,
                                         struct usersd_err *err);
 

@@ -42,8 +42,16 @@ int opts_user_id(const char *cmd, const char *text, int64_t *out);
 /* Checks a database URL's form; prints and returns 2 when wrong, else 0. */
 int opts_check_db(const char *cmd, const char *url);
 
-/* Opens the database; prints the reason and returns NULL on failure. */
+/* Opens the database; prints the reason and returns NULL on failure.
+ * Migrations show their progress on a terminal (progress.c). */
 struct usersd *cli_open(const char *cmd, const char *db);
+
+/* Progress on a terminal (progress.c): when stderr is one, cfg's progress
+ * callback draws the library's reports for command cmd (a static string)
+ * as one line rewritten in place; otherwise nothing is set or drawn. */
+void progress_setup(struct usersd_config *cfg, const char *cmd);
+/* Clears the line (before a summary or an error is printed). */
+void progress_end(void);
 /* Prints obj (stolen) as one line of JSON on stdout; returns 0, or 1. */
 int cli_print(json_t *obj);
 /* Prints text (malloc'd, taken; NULL means out of memory) as one line. */

@@ -1,5 +1,6 @@
 /* cmd_copy.c — `usersd copy`: moves a deployment from one database into
- * another, empty one (typically SQLite → PostgreSQL). */
+ * another, empty one (typically SQLite → PostgreSQL), all or nothing, with
+ * its progress on a terminal (progress.c). */
 #include <stdio.h>
 
 #include "cli.h"
@@ -7,10 +8,16 @@
 static const char usage[] =
     "usage: usersd copy --from URL --to URL\n"
     "\n"
-    "Copies every user (ids, password hashes, presence) and every session\n"
-    "from one database into another, empty one: e.g. from sqlite:usersd.db to\n"
+    "Copies every user (ids, password hashes, presence, status messages),\n"
+    "every session and the presence history from one database into another,\n"
+    "empty one: e.g. from sqlite:usersd.db to\n"
     "postgresql://user:pass@host:5432/usersd. Stop the servers on the source\n"
-    "first, so nothing changes during the copy.\n";
+    "first, so nothing changes during the copy.\n"
+    "\n"
+    "All or nothing (not resumable): the copy is one transaction on the\n"
+    "destination, so a copy that fails or is interrupted (Ctrl-C, kill, a lost\n"
+    "connection) leaves it as it was; just run it again. On a terminal, the\n"
+    "progress shows on stderr: the step, rows done, the rate, the time left.\n";
 
 int cmd_copy(int argc, char **argv)
 {
@@ -33,7 +40,9 @@ int cmd_copy(int argc, char **argv)
     }
     int64_t users = 0, tokens = 0;
     struct usersd_err err = {0};
-    rc = usersd_copy(src, dst, &users, &tokens, &err) ? cli_error("copy", &err) : 0;
+    enum usersd_code code = usersd_copy(src, dst, &users, &tokens, &err);
+    progress_end();
+    rc = code ? cli_error("copy", &err) : 0;
     if (!rc)
         fprintf(stderr, "usersd copy: copied %lld user(s) and %lld session(s)\n", (long long)users,
                 (long long)tokens);

@@ -12,9 +12,10 @@
 static const char usage[] =
     "usage: usersd seed --db URL [--users N] [--password P] [--tokens K FILE]\n"
     "\n"
-    "Adds N synthetic users (seed<k>, seed<k>@example.com) in one bulk\n"
-    "statement: 10 % online, 10 % away, 80 % offline, last_seen spread over\n"
-    "the last month, all with password P (default seed-password).\n"
+    "Adds N synthetic users (seed<k>, seed<k>@example.com) in one\n"
+    "transaction: 10 % online, 10 % away, 80 % offline, last_seen spread over\n"
+    "the last month, all with password P (default seed-password). Meant for a\n"
+    "fresh database (its indexes are rebuilt); progress shows on a terminal.\n"
     "\n"
     "--tokens K FILE (after adding the users, or alone on a database that\n"
     "has them) mints K sessions for K distinct active users picked at\n"
@@ -97,7 +98,9 @@ int cmd_seed(int argc, char **argv)
     if (!rc && n) {
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        rc = usersd_seed(u, n, password, &err) ? cli_error("seed", &err) : 0;
+        enum usersd_code code = usersd_seed(u, n, password, &err);
+        progress_end();
+        rc = code ? cli_error("seed", &err) : 0;
         if (!rc)
             fprintf(stderr, "usersd seed: added %lld users in %.1f s\n", (long long)n, since(&t0));
     }

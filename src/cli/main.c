@@ -15,7 +15,7 @@ static const struct {
     {"status", cmd_status, "print or set one user's online status"},
     {"online", cmd_online, "print the online users page"},
     {"stats", cmd_stats, "print user statistics"},
-    {"copy", cmd_copy, "copy every user and token into another, empty database"},
+    {"copy", cmd_copy, "copy users, sessions and history into another, empty database"},
     {"seed", cmd_seed, "add many synthetic users (load tests, benchmarks)"},
     {"sessions", cmd_sessions, "list or revoke one user's sessions (logins, devices)"},
     {"message", cmd_message, "print, set or clear one user's status message"},

@@ -236,9 +236,12 @@ struct usersd *cli_open(const char *cmd, const char *db)
     struct usersd_config cfg;
     usersd_config_init(&cfg);
     cfg.db_url = db;
+    progress_setup(&cfg, cmd);
     struct usersd *u;
     struct usersd_err err = {0};
-    if (usersd_open(&u, &cfg, &err)) {
+    enum usersd_code rc = usersd_open(&u, &cfg, &err);
+    progress_end();
+    if (rc) {
         cli_error(cmd, &err);
         return NULL;
     }

@@ -60,6 +60,10 @@ void sessions_clean_agent(const char *in, char *out, size_t size);
 enum usersd_code history_build(int64_t from, int64_t to, int64_t now, int64_t known, int current,
                                const struct store_history *sh, struct usersd_history *out);
 
+/* usersd_seed's bulk load (copy.c): n synthetic users with this password
+ * hash, in one transaction. */
+enum usersd_code copy_seed(struct usersd *u, int64_t n, const char *pwhash, struct usersd_err *err);
+
 /* Password hashing (auth.c). out must hold AUTH_HASH_MAX bytes. */
 #define AUTH_HASH_MAX 128
 enum usersd_code auth_hash_password(const char *password, char *out, struct usersd_err *err);

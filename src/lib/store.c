@@ -17,7 +17,8 @@ static bool scheme_is(const char *url, const char *scheme)
     return n && strncmp(url, scheme, n) == 0 && url[n] == ':';
 }
 
-enum usersd_code store_open(struct store **out, const char *url, struct usersd_err *err)
+enum usersd_code store_open(struct store **out, const char *url,
+                            const struct store_progress *progress, struct usersd_err *err)
 {
     *out = NULL;
     if (!url || !*url) return err_set(err, USERSD_EINVAL, "no database URL given");
@@ -26,7 +27,8 @@ enum usersd_code store_open(struct store **out, const char *url, struct usersd_e
         const char *scheme = scheme_is(url, d->scheme)  ? d->scheme
                              : scheme_is(url, d->alias) ? d->alias
                                                         : NULL;
-        if (scheme) return d->open(out, d->full_url ? url : url + strlen(scheme) + 1, err);
+        if (scheme)
+            return d->open(out, d->full_url ? url : url + strlen(scheme) + 1, progress, err);
     }
     return err_set(err, USERSD_EINVAL,
                    "unsupported database URL '%.100s' (expected sqlite:PATH or "
@@ -37,6 +39,13 @@ enum usersd_code store_open(struct store **out, const char *url, struct usersd_e
 void store_close(struct store *s)
 {
     if (s) s->ops->close(s);
+}
+
+void store_progress(const struct store_progress *p, const char *step, int64_t done, int64_t total)
+{
+    if (!p || !p->fn) return;
+    struct usersd_progress r = {p->task, step, done, total};
+    p->fn(p->ctx, &r);
 }
 
 char *store_like_pattern(const char *search)

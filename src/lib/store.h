@@ -13,6 +13,16 @@
 
 struct store;
 
+/* Where the drivers and the library report a long operation's progress
+ * (usersd.h); fn NULL: nobody listens. */
+struct store_progress {
+    usersd_progress_fn fn;
+    void *ctx;
+    enum usersd_task task;
+};
+/* Calls p->fn (when p and p->fn are set) with this step and count. */
+void store_progress(const struct store_progress *p, const char *step, int64_t done, int64_t total);
+
 /* Whole rows, for copying one database into another. */
 struct store_user_row {
     struct usersd_user user;
@@ -78,8 +88,10 @@ struct store_ops {
     enum usersd_code (*set_cache)(struct store *s, int64_t kib, struct usersd_err *err);
     const char *alias; /* another scheme name, or NULL */
     bool full_url;     /* open gets the whole URL, not what follows "scheme:" */
-    /* target is the URL after "scheme:" (or the whole URL, see full_url). */
-    enum usersd_code (*open)(struct store **out, const char *target, struct usersd_err *err);
+    /* target is the URL after "scheme:" (or the whole URL, see full_url).
+     * Pending migrations run here, each reported to progress (may be NULL). */
+    enum usersd_code (*open)(struct store **out, const char *target,
+                             const struct store_progress *progress, struct usersd_err *err);
     void (*close)(struct store *s);
     enum usersd_code (*ping)(struct store *s, struct usersd_err *err);
 
@@ -150,10 +162,18 @@ struct store_ops {
     enum usersd_code (*changes_wait)(struct store *s, int timeout_ms, bool *notified,
                                      struct usersd_err *err);
 
-    /* Copying (usersd copy). dump_* read up to cap rows after a key (id;
-     * token hash, NULL for the start) in key order. load writes rows as
-     * they are, ids included, in one transaction. load_finish moves the
-     * id and seq counters past what was loaded, the log's to log_head. */
+    /* Copying (usersd copy) and seeding. dump_* read up to cap rows after a
+     * key (an id) in key order. Loading is in bulk, all or nothing:
+     * load_begin opens one transaction and sets aside what a row-at-a-time
+     * insert pays for on every row (the counter and search triggers, the
+     * secondary indexes); load, load_history and seed write rows, ids
+     * included, inside it; load_finish rebuilds what was set aside (the
+     * counters recomputed equal what the triggers would have kept; the
+     * step "indexes" reported to progress), moves the id counters past
+     * what was loaded and, when log_head >= 0, the log's sequence to
+     * log_head, and commits. load_abort rolls everything back (also after
+     * a failed load_finish). Between load_begin and the end the handle
+     * serves nothing else. */
     enum usersd_code (*dump_users)(struct store *s, int64_t after_id, size_t cap,
                                    struct store_user_row *rows, size_t *n, struct usersd_err *err);
     enum usersd_code (*dump_sessions)(struct store *s, int64_t after_id, size_t cap,
@@ -162,13 +182,17 @@ struct store_ops {
     enum usersd_code (*load)(struct store *s, const struct store_user_row *users, size_t nu,
                              const struct store_session_row *sessions, size_t ns,
                              struct usersd_err *err);
-    enum usersd_code (*load_finish)(struct store *s, int64_t log_head, struct usersd_err *err);
+    enum usersd_code (*load_finish)(struct store *s, int64_t log_head,
+                                    const struct store_progress *progress, struct usersd_err *err);
 
-    /* Inserts n synthetic users in one statement (usersd seed): names
-     * seed<k>, 10 % online, 10 % away, 80 % offline, last_seen spread
-     * before now; all with the password hash pwhash. */
-    enum usersd_code (*seed)(struct store *s, int64_t n, int64_t now, const char *pwhash,
-                             struct usersd_err *err);
+    /* Inserts the synthetic users number from+1 .. from+n in one statement
+     * inside a load (usersd seed): names seed<base + k> where *base is the
+     * highest user id before the first of them (found when from is 0, then
+     * passed back in), 10 % online, 10 % away, 80 % offline, last_seen
+     * spread before now; all with the password hash pwhash. Seeding in
+     * pieces gives the same rows as seeding at once. */
+    enum usersd_code (*seed)(struct store *s, int64_t *base, int64_t from, int64_t n, int64_t now,
+                             const char *pwhash, struct usersd_err *err);
 
     /* Group commit: BATCH_BEGIN opens one transaction that the calls until
      * BATCH_COMMIT (or BATCH_ROLLBACK) share; inside it each call's own
@@ -254,6 +278,10 @@ struct store_ops {
                                      const struct store_minute_row *m, size_t nm,
                                      struct usersd_err *err);
 
+    /* The bulk load's start and its undoing (see dump_users above). */
+    enum usersd_code (*load_begin)(struct store *s, struct usersd_err *err);
+    void (*load_abort)(struct store *s);
+
     /* Load testing (usersd_seed_sessions): picks k distinct active users at
      * random and gives each a new session whose token hash is hashes[i]
      * (STORE_TOKEN_HASH_LEN bytes each), created and last used at now, no
@@ -272,8 +300,10 @@ struct store {
     bool history; /* presence changes are kept as history (history_days > 0) */
 };
 
-/* Opens the driver named by url's scheme. */
-enum usersd_code store_open(struct store **out, const char *url, struct usersd_err *err);
+/* Opens the driver named by url's scheme; migrations report to progress
+ * (may be NULL). */
+enum usersd_code store_open(struct store **out, const char *url,
+                            const struct store_progress *progress, struct usersd_err *err);
 void store_close(struct store *s);
 /* "%search%" with LIKE's wildcards and the escape escaped (malloc'd; NULL
  * when out of memory): a search is a plain substring in every driver. */

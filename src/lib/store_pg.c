@@ -81,8 +81,6 @@ enum pstmt {
     P_LIVE_PEAK,
     P_DUMP_HISTORY,
     P_DUMP_MINUTES,
-    P_LOAD_HISTORY,
-    P_LOAD_MINUTE,
     P_MESSAGE_SET,
     P_MESSAGE_CLEAR,
     P_LOG_MESSAGE,
@@ -93,11 +91,10 @@ enum pstmt {
     P_PRUNE,
     P_DUMP_USERS,
     P_DUMP_SESSIONS,
-    P_LOAD_USER,
-    P_LOAD_SESSION,
     P_LOAD_IDS,
     P_LOAD_SEQ,
     P_SEED,
+    P_MAX_ID,
     P_NSTMT
 };
 
@@ -223,10 +220,6 @@ static const char *const psql[P_NSTMT] = {
                        "WHERE (user_id, at) > ($1, $2) ORDER BY user_id, at LIMIT $3",
     [P_DUMP_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
                        "WHERE minute > $1 ORDER BY minute LIMIT $2",
-    [P_LOAD_HISTORY] = "INSERT INTO presence_history (user_id, at, status, prev) "
-                       "VALUES ($1, $2, $3, $4)",
-    [P_LOAD_MINUTE] = "INSERT INTO presence_minutes (minute, online, away, offline, online_max) "
-                      "VALUES ($1, $2, $3, $4, $5)",
     [P_MESSAGE_SET] = "UPDATE users SET status_text = $2, status_expires = $3 WHERE id = $1 "
                       "RETURNING " USER_COLS,
     [P_MESSAGE_CLEAR] = "UPDATE users SET status_text = NULL, status_expires = NULL "
@@ -251,29 +244,27 @@ static const char *const psql[P_NSTMT] = {
     [P_DUMP_USERS] = "SELECT " USER_COLS ", password FROM users WHERE id > $1 ORDER BY id LIMIT $2",
     [P_DUMP_SESSIONS] = "SELECT hash, id, user_id, created, last_used, user_agent, client_ip "
                         "FROM sessions WHERE id > $1 ORDER BY id LIMIT $2",
-    [P_LOAD_USER] = "INSERT INTO users (" USER_COLS ", password) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    [P_LOAD_SESSION] = "INSERT INTO sessions (hash, id, user_id, created, last_used, user_agent, "
-                       "client_ip) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     [P_LOAD_IDS] = "SELECT setval(pg_get_serial_sequence('users', 'id'), "
                    "greatest((SELECT max(id) FROM users), 1)), "
                    "setval(pg_get_serial_sequence('sessions', 'id'), "
                    "greatest((SELECT max(id) FROM sessions), 1))",
+    /* Synthetic users number $1 + 1 .. $1 + $4 named after $5, the highest
+     * id before them (usersd seed). */
     [P_SEED] = "INSERT INTO users (username, email, first_name, last_name, password, is_active, "
                "is_staff, date_joined, online_status, last_seen) "
-               "SELECT 'seed' || (b.base + i), 'seed' || (b.base + i) || '@example.com', 'First' "
-               "|| (i % 1000), "
+               "SELECT 'seed' || ($5::bigint + i), 'seed' || ($5::bigint + i) || '@example.com', "
+               "'First' || (i % 1000), "
                "'Last' || (i % 997), $2, true, false, $3 - i * 1000, "
                "CASE WHEN i % 10 = 0 THEN 2 WHEN i % 10 = 1 THEN 1 ELSE 0 END, "
                "CASE WHEN i % 10 = 0 THEN $3 - (i % 300) * 1000000 "
                "WHEN i % 10 = 1 THEN $3 - (600 + i % 3000) * 1000000 "
                "ELSE $3 - (3600 + (i * 7919) % 2592000) * 1000000 END "
-               "FROM generate_series(1, $1::bigint) AS i, "
-               "(SELECT coalesce(max(id), 0) AS base FROM users) AS b",
+               "FROM generate_series($1::bigint + 1, $1::bigint + $4::bigint) AS i",
     /* The log continues after the source's. */
     [P_LOAD_SEQ] = "WITH m AS (UPDATE presence_meta SET pruned_through = greatest(pruned_through, "
                    "$1) WHERE id = 1) SELECT setval(pg_get_serial_sequence('presence_changes', "
                    "'seq'), greatest($1, 1), $1 > 0)",
+    [P_MAX_ID] = "SELECT coalesce(max(id), 0) FROM users",
 };
 
 struct pg_store {
@@ -336,7 +327,7 @@ static void p_bytea(struct params *p, const unsigned char *b, int len)
 }
 
 /* username, email, first_name, last_name, is_active, is_staff: the order
- * P_INSERT, P_UPDATE and P_LOAD_USER take them in. */
+ * P_INSERT and P_UPDATE take them in. */
 static void p_profile(struct params *p, const struct usersd_user *u)
 {
     p_text(p, u->username);
@@ -587,7 +578,8 @@ static enum usersd_code one_int(PGresult *r, int64_t *out)
 
 /* ---- migrations and open ----------------------------------------------- */
 
-static enum usersd_code migrate(struct pg_store *s, struct usersd_err *err)
+static enum usersd_code migrate(struct pg_store *s, const struct store_progress *progress,
+                                struct usersd_err *err)
 {
     char sql[128];
     /* Two processes starting at once: the second waits here, then finds
@@ -616,7 +608,10 @@ static enum usersd_code migrate(struct pg_store *s, struct usersd_err *err)
             err_set(err, USERSD_EDB,
                     "the database schema (version %d) is newer than this usersd (%d)", version, n);
     for (int i = version; !code && i < n; i++) {
+        store_progress(progress, "migration", i, n);
         code = exec_plain(s, "BEGIN", err);
+        /* A step that rewrites a big table takes longer than a request may. */
+        if (!code) code = exec_plain(s, "SET LOCAL statement_timeout = 0", err);
         if (!code) code = exec_plain(s, store_pg_migrations[i], err);
         if (!code) {
             snprintf(sql, sizeof sql, "INSERT INTO usersd_migrations (version) VALUES (%d)", i + 1);
@@ -631,6 +626,7 @@ static enum usersd_code migrate(struct pg_store *s, struct usersd_err *err)
                      i + 1, msg);
         }
     }
+    if (!code && version < n) store_progress(progress, "migration", n, n);
     snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)", LOCK_MIGRATE);
     exec_plain(s, sql, NULL);
     return code;
@@ -651,7 +647,8 @@ static void quiet(void *arg, const char *message)
     (void)arg, (void)message;
 }
 
-static enum usersd_code pg_open(struct store **out, const char *url, struct usersd_err *err)
+static enum usersd_code pg_open(struct store **out, const char *url,
+                                const struct store_progress *progress, struct usersd_err *err)
 {
     struct pg_store *s = calloc(1, sizeof *s);
     if (!s) return err_set(err, USERSD_ENOMEM, NULL);
@@ -671,7 +668,7 @@ static enum usersd_code pg_open(struct store **out, const char *url, struct user
     }
     PQsetNoticeProcessor(s->conn, quiet, NULL); /* "already exists, skipping" etc. */
     enum usersd_code code = session_setup(s, err);
-    if (!code) code = migrate(s, err);
+    if (!code) code = migrate(s, progress, err);
     if (code) {
         pg_close(&s->base);
         return code;
@@ -1236,63 +1233,308 @@ static enum usersd_code pg_dump_sessions(struct store *base, int64_t after, size
     return USERSD_OK;
 }
 
+/* Bulk loads send rows with COPY … FROM STDIN in its text format: one
+ * round trip for thousands of rows instead of one each. A batch's lines are
+ * built in one growing buffer. */
+struct copybuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static char *cb_room(struct copybuf *b, size_t more)
+{
+    if (b->oom) return NULL;
+    if (b->len + more > b->cap) {
+        size_t cap = b->cap ? b->cap : 65536;
+        while (cap < b->len + more)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return NULL;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    return b->p + b->len;
+}
+
+/* Each field is followed by sep: '\t' between fields, '\n' after the last. */
+static void cb_text(struct copybuf *b, const char *t, char sep)
+{
+    size_t n = strlen(t);
+    char *o = cb_room(b, 2 * n + 1);
+    if (!o) return;
+    for (const char *c = t; *c; c++) {
+        char e = *c == '\\' ? '\\' : *c == '\t' ? 't' : *c == '\n' ? 'n' : *c == '\r' ? 'r' : 0;
+        if (e) {
+            *o++ = '\\';
+            *o++ = e;
+        } else {
+            *o++ = *c;
+        }
+    }
+    *o++ = sep;
+    b->len = (size_t)(o - b->p);
+}
+
+static void cb_int(struct copybuf *b, int64_t x, char sep)
+{
+    char *o = cb_room(b, 22);
+    if (!o) return;
+    char digits[20];
+    int n = 0;
+    uint64_t v = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while (v /= 10);
+    if (x < 0) *o++ = '-';
+    while (n)
+        *o++ = digits[--n];
+    *o++ = sep;
+    b->len = (size_t)(o - b->p);
+}
+
+static void cb_null(struct copybuf *b, char sep)
+{
+    char *o = cb_room(b, 3);
+    if (!o) return;
+    memcpy(o, "\\N", 2);
+    o[2] = sep;
+    b->len += 3;
+}
+
+static void cb_time(struct copybuf *b, int64_t t, char sep)
+{
+    if (t == USERSD_NULL_TIME)
+        cb_null(b, sep);
+    else
+        cb_int(b, t, sep);
+}
+
+/* bytea in its hex form, the backslash escaped for COPY: \\x0a1b… */
+static void cb_bytea(struct copybuf *b, const unsigned char *v, size_t n, char sep)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *o = cb_room(b, 2 * n + 4);
+    if (!o) return;
+    *o++ = '\\';
+    *o++ = '\\';
+    *o++ = 'x';
+    for (size_t i = 0; i < n; i++) {
+        *o++ = hex[v[i] >> 4];
+        *o++ = hex[v[i] & 15];
+    }
+    *o++ = sep;
+    b->len = (size_t)(o - b->p);
+}
+
+/* Runs one COPY … FROM STDIN with the buffer's lines (the buffer is freed). */
+static enum usersd_code copy_in(struct pg_store *s, const char *sql, struct copybuf *b,
+                                struct usersd_err *err)
+{
+    enum usersd_code code = USERSD_OK;
+    if (b->oom) {
+        free(b->p);
+        return err_set(err, USERSD_ENOMEM, NULL);
+    }
+    PGresult *r = PQexec(s->conn, sql);
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+        code = pg_error(s, r, err);
+        PQclear(r);
+        free(b->p);
+        return code;
+    }
+    PQclear(r);
+    bool sent = true;
+    for (size_t off = 0; sent && off < b->len;) { /* PQputCopyData takes an int */
+        size_t n = b->len - off < (1u << 20) ? b->len - off : (1u << 20);
+        sent = PQputCopyData(s->conn, b->p + off, (int)n) == 1;
+        off += n;
+    }
+    free(b->p);
+    if (PQputCopyEnd(s->conn, sent ? NULL : "usersd could not send the rows") != 1) sent = false;
+    while ((r = PQgetResult(s->conn))) {
+        if (!code && PQresultStatus(r) != PGRES_COMMAND_OK) code = pg_error(s, r, err);
+        PQclear(r);
+    }
+    if (!code && !sent) code = pg_error(s, NULL, err);
+    return code;
+}
+
+/* Inside a bulk load (load_begin): the rows go in as they are, ids included. */
 static enum usersd_code pg_load(struct store *base, const struct store_user_row *users, size_t nu,
                                 const struct store_session_row *sessions, size_t ns,
                                 struct usersd_err *err)
 {
     struct pg_store *s = (struct pg_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
+    struct copybuf b = {0};
     for (size_t i = 0; i < nu; i++) {
         const struct usersd_user *u = &users[i].user;
-        struct params p = {0};
-        p_int(&p, u->id);
-        p_profile(&p, u);
-        p_int(&p, u->date_joined);
-        p_int(&p, u->online_status);
-        p_time(&p, u->last_seen);
-        p_text(&p, u->status_text[0] ? u->status_text : NULL);
-        p_time(&p, u->status_text[0] ? u->status_expires : USERSD_NULL_TIME);
-        p_text(&p, users[i].pwhash);
-        if (run0(s, P_LOAD_USER, &p, err)) goto fail;
+        cb_int(&b, u->id, '\t');
+        cb_text(&b, u->username, '\t');
+        cb_text(&b, u->email, '\t');
+        cb_text(&b, u->first_name, '\t');
+        cb_text(&b, u->last_name, '\t');
+        cb_text(&b, u->is_active ? "t" : "f", '\t');
+        cb_text(&b, u->is_staff ? "t" : "f", '\t');
+        cb_int(&b, u->date_joined, '\t');
+        cb_int(&b, u->online_status, '\t');
+        cb_time(&b, u->last_seen, '\t');
+        if (u->status_text[0])
+            cb_text(&b, u->status_text, '\t');
+        else
+            cb_null(&b, '\t');
+        cb_time(&b, u->status_text[0] ? u->status_expires : USERSD_NULL_TIME, '\t');
+        cb_text(&b, users[i].pwhash, '\n');
     }
-    for (size_t i = 0; i < ns; i++) {
+    enum usersd_code code =
+        nu ? copy_in(s, "COPY users (" USER_COLS ", password) FROM STDIN", &b, err) : USERSD_OK;
+    b = (struct copybuf){0};
+    for (size_t i = 0; !code && i < ns; i++) {
         const struct usersd_session *x = &sessions[i].s;
-        struct params p = {0};
-        p_bytea(&p, sessions[i].hash, STORE_TOKEN_HASH_LEN);
-        p_int(&p, x->id);
-        p_int(&p, x->user_id);
-        p_int(&p, x->created);
-        p_int(&p, x->last_used);
-        p_text(&p, x->user_agent);
-        p_text(&p, x->client_ip);
-        if (run0(s, P_LOAD_SESSION, &p, err)) goto fail;
+        cb_bytea(&b, sessions[i].hash, STORE_TOKEN_HASH_LEN, '\t');
+        cb_int(&b, x->id, '\t');
+        cb_int(&b, x->user_id, '\t');
+        cb_int(&b, x->created, '\t');
+        cb_int(&b, x->last_used, '\t');
+        cb_text(&b, x->user_agent, '\t');
+        cb_text(&b, x->client_ip, '\n');
     }
-    return commit(s, err);
-fail:
-    rollback(s);
-    return last_fail;
+    if (!code && ns)
+        code = copy_in(s,
+                       "COPY sessions (hash, id, user_id, created, last_used, user_agent, "
+                       "client_ip) FROM STDIN",
+                       &b, err);
+    return code;
 }
 
-static enum usersd_code pg_load_finish(struct store *base, int64_t head, struct usersd_err *err)
+/* Inside a bulk load (load_begin). */
+static enum usersd_code pg_load_history(struct store *base, const struct store_history_row *h,
+                                        size_t nh, const struct store_minute_row *m, size_t nm,
+                                        struct usersd_err *err)
 {
     struct pg_store *s = (struct pg_store *)base;
-    struct params p = {0};
-    p_int(&p, head);
-    enum usersd_code code = run0(s, P_LOAD_IDS, NULL, err);
-    return code ? code : run0(s, P_LOAD_SEQ, &p, err);
+    struct copybuf b = {0};
+    for (size_t i = 0; i < nh; i++) {
+        cb_int(&b, h[i].user_id, '\t');
+        cb_int(&b, h[i].at, '\t');
+        cb_int(&b, h[i].status, '\t');
+        cb_int(&b, h[i].prev, '\n');
+    }
+    enum usersd_code code =
+        nh ? copy_in(s, "COPY presence_history (user_id, at, status, prev) FROM STDIN", &b, err)
+           : USERSD_OK;
+    b = (struct copybuf){0};
+    for (size_t i = 0; !code && i < nm; i++) {
+        cb_int(&b, m[i].minute, '\t');
+        cb_int(&b, m[i].online, '\t');
+        cb_int(&b, m[i].away, '\t');
+        cb_int(&b, m[i].offline, '\t');
+        cb_int(&b, m[i].online_max, '\n');
+    }
+    if (!code && nm)
+        code = copy_in(s,
+                       "COPY presence_minutes (minute, online, away, offline, online_max) "
+                       "FROM STDIN",
+                       &b, err);
+    return code;
 }
 
-static enum usersd_code pg_seed(struct store *base, int64_t n, int64_t now, const char *pwhash,
-                                struct usersd_err *err)
+/* What a bulk load sets aside: the counter triggers (disabled; the load
+ * recounts once) and the secondary indexes of the loaded tables (dropped,
+ * their definitions kept in a temporary table that ends with the
+ * transaction, and rebuilt at the end: one sort each rather than a
+ * million insertions, the trigram GIN indexes above all). DDL is
+ * transactional here, so a rollback, or a client killed mid-way, puts all
+ * of it back. No statement timeout: an index build at 10 million users
+ * takes longer than any request may. */
+static const char load_begin_sql[] =
+    "SET LOCAL statement_timeout = 0; "
+    "ALTER TABLE users DISABLE TRIGGER users_count_insert_delete; "
+    "ALTER TABLE sessions DISABLE TRIGGER sessions_count; "
+    "CREATE TEMP TABLE usersd_load_ddl ON COMMIT DROP AS "
+    "SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS def "
+    "FROM pg_index i WHERE i.indrelid IN ('users'::regclass, 'sessions'::regclass, "
+    "'presence_history'::regclass) AND NOT i.indisprimary "
+    "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid); "
+    "DO $$ DECLARE r record; BEGIN "
+    "FOR r IN SELECT name FROM usersd_load_ddl LOOP EXECUTE 'DROP INDEX ' || r.name; END LOOP; "
+    "END $$";
+
+/* The counters as the triggers would have kept them: every count exact,
+ * and the online peak raised to the online count (inserts only raise it). */
+static const char load_counts_sql[] =
+    "UPDATE user_counts SET total = c.total, active = c.active, staff = c.staff, "
+    "online = c.online, away = c.away, online_peak = greatest(online_peak, c.online), "
+    "sessions = (SELECT count(*) FROM sessions) "
+    "FROM (SELECT count(*) AS total, count(*) FILTER (WHERE is_active) AS active, "
+    "count(*) FILTER (WHERE is_staff) AS staff, "
+    "count(*) FILTER (WHERE online_status = 2) AS online, "
+    "count(*) FILTER (WHERE online_status = 1) AS away FROM users) AS c WHERE user_counts.id = 1; "
+    "ALTER TABLE users ENABLE TRIGGER users_count_insert_delete; "
+    "ALTER TABLE sessions ENABLE TRIGGER sessions_count; "
+    "ANALYZE users, sessions, presence_history";
+
+static enum usersd_code pg_load_begin(struct store *base, struct usersd_err *err)
 {
     struct pg_store *s = (struct pg_store *)base;
+    enum usersd_code code = begin(s, err);
+    return code ? code : exec_plain(s, load_begin_sql, err);
+}
+
+static enum usersd_code pg_load_finish(struct store *base, int64_t head,
+                                       const struct store_progress *progress,
+                                       struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    PGresult *r = PQexec(s->conn, "SELECT def FROM usersd_load_ddl ORDER BY name");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        enum usersd_code code = pg_error(s, r, err);
+        PQclear(r);
+        return code;
+    }
+    int n = PQntuples(r);
+    enum usersd_code code = USERSD_OK;
+    for (int i = 0; !code && i < n; i++) {
+        store_progress(progress, "indexes", i, n + 1);
+        code = exec_plain(s, PQgetvalue(r, i, 0), err);
+    }
+    PQclear(r);
+    store_progress(progress, "indexes", n, n + 1);
+    if (!code) code = exec_plain(s, load_counts_sql, err);
+    if (!code) code = run0(s, P_LOAD_IDS, NULL, err);
+    if (!code && head >= 0) {
+        struct params p = {0};
+        p_int(&p, head);
+        code = run0(s, P_LOAD_SEQ, &p, err);
+    }
+    if (!code) code = commit(s, err);
+    if (!code) store_progress(progress, "indexes", n + 1, n + 1);
+    return code;
+}
+
+static void pg_load_abort(struct store *base)
+{
+    rollback((struct pg_store *)base);
+}
+
+static enum usersd_code pg_seed(struct store *base, int64_t *first_id, int64_t from, int64_t n,
+                                int64_t now, const char *pwhash, struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    if (!from) {
+        enum usersd_code code = one_int(run(s, P_MAX_ID, NULL, err), first_id);
+        if (code) return code;
+    }
     struct params p = {0};
-    p_int(&p, n);
+    p_int(&p, from);
     p_text(&p, pwhash);
     p_int(&p, now);
-    enum usersd_code code = run0(s, P_SEED, &p, err);
-    return code ? code : exec_plain(s, "ANALYZE users", err);
+    p_int(&p, n);
+    p_int(&p, *first_id);
+    return run0(s, P_SEED, &p, err);
 }
 
 /* ---- sessions ----------------------------------------------------------- */
@@ -1733,35 +1975,6 @@ static enum usersd_code pg_dump_minutes(struct store *base, int64_t after, size_
     return USERSD_OK;
 }
 
-static enum usersd_code pg_load_history(struct store *base, const struct store_history_row *h,
-                                        size_t nh, const struct store_minute_row *m, size_t nm,
-                                        struct usersd_err *err)
-{
-    struct pg_store *s = (struct pg_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    for (size_t i = 0; i < nh + nm && !code; i++) {
-        struct params p = {0};
-        if (i < nh) {
-            p_int(&p, h[i].user_id);
-            p_int(&p, h[i].at);
-            p_int(&p, h[i].status);
-            p_int(&p, h[i].prev);
-        } else {
-            const struct store_minute_row *x = &m[i - nh];
-            p_int(&p, x->minute);
-            p_int(&p, x->online);
-            p_int(&p, x->away);
-            p_int(&p, x->offline);
-            p_int(&p, x->online_max);
-        }
-        code = run0(s, i < nh ? P_LOAD_HISTORY : P_LOAD_MINUTE, &p, err);
-    }
-    if (!code && !(code = commit(s, err))) return USERSD_OK;
-    rollback(s);
-    return code;
-}
-
 /* ---- load testing ------------------------------------------------------- */
 
 /* Runs sql with text parameters in the open transaction; NULL with err
@@ -1927,5 +2140,7 @@ const struct store_ops store_pg_ops = {
     .dump_history = pg_dump_history,
     .dump_minutes = pg_dump_minutes,
     .load_history = pg_load_history,
+    .load_begin = pg_load_begin,
+    .load_abort = pg_load_abort,
     .session_seed = pg_session_seed,
 };

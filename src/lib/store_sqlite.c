@@ -256,25 +256,23 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_LOAD_SESSION] = "INSERT INTO sessions (hash, id, user_id, created, last_used, "
                        "user_agent, client_ip) VALUES (?, ?, ?, ?, ?, ?, ?)",
     /* The log continues after the source's: AUTOINCREMENT reads this. */
-    /* One statement makes a million users in seconds (usersd seed). */
-    /* Two statements make a million users in seconds (usersd seed): the
-     * users, then their presence; ?1 how many, ?2 the password hash, ?3 now. */
-    [S_SEED] =
-        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ?1), "
-        "b(base) AS (SELECT coalesce(max(id), 0) FROM users) "
-        "INSERT INTO users (id, username, email, first_name, last_name, password, is_active, "
-        "is_staff, date_joined) "
-        "SELECT b.base + i, 'seed' || (b.base + i), 'seed' || (b.base + i) || '@example.com', "
-        "'First' || (i % 1000), 'Last' || (i % 997), ?2, 1, 0, ?3 - i * 1000 FROM s, b",
+    /* Synthetic users number ?1 + 1 .. ?1 + ?4, ids and names after ?5, the
+     * highest id before the seeding (usersd seed), then their presence. */
+    [S_SEED] = "WITH RECURSIVE s(i) AS (SELECT ?1 + 1 UNION ALL SELECT i + 1 FROM s "
+               "WHERE i < ?1 + ?4) "
+               "INSERT INTO users (id, username, email, first_name, last_name, password, "
+               "is_active, is_staff, date_joined) "
+               "SELECT ?5 + i, 'seed' || (?5 + i), 'seed' || (?5 + i) || '@example.com', "
+               "'First' || (i % 1000), 'Last' || (i % 997), ?2, 1, 0, ?3 - i * 1000 FROM s",
     [S_ANALYZE] = "ANALYZE",
-    /* ?1 the first seeded id, ?2 the last, ?3 now: 10 % online, 10 % away. */
+    /* The same users' presence, k = id - ?5: 10 % online, 10 % away. */
     [S_SEED_PRESENCE] =
         "INSERT INTO presence (user_id, online_status, last_seen) SELECT id, "
-        "CASE WHEN (id - ?1 + 1) % 10 = 0 THEN 2 WHEN (id - ?1 + 1) % 10 = 1 THEN 1 ELSE 0 END, "
-        "CASE WHEN (id - ?1 + 1) % 10 = 0 THEN ?3 - ((id - ?1 + 1) % 300) * 1000000 "
-        "WHEN (id - ?1 + 1) % 10 = 1 THEN ?3 - (600 + (id - ?1 + 1) % 3000) * 1000000 "
-        "ELSE ?3 - (3600 + ((id - ?1 + 1) * 7919) % 2592000) * 1000000 END "
-        "FROM users WHERE id BETWEEN ?1 AND ?2",
+        "CASE WHEN (id - ?5) % 10 = 0 THEN 2 WHEN (id - ?5) % 10 = 1 THEN 1 ELSE 0 END, "
+        "CASE WHEN (id - ?5) % 10 = 0 THEN ?3 - ((id - ?5) % 300) * 1000000 "
+        "WHEN (id - ?5) % 10 = 1 THEN ?3 - (600 + (id - ?5) % 3000) * 1000000 "
+        "ELSE ?3 - (3600 + ((id - ?5) * 7919) % 2592000) * 1000000 END "
+        "FROM users WHERE id > ?5 + ?1 AND id <= ?5 + ?1 + ?4",
     [S_PRESENCE_INSERT] =
         "INSERT INTO presence (user_id, online_status, last_seen) VALUES (?, ?, ?)",
     [S_PRESENCE_DELETE] = "DELETE FROM presence WHERE user_id = ?",
@@ -500,7 +498,8 @@ static enum usersd_code write_error(struct sqlite_store *s, struct usersd_err *e
 
 /* ---- migrations --------------------------------------------------------- */
 
-static enum usersd_code migrate(struct sqlite_store *s, struct usersd_err *err)
+static enum usersd_code migrate(struct sqlite_store *s, const struct store_progress *progress,
+                                struct usersd_err *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) goto fail;
@@ -520,12 +519,14 @@ static enum usersd_code migrate(struct sqlite_store *s, struct usersd_err *err)
     }
     for (int i = version; i < n; i++) {
         char pragma[64];
+        store_progress(progress, "migration", i, n);
         if (sqlite3_exec(s->db, store_sqlite_migrations[i], NULL, NULL, &msg) != SQLITE_OK)
             goto fail;
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", i + 1);
         if (sqlite3_exec(s->db, pragma, NULL, NULL, &msg) != SQLITE_OK) goto fail;
     }
     if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) goto fail;
+    if (version < n) store_progress(progress, "migration", n, n);
     return USERSD_OK;
 fail:
     err_set(err, USERSD_EDB, "cannot migrate the database: %s", msg ? msg : sqlite3_errmsg(s->db));
@@ -560,7 +561,8 @@ static void sq_global_init(void)
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-static enum usersd_code sq_open(struct store **out, const char *path, struct usersd_err *err)
+static enum usersd_code sq_open(struct store **out, const char *path,
+                                const struct store_progress *progress, struct usersd_err *err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, sq_global_init);
@@ -595,7 +597,7 @@ static enum usersd_code sq_open(struct store **out, const char *path, struct use
         sq_close(&s->base);
         return USERSD_EDB;
     }
-    enum usersd_code code = migrate(s, err);
+    enum usersd_code code = migrate(s, progress, err);
     if (code) {
         sq_close(&s->base);
         return code;
@@ -1412,17 +1414,16 @@ static enum usersd_code sq_dump_sessions(struct store *base, int64_t after, size
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
 }
 
+/* Inside a bulk load (load_begin): the rows go in as they are, ids included. */
 static enum usersd_code sq_load(struct store *base, const struct store_user_row *users, size_t nu,
                                 const struct store_session_row *sessions, size_t ns,
                                 struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
     for (size_t i = 0; i < nu; i++) {
         const struct usersd_user *u = &users[i].user;
         sqlite3_stmt *st = prep(s, S_LOAD_USER, err);
-        if (!st) goto fail;
+        if (!st) return USERSD_EDB;
         sqlite3_bind_int64(st, 1, u->id);
         sqlite3_bind_text(st, 2, u->username, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, u->email, -1, SQLITE_STATIC);
@@ -1436,16 +1437,14 @@ static enum usersd_code sq_load(struct store *base, const struct store_user_row 
         sqlite3_bind_text(st, 11, users[i].pwhash, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         done(st);
-        if (rc != SQLITE_DONE) {
-            code = write_error(s, err);
-            goto out;
-        }
-        if ((code = presence_insert(s, u, err))) goto out;
+        if (rc != SQLITE_DONE) return write_error(s, err);
+        enum usersd_code code = presence_insert(s, u, err);
+        if (code) return code;
     }
     for (size_t i = 0; i < ns; i++) {
         const struct usersd_session *x = &sessions[i].s;
         sqlite3_stmt *st = prep(s, S_LOAD_SESSION, err);
-        if (!st) goto fail;
+        if (!st) return USERSD_EDB;
         sqlite3_bind_blob(st, 1, sessions[i].hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, x->id);
         sqlite3_bind_int64(st, 3, x->user_id);
@@ -1455,65 +1454,162 @@ static enum usersd_code sq_load(struct store *base, const struct store_user_row 
         sqlite3_bind_text(st, 7, x->client_ip, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         done(st);
-        if (rc != SQLITE_DONE) goto fail;
+        if (rc != SQLITE_DONE) return db_error(s, err);
     }
-    code = commit(s, err);
-out:
-    if (code) rollback(s);
-    return code;
-fail:
-    code = db_error(s, err);
-    rollback(s);
+    return USERSD_OK;
+}
+
+/* Runs one piece of SQL made at run time (the load's DDL). */
+static enum usersd_code load_exec(struct sqlite_store *s, const char *sql, struct usersd_err *err)
+{
+    char *msg = NULL;
+    if (!sql) return err_set(err, USERSD_ENOMEM, NULL);
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) == SQLITE_OK) return USERSD_OK;
+    enum usersd_code code =
+        err_set(err, USERSD_EDB, "database error: %s", msg ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
     return code;
 }
 
-static enum usersd_code sq_load_finish(struct store *base, int64_t head, struct usersd_err *err)
+/* What a bulk load sets aside, kept in a temporary table of this
+ * connection's transaction (so it goes with a rollback): the secondary
+ * indexes of the loaded tables, and the triggers that keep the counters and
+ * the search index row by row. load_finish puts them back from their own
+ * SQL and redoes their work once: a sort per index, one search rebuild, one
+ * count. */
+static const char load_save_sql[] =
+    "DROP TABLE IF EXISTS temp.usersd_load_ddl; "
+    "CREATE TEMP TABLE usersd_load_ddl AS SELECT type, name, sql FROM main.sqlite_master "
+    "WHERE (type = 'index' AND sql IS NOT NULL "
+    "AND tbl_name IN ('users', 'presence', 'sessions', 'presence_history')) "
+    "OR (type = 'trigger' AND name IN ('users_count_insert', 'users_search_insert', "
+    "'presence_count_insert', 'sessions_count_insert'))";
+
+/* The saved rows: "DROP <type> <name>" (drop) or their CREATE statements,
+ * indexes first (create); *n of them, each sqlite3_free'd by the caller. */
+static enum usersd_code load_ddl(struct sqlite_store *s, bool drop, char ***out, size_t *n,
+                                 size_t *indexes, struct usersd_err *err)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    if ((code = run_times(s, S_LOAD_SEQ, 1, &head, err))) goto out;
-    if ((code = run_times(s, S_PRUNE_META, 1, &head, err))) goto out;
-    code = commit(s, err);
-out:
-    if (code) rollback(s);
+    sqlite3_stmt *st = NULL;
+    *out = NULL;
+    *n = *indexes = 0;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT type, name, sql FROM temp.usersd_load_ddl "
+                           "ORDER BY type = 'trigger', name",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_error(s, err);
+    enum usersd_code code = USERSD_OK;
+    int rc;
+    while (!code && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(st, 0);
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        const char *sql = (const char *)sqlite3_column_text(st, 2);
+        char **grown = realloc(*out, (*n + 1) * sizeof **out);
+        if (!grown) {
+            code = err_set(err, USERSD_ENOMEM, NULL);
+            break;
+        }
+        *out = grown;
+        (*out)[*n] =
+            drop ? sqlite3_mprintf("DROP %s main.\"%w\"", type, name) : sqlite3_mprintf("%s", sql);
+        if (!(*out)[(*n)++]) code = err_set(err, USERSD_ENOMEM, NULL);
+        if (strcmp(type, "index") == 0) (*indexes)++;
+    }
+    if (!code && rc != SQLITE_DONE) code = db_error(s, err);
+    sqlite3_finalize(st);
     return code;
 }
 
-static enum usersd_code sq_seed(struct store *base, int64_t n, int64_t now, const char *pwhash,
-                                struct usersd_err *err)
+static void load_ddl_free(char **ddl, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sqlite3_free(ddl[i]);
+    free(ddl);
+}
+
+static enum usersd_code sq_load_begin(struct store *base, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     enum usersd_code code = begin(s, err);
-    if (code) return code;
-    int64_t first = 0;
-    sqlite3_stmt *st = prep(s, S_MAX_ID, err);
-    if (!st || (code = count_query(s, st, &first, err))) {
-        rollback(s);
-        return st ? code : USERSD_EDB;
+    if (!code) code = load_exec(s, load_save_sql, err);
+    char **ddl = NULL;
+    size_t n = 0, indexes = 0;
+    if (!code) code = load_ddl(s, true, &ddl, &n, &indexes, err);
+    for (size_t i = 0; !code && i < n; i++)
+        code = load_exec(s, ddl[i], err);
+    load_ddl_free(ddl, n);
+    return code;
+}
+
+/* The counters as the triggers would have kept them: every count exact,
+ * and the online peak raised to the online count (inserts only raise it). */
+static const char load_counts_sql[] =
+    "UPDATE user_counts SET total = u.total, active = u.active, staff = u.staff, "
+    "online = p.online, away = p.away, online_peak = max(online_peak, p.online), "
+    "sessions = (SELECT count(*) FROM sessions) "
+    "FROM (SELECT count(*) AS total, coalesce(sum(is_active <> 0), 0) AS active, "
+    "coalesce(sum(is_staff <> 0), 0) AS staff FROM users) AS u, "
+    "(SELECT coalesce(sum(online_status = 2), 0) AS online, "
+    "coalesce(sum(online_status = 1), 0) AS away FROM presence) AS p WHERE id = 1";
+
+static enum usersd_code sq_load_finish(struct store *base, int64_t head,
+                                       const struct store_progress *progress,
+                                       struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    char **ddl = NULL;
+    size_t n = 0, indexes = 0;
+    enum usersd_code code = load_ddl(s, false, &ddl, &n, &indexes, err);
+    int64_t total = (int64_t)indexes + 2; /* and the search index, the statistics */
+    for (size_t i = 0; !code && i < n; i++) {
+        if (i < indexes) store_progress(progress, "indexes", (int64_t)i, total);
+        code = load_exec(s, ddl[i], err);
     }
-    first++;
-    if (!(st = prep(s, S_SEED, err))) {
-        rollback(s);
-        return USERSD_EDB;
-    }
-    sqlite3_bind_int64(st, 1, n);
-    sqlite3_bind_text(st, 2, pwhash, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
-    int rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) {
-        code = write_error(s, err);
-        rollback(s);
-        return code;
-    }
-    int64_t span[] = {first, first + n - 1, now};
-    if ((code = run_times(s, S_SEED_PRESENCE, 3, span, err)) || (code = commit(s, err))) {
-        rollback(s);
-        return code;
-    }
+    load_ddl_free(ddl, n);
+    store_progress(progress, "indexes", total - 2, total);
+    if (!code)
+        code = load_exec(s, "INSERT INTO users_search (users_search) VALUES ('rebuild')", err);
+    if (!code) code = load_exec(s, load_counts_sql, err);
+    store_progress(progress, "indexes", total - 1, total);
     /* Fresh statistics, so the planner keeps choosing the indexes. */
-    return exec_simple(s, S_ANALYZE, err);
+    if (!code) code = exec_simple(s, S_ANALYZE, err);
+    if (!code) code = load_exec(s, "DROP TABLE temp.usersd_load_ddl", err);
+    if (!code && head >= 0 && !(code = run_times(s, S_LOAD_SEQ, 1, &head, err)))
+        code = run_times(s, S_PRUNE_META, 1, &head, err);
+    if (!code) code = commit(s, err);
+    if (!code) store_progress(progress, "indexes", total, total);
+    return code;
+}
+
+static void sq_load_abort(struct store *base)
+{
+    rollback((struct sqlite_store *)base);
+}
+
+/* The users, then their presence rows: two set-based statements a piece. */
+static enum usersd_code sq_seed(struct store *base, int64_t *first_id, int64_t from, int64_t n,
+                                int64_t now, const char *pwhash, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    if (!from) {
+        sqlite3_stmt *max = prep(s, S_MAX_ID, err);
+        enum usersd_code code = max ? count_query(s, max, first_id, err) : USERSD_EDB;
+        if (code) return code;
+    }
+    static const enum stmt_id steps[] = {S_SEED, S_SEED_PRESENCE};
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+        sqlite3_stmt *st = prep(s, steps[k], err);
+        if (!st) return USERSD_EDB;
+        sqlite3_bind_int64(st, 1, from);
+        sqlite3_bind_text(st, 2, pwhash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now);
+        sqlite3_bind_int64(st, 4, n);
+        sqlite3_bind_int64(st, 5, *first_id);
+        int rc = sqlite3_step(st);
+        done(st);
+        if (rc != SQLITE_DONE) return write_error(s, err);
+    }
+    return USERSD_OK;
 }
 
 /* ---- sessions ----------------------------------------------------------- */
@@ -2102,23 +2198,20 @@ static enum usersd_code sq_dump_minutes(struct store *base, int64_t after, size_
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
 }
 
+/* Inside a bulk load (load_begin). */
 static enum usersd_code sq_load_history(struct store *base, const struct store_history_row *h,
                                         size_t nh, const struct store_minute_row *m, size_t nm,
                                         struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
+    enum usersd_code code = USERSD_OK;
     /* Each user's rows come in time order (both drivers dump them so):
      * appended, they chain as they did. */
     for (size_t i = 0; i < nh && !code; i++)
         code = history_append(s, h[i].user_id, h[i].at, h[i].status, h[i].prev, err);
     for (size_t i = 0; i < nm && !code; i++) {
         sqlite3_stmt *st = prep(s, S_LOAD_MINUTE, err);
-        if (!st) {
-            code = USERSD_EDB;
-            break;
-        }
+        if (!st) return USERSD_EDB;
         const struct store_minute_row *r = &m[i];
         sqlite3_bind_int64(st, 1, r->minute);
         sqlite3_bind_int64(st, 2, r->online);
@@ -2129,8 +2222,6 @@ static enum usersd_code sq_load_history(struct store *base, const struct store_h
         done(st);
         if (rc != SQLITE_DONE) code = db_error(s, err);
     }
-    if (!code) code = commit(s, err);
-    if (code) rollback(s);
     return code;
 }
 
@@ -2233,5 +2324,7 @@ const struct store_ops store_sqlite_ops = {
     .dump_history = sq_dump_history,
     .dump_minutes = sq_dump_minutes,
     .load_history = sq_load_history,
+    .load_begin = sq_load_begin,
+    .load_abort = sq_load_abort,
     .session_seed = sq_session_seed,
 };

@@ -317,6 +317,6 @@ enum usersd_code usersd_seed(struct usersd *u, int64_t n, const char *password,
     if (rc) return rc;
     char hash[AUTH_HASH_MAX];
     rc = auth_hash_password(password, hash, err); /* once, shared by all */
-    if (!rc) rc = u->store->ops->seed(u->store, n, usersd_now(u), hash, err);
+    if (!rc) rc = copy_seed(u, n, hash, err);
     return rc;
 }

@@ -39,7 +39,8 @@ enum usersd_code usersd_open(struct usersd **out, const struct usersd_config *cf
     u->cfg = *cfg;
     u->cfg.db_url = NULL; /* borrowed only for the call */
     if (!u->cfg.clock) u->cfg.clock = real_clock;
-    enum usersd_code rc = store_open(&u->store, cfg->db_url, err);
+    struct store_progress progress = {cfg->progress, cfg->progress_ctx, USERSD_TASK_MIGRATE};
+    enum usersd_code rc = store_open(&u->store, cfg->db_url, &progress, err);
     if (rc) {
         free(u);
         return rc;

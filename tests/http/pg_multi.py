@@ -1,7 +1,7 @@
 """PostgreSQL: many usersd processes on one database, one truth (run only
 against PostgreSQL). Two servers share presence and decay; a database
-restart is survived; a bad connection string fails clearly; an SQLite
-deployment moves over with `usersd copy`."""
+restart is survived; a bad connection string fails clearly. (`usersd copy`
+from SQLite: test_copy.py.)"""
 import json
 import os
 import shutil
@@ -139,59 +139,6 @@ class BadConnection(unittest.TestCase):
             self.assertIn("cannot connect to PostgreSQL", lines[0])
             self.assertIn(part, lines[0])
             self.assertNotIn("wrong@", lines[0])
-
-
-class Copy(unittest.TestCase):
-    def test_sqlite_to_postgresql(self):
-        d = tempfile.mkdtemp(prefix="usersd-copy-")
-        try:
-            src = "sqlite:" + os.path.join(d, "old.db")
-            old = Server(workdir=d, db=src).start()
-            tok = old.login()
-            u = old.create_user(tok, username="carol", email="carol@example.com",
-                                first_name="Carol")
-            old.request("POST", "/api/users/admin/users/%d/set-online-status/" % u["id"],
-                        {"status": "away"}, token=tok)
-            user_tok = old.login("carol", "password-123")
-            _, _, before = old.request("GET", "/api/users/management/list/", token=tok)
-            _, _, sessions = old.request("GET", "/api/users/me/sessions/", token=user_tok)
-            self.assertEqual(old.stop(), 0)
-
-            dst = db_url(d, "new")
-            p = subprocess.run([BIN, "copy", "--from", src, "--to", dst], capture_output=True,
-                               text=True, timeout=60)
-            self.assertEqual(p.returncode, 0, p.stderr)
-            self.assertIn("copied 2 user(s) and 2 session(s)", p.stderr)
-            again = subprocess.run([BIN, "copy", "--from", src, "--to", dst],
-                                   capture_output=True, text=True, timeout=60)
-            self.assertEqual(again.returncode, 1)
-            self.assertIn("empty", again.stderr)
-
-            new = Server(workdir=tempfile.mkdtemp(prefix="usersd-copy2-"), db=dst).start()
-            try:
-                # the old tokens and passwords work; ids, fields and presence are kept
-                code, _, after = new.request("GET", "/api/users/management/list/", token=tok)
-                self.assertEqual(code, 200)
-                self.assertEqual(after["users"], before["users"])
-                code, _, me = new.request("GET", "/api/users/me/", token=user_tok)
-                self.assertEqual((code, me["id"]), (200, u["id"]))
-                # sessions come over whole: ids, times, agent, address
-                code, _, copied = new.request("GET", "/api/users/me/sessions/", token=user_tok)
-                self.assertEqual(code, 200)
-                for x in sessions["sessions"] + copied["sessions"]:
-                    x.pop("last_used")  # this very request is activity
-                self.assertEqual(copied, sessions)
-                new.login("carol", "password-123")
-                _, _, mine = new.request("GET", "/api/users/me/sessions/", token=user_tok)
-                ids = [x["id"] for x in mine["sessions"]]
-                self.assertEqual(len(ids), 2)
-                self.assertEqual(len(set(ids)), 2)  # session ids continue too
-                n = new.create_user(tok, username="dave")
-                self.assertGreater(n["id"], u["id"])  # ids continue after the copied ones
-            finally:
-                new.cleanup()
-        finally:
-            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

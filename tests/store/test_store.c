@@ -65,7 +65,7 @@ static int setup(void **state)
 #endif
     }
     struct usersd_err err = {0};
-    if (store_open(&f->s, url, &err)) {
+    if (store_open(&f->s, url, NULL, &err)) {
         fprintf(stderr, "store_open: %s\n", err.msg);
         return -1;
     }
