@@ -19,8 +19,7 @@
 #                    stream_all_10000, stream_ids_10000); groups: reads,
 #                    writes (the table's scenarios, on each database)
 #   BENCH_DBS        "sqlite postgresql" (default): the databases
-#   BENCH_PG_USERS   the big size on PostgreSQL (default USERS; seeding it
-#                    takes ~5 min at a million, 4,000 users a statement)
+#   BENCH_PG_USERS   the big size on PostgreSQL (default USERS)
 # A whole run at a million users takes about 35 minutes: ~19 of A/B rounds,
 # ~6 seeding PostgreSQL, the rest seeding SQLite, warm-ups, the mix, the
 # flood and the streams.
@@ -139,21 +138,10 @@ scenario() { # NAME MODE PATH (the path whose body size nginx mirrors) GROUP [TO
 # user benchadmin) and mints tokens for distinct users into $work/hb-tokens.
 seed_db() {
     echo "seeding $size users ($backend)..." >&2
-    if [ "$backend" = postgresql ]; then
-        # 4,000 per statement: each row's counter trigger makes a long one
-        # quadratic (50,000 took over the 10 s statement_timeout of usersd's
-        # connections; 10,000 ~4 s, 4,000 ~1.3 s with the ANALYZE after)
-        left=$((size - 1))
-        while [ "$left" -gt 0 ]; do
-            k=$left
-            [ "$k" -gt 4000 ] && k=4000
-            "$bin" seed --db "$db" --users "$k" >/dev/null 2>&1 ||
-                { echo "run.sh: seeding $backend failed" >&2; exit 1; }
-            left=$((left - k))
-        done
-    else
-        "$bin" seed --db "$db" --users $((size - 1)) 2>&1 | tail -n 1 >&2
-    fi
+    # one bulk load (usersd seed: indexes and counters rebuilt once)
+    "$bin" seed --db "$db" --users $((size - 1)) >"$work/seed.log" 2>&1 ||
+        { cat "$work/seed.log" >&2; echo "run.sh: seeding $backend failed" >&2; exit 1; }
+    tail -n 1 "$work/seed.log" >&2
     echo "bench-admin-pass" | "$bin" createuser --db "$db" --username benchadmin --staff --password-stdin >/dev/null
     hb=$hb_users
     [ "$hb" -gt "$size" ] && hb=$size

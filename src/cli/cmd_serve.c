@@ -131,5 +131,10 @@ int cmd_serve(int argc, char **argv)
             if (!end) break;
         }
     }
+    /* Migrate first, here, where a long migration shows its progress on a
+     * terminal; the server then opens a current database. */
+    struct usersd *u = cli_open("serve", cfg.db_url);
+    if (!u) return 1;
+    usersd_close(u);
     return server_run(&cfg);
 }
