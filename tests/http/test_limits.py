@@ -3,6 +3,7 @@ username, password checks that do not starve other requests, the client
 address behind a trusted proxy, connection limits, slow and idle
 connections, and running out of file descriptors."""
 import json
+import os
 import resource
 import selectors
 import socket
@@ -88,6 +89,19 @@ class Logins(ServerTest):
         for t in threads:
             t.join(timeout=120)
         self.assertEqual(sorted(results), [401] * 3 + [429] * 27)
+
+    def test_password_checks_run_below_the_http_threads(self):
+        # the --threads (2) login threads, named, at niceness 10; the rest
+        # of the server at the usual 0 (a read preempts a check at once)
+        nice = {}
+        task = "/proc/%d/task" % self.srv.proc.pid
+        for tid in os.listdir(task):
+            with open(os.path.join(task, tid, "stat")) as f:
+                stat = f.read()
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            nice.setdefault(comm, []).append(int(stat[stat.rindex(")") + 2:].split()[16]))
+        self.assertEqual(nice.get("usersd-login"), [10, 10], nice)
+        self.assertEqual(nice.get("usersd"), [0] * len(nice["usersd"]), nice)
 
     def test_forwarded_for_right_most_untrusted_address(self):
         # The client may write anything on the left; the proxy appends the
