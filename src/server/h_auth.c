@@ -45,7 +45,7 @@ static void login_reply(struct req *r)
         return;
     }
     struct usersd_user user = r->job->user;
-    r->caller = user; /* for the access log */
+    r->caller.id = user.id; /* for the access log */
     char cookie[160];
     snprintf(cookie, sizeof cookie, "usersd_session=%s; HttpOnly; SameSite=Strict; Path=/%s",
              r->minted, server_config()->cookie_secure ? "; Secure" : "");

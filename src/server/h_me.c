@@ -3,7 +3,15 @@
 
 void h_me(struct req *r)
 {
-    reply_json(r, 200, render_user(&r->caller, request_viewer(r)));
+    struct usersd_user user;
+    struct usersd_err err = {0};
+    if (usersd_user_get(r->core, r->caller.id, &user, &err)) {
+        reply_err(r, &err);
+        return;
+    }
+    /* This request's own activity may still be on its way to the writer. */
+    if (r->caller.last_seen > user.last_seen) user.last_seen = r->caller.last_seen;
+    reply_json(r, 200, render_user(&user, request_viewer(r)));
 }
 
 void h_heartbeat(struct req *r)
@@ -11,14 +19,17 @@ void h_heartbeat(struct req *r)
     /* Already online and seen within the activity interval: nothing to
      * write, the stored values are the answer (§7). That is what lets a
      * million clients heartbeat every 30 s without a write each. */
-    if (r->caller.online_status == USERSD_ONLINE &&
-        !usersd_activity_due(r->core, &r->caller, USERSD_NULL_TIME)) {
+    struct usersd_user seen = {.id = r->caller.id,
+                               .online_status = r->caller.online_status,
+                               .last_seen = r->caller.last_seen};
+    if (seen.online_status == USERSD_ONLINE &&
+        !usersd_activity_due(r->core, &seen, USERSD_NULL_TIME)) {
         /* Another device keeps the user seen; this one's session may still
          * be due a last_used of its own (the writer takes it). */
-        if (usersd_activity_due(r->core, &r->caller, r->session.last_used))
+        if (usersd_activity_due(r->core, &seen, r->session.last_used))
             writer_activity(r->caller.id, r->session.id);
         size_t len = 0;
-        char *text = render_heartbeat_text(&r->caller, &len);
+        char *text = render_heartbeat_text(&seen, &len);
         reply_text(r, 200, JSON_TYPE, text, len);
         return;
     }

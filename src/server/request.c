@@ -46,21 +46,23 @@ static int authenticate(struct req *r)
     struct usersd_err err = {.code = USERSD_EAUTH, .msg = "invalid token"};
     enum usersd_code rc = USERSD_EAUTH;
     if (parse_token_shape(key, key_len)) {
+        struct usersd_user user;
         struct usersd_session session;
-        rc = usersd_session_resolve(r->core, key, &r->caller, &session, &err);
+        rc = usersd_session_resolve(r->core, key, &user, &session, &err);
         if (rc == USERSD_OK) {
+            r->caller =
+                (struct req_caller){user.id, user.is_staff, user.online_status, user.last_seen};
             r->session.id = session.id;
             r->session.last_used = session.last_used;
+            /* Activity is a write (at most once per activity interval): the
+             * group-commit writer takes it with its next batch and the
+             * request does not wait for it. Presence writes of the caller's
+             * own (heartbeat, own status) carry it in their own write. */
+            if (!r->route->own_activity && usersd_activity_due(r->core, &user, session.last_used)) {
+                writer_activity(user.id, session.id);
+                r->caller.last_seen = usersd_now(r->core); /* as the writer will have it */
+            }
         }
-    }
-    /* Activity is a write (at most once per activity interval): the group-
-     * commit writer takes it with its next batch and the request does not
-     * wait for it. Presence writes of the caller's own (heartbeat, own
-     * status) carry it in their own write instead. */
-    if (rc == USERSD_OK && !r->route->own_activity &&
-        usersd_activity_due(r->core, &r->caller, r->session.last_used)) {
-        writer_activity(r->caller.id, r->session.id);
-        r->caller.last_seen = usersd_now(r->core); /* as the writer will have it */
     }
     if (rc) {
         reply_err(r, &err);

@@ -114,6 +114,15 @@ struct write_job {
     struct req *next; /* the writer's queue */
 };
 
+/* The caller, as far as requests use it (a reply that shows the whole user
+ * reads it): a request stays small, and so does every open stream. */
+struct req_caller {
+    int64_t id; /* 0: no caller */
+    bool is_staff;
+    enum usersd_status online_status;
+    int64_t last_seen;
+};
+
 struct req {
     struct MHD_Connection *conn;
     const struct route *route;
@@ -130,7 +139,7 @@ struct req {
     json_t *json; /* the parsed body object, owned */
     /* caller */
     struct usersd *core; /* this thread's handle, borrowed */
-    struct usersd_user caller;
+    struct req_caller caller;
     struct {
         int64_t id, last_used;
     } session; /* the caller's (id 0: none, or not by token) */
