@@ -6,12 +6,13 @@ sent at once on N connections, until every login is answered. Prints one
 JSON line. Loopback only; every loop bounded in count and time."""
 import http.client
 import json
+import os
 import resource
-import selectors
-import socket
 import sys
-import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "http"))
+from rawhttp import Flood  # noqa: E402  (the tests' flood client)
 
 port, token, password, n = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 threads = int(sys.argv[5]) if len(sys.argv) > 5 else 1
@@ -43,47 +44,13 @@ idle = [get_ms() for _ in range(2000)]
 body = json.dumps({"username": "admin", "password": password}).encode()
 raw = (b"POST /api/auth/login/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-socks = []
-for _ in range(n):
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.setblocking(False)
-    socks.append(s)
-sel = selectors.DefaultSelector()
-pending = {}
-t0 = time.perf_counter()
-for s in socks:
-    s.sendall(raw)
-    sel.register(s, selectors.EVENT_READ)
-    pending[s] = b""
-done = []
-deadline = time.monotonic() + 900
-
-
-def reap():
-    while pending and time.monotonic() < deadline:
-        for key, _ in sel.select(0.5):
-            s = key.fileobj
-            try:
-                chunk = s.recv(65536)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except ConnectionError:
-                chunk = b""
-            if chunk:
-                pending[s] += chunk
-                continue
-            sel.unregister(s)
-            s.close()
-            done.append((pending.pop(s), time.perf_counter()))
-
-
-reaper = threading.Thread(target=reap)
-reaper.start()
+flood = Flood(port, raw, n, timeout=900)
 during = []
-while reaper.is_alive() and len(during) < 1000000:
+while flood.running() and len(during) < 1000000:
     during.append(get_ms())
-reaper.join()
-flood_s = max(t for _, t in done) - t0 if done else None
+flood.join()
+done = flood.replies
+flood_s = max(t for _, t in done) - flood.started if done else None
 ok = sum(r.startswith(b"HTTP/1.1 200") for r, _ in done)
 print(json.dumps({
     "bench": "login_flood", "logins": n, "logins_ok": ok, "threads": threads,

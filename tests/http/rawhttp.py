@@ -89,3 +89,54 @@ def json_body(headers, body):
         return json.loads(body)
     except ValueError:
         return None
+
+
+class Flood:
+    """n connections to 127.0.0.1:port, each sending raw (a request with
+    `Connection: close`) at once; a thread collects every reply as the
+    server closes its connection, for at most `timeout` seconds. `replies`
+    holds (bytes, time.perf_counter() at the close), in the order they
+    ended; `started` is when the last request was sent."""
+
+    def __init__(self, port, raw, n, timeout):
+        import selectors
+        import threading
+        self.replies = []
+        self._sel = selectors.DefaultSelector()
+        self._pending = {}
+        socks = []
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.setblocking(False)
+            socks.append(s)
+        for s in socks:
+            s.sendall(raw)  # small: fits the socket buffer at once
+            self._sel.register(s, selectors.EVENT_READ)
+            self._pending[s] = b""
+        self.started = time.perf_counter()
+        self._deadline = time.monotonic() + timeout
+        self._thread = threading.Thread(target=self._reap)
+        self._thread.start()
+
+    def _reap(self):
+        while self._pending and time.monotonic() < self._deadline:
+            for key, _ in self._sel.select(0.5):
+                s = key.fileobj
+                try:
+                    chunk = s.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except ConnectionError:
+                    chunk = b""
+                if chunk:
+                    self._pending[s] += chunk
+                    continue
+                self._sel.unregister(s)
+                s.close()
+                self.replies.append((self._pending.pop(s), time.perf_counter()))
+
+    def running(self):
+        return self._thread.is_alive()
+
+    def join(self, timeout=None):
+        self._thread.join(timeout)

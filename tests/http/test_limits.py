@@ -5,13 +5,13 @@ connections, and running out of file descriptors."""
 import json
 import os
 import resource
-import selectors
 import socket
 import subprocess
 import threading
 import time
 import unittest
 
+import rawhttp
 from harness import ADMIN_PASSWORD, BIN, Server, ServerTest
 
 PASSWORD = "right-password-1"
@@ -212,37 +212,10 @@ class Flood(ServerTest):
                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         probe = self.srv.conn(timeout=120)  # opened before the flood
         self.assertEqual(self.req("GET", "/healthz", conn=probe)[0], 200)
-        sel = selectors.DefaultSelector()
-        pending = {}
-        for _ in range(self.N):
-            s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10)
-            s.setblocking(False)
-            s.sendall(raw)  # small: fits the socket buffer at once
-            sel.register(s, selectors.EVENT_READ)
-            pending[s] = b""
-        done = []
-        deadline = time.monotonic() + 600
-
-        def reap():  # counts the login replies as they come, meanwhile
-            while pending and time.monotonic() < deadline:
-                for key, _ in sel.select(0.5):
-                    s = key.fileobj
-                    try:
-                        chunk = s.recv(65536)
-                    except (BlockingIOError, InterruptedError):
-                        continue
-                    except ConnectionError:
-                        chunk = b""
-                    if chunk:
-                        pending[s] += chunk
-                        continue
-                    sel.unregister(s)
-                    s.close()
-                    done.append(pending.pop(s))
-        reaper = threading.Thread(target=reap)
-        reaper.start()
+        flood = rawhttp.Flood(self.srv.port, raw, self.N, timeout=600)
+        done = flood.replies
         try:
-            while len(done) < 10 and reaper.is_alive():
+            while len(done) < 10 and flood.running():
                 time.sleep(0.01)
             finished_meanwhile = []
             for _ in range(3):
@@ -253,11 +226,11 @@ class Flood(ServerTest):
                 self.assertEqual(code, 200)
             self.assertLess(len(done), self.N)  # still flooded when the reads were answered
         finally:
-            reaper.join(timeout=620)
+            flood.join(timeout=620)
             probe.close()
         self.assertEqual(len(done), self.N)
-        self.assertEqual(sum(r.startswith(b"HTTP/1.1 200") for r in done), self.N,
-                         [r[:100] for r in done if not r.startswith(b"HTTP/1.1 200")][:3])
+        self.assertEqual(sum(r.startswith(b"HTTP/1.1 200") for r, _ in done), self.N,
+                         [r[:100] for r, _ in done if not r.startswith(b"HTTP/1.1 200")][:3])
         print("logins finished while a status read was in flight:", finished_meanwhile)
         self.assertLess(max(finished_meanwhile), 50, finished_meanwhile)
 
