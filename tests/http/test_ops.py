@@ -50,14 +50,23 @@ class Ops(ServerTest):
         self.req("GET", "/no/such/path")
         s = Stream(self.srv.port, tok)
         s.read_headers()
-        code, headers, text = self.req("GET", "/metrics", token=self.admin)
+        # A request is counted when it completes, which the server's thread
+        # may do a moment after the client has read its reply: scrape until
+        # the requests above show (bounded).
+        route = '/api/users/admin/users/{id}/online-status/'
+        seen = ['route="unmatched"', 'route="%s",method="GET",code="404"}' % route]
+        deadline = time.monotonic() + 5
+        while True:
+            code, headers, text = self.req("GET", "/metrics", token=self.admin)
+            if all(x in text for x in seen) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         s.close()
         self.assertEqual(code, 200)
         self.assertTrue(headers["content-type"].startswith("text/plain; version=0.0.4"))
         for line in text.splitlines():
             if not line.startswith("#"):
                 self.assertRegex(line, METRIC_LINE)
-        route = '/api/users/admin/users/{id}/online-status/'
         self.assertIn('usersd_http_requests_total{route="%s",method="GET",code="200"} 1' % route,
                       text)
         self.assertIn('usersd_http_requests_total{route="%s",method="GET",code="404"} 1' % route,
