@@ -285,6 +285,10 @@ struct pg_store {
     PGconn *conn;
     bool prepared[P_NSTMT];
     bool in_tx;
+    /* The connection was lost with a transaction open: every call fails
+     * until that transaction is rolled back, so that nothing runs outside
+     * it on a new connection and no COMMIT succeeds there for nothing. */
+    bool lost;
     bool batch; /* inside usersd_batch_begin: transactions are savepoints */
     bool listening;
     char *list_sql[32]; /* list queries, prepared as "list<i>" on demand */
@@ -420,7 +424,13 @@ static enum usersd_code session_setup(struct pg_store *s, struct usersd_err *err
 
 static enum usersd_code ensure_conn(struct pg_store *s, struct usersd_err *err)
 {
-    if (PQstatus(s->conn) == CONNECTION_OK) return USERSD_OK;
+    if (!s->lost && PQstatus(s->conn) == CONNECTION_OK) return USERSD_OK;
+    if (s->in_tx) {
+        s->lost = true;
+        return err_set(err, USERSD_EDB,
+                       "the database connection was lost in a transaction; nothing of it was "
+                       "committed");
+    }
     PQreset(s->conn);
     if (PQstatus(s->conn) != CONNECTION_OK) {
         char line[200];
@@ -501,6 +511,12 @@ static enum usersd_code commit(struct pg_store *s, struct usersd_err *err)
 {
     if (s->batch) return exec_plain(s, "RELEASE SAVEPOINT op", err);
     s->in_tx = false;
+    if (s->lost) {
+        s->lost = false;
+        return err_set(err, USERSD_EDB,
+                       "the database connection was lost in a transaction; nothing of it was "
+                       "committed");
+    }
     return exec_plain(s, "COMMIT", err);
 }
 
@@ -511,8 +527,8 @@ static void rollback(struct pg_store *s)
         exec_plain(s, "RELEASE SAVEPOINT op", NULL);
         return;
     }
-    if (s->in_tx && PQstatus(s->conn) == CONNECTION_OK) exec_plain(s, "ROLLBACK", NULL);
-    s->in_tx = false;
+    if (s->in_tx && !s->lost && PQstatus(s->conn) == CONNECTION_OK) exec_plain(s, "ROLLBACK", NULL);
+    s->in_tx = s->lost = false;
 }
 
 static enum usersd_code pg_batch(struct store *base, int what, struct usersd_err *err)

@@ -549,6 +549,41 @@ static void status_messages(void **state)
                      USERSD_ENOTFOUND);
 }
 
+/* A batch whose connection is lost commits nothing: a later call may not
+ * reconnect and run outside the lost transaction, and the commit may not
+ * succeed there for nothing (PostgreSQL; SQLite has no connection). */
+static void lost_connection_fails_the_batch(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    if (strcmp(g_kind, "sqlite") == 0) return;
+#ifdef USERSD_WITH_PG
+    int64_t a = insert(s, "a", "", 1), b = insert(s, "b", "", 1);
+    struct usersd_user u;
+    assert_int_equal(s->ops->batch(s, BATCH_BEGIN, NULL), USERSD_OK);
+    struct store_status_change c = {
+        .user_id = a, .status = USERSD_ONLINE, .last_seen = 100, .now = 100};
+    assert_int_equal(s->ops->set_status(s, &c, &u, NULL), USERSD_OK);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "DO $$ BEGIN PERFORM pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+             "WHERE datname = '%s'; END $$",
+             f->path);
+    assert_int_equal(pg_admin(sql), 0);
+    bool updated;
+    /* the first call finds the connection gone; the second must not start
+     * a new one outside the batch */
+    assert_int_not_equal(s->ops->touch(s, b, 0, 200, 200, &updated, NULL), USERSD_OK);
+    assert_int_not_equal(s->ops->touch(s, b, 0, 200, 200, &updated, NULL), USERSD_OK);
+    enum usersd_code committed = s->ops->batch(s, BATCH_COMMIT, NULL);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK); /* reconnects */
+    assert_int_not_equal(committed, USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_OFFLINE); /* the batch was lost */
+    assert_int_equal(s->ops->user_get(s, b, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == USERSD_NULL_TIME); /* nothing ran on its own either */
+#endif
+}
+
 /* History: every presence change (set, decay, a session's end, deletion)
  * is kept with the status it replaced when history is on, and none when
  * off; a user's rows read by window; pruning by time moves the known
@@ -651,6 +686,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(lists_and_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(status_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(presence_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(lost_connection_fails_the_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
