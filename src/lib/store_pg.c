@@ -41,9 +41,7 @@ enum pstmt {
     P_ONLINE,
     P_ONLINE_COUNT,
     P_STATS,
-    P_STATUS_OF,
-    P_SET_STATUS,
-    P_SAME_STATUS,
+    P_SET_PRESENCE,
     P_LOCK_LOG,
     P_LOG_CHANGE,
     P_NOTIFY,
@@ -117,11 +115,8 @@ static const char *const psql[P_NSTMT] = {
     [P_ONLINE_COUNT] = "SELECT online FROM user_counts WHERE id = 1",
     /* Counters kept by a trigger (migration 003): no scan at any size. */
     [P_STATS] = "SELECT total, active, staff, online, away FROM user_counts WHERE id = 1",
-    [P_STATUS_OF] = "SELECT online_status FROM users WHERE id = $1 FOR UPDATE",
-    [P_SET_STATUS] = "UPDATE users SET online_status = $1, last_seen = coalesce($2, last_seen) "
-                     "WHERE id = $3 RETURNING " USER_COLS,
-    [P_SAME_STATUS] = "UPDATE users SET last_seen = coalesce($2, last_seen) "
-                      "WHERE id = $3 AND online_status = $1 RETURNING " USER_COLS,
+    /* Presence writes, any number in one statement (migration 008). */
+    [P_SET_PRESENCE] = "SELECT * FROM usersd_set_presence($1, $2, $3, $4, $5, $6, $7, $8)",
     [P_LOCK_LOG] = "SELECT pg_advisory_xact_lock(1970496359)",
     [P_LOG_CHANGE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
                      "at, kind, session_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -475,6 +470,25 @@ static PGresult *run_sql(struct pg_store *s, const char *name, const char *sql, 
     return NULL;
 }
 
+static void stmt_name(enum pstmt id, char name[16])
+{
+    snprintf(name, 16, "u%d", (int)id);
+}
+
+/* Prepares statement id now if this connection has not yet (a pipeline
+ * cannot wait for it). */
+static enum usersd_code prepare(struct pg_store *s, enum pstmt id, struct usersd_err *err)
+{
+    if (s->prepared[id]) return USERSD_OK;
+    char name[16];
+    stmt_name(id, name);
+    PGresult *r = PQprepare(s->conn, name, psql[id], 0, NULL);
+    enum usersd_code code = PQresultStatus(r) == PGRES_COMMAND_OK ? USERSD_OK : pg_error(s, r, err);
+    PQclear(r);
+    s->prepared[id] = code == USERSD_OK;
+    return code;
+}
+
 /* Statements planned afresh on every run: a generic plan cannot see that
  * the range of $1 holds no row and would walk the whole table. They run
  * at most once a second. */
@@ -485,7 +499,7 @@ static PGresult *run(struct pg_store *s, enum pstmt id, const struct params *p,
 {
     if (plan_each_time[id]) return run_sql(s, NULL, psql[id], NULL, p, err);
     char name[16];
-    snprintf(name, sizeof name, "u%d", (int)id);
+    stmt_name(id, name);
     return run_sql(s, name, psql[id], &s->prepared[id], p, err);
 }
 
@@ -567,20 +581,26 @@ static void col_text(char *dst, size_t size, PGresult *r, int row, int col)
     snprintf(dst, size, "%s", PQgetvalue(r, row, col));
 }
 
+/* USER_COLS from column c on. */
+static void row_user_at(PGresult *r, int row, int c, struct usersd_user *u)
+{
+    u->id = col_int(r, row, c);
+    col_text(u->username, sizeof u->username, r, row, c + 1);
+    col_text(u->email, sizeof u->email, r, row, c + 2);
+    col_text(u->first_name, sizeof u->first_name, r, row, c + 3);
+    col_text(u->last_name, sizeof u->last_name, r, row, c + 4);
+    u->is_active = PQgetvalue(r, row, c + 5)[0] == 't';
+    u->is_staff = PQgetvalue(r, row, c + 6)[0] == 't';
+    u->date_joined = col_int(r, row, c + 7);
+    u->online_status = (enum usersd_status)col_int(r, row, c + 8);
+    u->last_seen = col_time(r, row, c + 9);
+    col_text(u->status_text, sizeof u->status_text, r, row, c + 10);
+    u->status_expires = col_time(r, row, c + 11);
+}
+
 static void row_user(PGresult *r, int row, struct usersd_user *u)
 {
-    u->id = col_int(r, row, 0);
-    col_text(u->username, sizeof u->username, r, row, 1);
-    col_text(u->email, sizeof u->email, r, row, 2);
-    col_text(u->first_name, sizeof u->first_name, r, row, 3);
-    col_text(u->last_name, sizeof u->last_name, r, row, 4);
-    u->is_active = PQgetvalue(r, row, 5)[0] == 't';
-    u->is_staff = PQgetvalue(r, row, 6)[0] == 't';
-    u->date_joined = col_int(r, row, 7);
-    u->online_status = (enum usersd_status)col_int(r, row, 8);
-    u->last_seen = col_time(r, row, 9);
-    col_text(u->status_text, sizeof u->status_text, r, row, 10);
-    u->status_expires = col_time(r, row, 11);
+    row_user_at(r, row, 0, u);
 }
 
 /* id, user_id, created, last_used, user_agent, client_ip from column col. */
@@ -1034,48 +1054,195 @@ static enum usersd_code pg_set_status_op(struct store *base, const struct store_
     return pg_set_status((struct pg_store *)base, c, out, err);
 }
 
-/* A status that does not change (a heartbeat of an online user) is one
- * statement with no log and no lock beyond its row. A change takes the log
- * lock first, then the row: the order decay uses too, so the two never
- * deadlock. */
+/* The arguments of P_SET_PRESENCE for n changes: seven arrays in
+ * PostgreSQL's text form ('{1,2,NULL}'), then whether history is kept.
+ * The arrays are malloc'd (presence_args_free). */
+#define PRESENCE_ARRAYS 7
+struct presence_args {
+    char *a[PRESENCE_ARRAYS];
+    struct params p;
+};
+
+static void presence_args_free(struct presence_args *pa)
+{
+    for (int i = 0; i < PRESENCE_ARRAYS; i++)
+        free(pa->a[i]);
+}
+
+static enum usersd_code presence_args(struct pg_store *s, const struct store_status_job *jobs,
+                                      size_t n, struct presence_args *pa, struct usersd_err *err)
+{
+    memset(pa, 0, sizeof *pa);
+    size_t cap = n * 22 + 3; /* an int64 and a comma each, the braces */
+    for (int i = 0; i < PRESENCE_ARRAYS; i++)
+        if (!(pa->a[i] = malloc(cap))) {
+            presence_args_free(pa);
+            return err_set(err, USERSD_ENOMEM, NULL);
+        }
+    size_t len[PRESENCE_ARRAYS] = {0};
+    for (size_t k = 0; k < n; k++) {
+        const struct store_status_change *c = &jobs[k].c;
+        char seen[24] = "NULL";
+        if (c->last_seen != USERSD_NULL_TIME)
+            snprintf(seen, sizeof seen, "%lld", (long long)c->last_seen);
+        const char *sep = k ? "," : "{";
+        len[0] +=
+            (size_t)snprintf(pa->a[0] + len[0], cap - len[0], "%s%lld", sep, (long long)c->user_id);
+        len[1] += (size_t)snprintf(pa->a[1] + len[1], cap - len[1], "%s%d", sep, (int)c->status);
+        len[2] += (size_t)snprintf(pa->a[2] + len[2], cap - len[2], "%s%s", sep, seen);
+        len[3] +=
+            (size_t)snprintf(pa->a[3] + len[3], cap - len[3], "%s%c", sep, c->touch ? 't' : 'f');
+        len[4] += (size_t)snprintf(pa->a[4] + len[4], cap - len[4], "%s%lld", sep,
+                                   (long long)(c->touch ? c->touch_before : 0));
+        len[5] += (size_t)snprintf(pa->a[5] + len[5], cap - len[5], "%s%lld", sep,
+                                   (long long)(c->touch ? c->session_id : 0));
+        len[6] +=
+            (size_t)snprintf(pa->a[6] + len[6], cap - len[6], "%s%lld", sep, (long long)c->now);
+    }
+    for (int i = 0; i < PRESENCE_ARRAYS; i++) {
+        snprintf(pa->a[i] + len[i], cap - len[i], "%s", n ? "}" : "{}");
+        p_text(&pa->p, pa->a[i]);
+    }
+    p_bool(&pa->p, s->base.history);
+    return USERSD_OK;
+}
+
+/* Hands each row of P_SET_PRESENCE to its job (o_ord, from 1, first); a
+ * job without a row had no user. */
+static void presence_rows(PGresult *r, struct store_status_job *jobs, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        jobs[k].rc = err_set(jobs[k].err, USERSD_ENOTFOUND, "user not found");
+    for (int i = 0; i < PQntuples(r); i++) {
+        int64_t ord = col_int(r, i, 0);
+        if (ord < 1 || (size_t)ord > n) continue;
+        struct store_status_job *j = &jobs[ord - 1];
+        row_user_at(r, i, 1, j->out);
+        j->rc = USERSD_OK;
+    }
+}
+
+/* Runs P_SET_PRESENCE for the jobs as one statement (atomic on its own). */
+static enum usersd_code presence_call(struct pg_store *s, struct store_status_job *jobs, size_t n,
+                                      struct usersd_err *err)
+{
+    struct presence_args pa;
+    enum usersd_code code = presence_args(s, jobs, n, &pa, err);
+    if (code) return code;
+    PGresult *r = run(s, P_SET_PRESENCE, &pa.p, err);
+    presence_args_free(&pa);
+    if (!r) return last_fail;
+    presence_rows(r, jobs, n);
+    PQclear(r);
+    return USERSD_OK;
+}
+
+/* One statement (usersd_set_presence takes the lock, writes the row, the
+ * log, the history and wakes the listeners in the database); inside a
+ * batch, a savepoint around it so that its failure undoes only itself. */
 static enum usersd_code pg_set_status(struct pg_store *s, const struct store_status_change *c,
                                       struct usersd_user *out, struct usersd_err *err)
 {
-    struct params p = {0};
-    p_int(&p, c->status);
-    p_time(&p, c->last_seen);
-    p_int(&p, c->user_id);
-    PGresult *r = run(s, P_SAME_STATUS, &p, err);
-    if (!r) return last_fail;
-    if (PQntuples(r) > 0) {
-        row_user(r, 0, out);
-        PQclear(r);
-        return USERSD_OK;
-    }
-    PQclear(r);
-    enum usersd_code code = begin(s, err);
+    struct store_status_job job = {.c = *c, .out = out, .err = err};
+    job.c.touch = false;
+    enum usersd_code code = s->batch ? begin(s, err) : USERSD_OK;
     if (code) return code;
-    if (log_lock(s, err)) goto fail;
-    struct params q = {0};
-    p_int(&q, c->user_id);
-    r = run(s, P_STATUS_OF, &q, err); /* locks the row */
-    if (!r) goto fail;
-    int old = PQntuples(r) > 0 ? (int)col_int(r, 0, 0) : -1;
-    PQclear(r);
-    if (old < 0) {
-        rollback(s);
-        return err_set(err, USERSD_ENOTFOUND, "user not found");
+    code = presence_call(s, &job, 1, err);
+    if (!code) code = job.rc;
+    if (s->batch) {
+        if (code == USERSD_OK || code == USERSD_ENOTFOUND) {
+            enum usersd_code done = commit(s, err);
+            if (done) code = done;
+        }
+        if (code && code != USERSD_ENOTFOUND) rollback(s);
     }
-    if ((code = one_user(run(s, P_SET_STATUS, &p, err), out, err))) goto fail;
-    if (old != (int)c->status &&
-        (log_entry(s, USERSD_CHANGE_PRESENCE, out->id, out->username, (int)out->online_status,
-                   out->last_seen, c->now, 0, old, err) ||
-         run0(s, P_NOTIFY, NULL, err)))
-        goto fail;
-    return commit(s, err);
-fail:
-    rollback(s);
-    return last_fail;
+    return code;
+}
+
+/* The writer's batch: one usersd_set_presence for every change. Inside a
+ * batch it is pipelined between a savepoint and its release (one round
+ * trip), so that its failure undoes only itself. */
+static enum usersd_code pipe_presence(struct pg_store *s, struct store_status_job *jobs, size_t n,
+                                      struct usersd_err *err)
+{
+    if (!s->batch) return presence_call(s, jobs, n, err);
+    enum usersd_code code = ensure_conn(s, err);
+    if (!code) code = prepare(s, P_SET_PRESENCE, err);
+    struct presence_args pa;
+    if (!code) code = presence_args(s, jobs, n, &pa, err);
+    if (code) return code;
+    char set[16];
+    stmt_name(P_SET_PRESENCE, set);
+    bool sent =
+        PQenterPipelineMode(s->conn) &&
+        PQsendQueryParams(s->conn, "SAVEPOINT many", 0, NULL, NULL, NULL, NULL, 0) &&
+        PQsendQueryPrepared(s->conn, set, pa.p.n, pa.p.v, pa.p.len, pa.p.fmt, 0) &&
+        PQsendQueryParams(s->conn, "RELEASE SAVEPOINT many", 0, NULL, NULL, NULL, NULL, 0) &&
+        PQpipelineSync(s->conn);
+    presence_args_free(&pa);
+    /* Each statement's result, then the NULL that ends it; the sync last. */
+    for (int k = 0; sent && k <= 3; k++) {
+        PGresult *r = PQgetResult(s->conn);
+        ExecStatusType st = PQresultStatus(r);
+        if (k == 3)
+            sent = st == PGRES_PIPELINE_SYNC;
+        else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+            code = code ? code : pg_error(s, r, err); /* the first; the rest were not run */
+        else if (k == 1)
+            presence_rows(r, jobs, n);
+        PQclear(r);
+        if (sent && k < 3 && (r = PQgetResult(s->conn)) != NULL) {
+            PQclear(r);
+            sent = false;
+        }
+    }
+    if (sent && PQexitPipelineMode(s->conn)) return code;
+    /* The conversation is lost: a new connection, and with it (the old
+     * one's transaction is gone) the batch the call was in fails. */
+    if (!code) code = pg_error(s, NULL, err);
+    s->lost = true;
+    PQreset(s->conn);
+    if (PQstatus(s->conn) == CONNECTION_OK) session_setup(s, NULL);
+    return code ? code : USERSD_EDB;
+}
+
+static enum usersd_code pg_touch(struct store *base, int64_t id, int64_t session, int64_t now,
+                                 int64_t before, bool *updated, struct usersd_err *err);
+
+/* A failed batch statement undid all of its changes: then each is applied
+ * on its own (with its caller's activity), so that only what fails fails. */
+static enum usersd_code pg_set_status_many(struct store *base, struct store_status_job *jobs,
+                                           size_t n)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    struct usersd_err err = {0};
+    enum usersd_code code = n ? pipe_presence(s, jobs, n, &err) : USERSD_OK;
+    if (!code) return USERSD_OK;
+    bool fatal = s->lost || PQstatus(s->conn) != CONNECTION_OK;
+    if (!fatal && s->batch) {
+        exec_plain(s, "ROLLBACK TO SAVEPOINT many", NULL);
+        fatal = exec_plain(s, "RELEASE SAVEPOINT many", &err) != USERSD_OK;
+    }
+    if (fatal) {
+        for (size_t i = 0; i < n; i++) {
+            jobs[i].rc = code;
+            if (jobs[i].err) *jobs[i].err = err;
+        }
+        return code;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct store_status_job *j = &jobs[i];
+        j->rc = pg_set_status(s, &j->c, j->out, j->err);
+        int64_t seen = j->rc ? 0 : j->out->last_seen;
+        bool due = j->c.session_id || seen == USERSD_NULL_TIME || seen < j->c.touch_before;
+        bool updated = false;
+        if (!j->rc && j->c.touch && due &&
+            pg_touch(base, j->c.user_id, j->c.session_id, j->c.now, j->c.touch_before, &updated,
+                     NULL) == USERSD_OK &&
+            updated)
+            j->out->last_seen = j->c.now;
+    }
+    return USERSD_OK;
 }
 
 /* Runs a statement binding (now, id, before); *changed: a row changed. */
@@ -1928,6 +2095,7 @@ const struct store_ops store_pg_ops = {
     .users_by_ids = pg_users_by_ids,
     .stats = pg_stats,
     .set_status = pg_set_status_op,
+    .set_status_many = pg_set_status_many,
     .touch = pg_touch,
     .decay = pg_decay,
     .changes = pg_changes,

@@ -549,6 +549,111 @@ static void status_messages(void **state)
                      USERSD_ENOTFOUND);
 }
 
+/* Runs jobs (n of them) through set_status_many, in a batch or not. */
+static void many(struct store *s, struct store_status_job *jobs, size_t n, struct usersd_user *out,
+                 struct usersd_err *errs, bool batch)
+{
+    for (size_t i = 0; i < n; i++) {
+        jobs[i].out = &out[i];
+        jobs[i].err = &errs[i];
+        jobs[i].rc = USERSD_EINTERNAL;
+    }
+    if (batch) assert_int_equal(s->ops->batch(s, BATCH_BEGIN, NULL), USERSD_OK);
+    assert_int_equal(s->ops->set_status_many(s, jobs, n), USERSD_OK);
+    if (batch) assert_int_equal(s->ops->batch(s, BATCH_COMMIT, NULL), USERSD_OK);
+}
+
+/* Many changes at once (the writer's group commit): each job gets its own
+ * result — an unknown user, or a change the database refuses, fails only
+ * its job — a user asked twice is written twice in job order, one log row
+ * and one history row per real change, in job order, and a job that is
+ * its caller's activity also moves last_seen and its session's last_used. */
+static void status_many(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    s->history = true;
+    assert_int_equal(s->ops->history_mark(s, 1, false, NULL), USERSD_OK);
+    int64_t a = insert(s, "a", "", 1), b = insert(s, "b", "", 1), ghost = a + b + 100;
+    int64_t sid = add_session(s, b, 9, 100);
+    struct usersd_user out[6];
+    struct usersd_err errs[6];
+    struct store_status_job j[6] = {
+        {.c = {.user_id = a, .status = USERSD_ONLINE, .last_seen = 1000, .now = 1000}},
+        {.c = {.user_id = ghost, .status = USERSD_ONLINE, .last_seen = 1001, .now = 1001}},
+        {.c = {.user_id = b,
+               .status = USERSD_AWAY,
+               .last_seen = USERSD_NULL_TIME,
+               .now = 1002,
+               .touch = true,
+               .touch_before = 500,
+               .session_id = sid}},
+        {.c = {.user_id = a, .status = USERSD_AWAY, .last_seen = USERSD_NULL_TIME, .now = 1003}},
+        {.c = {.user_id = b, .status = USERSD_AWAY, .last_seen = USERSD_NULL_TIME, .now = 1004}},
+    };
+    many(s, j, 5, out, errs, true);
+    assert_int_equal(j[0].rc, USERSD_OK);
+    assert_true(out[0].id == a && out[0].online_status == USERSD_ONLINE &&
+                out[0].last_seen == 1000);
+    assert_int_equal(j[1].rc, USERSD_ENOTFOUND);
+    assert_int_equal(errs[1].code, USERSD_ENOTFOUND);
+    assert_int_equal(j[2].rc, USERSD_OK); /* never seen: the activity sets last_seen */
+    assert_true(out[2].online_status == USERSD_AWAY && out[2].last_seen == 1002);
+    assert_int_equal(j[3].rc, USERSD_OK); /* a's second job, after its first */
+    assert_true(out[3].online_status == USERSD_AWAY && out[3].last_seen == 1000);
+    assert_int_equal(j[4].rc, USERSD_OK);
+    assert_true(out[4].online_status == USERSD_AWAY && out[4].last_seen == 1002);
+
+    struct usersd_changes c = {0};
+    assert_int_equal(s->ops->changes(s, 0, 100, PRESENCE_ONLY, &c, NULL), USERSD_OK);
+    assert_int_equal(c.count, 3); /* b's second away is no change */
+    assert_true(c.items[0].user_id == a && c.items[0].online_status == USERSD_ONLINE);
+    assert_true(c.items[1].user_id == b && c.items[1].online_status == USERSD_AWAY);
+    assert_true(c.items[2].user_id == a && c.items[2].online_status == USERSD_AWAY);
+    assert_true(c.items[2].last_seen == 1000 && c.items[2].at == 1003);
+    assert_true(c.items[0].seq < c.items[1].seq && c.items[1].seq < c.items[2].seq);
+    usersd_changes_free(&c);
+    struct store_history h;
+    assert_int_equal(s->ops->history_read(s, a, 0, 2000, &h, NULL), USERSD_OK);
+    assert_int_equal(h.count, 2);
+    assert_true(h.rows[0].at == 1000 && h.rows[0].status == USERSD_ONLINE &&
+                h.rows[0].prev == USERSD_OFFLINE);
+    assert_true(h.rows[1].at == 1003 && h.rows[1].status == USERSD_AWAY &&
+                h.rows[1].prev == USERSD_ONLINE);
+    free(h.rows);
+    struct usersd_sessions list = {0};
+    assert_int_equal(s->ops->session_list(s, b, &list, NULL), USERSD_OK);
+    assert_true(list.count == 1 && list.items[0].last_used == 1002);
+    usersd_sessions_free(&list);
+
+    /* A change the database refuses (no such status) fails alone, on its
+     * own and (PostgreSQL: each change undone alone; SQLite's batch then
+     * commits nothing) in a batch. */
+    for (int batch = strcmp(g_kind, "sqlite") != 0; batch >= 0; batch--) {
+        int64_t t = 2000 + 10 * batch;
+        struct store_status_job k[3] = {
+            {.c = {.user_id = a, .status = USERSD_OFFLINE, .last_seen = t, .now = t}},
+            {.c = {.user_id = b, .status = (enum usersd_status)7, .last_seen = t, .now = t}},
+            {.c = {.user_id = b, .status = USERSD_ONLINE, .last_seen = t + 1, .now = t + 1}},
+        };
+        many(s, k, 3, out, errs, batch);
+        assert_int_equal(k[0].rc, USERSD_OK);
+        assert_int_equal(k[1].rc, USERSD_EDB);
+        assert_int_equal(k[2].rc, USERSD_OK);
+        struct usersd_user g;
+        assert_int_equal(s->ops->user_get(s, a, &g, NULL), USERSD_OK);
+        assert_true(g.online_status == USERSD_OFFLINE && g.last_seen == t);
+        assert_int_equal(s->ops->user_get(s, b, &g, NULL), USERSD_OK);
+        assert_true(g.online_status == USERSD_ONLINE && g.last_seen == t + 1);
+        /* back for the next round */
+        struct store_status_job back[2] = {
+            {.c = {.user_id = a, .status = USERSD_AWAY, .last_seen = USERSD_NULL_TIME, .now = t}},
+            {.c = {.user_id = b, .status = USERSD_AWAY, .last_seen = USERSD_NULL_TIME, .now = t}},
+        };
+        many(s, back, 2, out, errs, false);
+        assert_true(back[0].rc == USERSD_OK && back[1].rc == USERSD_OK);
+    }
+}
+
 /* A batch whose connection is lost commits nothing: a later call may not
  * reconnect and run outside the lost transaction, and the commit may not
  * succeed there for nothing (PostgreSQL; SQLite has no connection). */
@@ -686,6 +791,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(lists_and_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(status_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(presence_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(status_many, setup, teardown),
         cmocka_unit_test_setup_teardown(lost_connection_fails_the_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
