@@ -39,7 +39,7 @@ enum pstmt {
     P_DELETE,
     P_COUNT,
     P_ONLINE,
-    P_ONLINE_COUNT,
+    P_BY_IDS,
     P_STATS,
     P_SET_PRESENCE,
     P_LOCK_LOG,
@@ -110,9 +110,13 @@ static const char *const psql[P_NSTMT] = {
     [P_UPDATE_PW] = "UPDATE users SET password = $1 WHERE id = $2",
     [P_DELETE] = "DELETE FROM users WHERE id = $1",
     [P_COUNT] = "SELECT total FROM user_counts WHERE id = 1",
-    [P_ONLINE] = "SELECT " USER_COLS " FROM users WHERE online_status = 2 "
-                 "ORDER BY last_seen DESC NULLS LAST, id ASC LIMIT $1 OFFSET $2",
-    [P_ONLINE_COUNT] = "SELECT online FROM user_counts WHERE id = 1",
+    /* The count (kept by the counters) and the page in one statement: one
+     * round trip, one snapshot. An empty page is one row of NULLs. */
+    [P_ONLINE] = "SELECT c.online, p.* FROM user_counts c LEFT JOIN LATERAL (SELECT " USER_COLS
+                 " FROM users WHERE online_status = 2 ORDER BY last_seen DESC NULLS LAST, id ASC "
+                 "LIMIT $1 OFFSET $2) p ON true WHERE c.id = 1 "
+                 "ORDER BY p.last_seen DESC NULLS LAST, p.id ASC",
+    [P_BY_IDS] = "SELECT " USER_COLS " FROM users WHERE id = ANY ($1::bigint[])",
     /* Counters kept by a trigger (migration 003): no scan at any size. */
     [P_STATS] = "SELECT total, active, staff, online, away FROM user_counts WHERE id = 1",
     /* Presence writes, any number in one statement (migration 008). */
@@ -1006,26 +1010,47 @@ static enum usersd_code pg_online_page(struct store *base, int page, int per_pag
                                        struct usersd_page *out, struct usersd_err *err)
 {
     struct pg_store *s = (struct pg_store *)base;
-    enum usersd_code code = one_int(run(s, P_ONLINE_COUNT, NULL, err), &out->total_count);
-    if (code) return code;
     struct params p = {0};
     p_int(&p, per_page);
     p_int(&p, (int64_t)(page - 1) * per_page);
-    return collect(run(s, P_ONLINE, &p, err), (size_t)per_page, out, err);
+    PGresult *r = run(s, P_ONLINE, &p, err);
+    if (!r) return last_fail;
+    size_t n = (size_t)PQntuples(r);
+    out->total_count = n ? col_int(r, 0, 0) : 0;
+    out->users = calloc(n ? n : 1, sizeof *out->users);
+    out->count = 0;
+    if (!out->users) {
+        PQclear(r);
+        return err_set(err, USERSD_ENOMEM, NULL);
+    }
+    for (size_t i = 0; i < n && out->count < (size_t)per_page; i++)
+        if (!PQgetisnull(r, (int)i, 1)) row_user_at(r, (int)i, 1, &out->users[out->count++]);
+    PQclear(r);
+    return USERSD_OK;
 }
 
+/* One statement for all of them (the bulk status read asks up to 100). */
 static enum usersd_code pg_users_by_ids(struct store *base, const int64_t *ids, size_t n,
                                         struct usersd_user *out, size_t *found,
                                         struct usersd_err *err)
 {
     *found = 0;
-    for (size_t i = 0; i < n; i++) {
-        enum usersd_code code = pg_user_get(base, ids[i], &out[*found], err);
-        if (code == USERSD_OK)
-            (*found)++;
-        else if (code != USERSD_ENOTFOUND)
-            return code;
-    }
+    if (!n) return USERSD_OK;
+    char *list = malloc(n * 22 + 3);
+    if (!list) return err_set(err, USERSD_ENOMEM, NULL);
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(list + len, n * 22 + 3 - len, "%s%lld", i ? "," : "{",
+                                (long long)ids[i]);
+    snprintf(list + len, n * 22 + 3 - len, "}");
+    struct params p = {0};
+    p_text(&p, list);
+    PGresult *r = run((struct pg_store *)base, P_BY_IDS, &p, err);
+    free(list);
+    if (!r) return last_fail;
+    for (int i = 0; i < PQntuples(r) && *found < n; i++)
+        row_user(r, i, &out[(*found)++]);
+    PQclear(r);
     return USERSD_OK;
 }
 

@@ -458,6 +458,13 @@ static void lists_and_stats(void **state)
     assert_int_equal(p.users[1].id, ids[0]); /* 1000, lower id */
     assert_int_equal(p.users[2].id, ids[2]); /* 1000 */
     free(p.users);
+    /* a page past the end still knows the count; a short page is cut */
+    assert_int_equal(s->ops->online_page(s, 2, 10, &p, NULL), USERSD_OK);
+    assert_true(p.total_count == 3 && p.count == 0);
+    free(p.users);
+    assert_int_equal(s->ops->online_page(s, 2, 2, &p, NULL), USERSD_OK);
+    assert_true(p.total_count == 3 && p.count == 1 && p.users[0].id == ids[2]);
+    free(p.users);
 
     struct usersd_list_query q;
     usersd_list_query_init(&q);
@@ -478,6 +485,11 @@ static void lists_and_stats(void **state)
     int64_t ask[] = {ids[4], 9999, ids[0]};
     assert_int_equal(s->ops->users_by_ids(s, ask, 3, found, &n, NULL), USERSD_OK);
     assert_int_equal(n, 2);
+    assert_true((found[0].id == ids[4] && found[1].id == ids[0]) ||
+                (found[0].id == ids[0] && found[1].id == ids[4]));
+    assert_string_equal(found[0].id == ids[0] ? found[0].username : found[1].username, "user0");
+    assert_int_equal(s->ops->users_by_ids(s, ask + 1, 1, found, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
 
     struct usersd_stats st = {0};
     assert_int_equal(s->ops->stats(s, &st, NULL), USERSD_OK);
