@@ -157,16 +157,14 @@ static const char *const psql[P_NSTMT] = {
     [P_DECAY_PENDING] =
         "SELECT EXISTS (SELECT 1 FROM users WHERE online_status = 2 AND last_seen < $1) "
         "OR EXISTS (SELECT 1 FROM users WHERE online_status IN (1, 2) AND last_seen < $2)",
-    /* One statement each: the update and its log rows see the same rows, and
-     * a process running the same sweep concurrently waits on the row locks,
-     * re-checks the condition and finds nothing left to change. */
     /* One statement each: the update, its log rows and its history see the
      * same rows, and a process running the same sweep concurrently waits
      * on the row locks, re-checks the condition and finds nothing left to
-     * change. $3 says whether history is kept; the result is the count. */
+     * change. $3 says whether history is kept, $4 how many users at most;
+     * the result is the count. */
     [P_DECAY_OFFLINE] =
         "WITH o AS (SELECT id, online_status AS prev FROM users WHERE online_status IN (1, 2) "
-        "AND last_seen < $2 FOR UPDATE), "
+        "AND last_seen < $2 LIMIT $4 FOR UPDATE), "
         "d AS (UPDATE users u SET online_status = 0 FROM o WHERE u.id = o.id "
         "AND u.online_status IN (1, 2) RETURNING u.id, u.username, u.last_seen, o.prev), "
         "l AS (INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
@@ -176,7 +174,8 @@ static const char *const psql[P_NSTMT] = {
         "ON CONFLICT (user_id, at) DO UPDATE SET status = excluded.status) "
         "SELECT count(*) FROM d",
     [P_DECAY_AWAY] =
-        "WITH d AS (UPDATE users SET online_status = 1 WHERE online_status = 2 "
+        "WITH d AS (UPDATE users SET online_status = 1 WHERE id IN (SELECT id FROM users "
+        "WHERE online_status = 2 AND last_seen < $2 LIMIT $4 FOR UPDATE) AND online_status = 2 "
         "AND last_seen < $2 RETURNING id, username, last_seen), "
         "l AS (INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
         "SELECT id, username, 1, last_seen, $1 FROM d ORDER BY last_seen, id), "
@@ -1300,6 +1299,14 @@ static enum usersd_code pg_touch(struct store *base, int64_t id, int64_t session
     return code;
 }
 
+/* Users decayed per transaction, and transactions per sweep at most: the
+ * log lock is held briefly (a thousand changes in one transaction also
+ * keep the counters' row from growing a long chain of versions; all of a
+ * million's 90,000 due at once took minutes, past the statement timeout,
+ * and was retried for ever). */
+#define DECAY_CHUNK 1000
+#define DECAY_ROUNDS 100
+
 static enum usersd_code pg_decay(struct store *base, int64_t now, int64_t away_before,
                                  int64_t offline_before, int64_t *changed, struct usersd_err *err)
 {
@@ -1312,28 +1319,34 @@ static enum usersd_code pg_decay(struct store *base, int64_t now, int64_t away_b
     if (!r) return last_fail;
     bool pending = PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
-    if (!pending) return USERSD_OK;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    if (log_lock(s, err)) goto fail;
     int64_t cut[2] = {offline_before, away_before};
     enum pstmt step[2] = {P_DECAY_OFFLINE, P_DECAY_AWAY};
-    for (int i = 0; i < 2; i++) {
-        if (cut[i] == USERSD_NULL_TIME) continue;
-        p = (struct params){0};
-        p_int(&p, now);
-        p_int(&p, cut[i]);
-        p_bool(&p, s->base.history);
-        int64_t n = 0;
-        if (one_int(run(s, step[i], &p, err), &n)) goto fail;
-        *changed += n;
+    bool more = pending;
+    for (int round = 0; more && round < DECAY_ROUNDS; round++) {
+        enum usersd_code code = begin(s, err);
+        if (code) return code;
+        if (log_lock(s, err)) goto fail;
+        int64_t done = 0;
+        more = false;
+        for (int i = 0; i < 2; i++) {
+            if (cut[i] == USERSD_NULL_TIME) continue;
+            p = (struct params){0};
+            p_int(&p, now);
+            p_int(&p, cut[i]);
+            p_bool(&p, s->base.history);
+            p_int(&p, DECAY_CHUNK);
+            int64_t n = 0;
+            if (one_int(run(s, step[i], &p, err), &n)) goto fail;
+            done += n;
+            more = more || n == DECAY_CHUNK;
+        }
+        if (done && run0(s, P_NOTIFY, NULL, err)) goto fail;
+        if ((code = commit(s, err))) return code;
+        *changed += done; /* committed */
     }
-    if (*changed && run0(s, P_NOTIFY, NULL, err)) goto fail;
-    if ((code = commit(s, err))) *changed = 0;
-    return code;
+    return USERSD_OK;
 fail:
     rollback(s);
-    *changed = 0;
     return last_fail;
 }
 

@@ -666,6 +666,44 @@ static void status_many(void **state)
     }
 }
 
+/* Decay of more users than one transaction takes (a thousand): every one
+ * changes, once, and the counters follow. */
+static void decay_in_chunks(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    enum { N = 2100 };
+    static struct store_status_job jobs[N];
+    static struct usersd_user out[N];
+    static struct usersd_err errs[N];
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "d%d", i);
+        jobs[i] = (struct store_status_job){.c = {.user_id = insert(s, name, "", 1),
+                                                  .status = USERSD_ONLINE,
+                                                  .last_seen = 100 + i % 7,
+                                                  .now = 100}};
+    }
+    many(s, jobs, N, out, errs, true);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(jobs[i].rc, USERSD_OK);
+    int64_t n = 0;
+    assert_int_equal(s->ops->decay(s, 1000, 500, USERSD_NULL_TIME, &n, NULL), USERSD_OK);
+    assert_int_equal(n, N);
+    assert_int_equal(s->ops->decay(s, 1001, 500, USERSD_NULL_TIME, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
+    struct usersd_changes c = {0};
+    int64_t head = 0;
+    assert_int_equal(s->ops->changes_head(s, &head, NULL), USERSD_OK);
+    assert_int_equal(s->ops->changes(s, head - N, N + 10, PRESENCE_ONLY, &c, NULL), USERSD_OK);
+    assert_int_equal(c.count, N);
+    for (size_t i = 0; i < c.count; i++)
+        assert_int_equal(c.items[i].online_status, USERSD_AWAY);
+    usersd_changes_free(&c);
+    struct usersd_stats st = {0};
+    assert_int_equal(s->ops->stats(s, &st, NULL), USERSD_OK);
+    assert_true(st.online_users == 0 && st.away_users == N);
+}
+
 /* A batch whose connection is lost commits nothing: a later call may not
  * reconnect and run outside the lost transaction, and the commit may not
  * succeed there for nothing (PostgreSQL; SQLite has no connection). */
@@ -804,6 +842,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(status_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(presence_history, setup, teardown),
         cmocka_unit_test_setup_teardown(status_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(decay_in_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(lost_connection_fails_the_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
