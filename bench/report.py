@@ -35,6 +35,8 @@ SCENARIOS = [
     ("list_search_one", "the management list searched for one person (repeated)"),
     ("set_status", "POST set-online-status to a random user, random status: durable writes "
      "on random users"),
+    ("set_status_nohistory", "set_status on a server started with `--history-days 0`: "
+     "the same writes without their presence-history rows"),
     ("heartbeat", "POST heartbeat from 31 users at the default --activity-interval (60 s): "
      "after each user's first, a heartbeat writes nothing"),
     ("heartbeat_distinct", "POST heartbeat from distinct users (all 1,000 at 1k; "
@@ -158,6 +160,17 @@ for db in dict.fromkeys(g[0] for g in groups):
         a, b = table.get((db, sizes[0], name)), table.get((db, sizes[1], name))
         if a and b and a["rps"]:
             print("- %s: %.0f %%" % (name, 100 * b["rps"] / a["rps"]))
+
+hist = [(db, n) for (db, n, name) in table if name == "set_status_nohistory"
+        and (db, n, "set_status") in table]
+if hist:
+    print("\nCost of presence history (API.md §9; target: at most 10 %), set_status with "
+          "history kept as a share of the same writes with none:\n")
+    for db, n in hist:
+        on, off = table[(db, n, "set_status")], table[(db, n, "set_status_nohistory")]
+        print("- %s, %s users: %.0f/s kept, %.0f/s none: %.0f %% (spreads %.0f %% and %.0f %%)"
+              % (db, size(n), on["rps"], off["rps"], 100 * on["rps"] / off["rps"] if off["rps"]
+                 else 0, on["spread"], off["spread"]))
 
 if mixes:
     print("\n## A day in the life (the mix)\n")

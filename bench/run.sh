@@ -14,7 +14,8 @@
 # Knobs (environment):
 #   BENCH_SCENARIOS  which scenarios run: "all" (default), or names and
 #                    groups separated by spaces: the names of the table
-#                    (status, set_status, heartbeat_distinct, ...), mix,
+#                    (status, set_status, set_status_nohistory,
+#                    heartbeat_distinct, ...), mix,
 #                    login_flood, streams (or stream_all_1000,
 #                    stream_all_10000, stream_ids_10000); groups: reads,
 #                    writes (the table's scenarios, on each database)
@@ -207,6 +208,17 @@ heartbeat_distinct() {
     serve
 }
 
+# set-online-status again on a server keeping no history (--history-days
+# 0): what keeping it costs each presence write (API.md §9).
+set_status_nohistory() {
+    want set_status_nohistory writes || return 0
+    stop_usersd main
+    serve --history-days 0
+    scenario set_status_nohistory set "/api/users/admin/users/2/online-status/" writes
+    stop_usersd set_status_nohistory
+    serve
+}
+
 # Several kinds at once, each its own wrk (so each has its own latency):
 # distinct users heartbeating, status reads, list pages, a few logins a
 # second, and 1,000 presence streams listening. usersd runs with
@@ -277,6 +289,7 @@ for size in $sizes; do
     scenario list_pages pages "/api/users/management/list/?page={page}&per_page=50" reads
     scenario list_search_one static "/api/users/management/list/?online_status=offline&search=seed777%40&per_page=50" reads
     scenario set_status set "/api/users/admin/users/2/online-status/" writes
+    set_status_nohistory
     # 31 users at the default activity interval: most heartbeats write nothing
     scenario heartbeat heartbeat "/api/users/admin/users/2/online-status/" writes
     heartbeat_distinct
@@ -328,6 +341,7 @@ if case "$dbs" in *" postgresql "*) true ;; *) false ;; esac &&
         scenario statistics static "/api/users/management/statistics/" reads
         scenario list_pages pages "/api/users/management/list/?page={page}&per_page=50" reads
         scenario set_status set "/api/users/admin/users/2/online-status/" writes
+        set_status_nohistory
         scenario heartbeat heartbeat "/api/users/admin/users/2/online-status/" writes
         heartbeat_distinct
         scenario mixed_90_10 mixed "/api/users/admin/users/2/online-status/" writes

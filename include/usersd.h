@@ -280,6 +280,28 @@ USERSD_API enum usersd_code usersd_set_status_presence(struct usersd *u, int64_t
                                                        enum usersd_status status,
                                                        struct usersd_user *out,
                                                        struct usersd_err *err);
+/* One write of usersd_set_status_many. session: the caller's own session
+ * when the write is its own activity (a heartbeat, its own status), else
+ * NULL; its last_used (and last_seen when the status leaves it old) then
+ * move as usersd_session_activity would, and *session is updated. out and
+ * err are the caller's; rc is filled. */
+struct usersd_status_job {
+    int64_t user_id;
+    enum usersd_status status;
+    struct usersd_session *session;
+    struct usersd_user *out; /* as usersd_set_status_presence fills it */
+    struct usersd_err *err;
+    enum usersd_code rc;
+};
+/* usersd_set_status_presence for n users at once (the server's group
+ * commit), in the order given, each atomic on its own and failing alone:
+ * an unknown user is that job's ENOTFOUND, the others go on. Inside a
+ * batch (usersd_batch_begin), nothing is durable before its commit.
+ * PostgreSQL sends every write before reading any result (one round trip
+ * for the lot). Returns USERSD_OK when every job has its own rc, or the
+ * failure that stopped them all (then also each job's rc). */
+USERSD_API enum usersd_code usersd_set_status_many(struct usersd *u, struct usersd_status_job *jobs,
+                                                   size_t n, struct usersd_err *err);
 /* Model methods. Each updates the stored user; out (may be NULL) receives
  * the user as stored afterwards. */
 USERSD_API enum usersd_code usersd_set_online(struct usersd *u, int64_t id, struct usersd_user *out,

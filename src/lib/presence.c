@@ -1,6 +1,7 @@
 /* presence.c — the seed's User model methods and service set-status.
  * The rules (which transition moves last_seen) live here; the driver only
  * applies one transition atomically and logs it when the status changed. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -60,6 +61,71 @@ enum usersd_code usersd_set_status_presence(struct usersd *u, int64_t id, enum u
         return err_field(err, "status", "status must be one of: online, away, offline");
     /* the seed's rule: last_seen moves on online and offline, not on away */
     return transition_lean(u, id, status, status != USERSD_AWAY, true, out, err);
+}
+
+/* The activity interval's cut-off (below). */
+static int64_t activity_before(const struct usersd *u);
+
+enum usersd_code usersd_set_status_many(struct usersd *u, struct usersd_status_job *jobs, size_t n,
+                                        struct usersd_err *err)
+{
+    if (!n) return USERSD_OK;
+    struct store_status_job *sj = malloc(n * sizeof *sj);
+    if (!sj) {
+        struct usersd_err e = {0};
+        err_set(&e, USERSD_ENOMEM, NULL);
+        for (size_t i = 0; i < n; i++) {
+            jobs[i].rc = USERSD_ENOMEM;
+            if (jobs[i].err) *jobs[i].err = e;
+        }
+        if (err) *err = e;
+        return USERSD_ENOMEM;
+    }
+    int64_t before = activity_before(u);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct usersd_status_job *j = &jobs[i];
+        int64_t now = usersd_now(u); /* each its own, as when called one by one */
+        if ((unsigned)j->status > USERSD_ONLINE) {
+            j->rc = err_field(j->err, "status", "status must be one of: online, away, offline");
+            continue;
+        }
+        /* the seed's rule: last_seen moves on online and offline, not on away */
+        sj[m] = (struct store_status_job){
+            .c = {.user_id = j->user_id,
+                  .status = j->status,
+                  .last_seen = j->status != USERSD_AWAY ? now : USERSD_NULL_TIME,
+                  .now = now,
+                  .presence_only = true,
+                  .touch = j->session != NULL,
+                  .touch_before = before,
+                  /* only a session due a last_used of its own is written */
+                  .session_id = j->session && j->session->last_used < before ? j->session->id : 0},
+            .out = j->out,
+            .err = j->err,
+        };
+        m++;
+    }
+    enum usersd_code rc = m ? u->store->ops->set_status_many(u->store, sj, m) : USERSD_OK;
+    m = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct usersd_status_job *j = &jobs[i];
+        if ((unsigned)j->status > USERSD_ONLINE) continue;
+        j->rc = sj[m].rc;
+        if (!j->rc) {
+            messages_fresh(u, j->out, 1);
+            if (sj[m].c.session_id) j->session->last_used = sj[m].c.now;
+        }
+        m++;
+    }
+    if (rc && err) {
+        if (sj[0].err)
+            *err = *sj[0].err;
+        else
+            err_set(err, rc, NULL);
+    }
+    free(sj);
+    return rc;
 }
 
 enum usersd_code usersd_set_online(struct usersd *u, int64_t id, struct usersd_user *out,

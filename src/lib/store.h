@@ -79,6 +79,20 @@ struct store_status_change {
     int64_t now;        /* when the change happens (for the change log) */
     bool presence_only; /* out needs only id, online_status and last_seen when the status
                            does not change (a heartbeat): no read of the user's row */
+    /* The caller's own activity (set_status_many only): after the change
+     * last_seen = now where null or older than touch_before, and
+     * (session_id > 0) that session's last_used = now where older. */
+    bool touch;
+    int64_t touch_before;
+    int64_t session_id;
+};
+
+/* One change of a batch (set_status_many), with its own result. */
+struct store_status_job {
+    struct store_status_change c;
+    struct usersd_user *out;
+    struct usersd_err *err;
+    enum usersd_code rc;
 };
 
 struct store_ops {
@@ -137,6 +151,11 @@ struct store_ops {
      * differs; out receives the user after the change. */
     enum usersd_code (*set_status)(struct store *s, const struct store_status_change *c,
                                    struct usersd_user *out, struct usersd_err *err);
+    /* set_status for n changes in the order given (then each its touch),
+     * each atomic on its own: jobs[i].rc, out and err are that change's (an
+     * unknown user fails only its job). Returns OK, or what stopped them
+     * all (also in every rc). Inside a batch or on its own. */
+    enum usersd_code (*set_status_many)(struct store *s, struct store_status_job *jobs, size_t n);
     /* last_seen = now where it is null or older than before, and (session
      * > 0) the session's last_used = now where older than before; *updated
      * tells whether the user's row changed. */

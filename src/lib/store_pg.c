@@ -39,11 +39,9 @@ enum pstmt {
     P_DELETE,
     P_COUNT,
     P_ONLINE,
-    P_ONLINE_COUNT,
+    P_BY_IDS,
     P_STATS,
-    P_STATUS_OF,
-    P_SET_STATUS,
-    P_SAME_STATUS,
+    P_SET_PRESENCE,
     P_LOCK_LOG,
     P_LOG_CHANGE,
     P_NOTIFY,
@@ -109,16 +107,17 @@ static const char *const psql[P_NSTMT] = {
     [P_UPDATE_PW] = "UPDATE users SET password = $1 WHERE id = $2",
     [P_DELETE] = "DELETE FROM users WHERE id = $1",
     [P_COUNT] = "SELECT total FROM user_counts WHERE id = 1",
-    [P_ONLINE] = "SELECT " USER_COLS " FROM users WHERE online_status = 2 "
-                 "ORDER BY last_seen DESC NULLS LAST, id ASC LIMIT $1 OFFSET $2",
-    [P_ONLINE_COUNT] = "SELECT online FROM user_counts WHERE id = 1",
+    /* The count (kept by the counters) and the page in one statement: one
+     * round trip, one snapshot. An empty page is one row of NULLs. */
+    [P_ONLINE] = "SELECT c.online, p.* FROM user_counts c LEFT JOIN LATERAL (SELECT " USER_COLS
+                 " FROM users WHERE online_status = 2 ORDER BY last_seen DESC NULLS LAST, id ASC "
+                 "LIMIT $1 OFFSET $2) p ON true WHERE c.id = 1 "
+                 "ORDER BY p.last_seen DESC NULLS LAST, p.id ASC",
+    [P_BY_IDS] = "SELECT " USER_COLS " FROM users WHERE id = ANY ($1::bigint[])",
     /* Counters kept by a trigger (migration 003): no scan at any size. */
     [P_STATS] = "SELECT total, active, staff, online, away FROM user_counts WHERE id = 1",
-    [P_STATUS_OF] = "SELECT online_status FROM users WHERE id = $1 FOR UPDATE",
-    [P_SET_STATUS] = "UPDATE users SET online_status = $1, last_seen = coalesce($2, last_seen) "
-                     "WHERE id = $3 RETURNING " USER_COLS,
-    [P_SAME_STATUS] = "UPDATE users SET last_seen = coalesce($2, last_seen) "
-                      "WHERE id = $3 AND online_status = $1 RETURNING " USER_COLS,
+    /* Presence writes, any number in one statement (migration 008). */
+    [P_SET_PRESENCE] = "SELECT * FROM usersd_set_presence($1, $2, $3, $4, $5, $6, $7, $8)",
     [P_LOCK_LOG] = "SELECT pg_advisory_xact_lock(1970496359)",
     [P_LOG_CHANGE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
                      "at, kind, session_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -155,16 +154,14 @@ static const char *const psql[P_NSTMT] = {
     [P_DECAY_PENDING] =
         "SELECT EXISTS (SELECT 1 FROM users WHERE online_status = 2 AND last_seen < $1) "
         "OR EXISTS (SELECT 1 FROM users WHERE online_status IN (1, 2) AND last_seen < $2)",
-    /* One statement each: the update and its log rows see the same rows, and
-     * a process running the same sweep concurrently waits on the row locks,
-     * re-checks the condition and finds nothing left to change. */
     /* One statement each: the update, its log rows and its history see the
      * same rows, and a process running the same sweep concurrently waits
      * on the row locks, re-checks the condition and finds nothing left to
-     * change. $3 says whether history is kept; the result is the count. */
+     * change. $3 says whether history is kept, $4 how many users at most;
+     * the result is the count. */
     [P_DECAY_OFFLINE] =
         "WITH o AS (SELECT id, online_status AS prev FROM users WHERE online_status IN (1, 2) "
-        "AND last_seen < $2 FOR UPDATE), "
+        "AND last_seen < $2 LIMIT $4 FOR UPDATE), "
         "d AS (UPDATE users u SET online_status = 0 FROM o WHERE u.id = o.id "
         "AND u.online_status IN (1, 2) RETURNING u.id, u.username, u.last_seen, o.prev), "
         "l AS (INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
@@ -174,7 +171,8 @@ static const char *const psql[P_NSTMT] = {
         "ON CONFLICT (user_id, at) DO UPDATE SET status = excluded.status) "
         "SELECT count(*) FROM d",
     [P_DECAY_AWAY] =
-        "WITH d AS (UPDATE users SET online_status = 1 WHERE online_status = 2 "
+        "WITH d AS (UPDATE users SET online_status = 1 WHERE id IN (SELECT id FROM users "
+        "WHERE online_status = 2 AND last_seen < $2 LIMIT $4 FOR UPDATE) AND online_status = 2 "
         "AND last_seen < $2 RETURNING id, username, last_seen), "
         "l AS (INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
         "SELECT id, username, 1, last_seen, $1 FROM d ORDER BY last_seen, id), "
@@ -226,7 +224,11 @@ static const char *const psql[P_NSTMT] = {
                         "WHERE id = $1 AND status_text IS NOT NULL RETURNING " USER_COLS,
     [P_LOG_MESSAGE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
                       "at, kind, message, message_expires) VALUES ($1, $2, $3, $4, $5, 1, $6, $7)",
-    [P_MESSAGE_PENDING] = "SELECT EXISTS (SELECT 1 FROM users WHERE status_expires <= $1)",
+    /* min() rather than EXISTS: after five runs PostgreSQL plans a prepared
+     * statement for any $1, and its generic plan for EXISTS (... <= $1)
+     * walked all of users (half a second at a million, four times a
+     * second); min() is always one step into the partial index. */
+    [P_MESSAGE_PENDING] = "SELECT coalesce((SELECT min(status_expires) FROM users) <= $1, false)",
     [P_MESSAGE_EXPIRE] = "WITH d AS (UPDATE users SET status_text = NULL, status_expires = NULL "
                          "WHERE status_expires <= $1 RETURNING id, username, online_status, "
                          "last_seen) INSERT INTO presence_changes (user_id, username, "
@@ -272,6 +274,10 @@ struct pg_store {
     PGconn *conn;
     bool prepared[P_NSTMT];
     bool in_tx;
+    /* The connection was lost with a transaction open: every call fails
+     * until that transaction is rolled back, so that nothing runs outside
+     * it on a new connection and no COMMIT succeeds there for nothing. */
+    bool lost;
     bool batch; /* inside usersd_batch_begin: transactions are savepoints */
     bool listening;
     char *list_sql[32]; /* list queries, prepared as "list<i>" on demand */
@@ -407,7 +413,13 @@ static enum usersd_code session_setup(struct pg_store *s, struct usersd_err *err
 
 static enum usersd_code ensure_conn(struct pg_store *s, struct usersd_err *err)
 {
-    if (PQstatus(s->conn) == CONNECTION_OK) return USERSD_OK;
+    if (!s->lost && PQstatus(s->conn) == CONNECTION_OK) return USERSD_OK;
+    if (s->in_tx) {
+        s->lost = true;
+        return err_set(err, USERSD_EDB,
+                       "the database connection was lost in a transaction; nothing of it was "
+                       "committed");
+    }
     PQreset(s->conn);
     if (PQstatus(s->conn) != CONNECTION_OK) {
         char line[200];
@@ -417,23 +429,27 @@ static enum usersd_code ensure_conn(struct pg_store *s, struct usersd_err *err)
     return session_setup(s, err);
 }
 
-/* Runs a prepared statement; NULL with err filled on failure. Outside a
- * transaction, a call that fails because the connection broke is retried
- * once on a fresh connection. */
+/* Runs a prepared statement (name NULL: planned for these parameters
+ * only); NULL with err filled on failure. Outside a transaction, a call
+ * that fails because the connection broke is retried once on a fresh
+ * connection. */
 static PGresult *run_sql(struct pg_store *s, const char *name, const char *sql, bool *prepared,
                          const struct params *p, struct usersd_err *err)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         if (ensure_conn(s, err)) return NULL;
-        PGresult *r;
-        if (!*prepared) {
+        PGresult *r = NULL;
+        if (name && !*prepared) {
             r = PQprepare(s->conn, name, sql, 0, NULL);
             if (PQresultStatus(r) != PGRES_COMMAND_OK) goto failed;
             PQclear(r);
             *prepared = true;
         }
-        r = PQexecPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
-                           p ? p->fmt : NULL, 0);
+        int n = p ? p->n : 0;
+        const char *const *v = p ? p->v : NULL;
+        const int *len = p ? p->len : NULL, *fmt = p ? p->fmt : NULL;
+        r = name ? PQexecPrepared(s->conn, name, n, v, len, fmt, 0)
+                 : PQexecParams(s->conn, sql, n, NULL, v, len, fmt, 0);
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
     failed:
@@ -448,11 +464,36 @@ static PGresult *run_sql(struct pg_store *s, const char *name, const char *sql, 
     return NULL;
 }
 
+static void stmt_name(enum pstmt id, char name[16])
+{
+    snprintf(name, 16, "u%d", (int)id);
+}
+
+/* Prepares statement id now if this connection has not yet (a pipeline
+ * cannot wait for it). */
+static enum usersd_code prepare(struct pg_store *s, enum pstmt id, struct usersd_err *err)
+{
+    if (s->prepared[id]) return USERSD_OK;
+    char name[16];
+    stmt_name(id, name);
+    PGresult *r = PQprepare(s->conn, name, psql[id], 0, NULL);
+    enum usersd_code code = PQresultStatus(r) == PGRES_COMMAND_OK ? USERSD_OK : pg_error(s, r, err);
+    PQclear(r);
+    s->prepared[id] = code == USERSD_OK;
+    return code;
+}
+
+/* Statements planned afresh on every run: a generic plan cannot see that
+ * the range of $1 holds no row and would walk the whole table. They run
+ * at most once a second. */
+static const bool plan_each_time[P_NSTMT] = {[P_MESSAGE_EXPIRE] = true};
+
 static PGresult *run(struct pg_store *s, enum pstmt id, const struct params *p,
                      struct usersd_err *err)
 {
+    if (plan_each_time[id]) return run_sql(s, NULL, psql[id], NULL, p, err);
     char name[16];
-    snprintf(name, sizeof name, "u%d", (int)id);
+    stmt_name(id, name);
     return run_sql(s, name, psql[id], &s->prepared[id], p, err);
 }
 
@@ -478,6 +519,12 @@ static enum usersd_code commit(struct pg_store *s, struct usersd_err *err)
 {
     if (s->batch) return exec_plain(s, "RELEASE SAVEPOINT op", err);
     s->in_tx = false;
+    if (s->lost) {
+        s->lost = false;
+        return err_set(err, USERSD_EDB,
+                       "the database connection was lost in a transaction; nothing of it was "
+                       "committed");
+    }
     return exec_plain(s, "COMMIT", err);
 }
 
@@ -488,8 +535,8 @@ static void rollback(struct pg_store *s)
         exec_plain(s, "RELEASE SAVEPOINT op", NULL);
         return;
     }
-    if (s->in_tx && PQstatus(s->conn) == CONNECTION_OK) exec_plain(s, "ROLLBACK", NULL);
-    s->in_tx = false;
+    if (s->in_tx && !s->lost && PQstatus(s->conn) == CONNECTION_OK) exec_plain(s, "ROLLBACK", NULL);
+    s->in_tx = s->lost = false;
 }
 
 static enum usersd_code pg_batch(struct store *base, int what, struct usersd_err *err)
@@ -528,20 +575,26 @@ static void col_text(char *dst, size_t size, PGresult *r, int row, int col)
     snprintf(dst, size, "%s", PQgetvalue(r, row, col));
 }
 
+/* USER_COLS from column c on. */
+static void row_user_at(PGresult *r, int row, int c, struct usersd_user *u)
+{
+    u->id = col_int(r, row, c);
+    col_text(u->username, sizeof u->username, r, row, c + 1);
+    col_text(u->email, sizeof u->email, r, row, c + 2);
+    col_text(u->first_name, sizeof u->first_name, r, row, c + 3);
+    col_text(u->last_name, sizeof u->last_name, r, row, c + 4);
+    u->is_active = PQgetvalue(r, row, c + 5)[0] == 't';
+    u->is_staff = PQgetvalue(r, row, c + 6)[0] == 't';
+    u->date_joined = col_int(r, row, c + 7);
+    u->online_status = (enum usersd_status)col_int(r, row, c + 8);
+    u->last_seen = col_time(r, row, c + 9);
+    col_text(u->status_text, sizeof u->status_text, r, row, c + 10);
+    u->status_expires = col_time(r, row, c + 11);
+}
+
 static void row_user(PGresult *r, int row, struct usersd_user *u)
 {
-    u->id = col_int(r, row, 0);
-    col_text(u->username, sizeof u->username, r, row, 1);
-    col_text(u->email, sizeof u->email, r, row, 2);
-    col_text(u->first_name, sizeof u->first_name, r, row, 3);
-    col_text(u->last_name, sizeof u->last_name, r, row, 4);
-    u->is_active = PQgetvalue(r, row, 5)[0] == 't';
-    u->is_staff = PQgetvalue(r, row, 6)[0] == 't';
-    u->date_joined = col_int(r, row, 7);
-    u->online_status = (enum usersd_status)col_int(r, row, 8);
-    u->last_seen = col_time(r, row, 9);
-    col_text(u->status_text, sizeof u->status_text, r, row, 10);
-    u->status_expires = col_time(r, row, 11);
+    row_user_at(r, row, 0, u);
 }
 
 /* id, user_id, created, last_used, user_agent, client_ip from column col. */
@@ -953,26 +1006,47 @@ static enum usersd_code pg_online_page(struct store *base, int page, int per_pag
                                        struct usersd_page *out, struct usersd_err *err)
 {
     struct pg_store *s = (struct pg_store *)base;
-    enum usersd_code code = one_int(run(s, P_ONLINE_COUNT, NULL, err), &out->total_count);
-    if (code) return code;
     struct params p = {0};
     p_int(&p, per_page);
     p_int(&p, (int64_t)(page - 1) * per_page);
-    return collect(run(s, P_ONLINE, &p, err), (size_t)per_page, out, err);
+    PGresult *r = run(s, P_ONLINE, &p, err);
+    if (!r) return last_fail;
+    size_t n = (size_t)PQntuples(r);
+    out->total_count = n ? col_int(r, 0, 0) : 0;
+    out->users = calloc(n ? n : 1, sizeof *out->users);
+    out->count = 0;
+    if (!out->users) {
+        PQclear(r);
+        return err_set(err, USERSD_ENOMEM, NULL);
+    }
+    for (size_t i = 0; i < n && out->count < (size_t)per_page; i++)
+        if (!PQgetisnull(r, (int)i, 1)) row_user_at(r, (int)i, 1, &out->users[out->count++]);
+    PQclear(r);
+    return USERSD_OK;
 }
 
+/* One statement for all of them (the bulk status read asks up to 100). */
 static enum usersd_code pg_users_by_ids(struct store *base, const int64_t *ids, size_t n,
                                         struct usersd_user *out, size_t *found,
                                         struct usersd_err *err)
 {
     *found = 0;
-    for (size_t i = 0; i < n; i++) {
-        enum usersd_code code = pg_user_get(base, ids[i], &out[*found], err);
-        if (code == USERSD_OK)
-            (*found)++;
-        else if (code != USERSD_ENOTFOUND)
-            return code;
-    }
+    if (!n) return USERSD_OK;
+    char *list = malloc(n * 22 + 3);
+    if (!list) return err_set(err, USERSD_ENOMEM, NULL);
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(list + len, n * 22 + 3 - len, "%s%lld", i ? "," : "{",
+                                (long long)ids[i]);
+    snprintf(list + len, n * 22 + 3 - len, "}");
+    struct params p = {0};
+    p_text(&p, list);
+    PGresult *r = run((struct pg_store *)base, P_BY_IDS, &p, err);
+    free(list);
+    if (!r) return last_fail;
+    for (int i = 0; i < PQntuples(r) && *found < n; i++)
+        row_user(r, i, &out[(*found)++]);
+    PQclear(r);
     return USERSD_OK;
 }
 
@@ -1001,48 +1075,195 @@ static enum usersd_code pg_set_status_op(struct store *base, const struct store_
     return pg_set_status((struct pg_store *)base, c, out, err);
 }
 
-/* A status that does not change (a heartbeat of an online user) is one
- * statement with no log and no lock beyond its row. A change takes the log
- * lock first, then the row: the order decay uses too, so the two never
- * deadlock. */
+/* The arguments of P_SET_PRESENCE for n changes: seven arrays in
+ * PostgreSQL's text form ('{1,2,NULL}'), then whether history is kept.
+ * The arrays are malloc'd (presence_args_free). */
+#define PRESENCE_ARRAYS 7
+struct presence_args {
+    char *a[PRESENCE_ARRAYS];
+    struct params p;
+};
+
+static void presence_args_free(struct presence_args *pa)
+{
+    for (int i = 0; i < PRESENCE_ARRAYS; i++)
+        free(pa->a[i]);
+}
+
+static enum usersd_code presence_args(struct pg_store *s, const struct store_status_job *jobs,
+                                      size_t n, struct presence_args *pa, struct usersd_err *err)
+{
+    memset(pa, 0, sizeof *pa);
+    size_t cap = n * 22 + 3; /* an int64 and a comma each, the braces */
+    for (int i = 0; i < PRESENCE_ARRAYS; i++)
+        if (!(pa->a[i] = malloc(cap))) {
+            presence_args_free(pa);
+            return err_set(err, USERSD_ENOMEM, NULL);
+        }
+    size_t len[PRESENCE_ARRAYS] = {0};
+    for (size_t k = 0; k < n; k++) {
+        const struct store_status_change *c = &jobs[k].c;
+        char seen[24] = "NULL";
+        if (c->last_seen != USERSD_NULL_TIME)
+            snprintf(seen, sizeof seen, "%lld", (long long)c->last_seen);
+        const char *sep = k ? "," : "{";
+        len[0] +=
+            (size_t)snprintf(pa->a[0] + len[0], cap - len[0], "%s%lld", sep, (long long)c->user_id);
+        len[1] += (size_t)snprintf(pa->a[1] + len[1], cap - len[1], "%s%d", sep, (int)c->status);
+        len[2] += (size_t)snprintf(pa->a[2] + len[2], cap - len[2], "%s%s", sep, seen);
+        len[3] +=
+            (size_t)snprintf(pa->a[3] + len[3], cap - len[3], "%s%c", sep, c->touch ? 't' : 'f');
+        len[4] += (size_t)snprintf(pa->a[4] + len[4], cap - len[4], "%s%lld", sep,
+                                   (long long)(c->touch ? c->touch_before : 0));
+        len[5] += (size_t)snprintf(pa->a[5] + len[5], cap - len[5], "%s%lld", sep,
+                                   (long long)(c->touch ? c->session_id : 0));
+        len[6] +=
+            (size_t)snprintf(pa->a[6] + len[6], cap - len[6], "%s%lld", sep, (long long)c->now);
+    }
+    for (int i = 0; i < PRESENCE_ARRAYS; i++) {
+        snprintf(pa->a[i] + len[i], cap - len[i], "%s", n ? "}" : "{}");
+        p_text(&pa->p, pa->a[i]);
+    }
+    p_bool(&pa->p, s->base.history);
+    return USERSD_OK;
+}
+
+/* Hands each row of P_SET_PRESENCE to its job (o_ord, from 1, first); a
+ * job without a row had no user. */
+static void presence_rows(PGresult *r, struct store_status_job *jobs, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        jobs[k].rc = err_set(jobs[k].err, USERSD_ENOTFOUND, "user not found");
+    for (int i = 0; i < PQntuples(r); i++) {
+        int64_t ord = col_int(r, i, 0);
+        if (ord < 1 || (size_t)ord > n) continue;
+        struct store_status_job *j = &jobs[ord - 1];
+        row_user_at(r, i, 1, j->out);
+        j->rc = USERSD_OK;
+    }
+}
+
+/* Runs P_SET_PRESENCE for the jobs as one statement (atomic on its own). */
+static enum usersd_code presence_call(struct pg_store *s, struct store_status_job *jobs, size_t n,
+                                      struct usersd_err *err)
+{
+    struct presence_args pa;
+    enum usersd_code code = presence_args(s, jobs, n, &pa, err);
+    if (code) return code;
+    PGresult *r = run(s, P_SET_PRESENCE, &pa.p, err);
+    presence_args_free(&pa);
+    if (!r) return last_fail;
+    presence_rows(r, jobs, n);
+    PQclear(r);
+    return USERSD_OK;
+}
+
+/* One statement (usersd_set_presence takes the lock, writes the row, the
+ * log, the history and wakes the listeners in the database); inside a
+ * batch, a savepoint around it so that its failure undoes only itself. */
 static enum usersd_code pg_set_status(struct pg_store *s, const struct store_status_change *c,
                                       struct usersd_user *out, struct usersd_err *err)
 {
-    struct params p = {0};
-    p_int(&p, c->status);
-    p_time(&p, c->last_seen);
-    p_int(&p, c->user_id);
-    PGresult *r = run(s, P_SAME_STATUS, &p, err);
-    if (!r) return last_fail;
-    if (PQntuples(r) > 0) {
-        row_user(r, 0, out);
-        PQclear(r);
-        return USERSD_OK;
-    }
-    PQclear(r);
-    enum usersd_code code = begin(s, err);
+    struct store_status_job job = {.c = *c, .out = out, .err = err};
+    job.c.touch = false;
+    enum usersd_code code = s->batch ? begin(s, err) : USERSD_OK;
     if (code) return code;
-    if (log_lock(s, err)) goto fail;
-    struct params q = {0};
-    p_int(&q, c->user_id);
-    r = run(s, P_STATUS_OF, &q, err); /* locks the row */
-    if (!r) goto fail;
-    int old = PQntuples(r) > 0 ? (int)col_int(r, 0, 0) : -1;
-    PQclear(r);
-    if (old < 0) {
-        rollback(s);
-        return err_set(err, USERSD_ENOTFOUND, "user not found");
+    code = presence_call(s, &job, 1, err);
+    if (!code) code = job.rc;
+    if (s->batch) {
+        if (code == USERSD_OK || code == USERSD_ENOTFOUND) {
+            enum usersd_code done = commit(s, err);
+            if (done) code = done;
+        }
+        if (code && code != USERSD_ENOTFOUND) rollback(s);
     }
-    if ((code = one_user(run(s, P_SET_STATUS, &p, err), out, err))) goto fail;
-    if (old != (int)c->status &&
-        (log_entry(s, USERSD_CHANGE_PRESENCE, out->id, out->username, (int)out->online_status,
-                   out->last_seen, c->now, 0, old, err) ||
-         run0(s, P_NOTIFY, NULL, err)))
-        goto fail;
-    return commit(s, err);
-fail:
-    rollback(s);
-    return last_fail;
+    return code;
+}
+
+/* The writer's batch: one usersd_set_presence for every change. Inside a
+ * batch it is pipelined between a savepoint and its release (one round
+ * trip), so that its failure undoes only itself. */
+static enum usersd_code pipe_presence(struct pg_store *s, struct store_status_job *jobs, size_t n,
+                                      struct usersd_err *err)
+{
+    if (!s->batch) return presence_call(s, jobs, n, err);
+    enum usersd_code code = ensure_conn(s, err);
+    if (!code) code = prepare(s, P_SET_PRESENCE, err);
+    struct presence_args pa;
+    if (!code) code = presence_args(s, jobs, n, &pa, err);
+    if (code) return code;
+    char set[16];
+    stmt_name(P_SET_PRESENCE, set);
+    bool sent =
+        PQenterPipelineMode(s->conn) &&
+        PQsendQueryParams(s->conn, "SAVEPOINT many", 0, NULL, NULL, NULL, NULL, 0) &&
+        PQsendQueryPrepared(s->conn, set, pa.p.n, pa.p.v, pa.p.len, pa.p.fmt, 0) &&
+        PQsendQueryParams(s->conn, "RELEASE SAVEPOINT many", 0, NULL, NULL, NULL, NULL, 0) &&
+        PQpipelineSync(s->conn);
+    presence_args_free(&pa);
+    /* Each statement's result, then the NULL that ends it; the sync last. */
+    for (int k = 0; sent && k <= 3; k++) {
+        PGresult *r = PQgetResult(s->conn);
+        ExecStatusType st = PQresultStatus(r);
+        if (k == 3)
+            sent = st == PGRES_PIPELINE_SYNC;
+        else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+            code = code ? code : pg_error(s, r, err); /* the first; the rest were not run */
+        else if (k == 1)
+            presence_rows(r, jobs, n);
+        PQclear(r);
+        if (sent && k < 3 && (r = PQgetResult(s->conn)) != NULL) {
+            PQclear(r);
+            sent = false;
+        }
+    }
+    if (sent && PQexitPipelineMode(s->conn)) return code;
+    /* The conversation is lost: a new connection, and with it (the old
+     * one's transaction is gone) the batch the call was in fails. */
+    if (!code) code = pg_error(s, NULL, err);
+    s->lost = true;
+    PQreset(s->conn);
+    if (PQstatus(s->conn) == CONNECTION_OK) session_setup(s, NULL);
+    return code ? code : USERSD_EDB;
+}
+
+static enum usersd_code pg_touch(struct store *base, int64_t id, int64_t session, int64_t now,
+                                 int64_t before, bool *updated, struct usersd_err *err);
+
+/* A failed batch statement undid all of its changes: then each is applied
+ * on its own (with its caller's activity), so that only what fails fails. */
+static enum usersd_code pg_set_status_many(struct store *base, struct store_status_job *jobs,
+                                           size_t n)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    struct usersd_err err = {0};
+    enum usersd_code code = n ? pipe_presence(s, jobs, n, &err) : USERSD_OK;
+    if (!code) return USERSD_OK;
+    bool fatal = s->lost || PQstatus(s->conn) != CONNECTION_OK;
+    if (!fatal && s->batch) {
+        exec_plain(s, "ROLLBACK TO SAVEPOINT many", NULL);
+        fatal = exec_plain(s, "RELEASE SAVEPOINT many", &err) != USERSD_OK;
+    }
+    if (fatal) {
+        for (size_t i = 0; i < n; i++) {
+            jobs[i].rc = code;
+            if (jobs[i].err) *jobs[i].err = err;
+        }
+        return code;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct store_status_job *j = &jobs[i];
+        j->rc = pg_set_status(s, &j->c, j->out, j->err);
+        int64_t seen = j->rc ? 0 : j->out->last_seen;
+        bool due = j->c.session_id || seen == USERSD_NULL_TIME || seen < j->c.touch_before;
+        bool updated = false;
+        if (!j->rc && j->c.touch && due &&
+            pg_touch(base, j->c.user_id, j->c.session_id, j->c.now, j->c.touch_before, &updated,
+                     NULL) == USERSD_OK &&
+            updated)
+            j->out->last_seen = j->c.now;
+    }
+    return USERSD_OK;
 }
 
 /* Runs a statement binding (now, id, before); *changed: a row changed. */
@@ -1075,6 +1296,14 @@ static enum usersd_code pg_touch(struct store *base, int64_t id, int64_t session
     return code;
 }
 
+/* Users decayed per transaction, and transactions per sweep at most: the
+ * log lock is held briefly (a thousand changes in one transaction also
+ * keep the counters' row from growing a long chain of versions; all of a
+ * million's 90,000 due at once took minutes, past the statement timeout,
+ * and was retried for ever). */
+#define DECAY_CHUNK 1000
+#define DECAY_ROUNDS 100
+
 static enum usersd_code pg_decay(struct store *base, int64_t now, int64_t away_before,
                                  int64_t offline_before, int64_t *changed, struct usersd_err *err)
 {
@@ -1087,28 +1316,34 @@ static enum usersd_code pg_decay(struct store *base, int64_t now, int64_t away_b
     if (!r) return last_fail;
     bool pending = PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
-    if (!pending) return USERSD_OK;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    if (log_lock(s, err)) goto fail;
     int64_t cut[2] = {offline_before, away_before};
     enum pstmt step[2] = {P_DECAY_OFFLINE, P_DECAY_AWAY};
-    for (int i = 0; i < 2; i++) {
-        if (cut[i] == USERSD_NULL_TIME) continue;
-        p = (struct params){0};
-        p_int(&p, now);
-        p_int(&p, cut[i]);
-        p_bool(&p, s->base.history);
-        int64_t n = 0;
-        if (one_int(run(s, step[i], &p, err), &n)) goto fail;
-        *changed += n;
+    bool more = pending;
+    for (int round = 0; more && round < DECAY_ROUNDS; round++) {
+        enum usersd_code code = begin(s, err);
+        if (code) return code;
+        if (log_lock(s, err)) goto fail;
+        int64_t done = 0;
+        more = false;
+        for (int i = 0; i < 2; i++) {
+            if (cut[i] == USERSD_NULL_TIME) continue;
+            p = (struct params){0};
+            p_int(&p, now);
+            p_int(&p, cut[i]);
+            p_bool(&p, s->base.history);
+            p_int(&p, DECAY_CHUNK);
+            int64_t n = 0;
+            if (one_int(run(s, step[i], &p, err), &n)) goto fail;
+            done += n;
+            more = more || n == DECAY_CHUNK;
+        }
+        if (done && run0(s, P_NOTIFY, NULL, err)) goto fail;
+        if ((code = commit(s, err))) return code;
+        *changed += done; /* committed */
     }
-    if (*changed && run0(s, P_NOTIFY, NULL, err)) goto fail;
-    if ((code = commit(s, err))) *changed = 0;
-    return code;
+    return USERSD_OK;
 fail:
     rollback(s);
-    *changed = 0;
     return last_fail;
 }
 
@@ -2111,6 +2346,7 @@ const struct store_ops store_pg_ops = {
     .users_by_ids = pg_users_by_ids,
     .stats = pg_stats,
     .set_status = pg_set_status_op,
+    .set_status_many = pg_set_status_many,
     .touch = pg_touch,
     .decay = pg_decay,
     .changes = pg_changes,

@@ -2277,6 +2277,27 @@ out:
     return code;
 }
 
+/* A batch of changes is simply each in turn (each its own savepoint in
+ * the writer's batch), the caller's activity after it as
+ * usersd_session_activity would write it (best effort, as there). */
+static enum usersd_code sq_set_status_many(struct store *base, struct store_status_job *jobs,
+                                           size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct store_status_job *j = &jobs[i];
+        j->rc = sq_set_status(base, &j->c, j->out, j->err);
+        if (j->rc || !j->c.touch) continue;
+        int64_t seen = j->out->last_seen;
+        if (!j->c.session_id && seen != USERSD_NULL_TIME && seen >= j->c.touch_before) continue;
+        bool updated = false;
+        if (sq_touch(base, j->c.user_id, j->c.session_id, j->c.now, j->c.touch_before, &updated,
+                     NULL) == USERSD_OK &&
+            updated)
+            j->out->last_seen = j->c.now;
+    }
+    return USERSD_OK;
+}
+
 const struct store_ops store_sqlite_ops = {
     .scheme = "sqlite",
     .set_cache = sq_set_cache,
@@ -2327,4 +2348,5 @@ const struct store_ops store_sqlite_ops = {
     .load_begin = sq_load_begin,
     .load_abort = sq_load_abort,
     .session_seed = sq_session_seed,
+    .set_status_many = sq_set_status_many,
 };

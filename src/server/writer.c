@@ -68,29 +68,33 @@ static void run_activity(struct activity *acts, size_t n)
 
 static void run_batch(struct req **jobs, size_t n, struct activity *acts, size_t nacts)
 {
+    static struct usersd_status_job sj[BATCH_MAX]; /* the writer thread's alone */
+    static struct usersd_session sess[BATCH_MAX];
     struct usersd_err err = {0};
     for (size_t i = 0; i < n; i++)
         jobs[i]->job->order = i;
     qsort(jobs, n, sizeof *jobs, by_user);
-    enum usersd_code rc = usersd_batch_begin(w.core, &err);
-    if (!rc) run_activity(acts, nacts);
     for (size_t i = 0; i < n; i++) {
         struct req *r = jobs[i];
-        if (rc) { /* no transaction: every job fails with its reason */
-            r->job->rc = rc;
-            r->job->err = err;
-            continue;
-        }
         memset(&r->job->err, 0, sizeof r->job->err);
-        r->job->rc = usersd_set_status_presence(w.core, r->job->user_id, r->job->status,
-                                                &r->job->user, &r->job->err);
         /* The caller's own presence write is its activity too (the
          * session's last_used; last_seen when setting away). */
-        if (!r->job->rc && r->route->own_activity) {
-            struct usersd_session session = {.id = r->session.id,
-                                             .last_used = r->session.last_used};
-            usersd_session_activity(w.core, &r->job->user, &session, NULL); /* best effort */
-        }
+        sess[i] = (struct usersd_session){.id = r->session.id, .last_used = r->session.last_used};
+        sj[i] = (struct usersd_status_job){.user_id = r->job->user_id,
+                                           .status = r->job->status,
+                                           .session = r->route->own_activity ? &sess[i] : NULL,
+                                           .out = &r->job->user,
+                                           .err = &r->job->err};
+    }
+    enum usersd_code rc = usersd_batch_begin(w.core, &err);
+    if (!rc) run_activity(acts, nacts);
+    /* One call for the lot (PostgreSQL sends every write before reading a
+     * result); each job still succeeds or fails on its own. */
+    if (!rc && n) rc = usersd_set_status_many(w.core, sj, n, &err);
+    for (size_t i = 0; i < n; i++) {
+        struct req *r = jobs[i];
+        r->job->rc = rc ? rc : sj[i].rc;
+        if (rc) r->job->err = err; /* nothing applied: every job fails with the reason */
     }
     if (!rc && usersd_batch_commit(w.core, &err)) {
         for (size_t i = 0; i < n; i++)
@@ -98,6 +102,8 @@ static void run_batch(struct req **jobs, size_t n, struct activity *acts, size_t
                 jobs[i]->job->rc = err.code;
                 jobs[i]->job->err = err;
             }
+    } else if (rc) {
+        usersd_batch_rollback(w.core); /* a no-op when the batch never began */
     }
     for (size_t i = 0; i < n; i++) {
         jobs[i]->job->state = JOB_DONE;

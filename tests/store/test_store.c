@@ -458,6 +458,13 @@ static void lists_and_stats(void **state)
     assert_int_equal(p.users[1].id, ids[0]); /* 1000, lower id */
     assert_int_equal(p.users[2].id, ids[2]); /* 1000 */
     free(p.users);
+    /* a page past the end still knows the count; a short page is cut */
+    assert_int_equal(s->ops->online_page(s, 2, 10, &p, NULL), USERSD_OK);
+    assert_true(p.total_count == 3 && p.count == 0);
+    free(p.users);
+    assert_int_equal(s->ops->online_page(s, 2, 2, &p, NULL), USERSD_OK);
+    assert_true(p.total_count == 3 && p.count == 1 && p.users[0].id == ids[2]);
+    free(p.users);
 
     struct usersd_list_query q;
     usersd_list_query_init(&q);
@@ -478,6 +485,11 @@ static void lists_and_stats(void **state)
     int64_t ask[] = {ids[4], 9999, ids[0]};
     assert_int_equal(s->ops->users_by_ids(s, ask, 3, found, &n, NULL), USERSD_OK);
     assert_int_equal(n, 2);
+    assert_true((found[0].id == ids[4] && found[1].id == ids[0]) ||
+                (found[0].id == ids[0] && found[1].id == ids[4]));
+    assert_string_equal(found[0].id == ids[0] ? found[0].username : found[1].username, "user0");
+    assert_int_equal(s->ops->users_by_ids(s, ask + 1, 1, found, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
 
     struct usersd_stats st = {0};
     assert_int_equal(s->ops->stats(s, &st, NULL), USERSD_OK);
@@ -547,6 +559,184 @@ static void status_messages(void **state)
                      USERSD_ENOTFOUND);
     assert_int_equal(s->ops->status_message(s, 9999, NULL, USERSD_NULL_TIME, 1, &u, NULL),
                      USERSD_ENOTFOUND);
+}
+
+/* Runs jobs (n of them) through set_status_many, in a batch or not. */
+static void many(struct store *s, struct store_status_job *jobs, size_t n, struct usersd_user *out,
+                 struct usersd_err *errs, bool batch)
+{
+    for (size_t i = 0; i < n; i++) {
+        jobs[i].out = &out[i];
+        jobs[i].err = &errs[i];
+        jobs[i].rc = USERSD_EINTERNAL;
+    }
+    if (batch) assert_int_equal(s->ops->batch(s, BATCH_BEGIN, NULL), USERSD_OK);
+    assert_int_equal(s->ops->set_status_many(s, jobs, n), USERSD_OK);
+    if (batch) assert_int_equal(s->ops->batch(s, BATCH_COMMIT, NULL), USERSD_OK);
+}
+
+/* Many changes at once (the writer's group commit): each job gets its own
+ * result — an unknown user, or a change the database refuses, fails only
+ * its job — a user asked twice is written twice in job order, one log row
+ * and one history row per real change, in job order, and a job that is
+ * its caller's activity also moves last_seen and its session's last_used. */
+static void status_many(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    s->history = true;
+    assert_int_equal(s->ops->history_mark(s, 1, false, NULL), USERSD_OK);
+    int64_t a = insert(s, "a", "", 1), b = insert(s, "b", "", 1), ghost = a + b + 100;
+    int64_t sid = add_session(s, b, 9, 100);
+    struct usersd_user out[6];
+    struct usersd_err errs[6];
+    struct store_status_job j[6] = {
+        {.c = {.user_id = a, .status = USERSD_ONLINE, .last_seen = 1000, .now = 1000}},
+        {.c = {.user_id = ghost, .status = USERSD_ONLINE, .last_seen = 1001, .now = 1001}},
+        {.c = {.user_id = b,
+               .status = USERSD_AWAY,
+               .last_seen = USERSD_NULL_TIME,
+               .now = 1002,
+               .touch = true,
+               .touch_before = 500,
+               .session_id = sid}},
+        {.c = {.user_id = a, .status = USERSD_AWAY, .last_seen = USERSD_NULL_TIME, .now = 1003}},
+        {.c = {.user_id = b, .status = USERSD_AWAY, .last_seen = USERSD_NULL_TIME, .now = 1004}},
+    };
+    many(s, j, 5, out, errs, true);
+    assert_int_equal(j[0].rc, USERSD_OK);
+    assert_true(out[0].id == a && out[0].online_status == USERSD_ONLINE &&
+                out[0].last_seen == 1000);
+    assert_int_equal(j[1].rc, USERSD_ENOTFOUND);
+    assert_int_equal(errs[1].code, USERSD_ENOTFOUND);
+    assert_int_equal(j[2].rc, USERSD_OK); /* never seen: the activity sets last_seen */
+    assert_true(out[2].online_status == USERSD_AWAY && out[2].last_seen == 1002);
+    assert_int_equal(j[3].rc, USERSD_OK); /* a's second job, after its first */
+    assert_true(out[3].online_status == USERSD_AWAY && out[3].last_seen == 1000);
+    assert_int_equal(j[4].rc, USERSD_OK);
+    assert_true(out[4].online_status == USERSD_AWAY && out[4].last_seen == 1002);
+
+    struct usersd_changes c = {0};
+    assert_int_equal(s->ops->changes(s, 0, 100, PRESENCE_ONLY, &c, NULL), USERSD_OK);
+    assert_int_equal(c.count, 3); /* b's second away is no change */
+    assert_true(c.items[0].user_id == a && c.items[0].online_status == USERSD_ONLINE);
+    assert_true(c.items[1].user_id == b && c.items[1].online_status == USERSD_AWAY);
+    assert_true(c.items[2].user_id == a && c.items[2].online_status == USERSD_AWAY);
+    assert_true(c.items[2].last_seen == 1000 && c.items[2].at == 1003);
+    assert_true(c.items[0].seq < c.items[1].seq && c.items[1].seq < c.items[2].seq);
+    usersd_changes_free(&c);
+    struct store_history h;
+    assert_int_equal(s->ops->history_read(s, a, 0, 2000, &h, NULL), USERSD_OK);
+    assert_int_equal(h.count, 2);
+    assert_true(h.rows[0].at == 1000 && h.rows[0].status == USERSD_ONLINE &&
+                h.rows[0].prev == USERSD_OFFLINE);
+    assert_true(h.rows[1].at == 1003 && h.rows[1].status == USERSD_AWAY &&
+                h.rows[1].prev == USERSD_ONLINE);
+    free(h.rows);
+    struct usersd_sessions list = {0};
+    assert_int_equal(s->ops->session_list(s, b, &list, NULL), USERSD_OK);
+    assert_true(list.count == 1 && list.items[0].last_used == 1002);
+    usersd_sessions_free(&list);
+
+    /* A change the database refuses (no such status) fails alone, on its
+     * own and (PostgreSQL: each change undone alone; SQLite's batch then
+     * commits nothing) in a batch. */
+    for (int batch = strcmp(g_kind, "sqlite") != 0; batch >= 0; batch--) {
+        int64_t t = 2000 + 10 * batch;
+        struct store_status_job k[3] = {
+            {.c = {.user_id = a, .status = USERSD_OFFLINE, .last_seen = t, .now = t}},
+            {.c = {.user_id = b, .status = (enum usersd_status)7, .last_seen = t, .now = t}},
+            {.c = {.user_id = b, .status = USERSD_ONLINE, .last_seen = t + 1, .now = t + 1}},
+        };
+        many(s, k, 3, out, errs, batch);
+        assert_int_equal(k[0].rc, USERSD_OK);
+        assert_int_equal(k[1].rc, USERSD_EDB);
+        assert_int_equal(k[2].rc, USERSD_OK);
+        struct usersd_user g;
+        assert_int_equal(s->ops->user_get(s, a, &g, NULL), USERSD_OK);
+        assert_true(g.online_status == USERSD_OFFLINE && g.last_seen == t);
+        assert_int_equal(s->ops->user_get(s, b, &g, NULL), USERSD_OK);
+        assert_true(g.online_status == USERSD_ONLINE && g.last_seen == t + 1);
+        /* back for the next round */
+        struct store_status_job back[2] = {
+            {.c = {.user_id = a, .status = USERSD_AWAY, .last_seen = USERSD_NULL_TIME, .now = t}},
+            {.c = {.user_id = b, .status = USERSD_AWAY, .last_seen = USERSD_NULL_TIME, .now = t}},
+        };
+        many(s, back, 2, out, errs, false);
+        assert_true(back[0].rc == USERSD_OK && back[1].rc == USERSD_OK);
+    }
+}
+
+/* Decay of more users than one transaction takes (a thousand): every one
+ * changes, once, and the counters follow. */
+static void decay_in_chunks(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    enum { N = 2100 };
+    static struct store_status_job jobs[N];
+    static struct usersd_user out[N];
+    static struct usersd_err errs[N];
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "d%d", i);
+        jobs[i] = (struct store_status_job){.c = {.user_id = insert(s, name, "", 1),
+                                                  .status = USERSD_ONLINE,
+                                                  .last_seen = 100 + i % 7,
+                                                  .now = 100}};
+    }
+    many(s, jobs, N, out, errs, true);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(jobs[i].rc, USERSD_OK);
+    int64_t n = 0;
+    assert_int_equal(s->ops->decay(s, 1000, 500, USERSD_NULL_TIME, &n, NULL), USERSD_OK);
+    assert_int_equal(n, N);
+    assert_int_equal(s->ops->decay(s, 1001, 500, USERSD_NULL_TIME, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
+    struct usersd_changes c = {0};
+    int64_t head = 0;
+    assert_int_equal(s->ops->changes_head(s, &head, NULL), USERSD_OK);
+    assert_int_equal(s->ops->changes(s, head - N, N + 10, PRESENCE_ONLY, &c, NULL), USERSD_OK);
+    assert_int_equal(c.count, N);
+    for (size_t i = 0; i < c.count; i++)
+        assert_int_equal(c.items[i].online_status, USERSD_AWAY);
+    usersd_changes_free(&c);
+    struct usersd_stats st = {0};
+    assert_int_equal(s->ops->stats(s, &st, NULL), USERSD_OK);
+    assert_true(st.online_users == 0 && st.away_users == N);
+}
+
+/* A batch whose connection is lost commits nothing: a later call may not
+ * reconnect and run outside the lost transaction, and the commit may not
+ * succeed there for nothing (PostgreSQL; SQLite has no connection). */
+static void lost_connection_fails_the_batch(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    if (strcmp(g_kind, "sqlite") == 0) return;
+#ifdef USERSD_WITH_PG
+    int64_t a = insert(s, "a", "", 1), b = insert(s, "b", "", 1);
+    struct usersd_user u;
+    assert_int_equal(s->ops->batch(s, BATCH_BEGIN, NULL), USERSD_OK);
+    struct store_status_change c = {
+        .user_id = a, .status = USERSD_ONLINE, .last_seen = 100, .now = 100};
+    assert_int_equal(s->ops->set_status(s, &c, &u, NULL), USERSD_OK);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "DO $$ BEGIN PERFORM pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+             "WHERE datname = '%s'; END $$",
+             f->path);
+    assert_int_equal(pg_admin(sql), 0);
+    bool updated;
+    /* the first call finds the connection gone; the second must not start
+     * a new one outside the batch */
+    assert_int_not_equal(s->ops->touch(s, b, 0, 200, 200, &updated, NULL), USERSD_OK);
+    assert_int_not_equal(s->ops->touch(s, b, 0, 200, 200, &updated, NULL), USERSD_OK);
+    enum usersd_code committed = s->ops->batch(s, BATCH_COMMIT, NULL);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK); /* reconnects */
+    assert_int_not_equal(committed, USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_OFFLINE); /* the batch was lost */
+    assert_int_equal(s->ops->user_get(s, b, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == USERSD_NULL_TIME); /* nothing ran on its own either */
+#endif
 }
 
 /* History: every presence change (set, decay, a session's end, deletion)
@@ -651,6 +841,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(lists_and_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(status_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(presence_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(status_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(decay_in_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(lost_connection_fails_the_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

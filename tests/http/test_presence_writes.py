@@ -1,0 +1,208 @@
+"""Presence writes at scale, on both drivers: the writer's group commit
+(one usersd_set_status_many per batch; PostgreSQL sends the whole batch as
+one statement) keeps each request's own answer, and two processes writing
+the same users at once log each real change exactly once, in commit order.
+PostgreSQL only: the server's background sweeps never walk the users table
+(a generic plan of a prepared statement once did, twice a second)."""
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import DB_KIND, Server, db_url
+
+STATUSES = ("online", "away", "offline")
+
+
+def set_status(srv, token, uid, status):
+    code, _, body = srv.request("POST", "/api/users/admin/users/%d/set-online-status/" % uid,
+                                {"status": status}, token=token)
+    return code, body
+
+
+def all_changes(srv, token):
+    """The whole presence log (bounded: at most 50 pages of 1,000)."""
+    out, since = [], 0
+    for _ in range(50):
+        code, _, body = srv.request(
+            "GET", "/api/users/presence/changes/?since=%d&limit=1000" % since, token=token)
+        assert code == 200, body
+        out.extend(body["changes"])
+        if not body["changes"]:
+            return out
+        since = body["next_since"]
+    raise AssertionError("the log did not end within 50 pages")
+
+
+def run_all(n, fn):
+    """Runs fn(i) for i < n in n threads started together; returns results."""
+    results = [None] * n
+    start = threading.Barrier(n)
+
+    def one(i):
+        start.wait(timeout=30)
+        results[i] = fn(i)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+        assert not t.is_alive(), "a request thread did not finish"
+    return results
+
+
+class Batches(unittest.TestCase):
+    """Requests that arrive together share a batch; each keeps its answer."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server().start()
+        cls.admin = cls.srv.login()
+        cls.ids = [cls.srv.create_user(cls.admin, username="batch%d" % i)["id"]
+                   for i in range(6)]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.cleanup()
+
+    def test_unknown_users_fail_alone(self):
+        ghost = max(self.ids) + 1000
+        # 24 writes at once: every fourth to a user that does not exist
+        plan = [(ghost + i if i % 4 == 1 else self.ids[i % len(self.ids)], STATUSES[i % 3])
+                for i in range(24)]
+        results = run_all(len(plan), lambda i: set_status(self.srv, self.admin, *plan[i]))
+        for (uid, status), (code, body) in zip(plan, results):
+            if uid >= ghost:
+                self.assertEqual(code, 404, body)
+                self.assertIn("error", body)
+            else:
+                self.assertEqual(code, 200, body)
+                self.assertEqual((body["user_id"], body["online_status"]), (uid, status))
+        # what each user holds now is what its last write said, and its log
+        # has no change twice in a row
+        changes = all_changes(self.srv, self.admin)
+        for uid in self.ids:
+            mine = [c["online_status"] for c in changes if c["user_id"] == uid]
+            for a, b in zip(mine, mine[1:]):
+                self.assertNotEqual(a, b, mine)
+            code, _, st = self.srv.request(
+                "GET", "/api/users/admin/users/%d/online-status/" % uid, token=self.admin)
+            self.assertEqual(code, 200)
+            self.assertEqual(mine[-1] if mine else "offline", st["online_status"])
+
+    def test_own_writes_in_one_batch_are_each_callers_activity(self):
+        tokens = []
+        for i in range(4):
+            u = self.srv.create_user(self.admin, username="own%d" % i)
+            tokens.append((u["id"], self.srv.login("own%d" % i, "password-123")))
+        results = run_all(8, lambda i: self.srv.request(
+            "POST", "/api/users/me/online-status/", {"status": "away"},
+            token=tokens[i % 4][1]) if i < 4 else self.srv.request(
+            "POST", "/api/users/me/heartbeat/", token=tokens[i % 4][1]))
+        for code, _, body in results:
+            self.assertEqual(code, 200, body)
+        for uid, token in tokens:
+            code, _, me = self.srv.request("GET", "/api/users/me/", token=token)
+            self.assertEqual(code, 200)
+            self.assertEqual(me["id"], uid)
+            self.assertIn(me["online_status"], ("online", "away"))
+            self.assertIsNotNone(me["last_seen"])  # the write was also activity
+
+
+class TwoWriters(unittest.TestCase):
+    """Two processes on one database write the same users at once."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="usersd-writers-")
+        self.db = db_url(self.dir, "writers")
+        args = ["--away-after", "0", "--offline-after", "0"]
+        self.a = Server(args, workdir=self.dir, db=self.db).start()
+        self.b = Server(args, workdir=tempfile.mkdtemp(prefix="usersd-writers-b-"),
+                        db=self.db).start()
+
+    def tearDown(self):
+        self.a.stop()
+        self.b.cleanup()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_each_change_is_logged_once_in_commit_order(self):
+        ta, tb = self.a.login(), self.b.login()
+        ids = [self.a.create_user(ta, username="w%d" % i)["id"] for i in range(5)]
+        rounds = 12
+
+        def writer(i):
+            srv, token = (self.a, ta) if i % 2 == 0 else (self.b, tb)
+            done = []
+            for r in range(rounds):
+                uid = ids[(i + r) % len(ids)]
+                status = STATUSES[(i * 7 + r) % 3]
+                code, body = set_status(srv, token, uid, status)
+                assert code == 200, body
+                done.append((uid, status))
+            return done
+
+        results = run_all(16, writer)
+        changes = all_changes(self.b, tb)
+        seqs = [c["seq"] for c in changes]
+        self.assertEqual(seqs, sorted(seqs))
+        self.assertEqual(len(seqs), len(set(seqs)))
+        writes = {uid: 0 for uid in ids}
+        for done in results:
+            for uid, _ in done:
+                writes[uid] += 1
+        for uid in ids:
+            mine = [c["online_status"] for c in changes if c["user_id"] == uid]
+            # a change reported twice (by both processes, or out of commit
+            # order) shows as the same status twice in a row
+            for x, y in zip(mine, mine[1:]):
+                self.assertNotEqual(x, y, (uid, mine))
+            self.assertLessEqual(len(mine), writes[uid])
+            self.assertTrue(mine, "no change was logged for %d" % uid)
+            for srv, token in ((self.a, ta), (self.b, tb)):
+                code, _, st = srv.request(
+                    "GET", "/api/users/admin/users/%d/online-status/" % uid, token=token)
+                self.assertEqual((code, st["online_status"]), (200, mine[-1]))
+
+
+def psql(url, sql):
+    state = os.environ["USERSD_PG_STATE"]
+    with open(os.path.join(state, "bindir")) as f:
+        bin_psql = os.path.join(f.read().strip(), "psql")
+    p = subprocess.run([bin_psql, "-At", "-X", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+@unittest.skipUnless(DB_KIND == "postgresql", "PostgreSQL's plans")
+class BackgroundReads(unittest.TestCase):
+    def test_sweeps_never_walk_the_users_table(self):
+        d = tempfile.mkdtemp(prefix="usersd-sweeps-")
+        db = db_url(d, "sweeps")
+        bin_ = os.environ.get("USERSD_BIN", "../../build-test/usersd")
+        p = subprocess.run([bin_, "seed", "--db", db, "--users", "3000"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # no decay: its check is an index range at any size that matters
+        srv = Server(["--away-after", "0", "--offline-after", "0"], workdir=d, db=db).start()
+        try:
+            count = "SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'users'"
+            # the sweeps run four times a second: after two seconds each
+            # prepared statement has run more than five times, so it runs
+            # on PostgreSQL's generic plan
+            time.sleep(2.0)
+            before = int(psql(db, count))
+            time.sleep(2.5)  # ten more sweeps (statistics reach the view within a second)
+            after = int(psql(db, count))
+            self.assertEqual(after, before, "a background sweep scanned every user")
+        finally:
+            srv.cleanup()
+            shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
