@@ -642,3 +642,49 @@ test('a dropped stream shows "reconnecting…" and recovers by itself', async ()
   await onlineRow(page, 'carol_two').waitFor({ timeout: WAIT });
   await page.done();
 });
+
+// Last, as it grows the database: 100,000 more users (10 % of them online,
+// so over 10,000 online). The views ask for pages, never for everything,
+// and the online list is updated in place.
+test('at scale: 10,000 online and 100,000 users, a page at a time', async () => {
+  const seed = spawnSync(BIN, ['seed', '--db', db, '--users', '100000'], { encoding: 'utf8', timeout: 120000 });
+  assert.equal(seed.status, 0, seed.stderr);
+  const stats = (await api('GET', '/api/users/management/statistics/', undefined, admin)).body;
+  assert.ok(stats.online_users >= 10000 && stats.total_users > 100000, JSON.stringify(stats));
+  const page = await newPage();
+  const asked = [];
+  page.on('request', (r) => { if (r.url().includes('/api/users/')) asked.push(new URL(r.url())); });
+  await logIn(page);
+  const table = page.getByRole('table', { name: 'Online users' });
+  await onlineRow(page, 'admin').waitFor({ timeout: WAIT });
+  const summary = page.locator('.summary');
+  await until(async () => / online/.test(await summary.textContent()), 'the online count');
+  const shown = Number((await page.locator('.summary strong').textContent()).replace(/,/g, ''));
+  assert.ok(shown >= 10000, `the count shows ${shown}`);
+  assert.equal(await table.locator('tbody tr').count(), 50);
+  // a user on the page changes: that row is updated, the page keeps its length
+  await page.evaluate(() => { window.notReloaded = true; });
+  const second = (await table.getByRole('rowheader').allTextContents())[1].replace(/ \(you\)$/, '');
+  const id = (await api('GET', `/api/users/management/list/?search=${encodeURIComponent(second)}`, undefined, admin))
+    .body.users.find((u) => u.username === second).id;
+  const r = await api('POST', `/api/users/admin/users/${id}/set-online-status/`, { status: 'away' }, admin);
+  assert.equal(r.status, 200);
+  await until(async () => /away/.test(await onlineRow(page, second).textContent()), `${second}'s row to say away`);
+  assert.equal(await table.locator('tbody tr').count(), 50);
+  assert.equal(await page.evaluate(() => window.notReloaded), true);
+
+  // Users: the first page, a search, the next page
+  await page.getByRole('link', { name: 'Users', exact: true }).click();
+  const users = page.getByRole('table', { name: 'Users' });
+  await until(async () => (await users.locator('tbody tr').count()) === 50, 'the first page of users');
+  await page.getByRole('searchbox', { name: 'Search' }).fill('seed12');
+  await page.getByText(/^Page 1 of [0-9,]+/).waitFor({ timeout: WAIT });
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByText(/^Page 2 of/).waitFor({ timeout: WAIT });
+  assert.equal(await users.locator('tbody tr').count(), 50);
+  // every list asked for is one page of at most 100
+  const lists = asked.filter((u) => /\/(online|list)\/$/.test(u.pathname));
+  assert.ok(lists.length > 0);
+  for (const u of lists) assert.ok(Number(u.searchParams.get('per_page') || 50) <= 100, u.href);
+  await page.done();
+});
