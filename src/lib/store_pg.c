@@ -29,6 +29,11 @@ extern const char *const store_pg_migrations[];
 #define USER_COLS                                                                                  \
     "id, username, email, first_name, last_name, is_active, is_staff, date_joined, "               \
     "online_status, last_seen, status_text, status_expires"
+/* The same, named through users (beside presence, which has two of them). */
+#define USERS_COLS                                                                                 \
+    "users.id, users.username, users.email, users.first_name, users.last_name, users.is_active, "  \
+    "users.is_staff, users.date_joined, users.online_status, users.last_seen, users.status_text, " \
+    "users.status_expires"
 
 enum pstmt {
     P_INSERT,
@@ -108,11 +113,14 @@ static const char *const psql[P_NSTMT] = {
     [P_DELETE] = "DELETE FROM users WHERE id = $1",
     [P_COUNT] = "SELECT total FROM user_counts WHERE id = 1",
     /* The count (kept by the counters) and the page in one statement: one
-     * round trip, one snapshot. An empty page is one row of NULLs. */
-    [P_ONLINE] = "SELECT c.online, p.* FROM user_counts c LEFT JOIN LATERAL (SELECT " USER_COLS
-                 " FROM users WHERE online_status = 2 ORDER BY last_seen DESC NULLS LAST, id ASC "
-                 "LIMIT $1 OFFSET $2) p ON true WHERE c.id = 1 "
-                 "ORDER BY p.last_seen DESC NULLS LAST, p.id ASC",
+     * round trip, one snapshot. The page is cut from presence's index alone
+     * (rows skipped by OFFSET are not read) and only its users are joined.
+     * An empty page is one row of NULLs. */
+    [P_ONLINE] = "SELECT c.online, u.* FROM user_counts c LEFT JOIN LATERAL (SELECT " USERS_COLS
+                 " FROM (SELECT user_id FROM presence WHERE online_status = 2 "
+                 "ORDER BY last_seen DESC NULLS LAST, user_id LIMIT $1 OFFSET $2) o "
+                 "JOIN users ON users.id = o.user_id) u ON true WHERE c.id = 1 "
+                 "ORDER BY u.last_seen DESC NULLS LAST, u.id ASC",
     [P_BY_IDS] = "SELECT " USER_COLS " FROM users WHERE id = ANY ($1::bigint[])",
     /* Counters kept by a trigger (migration 003): no scan at any size. */
     [P_STATS] = "SELECT total, active, staff, online, away FROM user_counts WHERE id = 1",
@@ -152,16 +160,18 @@ static const char *const psql[P_NSTMT] = {
     [P_SESSION_COUNT] = "SELECT sessions FROM user_counts WHERE id = 1",
     [P_PING] = "SELECT 1",
     [P_DECAY_PENDING] =
-        "SELECT EXISTS (SELECT 1 FROM users WHERE online_status = 2 AND last_seen < $1) "
-        "OR EXISTS (SELECT 1 FROM users WHERE online_status IN (1, 2) AND last_seen < $2)",
+        "SELECT EXISTS (SELECT 1 FROM presence WHERE online_status = 2 AND last_seen < $1) "
+        "OR EXISTS (SELECT 1 FROM presence WHERE online_status IN (1, 2) AND last_seen < $2)",
     /* One statement each: the update, its log rows and its history see the
      * same rows, and a process running the same sweep concurrently waits
      * on the row locks, re-checks the condition and finds nothing left to
-     * change. $3 says whether history is kept, $4 how many users at most;
-     * the result is the count. */
+     * change. The users due are found through presence's index. $3 says
+     * whether history is kept, $4 how many users at most; the result is
+     * the count. */
     [P_DECAY_OFFLINE] =
-        "WITH o AS (SELECT id, online_status AS prev FROM users WHERE online_status IN (1, 2) "
-        "AND last_seen < $2 LIMIT $4 FOR UPDATE), "
+        "WITH o AS (SELECT id, online_status AS prev FROM users WHERE id IN (SELECT user_id "
+        "FROM presence WHERE online_status IN (1, 2) AND last_seen < $2 LIMIT $4) "
+        "AND online_status IN (1, 2) AND last_seen < $2 FOR UPDATE), "
         "d AS (UPDATE users u SET online_status = 0 FROM o WHERE u.id = o.id "
         "AND u.online_status IN (1, 2) RETURNING u.id, u.username, u.last_seen, o.prev), "
         "l AS (INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
@@ -171,8 +181,8 @@ static const char *const psql[P_NSTMT] = {
         "ON CONFLICT (user_id, at) DO UPDATE SET status = excluded.status) "
         "SELECT count(*) FROM d",
     [P_DECAY_AWAY] =
-        "WITH d AS (UPDATE users SET online_status = 1 WHERE id IN (SELECT id FROM users "
-        "WHERE online_status = 2 AND last_seen < $2 LIMIT $4 FOR UPDATE) AND online_status = 2 "
+        "WITH d AS (UPDATE users SET online_status = 1 WHERE id IN (SELECT user_id FROM presence "
+        "WHERE online_status = 2 AND last_seen < $2 LIMIT $4) AND online_status = 2 "
         "AND last_seen < $2 RETURNING id, username, last_seen), "
         "l AS (INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
         "SELECT id, username, 1, last_seen, $1 FROM d ORDER BY last_seen, id), "
@@ -944,10 +954,13 @@ static PGresult *run_list(struct pg_store *s, const char *sql, const struct para
     return run_sql(s, name, s->list_sql[slot], &s->list_prepared[slot], p, err);
 }
 
+/* Ordered by last_seen, the list joins presence (users has no index on
+ * it) and filters its status there, so one index gives the order. */
 static enum usersd_code pg_user_list(struct store *base, const struct usersd_list_query *q,
                                      struct usersd_page *out, struct usersd_err *err)
 {
     struct pg_store *s = (struct pg_store *)base;
+    bool by_seen = q->order == USERSD_ORDER_LAST_SEEN;
     char where[512] = "", sql[1024];
     size_t w = 0;
     struct params p = {0};
@@ -965,7 +978,7 @@ static enum usersd_code pg_user_list(struct store *base, const struct usersd_lis
     }
     if (q->online_status >= 0) {
         p_int(&p, q->online_status);
-        ADD("online_status = $%d", p.n);
+        ADD("%s.online_status = $%d", by_seen ? "p" : "users", p.n);
     }
     if (q->is_active >= 0) {
         p_bool(&p, q->is_active);
@@ -976,17 +989,18 @@ static enum usersd_code pg_user_list(struct store *base, const struct usersd_lis
         ADD("is_staff = $%d", p.n);
     }
 #undef ADD
-    static const char *const keys[] = {"id", "lower(username)", "date_joined", "last_seen"};
+    static const char *const keys[] = {"users.id", "lower(username)", "date_joined", "p.last_seen"};
     const char *dir = q->descending ? "DESC" : "ASC";
+    const char *from = by_seen ? "users JOIN presence p ON p.user_id = users.id" : "users";
     char order[128];
     if (q->order == USERSD_ORDER_ID)
-        snprintf(order, sizeof order, "id %s", dir);
+        snprintf(order, sizeof order, "users.id %s", dir);
     else
-        snprintf(order, sizeof order, "%s %s NULLS LAST, id ASC", keys[q->order], dir);
+        snprintf(order, sizeof order, "%s %s NULLS LAST, users.id ASC", keys[q->order], dir);
 
     enum usersd_code code = USERSD_OK;
     if (out->total_count < 0) {
-        snprintf(sql, sizeof sql, "SELECT count(*) FROM users%s", where);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM %s%s", from, where);
         code = one_int(run_list(s, sql, &p, err), &out->total_count);
     }
     if (!code) {
@@ -994,8 +1008,8 @@ static enum usersd_code pg_user_list(struct store *base, const struct usersd_lis
         p_int(&p, q->per_page);
         p_int(&p, (int64_t)(q->page - 1) * q->per_page);
         snprintf(sql, sizeof sql,
-                 "SELECT " USER_COLS " FROM users%s ORDER BY %s LIMIT $%d OFFSET $%d", where, order,
-                 n + 1, n + 2);
+                 "SELECT " USERS_COLS " FROM %s%s ORDER BY %s LIMIT $%d OFFSET $%d", from, where,
+                 order, n + 1, n + 2);
         code = collect(run_list(s, sql, &p, err), (size_t)q->per_page, out, err);
     }
     free(pattern);
@@ -1692,7 +1706,7 @@ static const char load_begin_sql[] =
     "CREATE TEMP TABLE usersd_load_ddl ON COMMIT DROP AS "
     "SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS def "
     "FROM pg_index i WHERE i.indrelid IN ('users'::regclass, 'sessions'::regclass, "
-    "'presence_history'::regclass) AND NOT i.indisprimary "
+    "'presence_history'::regclass, 'presence'::regclass) AND NOT i.indisprimary "
     "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid); "
     "DO $$ DECLARE r record; BEGIN "
     "FOR r IN SELECT name FROM usersd_load_ddl LOOP EXECUTE 'DROP INDEX ' || r.name; END LOOP; "
@@ -1710,7 +1724,7 @@ static const char load_counts_sql[] =
     "count(*) FILTER (WHERE online_status = 1) AS away FROM users) AS c WHERE user_counts.id = 1; "
     "ALTER TABLE users ENABLE TRIGGER users_count_insert_delete; "
     "ALTER TABLE sessions ENABLE TRIGGER sessions_count; "
-    "ANALYZE users, sessions, presence_history";
+    "ANALYZE users, sessions, presence_history, presence";
 
 static enum usersd_code pg_load_begin(struct store *base, struct usersd_err *err)
 {

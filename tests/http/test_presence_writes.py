@@ -178,6 +178,50 @@ def psql(url, sql):
     return p.stdout.strip()
 
 
+@unittest.skipUnless(DB_KIND == "postgresql", "PostgreSQL's presence table")
+class PresenceCopy(unittest.TestCase):
+    """PostgreSQL keeps the indexed copy of presence (table presence) in
+    step with users through every kind of write."""
+
+    def test_presence_follows_users_through_every_write(self):
+        d = tempfile.mkdtemp(prefix="usersd-copy-")
+        db = db_url(d, "copy")
+        srv = Server(["--away-after", "1", "--offline-after", "2", "--activity-interval", "0"],
+                     workdir=d, db=db).start()
+        try:
+            admin = srv.login()
+            ids = [srv.create_user(admin, username="c%d" % i)["id"] for i in range(6)]
+            for i, uid in enumerate(ids):  # batches through the writer
+                set_status(srv, admin, uid, STATUSES[i % 3])
+            t = srv.login("c0", "password-123")  # login: online
+            srv.request("POST", "/api/users/me/heartbeat/", token=t)
+            srv.request("GET", "/api/users/me/", token=t)  # activity
+            srv.request("PATCH", "/api/users/management/users/%d/" % ids[1],
+                        {"is_active": False}, token=admin)  # deactivation: offline
+            srv.request("DELETE", "/api/users/management/users/%d/" % ids[2], token=admin)
+            srv.request("POST", "/api/auth/logout/", token=t)
+            # decay takes c3 away, then offline; the admin, who keeps
+            # asking, stays online, and c4 away (never seen: no decay)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                code, _, st = srv.request("GET", "/api/users/management/statistics/",
+                                          token=admin)
+                if (st["online_users"], st["away_users"]) == (1, 1):
+                    break
+                time.sleep(0.2)
+            self.assertEqual((st["online_users"], st["away_users"]), (1, 1))
+            differ = psql(db, "SELECT count(*) FROM users u FULL JOIN presence p "
+                              "ON p.user_id = u.id WHERE u.id IS NULL OR p.user_id IS NULL "
+                              "OR (u.online_status, u.last_seen) IS DISTINCT FROM "
+                              "(p.online_status, p.last_seen)")
+            self.assertEqual(differ, "0")
+            self.assertEqual(psql(db, "SELECT count(*) FROM presence"),
+                             psql(db, "SELECT count(*) FROM users"))
+        finally:
+            srv.cleanup()
+            shutil.rmtree(d, ignore_errors=True)
+
+
 @unittest.skipUnless(DB_KIND == "postgresql", "PostgreSQL's plans")
 class BackgroundReads(unittest.TestCase):
     def test_sweeps_never_walk_the_users_table(self):

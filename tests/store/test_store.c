@@ -656,6 +656,14 @@ static void status_many(void **state)
         assert_true(g.online_status == USERSD_OFFLINE && g.last_seen == t);
         assert_int_equal(s->ops->user_get(s, b, &g, NULL), USERSD_OK);
         assert_true(g.online_status == USERSD_ONLINE && g.last_seen == t + 1);
+        /* the online page and the counters follow the batch */
+        struct usersd_page pg = {0};
+        assert_int_equal(s->ops->online_page(s, 1, 10, &pg, NULL), USERSD_OK);
+        assert_true(pg.total_count == 1 && pg.count == 1 && pg.users[0].id == b);
+        free(pg.users);
+        struct usersd_stats st = {0};
+        assert_int_equal(s->ops->stats(s, &st, NULL), USERSD_OK);
+        assert_true(st.online_users == 1 && st.away_users == 0);
         /* back for the next round */
         struct store_status_job back[2] = {
             {.c = {.user_id = a, .status = USERSD_AWAY, .last_seen = USERSD_NULL_TIME, .now = t}},
@@ -686,6 +694,11 @@ static void decay_in_chunks(void **state)
     many(s, jobs, N, out, errs, true);
     for (int i = 0; i < N; i++)
         assert_int_equal(jobs[i].rc, USERSD_OK);
+    struct usersd_page pg = {0};
+    assert_int_equal(s->ops->online_page(s, 1, 10, &pg, NULL), USERSD_OK);
+    assert_true(pg.total_count == N && pg.count == 10);
+    assert_true(pg.users[0].last_seen == 106 && pg.users[9].last_seen == 106);
+    free(pg.users);
     int64_t n = 0;
     assert_int_equal(s->ops->decay(s, 1000, 500, USERSD_NULL_TIME, &n, NULL), USERSD_OK);
     assert_int_equal(n, N);
@@ -702,6 +715,21 @@ static void decay_in_chunks(void **state)
     struct usersd_stats st = {0};
     assert_int_equal(s->ops->stats(s, &st, NULL), USERSD_OK);
     assert_true(st.online_users == 0 && st.away_users == N);
+    assert_int_equal(s->ops->online_page(s, 1, 10, &pg, NULL), USERSD_OK);
+    assert_true(pg.total_count == 0 && pg.count == 0);
+    free(pg.users);
+    /* ordered by last_seen, filtered by status, through presence */
+    struct usersd_list_query q;
+    usersd_list_query_init(&q);
+    q.online_status = USERSD_AWAY;
+    q.order = USERSD_ORDER_LAST_SEEN;
+    q.descending = true;
+    q.per_page = 3;
+    pg.total_count = -1;
+    assert_int_equal(s->ops->user_list(s, &q, &pg, NULL), USERSD_OK);
+    assert_true(pg.total_count == N && pg.count == 3 && pg.users[0].last_seen == 106);
+    assert_true(pg.users[0].id < pg.users[1].id); /* ties by id */
+    free(pg.users);
 }
 
 /* A batch whose connection is lost commits nothing: a later call may not
