@@ -230,7 +230,7 @@ if floods:
 
 if streams:
     print("\n## Presence streams (bench/stream.sh)\n")
-    print("A fresh usersd (`--threads 1`, core 0, decay off) on 1,000 users; N subscribers "
+    print("A fresh usersd (`--threads 1`, core 0, decay off) on the users given; N subscribers "
           "on core 1 (bench/stream_bench.c) while 8 keep-alive writers change statuses at the "
           "given rate, each change a real one (every user set offline first, then online and "
           "away in turn). Each subscriber follows every user, or (`ids`) 100 random users "
@@ -240,15 +240,15 @@ if streams:
           "skipped = ids jumped over between two received events (full streams; lost, not "
           "late); latency from an `online` event's last_seen to its arrival; RSS per stream "
           "= usersd's RSS after the streams opened, less before, divided.\n")
-    print("| scenario | subscribers | follows | changes/s | changes | expected events "
+    print("| scenario | users | subscribers | follows | changes/s | changes | expected events "
           "| delivered | missing | skipped | resyncs | reconnects | p50 ms | p99 ms "
           "| RSS KiB / stream | server CPU % | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in streams:
         s = r["stream"]
-        print("| %s | %d | %s | %d | %d | %d | %.2f %% | %d | %d | %d | %d | %s | %s | %.1f "
+        print("| %s | %s | %d | %s | %d | %d | %d | %.2f %% | %d | %d | %d | %d | %s | %s | %.1f "
               "| %.0f | %.0f |" % (
-                  s.get("scenario", "?"), s["subscribers"], s["follow"] or "all", s["rate"],
+                  s.get("scenario", "?"), size(s.get("users", r["users"])), s["subscribers"], s["follow"] or "all", s["rate"],
                   s["changes"], s["expected_events"], s["delivered_pct"], s["missing_events"],
                   s["gap_events"], s["resyncs"], s["reconnects"], stream_ms(s["p50_us"]),
                   stream_ms(s["p99_us"]), s["rss_per_stream_kb"], s["server_cpu_pct"],
@@ -266,7 +266,7 @@ if streams:
         if s.get("change_errors") or s.get("warm_errors"):
             bad.append("%d failed writes" % (s.get("change_errors", 0) + s.get("warm_errors", 0)))
         if bad:
-            print("|  | %s |" % "; ".join(bad) + " |" * 14)
+            print("|  | %s |" % "; ".join(bad) + " |" * 15)
 
 notes = os.path.join(here, "NOTES.md")
 if os.path.exists(notes):

@@ -32,6 +32,8 @@
 #                    5-10 minutes after seeding, in whichever scenario runs
 #                    then; the streams would carry it)
 #   BENCH_STREAM_SECONDS   seconds of changes per stream scenario (10)
+#   BENCH_STREAM_USERS     users of the full-stream scenarios (1000)
+#   BENCH_STREAM_IDS_USERS users of the ?ids= scenario (100000)
 #   BENCH_OUT        where results.jsonl and RESULTS.md go (default bench/;
 #                    a partial run writes there too: point it elsewhere)
 set -eu
@@ -305,17 +307,28 @@ done
 login_flood
 
 # The presence stream: fresh servers at 1,000 users (bench/stream.sh).
+# Full streams on 1,000 users; the ?ids= streams follow 100 of
+# BENCH_STREAM_IDS_USERS (100,000) each, so a change interests ~10 of the
+# 10,000 streams, as a contact list would (on 1,000 users every change
+# interests a thousand of them: a million events a second).
+streams() { # USERS SPEC...
+    n_users=$1
+    shift
+    [ $# -gt 0 ] || return 0
+    echo "streams on $n_users users: $*" >&2
+    BENCH_STREAM_USERS=$n_users "$root/bench/stream.sh" "$@" | while read -r line; do
+        echo "{\"users\": $n_users, \"db\": \"sqlite\", \"stream\": $line}" >> "$out"
+    done
+}
 specs=""
 want stream_all_1000 streams && specs="$specs 1000:1000"
 want stream_all_10000 streams && specs="$specs 10000:100"
-want stream_ids_10000 streams && specs="$specs 10000:1000:100"
-if [ -n "$specs" ]; then
-    echo "streams:$specs" >&2
-    # shellcheck disable=SC2086
-    "$root/bench/stream.sh" $specs | while read -r line; do
-        echo "{\"users\": ${BENCH_STREAM_USERS:-1000}, \"db\": \"sqlite\", \"stream\": $line}" >> "$out"
-    done
-fi
+# shellcheck disable=SC2086
+streams "${BENCH_STREAM_USERS:-1000}" $specs
+specs=""
+want stream_ids_10000 streams && specs="10000:1000:100"
+# shellcheck disable=SC2086
+streams "${BENCH_STREAM_IDS_USERS:-100000}" $specs
 fi
 
 # PostgreSQL: where usersd goes when one machine is not enough. No page or
