@@ -21,9 +21,9 @@
 #                    writes (the table's scenarios, on each database)
 #   BENCH_DBS        "sqlite postgresql" (default): the databases
 #   BENCH_PG_USERS   the big size on PostgreSQL (default USERS)
-# A whole run at a million users takes about 35 minutes: ~19 of A/B rounds,
-# ~6 seeding PostgreSQL, the rest seeding SQLite, warm-ups, the mix, the
-# flood and the streams.
+# A whole run at a million users takes 22-25 minutes here: most of it A/B
+# rounds, the rest seeding (a minute or two), warm-ups, the mix, the flood
+# and the streams.
 #   BENCH_ROUNDS     rounds per scenario (3)
 #   BENCH_HEARTBEAT_USERS  distinct users heartbeating at the big size (100000)
 #   BENCH_FLOOD      logins in the flood (1000)
