@@ -1,4 +1,5 @@
--- 009: presence writes without the wide row's indexes.
+-- 008: presence writes at scale: without the wide row's indexes, and in
+-- one statement per batch.
 --
 -- 1. A presence write no longer touches users' indexes. users keeps
 -- online_status and last_seen (the truth, read with the rest of the row),
@@ -66,8 +67,9 @@ CREATE TRIGGER users_count_update AFTER UPDATE OF is_active, is_staff, online_st
                        AND current_setting('usersd.batch', true) IS DISTINCT FROM 'on')
     EXECUTE FUNCTION usersd_count_users();
 
--- 2. usersd_set_presence (migration 008) again, now keeping presence and
--- the counters itself, once per statement. Job k, at p_now[k], sets user p_ids[k] to
+-- 2. Presence writes in one statement per batch (store_pg.c: set_status
+-- and the writer's group commit), keeping presence and the counters
+-- itself, once per statement. Job k, at p_now[k], sets user p_ids[k] to
 -- p_status[k], last_seen to p_seen[k] (NULL keeps it); p_touch[k]: it is
 -- also its caller's own activity: last_seen = p_now[k] where still null or
 -- older than p_before[k], and session p_session[k] (when > 0) used at
@@ -79,7 +81,7 @@ CREATE TRIGGER users_count_update AFTER UPDATE OF is_active, is_staff, online_st
 -- is written twice, in job order. One statement does every job (one
 -- executor start, not nine per job), presence and the counters included
 -- (the row triggers stand aside while usersd.batch is on).
-CREATE OR REPLACE FUNCTION usersd_set_presence(p_ids BIGINT[], p_status SMALLINT[], p_seen BIGINT[],
+CREATE FUNCTION usersd_set_presence(p_ids BIGINT[], p_status SMALLINT[], p_seen BIGINT[],
                                     p_touch BOOLEAN[], p_before BIGINT[], p_session BIGINT[],
                                     p_now BIGINT[], p_history BOOLEAN)
 RETURNS TABLE (o_ord INT, o_id BIGINT, o_username TEXT, o_email TEXT, o_first_name TEXT,
