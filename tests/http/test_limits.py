@@ -120,15 +120,7 @@ class Logins(ServerTest):
         raw = (b"POST /api/auth/login/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                b"X-Forwarded-For: 10.9.9.9\r\nX-Forwarded-For: 203.0.113.30\r\n"
                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10)
-        s.sendall(raw)
-        resp = b""
-        while b"\r\n\r\n" not in resp:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            resp += chunk
-        s.close()
+        resp = rawhttp.exchange(self.srv.port, raw)
         self.assertTrue(resp.startswith(b"HTTP/1.1 429"), resp[:200])
 
     def test_malformed_forwarded_for_counts_the_peer(self):
