@@ -514,6 +514,13 @@ USERSD_API enum usersd_code usersd_data_version(struct usersd *u, uint64_t *vers
 USERSD_API enum usersd_code usersd_read_begin(struct usersd *u, struct usersd_err *err);
 USERSD_API void usersd_read_end(struct usersd *u);
 
+/* A hint that this handle's next request reads user user_id (the {id} of
+ * GET /api/users/admin/users/{id}/...). PostgreSQL, which pays a round
+ * trip per statement, reads that user in the statement that checks the
+ * caller's token, and answers the read that follows from it; SQLite
+ * ignores it. Never changes what a read returns, only what it costs. */
+USERSD_API void usersd_read_hint(struct usersd *u, int64_t user_id);
+
 /* ---- Group commit ------------------------------------------------------ */
 
 /* The calls made between usersd_batch_begin and usersd_batch_commit share

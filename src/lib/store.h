@@ -224,6 +224,9 @@ struct store_ops {
     /* Opens (begin) or closes one read snapshot for the reads in between;
      * NULL where each statement is its own snapshot anyway (PostgreSQL). */
     enum usersd_code (*read_scope)(struct store *s, bool begin, struct usersd_err *err);
+    /* usersd_read_hint: the next read is likely of user id; NULL where a
+     * read costs no round trip (SQLite). */
+    void (*read_hint)(struct store *s, int64_t user_id);
 
     /* Sessions. insert stores row (hash, s.user_id, created, last_used,
      * user_agent, client_ip) and fills row->s.id. */

@@ -54,6 +54,7 @@ enum pstmt {
     P_SESSION_TOUCH,
     P_SESSION_INSERT,
     P_TOKEN_USER,
+    P_TOKEN_USER_HINT,
     P_SESSION_LIST,
     P_USER_PRESENCE,
     P_SESSION_DELETE_ONE,
@@ -139,6 +140,15 @@ static const char *const psql[P_NSTMT] = {
                      "u.is_staff, u.date_joined, u.online_status, u.last_seen, u.status_text, "
                      "u.status_expires, s.id, s.created, s.last_used "
                      "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.hash = $1",
+    /* The same, and user $2 (usersd_read_hint) in the same round trip. */
+    [P_TOKEN_USER_HINT] =
+        "SELECT u.id, u.username, u.email, u.first_name, u.last_name, u.is_active, "
+        "u.is_staff, u.date_joined, u.online_status, u.last_seen, u.status_text, "
+        "u.status_expires, s.id, s.created, s.last_used, t.id, t.username, t.email, "
+        "t.first_name, t.last_name, t.is_active, t.is_staff, t.date_joined, t.online_status, "
+        "t.last_seen, t.status_text, t.status_expires "
+        "FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN users t ON t.id = $2 "
+        "WHERE s.hash = $1",
     [P_SESSION_LIST] = "SELECT id, user_id, created, last_used, user_agent, client_ip "
                        "FROM sessions WHERE user_id = $1 ORDER BY last_used DESC, id DESC",
     /* Locks the user's row: two sessions of one user ending at once take
@@ -290,6 +300,12 @@ struct pg_store {
     bool lost;
     bool batch; /* inside usersd_batch_begin: transactions are savepoints */
     bool listening;
+    /* usersd_read_hint: the user to read with the next token check
+     * (0: none), and that user as read there: valid until the next
+     * statement on this connection (hinted), not found when !hinted_found. */
+    int64_t hint_id;
+    bool hinted, hinted_found;
+    struct usersd_user hinted_user;
     char *list_sql[32]; /* list queries, prepared as "list<i>" on demand */
     bool list_prepared[32];
 };
@@ -446,6 +462,7 @@ static enum usersd_code ensure_conn(struct pg_store *s, struct usersd_err *err)
 static PGresult *run_sql(struct pg_store *s, const char *name, const char *sql, bool *prepared,
                          const struct params *p, struct usersd_err *err)
 {
+    s->hinted = false; /* what it read may change from here on */
     for (int attempt = 0; attempt < 2; attempt++) {
         if (ensure_conn(s, err)) return NULL;
         PGresult *r = NULL;
@@ -761,9 +778,16 @@ static enum usersd_code pg_user_insert(struct store *base, struct usersd_user *u
 static enum usersd_code pg_user_get(struct store *base, int64_t id, struct usersd_user *out,
                                     struct usersd_err *err)
 {
+    struct pg_store *s = (struct pg_store *)base;
+    if (s->hinted && s->hinted_user.id == id) { /* read by the token check just before */
+        s->hinted = false;
+        if (!s->hinted_found) return err_set(err, USERSD_ENOTFOUND, "user not found");
+        *out = s->hinted_user;
+        return USERSD_OK;
+    }
     struct params p = {0};
     p_int(&p, id);
-    return one_user(run((struct pg_store *)base, P_GET, &p, err), out, err);
+    return one_user(run(s, P_GET, &p, err), out, err);
 }
 
 static enum usersd_code pg_user_get_auth(struct store *base, const char *username,
@@ -1949,9 +1973,19 @@ static enum usersd_code pg_token_user(struct store *base, const unsigned char *h
                                       struct usersd_user *out, struct usersd_session *session,
                                       struct usersd_err *err)
 {
+    struct pg_store *s = (struct pg_store *)base;
+    int64_t hint = s->hint_id;
+    s->hint_id = 0;
     struct params p = {0};
     p_bytea(&p, hash, STORE_TOKEN_HASH_LEN);
-    PGresult *r = run((struct pg_store *)base, P_TOKEN_USER, &p, err);
+    if (hint > 0) p_int(&p, hint);
+    PGresult *r = run(s, hint > 0 ? P_TOKEN_USER_HINT : P_TOKEN_USER, &p, err);
+    if (r && PQntuples(r) > 0 && hint > 0) {
+        s->hinted = true;
+        s->hinted_found = !PQgetisnull(r, 0, 15);
+        row_user_at(r, 0, 15, &s->hinted_user);
+        s->hinted_user.id = hint;
+    }
     if (r && PQntuples(r) > 0 && session) {
         memset(session, 0, sizeof *session);
         session->id = col_int(r, 0, 12);
@@ -1961,6 +1995,11 @@ static enum usersd_code pg_token_user(struct store *base, const unsigned char *h
     }
     enum usersd_code code = one_user(r, out, err);
     return code == USERSD_ENOTFOUND ? err_set(err, code, "token not found") : code;
+}
+
+static void pg_read_hint(struct store *base, int64_t user_id)
+{
+    ((struct pg_store *)base)->hint_id = user_id;
 }
 
 static enum usersd_code pg_session_list(struct store *base, int64_t user_id,
@@ -2375,6 +2414,7 @@ const struct store_ops store_pg_ops = {
     .batch = pg_batch,
     .session_insert = pg_session_insert,
     .token_user = pg_token_user,
+    .read_hint = pg_read_hint,
     .session_list = pg_session_list,
     .session_end = pg_session_end,
     .session_expire = pg_session_expire,

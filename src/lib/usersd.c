@@ -111,6 +111,11 @@ void usersd_read_end(struct usersd *u)
     if (u->store->ops->read_scope) u->store->ops->read_scope(u->store, false, NULL);
 }
 
+void usersd_read_hint(struct usersd *u, int64_t user_id)
+{
+    if (u->store->ops->read_hint) u->store->ops->read_hint(u->store, user_id);
+}
+
 enum usersd_code usersd_data_version(struct usersd *u, uint64_t *version, struct usersd_err *err)
 {
     if (!u->store->ops->data_version)

@@ -137,8 +137,11 @@ bool request_precheck(struct req *r)
     /* A GET only reads: one snapshot for all of its reads (one lock). Only
      * when checks and handler run in one call: the thread serves other
      * connections between calls, and they must not run inside it. */
-    if (r->core && r->bodyless && (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD")))
+    if (r->core && r->bodyless && (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD"))) {
         r->read_scope = usersd_read_begin(r->core, NULL) == USERSD_OK;
+        /* GET .../users/{id}/...: read that user with the token's check */
+        if (r->path_id > 0 && r->route->auth != AUTH_NONE) usersd_read_hint(r->core, r->path_id);
+    }
     if (r->route->auth != AUTH_NONE) {
         if (authenticate(r)) return false;
         if (!r->authed) {

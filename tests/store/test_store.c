@@ -241,6 +241,62 @@ static void update_delete_and_sessions(void **state)
 /* Ending a session leaves the user's status alone while another session
  * was used within the window, and otherwise sets them offline, in the same
  * transaction; the log says which sessions ended. */
+static void hint(struct store *s, int64_t user_id)
+{
+    if (s->ops->read_hint) s->ops->read_hint(s, user_id);
+}
+
+/* usersd_read_hint changes what a read costs, never what it returns: the
+ * hinted user read with the token check answers only the read that comes
+ * right after it, for that user. */
+static void read_hint(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    int64_t a = insert(s, "a", "", 1), b = insert(s, "b", "b@example.com", 2);
+    unsigned char h1[STORE_TOKEN_HASH_LEN] = {1}, h9[STORE_TOKEN_HASH_LEN] = {9};
+    add_session(s, a, 1, 5);
+    struct usersd_user u, g;
+    hint(s, b);
+    assert_int_equal(s->ops->token_user(s, h1, &u, NULL, NULL), USERSD_OK);
+    assert_int_equal(u.id, a); /* the caller, not the hinted user */
+    assert_int_equal(s->ops->user_get(s, b, &g, NULL), USERSD_OK);
+    assert_true(g.id == b && g.date_joined == 2 && g.is_active);
+    assert_string_equal(g.username, "b");
+    assert_string_equal(g.email, "b@example.com");
+    assert_true(g.online_status == USERSD_OFFLINE && g.last_seen == USERSD_NULL_TIME);
+
+    /* a write between the token check and the read: the read sees it */
+    hint(s, b);
+    assert_int_equal(s->ops->token_user(s, h1, &u, NULL, NULL), USERSD_OK);
+    set(s, b, USERSD_ONLINE, 20);
+    assert_int_equal(s->ops->user_get(s, b, &g, NULL), USERSD_OK);
+    assert_true(g.online_status == USERSD_ONLINE && g.last_seen == 20);
+
+    /* a read of another user is not answered from the hint */
+    hint(s, b);
+    assert_int_equal(s->ops->token_user(s, h1, &u, NULL, NULL), USERSD_OK);
+    assert_int_equal(s->ops->user_get(s, a, &g, NULL), USERSD_OK);
+    assert_string_equal(g.username, "a");
+    assert_int_equal(s->ops->user_get(s, b, &g, NULL), USERSD_OK);
+    assert_string_equal(g.username, "b");
+
+    /* an unknown user is not found either way; an unknown token reads nothing */
+    hint(s, b + 99);
+    assert_int_equal(s->ops->token_user(s, h1, &u, NULL, NULL), USERSD_OK);
+    assert_int_equal(s->ops->user_get(s, b + 99, &g, NULL), USERSD_ENOTFOUND);
+    hint(s, b);
+    assert_int_equal(s->ops->token_user(s, h9, &u, NULL, NULL), USERSD_ENOTFOUND);
+    set(s, b, USERSD_AWAY, 30);
+    assert_int_equal(s->ops->user_get(s, b, &g, NULL), USERSD_OK);
+    assert_true(g.online_status == USERSD_AWAY && g.last_seen == 30);
+
+    /* the hinted user deleted after the check: not found */
+    hint(s, b);
+    assert_int_equal(s->ops->token_user(s, h1, &u, NULL, NULL), USERSD_OK);
+    assert_int_equal(s->ops->user_delete(s, b, 40, NULL), USERSD_OK);
+    assert_int_equal(s->ops->user_get(s, b, &g, NULL), USERSD_ENOTFOUND);
+}
+
 static void sessions_and_presence(void **state)
 {
     struct store *s = ((struct fx *)*state)->s;
@@ -862,6 +918,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(insert_get_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(uniqueness, setup, teardown),
         cmocka_unit_test_setup_teardown(update_delete_and_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(read_hint, setup, teardown),
         cmocka_unit_test_setup_teardown(sessions_and_presence, setup, teardown),
         cmocka_unit_test_setup_teardown(session_expiry_and_refresh, setup, teardown),
         cmocka_unit_test_setup_teardown(presence_transitions, setup, teardown),
