@@ -302,7 +302,9 @@ struct pg_store {
     bool listening;
     /* usersd_read_hint: the user to read with the next token check
      * (0: none), and that user as read there: valid until the next
-     * statement on this connection (hinted), not found when !hinted_found. */
+     * statement on this connection (hinted; every way to the server —
+     * ensure_conn, exec_plain, run_list, run_once — clears it), not found
+     * when !hinted_found. */
     int64_t hint_id;
     bool hinted, hinted_found;
     struct usersd_user hinted_user;
@@ -416,6 +418,7 @@ static enum usersd_code pg_error_code(struct pg_store *s, PGresult *r, struct us
 
 static enum usersd_code exec_plain(struct pg_store *s, const char *sql, struct usersd_err *err)
 {
+    s->hinted = false;
     PGresult *r = PQexec(s->conn, sql);
     ExecStatusType st = PQresultStatus(r);
     enum usersd_code code = USERSD_OK;
@@ -439,6 +442,7 @@ static enum usersd_code session_setup(struct pg_store *s, struct usersd_err *err
 
 static enum usersd_code ensure_conn(struct pg_store *s, struct usersd_err *err)
 {
+    s->hinted = false; /* a statement follows: what the hint read may change */
     if (!s->lost && PQstatus(s->conn) == CONNECTION_OK) return USERSD_OK;
     if (s->in_tx) {
         s->lost = true;
@@ -462,7 +466,6 @@ static enum usersd_code ensure_conn(struct pg_store *s, struct usersd_err *err)
 static PGresult *run_sql(struct pg_store *s, const char *name, const char *sql, bool *prepared,
                          const struct params *p, struct usersd_err *err)
 {
-    s->hinted = false; /* what it read may change from here on */
     for (int attempt = 0; attempt < 2; attempt++) {
         if (ensure_conn(s, err)) return NULL;
         PGresult *r = NULL;
@@ -960,6 +963,7 @@ static PGresult *run_list(struct pg_store *s, const char *sql, const struct para
         for (int i = 0; i < 32 && slot < 0; i++)
             if (!s->list_sql[i]) slot = i;
         if (slot < 0) { /* full: run unprepared rather than grow without end */
+            s->hinted = false;
             PGresult *r = PQexecParams(s->conn, sql, p->n, NULL, p->v, p->len, p->fmt, 0);
             if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
             pg_error(s, r, err);
@@ -2270,6 +2274,7 @@ static enum usersd_code pg_dump_minutes(struct store *base, int64_t after, size_
 static PGresult *run_once(struct pg_store *s, const char *sql, int n, const char *const *v,
                           struct usersd_err *err)
 {
+    s->hinted = false;
     PGresult *r = PQexecParams(s->conn, sql, n, NULL, v, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
