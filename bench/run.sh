@@ -5,7 +5,8 @@
 # and the medians are reported. Then the scenarios with no nginx
 # counterpart: a day-in-the-life mix (at the big size), a login flood
 # (bench/login_flood.sh), the presence stream with per-subscriber
-# accounting (bench/stream.sh); then the presence scenarios on PostgreSQL (a private cluster pinned to core 0 with
+# accounting (bench/stream.sh); then the presence scenarios and the mix on
+# PostgreSQL (a private cluster pinned to core 0 with
 # usersd: the service gets one core, as nginx does), when its server
 # binaries are installed. Results: results.jsonl and RESULTS.md.
 #
@@ -358,6 +359,8 @@ if case "$dbs" in *" postgresql "*) true ;; *) false ;; esac &&
         scenario heartbeat heartbeat "/api/users/admin/users/2/online-status/" writes
         heartbeat_distinct
         scenario mixed_90_10 mixed "/api/users/admin/users/2/online-status/" writes
+        # the day in the life too, where a deployment outgrows one machine
+        if [ "$size" != 1000 ] || [ "$pg_sizes" = 1000 ]; then mix; fi
         stop_usersd main
     done
     "$root/scripts/pg-cluster.sh" stop "$work/pg" >&2
