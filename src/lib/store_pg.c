@@ -165,8 +165,15 @@ static const char *const psql[P_NSTMT] = {
                      "WHERE id = $1 AND online_status <> 0 RETURNING username, last_seen",
     [P_SESSIONS_EXPIRED] = "SELECT id, user_id FROM sessions WHERE last_used < $1 "
                            "ORDER BY last_used LIMIT $2",
-    [P_SESSION_REFRESH] = "UPDATE sessions SET last_used = greatest(last_used, $1) WHERE id = $2 "
-                          "RETURNING user_id",
+    /* Sessions $2 (an array) used at $1, and their users seen then: one
+     * round trip for a chunk of open streams. Returns the sessions that
+     * still exist. */
+    [P_SESSION_REFRESH] =
+        "WITH s AS (UPDATE sessions SET last_used = greatest(last_used, $1) "
+        "WHERE id = ANY ($2::bigint[]) RETURNING id, user_id), "
+        "t AS (UPDATE users SET last_seen = $1 WHERE id IN (SELECT user_id FROM s) "
+        "AND (last_seen IS NULL OR last_seen < $1)) "
+        "SELECT id FROM s",
     [P_SESSION_COUNT] = "SELECT sessions FROM user_counts WHERE id = 1",
     [P_PING] = "SELECT 1",
     [P_DECAY_PENDING] =
@@ -1068,19 +1075,27 @@ static enum usersd_code pg_online_page(struct store *base, int page, int per_pag
 }
 
 /* One statement for all of them (the bulk status read asks up to 100). */
+/* ids as an array literal, "{1,2,3}" (malloc'd; NULL when out of memory). */
+static char *id_array(const int64_t *ids, size_t n)
+{
+    size_t cap = n * 22 + 3, len = 1; /* an int64 and a comma each, the braces */
+    char *list = malloc(cap);
+    if (!list) return NULL;
+    list[0] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(list + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
+    snprintf(list + len, cap - len, "}");
+    return list;
+}
+
 static enum usersd_code pg_users_by_ids(struct store *base, const int64_t *ids, size_t n,
                                         struct usersd_user *out, size_t *found,
                                         struct usersd_err *err)
 {
     *found = 0;
     if (!n) return USERSD_OK;
-    char *list = malloc(n * 22 + 3);
+    char *list = id_array(ids, n);
     if (!list) return err_set(err, USERSD_ENOMEM, NULL);
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(list + len, n * 22 + 3 - len, "%s%lld", i ? "," : "{",
-                                (long long)ids[i]);
-    snprintf(list + len, n * 22 + 3 - len, "}");
     struct params p = {0};
     p_text(&p, list);
     PGresult *r = run((struct pg_store *)base, P_BY_IDS, &p, err);
@@ -1938,26 +1953,24 @@ static enum usersd_code pg_session_refresh(struct store *base, const int64_t *id
                                            int64_t now, bool *alive, struct usersd_err *err)
 {
     struct pg_store *s = (struct pg_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    for (size_t i = 0; i < n && !code; i++) {
-        struct params p = {0};
-        p_int(&p, now);
-        p_int(&p, ids[i]);
-        PGresult *r = run(s, P_SESSION_REFRESH, &p, err);
-        if (!r) {
-            code = last_fail;
-            break;
-        }
-        int64_t user = PQntuples(r) > 0 ? col_int(r, 0, 0) : 0;
-        PQclear(r);
-        alive[i] = user != 0;
-        bool seen;
-        if (user) code = run_touch(s, P_TOUCH, user, now, now, &seen, err);
+    if (!n) return USERSD_OK;
+    char *list = id_array(ids, n);
+    if (!list) return err_set(err, USERSD_ENOMEM, NULL);
+    struct params p = {0};
+    p_int(&p, now);
+    p_text(&p, list);
+    PGresult *r = run(s, P_SESSION_REFRESH, &p, err);
+    free(list);
+    if (!r) return last_fail;
+    for (size_t i = 0; i < n; i++)
+        alive[i] = false;
+    for (int k = 0; k < PQntuples(r); k++) {
+        int64_t id = col_int(r, k, 0);
+        for (size_t i = 0; i < n; i++)
+            if (ids[i] == id) alive[i] = true;
     }
-    if (!code && !(code = commit(s, err))) return USERSD_OK;
-    rollback(s);
-    return code;
+    PQclear(r);
+    return USERSD_OK;
 }
 
 static enum usersd_code pg_session_insert(struct store *base, struct store_session_row *row,
