@@ -22,7 +22,7 @@
 #                    writes (the table's scenarios, on each database)
 #   BENCH_DBS        "sqlite postgresql" (default): the databases
 #   BENCH_PG_USERS   the big size on PostgreSQL (default USERS)
-# A whole run at a million users takes 22-25 minutes here: most of it A/B
+# A whole run at a million users takes 23-26 minutes here: most of it A/B
 # rounds, the rest seeding (a minute or two), warm-ups, the mix, the flood
 # and the streams.
 #   BENCH_ROUNDS     rounds per scenario (3)
