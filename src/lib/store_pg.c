@@ -26,14 +26,19 @@ extern const char *const store_pg_migrations[];
 #define LOCK_MIGRATE 0x75736d67LL /* advisory lock key; the log's is in P_LOCK_LOG */
 #define CHANNEL "usersd_presence"
 
-#define USER_COLS                                                                                  \
-    "id, username, email, first_name, last_name, is_active, is_staff, date_joined, "               \
-    "online_status, last_seen, status_text, status_expires"
-/* The same, named through users (beside presence, which has two of them). */
-#define USERS_COLS                                                                                 \
-    "users.id, users.username, users.email, users.first_name, users.last_name, users.is_active, "  \
-    "users.is_staff, users.date_joined, users.online_status, users.last_seen, users.status_text, " \
-    "users.status_expires"
+/* A user's columns in the order row_user_at reads them, named through T
+ * ("" for none, "u." for a table or alias u). */
+#define USER_COLS_OF(T)                                                                            \
+    T "id, " T "username, " T "email, " T "first_name, " T "last_name, " T "is_active, " T         \
+      "is_staff, " T "date_joined, " T "online_status, " T "last_seen, " T "status_text, " T       \
+      "status_expires"
+#define USER_COLS USER_COLS_OF("")
+/* Named through users, beside presence (which has two of them). */
+#define USERS_COLS USER_COLS_OF("users.")
+/* The token's user, then its session: id, created, last_used (columns 12–14). */
+#define TOKEN_COLS USER_COLS_OF("u.") ", s.id, s.created, s.last_used"
+#define TOKEN_FROM "FROM sessions s JOIN users u ON u.id = s.user_id"
+#define HINTED_COLS USER_COLS_OF("t.") /* usersd_read_hint's user, column 15 on */
 
 enum pstmt {
     P_INSERT,
@@ -136,19 +141,11 @@ static const char *const psql[P_NSTMT] = {
     [P_SESSION_TOUCH] = "UPDATE sessions SET last_used = $1 WHERE id = $2 AND last_used < $3",
     [P_SESSION_INSERT] = "INSERT INTO sessions (hash, user_id, created, last_used, user_agent, "
                          "client_ip) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    [P_TOKEN_USER] = "SELECT u.id, u.username, u.email, u.first_name, u.last_name, u.is_active, "
-                     "u.is_staff, u.date_joined, u.online_status, u.last_seen, u.status_text, "
-                     "u.status_expires, s.id, s.created, s.last_used "
-                     "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.hash = $1",
-    /* The same, and user $2 (usersd_read_hint) in the same round trip. */
-    [P_TOKEN_USER_HINT] =
-        "SELECT u.id, u.username, u.email, u.first_name, u.last_name, u.is_active, "
-        "u.is_staff, u.date_joined, u.online_status, u.last_seen, u.status_text, "
-        "u.status_expires, s.id, s.created, s.last_used, t.id, t.username, t.email, "
-        "t.first_name, t.last_name, t.is_active, t.is_staff, t.date_joined, t.online_status, "
-        "t.last_seen, t.status_text, t.status_expires "
-        "FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN users t ON t.id = $2 "
-        "WHERE s.hash = $1",
+    [P_TOKEN_USER] = "SELECT " TOKEN_COLS " " TOKEN_FROM " WHERE s.hash = $1",
+    /* The same, and user $2 (usersd_read_hint) from column 15 on, in the
+     * same round trip. */
+    [P_TOKEN_USER_HINT] = "SELECT " TOKEN_COLS ", " HINTED_COLS " " TOKEN_FROM
+                          " LEFT JOIN users t ON t.id = $2 WHERE s.hash = $1",
     [P_SESSION_LIST] = "SELECT id, user_id, created, last_used, user_agent, client_ip "
                        "FROM sessions WHERE user_id = $1 ORDER BY last_used DESC, id DESC",
     /* Locks the user's row: two sessions of one user ending at once take
@@ -1074,7 +1071,6 @@ static enum usersd_code pg_online_page(struct store *base, int page, int per_pag
     return USERSD_OK;
 }
 
-/* One statement for all of them (the bulk status read asks up to 100). */
 /* ids as an array literal, "{1,2,3}" (malloc'd; NULL when out of memory). */
 static char *id_array(const int64_t *ids, size_t n)
 {
@@ -1088,6 +1084,7 @@ static char *id_array(const int64_t *ids, size_t n)
     return list;
 }
 
+/* One statement for all of them (the bulk status read asks up to 100). */
 static enum usersd_code pg_users_by_ids(struct store *base, const int64_t *ids, size_t n,
                                         struct usersd_user *out, size_t *found,
                                         struct usersd_err *err)
