@@ -415,6 +415,13 @@ static void session_expiry_and_refresh(void **state)
     assert_int_equal(s->ops->session_refresh(s, &a2, 1, 1500, alive, NULL), USERSD_OK);
     assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
     assert_true(u.last_seen == 2000);
+    /* decay (which finds the users due through the presence index) sees
+     * the refresh too: not due before 2000, due after */
+    assert_int_equal(s->ops->decay(s, 2500, 1999, USERSD_NULL_TIME, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(s->ops->decay(s, 2500, 2001, USERSD_NULL_TIME, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(status_of(s, a), USERSD_AWAY);
 }
 
 static void presence_transitions(void **state)
