@@ -48,6 +48,11 @@ struct conn_rec {
     struct req *cur;         /* the request in progress (its worker thread only) */
     uint32_t seen_gen;       /* the acceptor's own */
     int64_t first_seen_us;   /* when the acceptor first saw bytes of the next request */
+    /* The client's address as counted (under g.lock): family 0 when not
+     * counted per address; uncounted once reclaim() took it off the counts. */
+    int family;
+    unsigned char a[16];
+    bool uncounted;
 };
 
 /* Open connections per client address: a chained table, keyed by a
@@ -133,6 +138,41 @@ static struct ip_count **ip_find(int family, const unsigned char a[16])
     return p;
 }
 
+/* True when the client has closed its end: the connection is only
+ * waiting for the library to notice (a burst of short connections leaves
+ * many such; TCP_INFO reads the kernel's state without touching the data). */
+static bool peer_closed(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return false;
+    return ti.tcpi_state == TCP_CLOSE_WAIT || ti.tcpi_state == TCP_LAST_ACK ||
+           ti.tcpi_state == TCP_CLOSE;
+}
+
+/* At a limit: takes the connections whose clients have closed them off the
+ * counts (of one address when a is given), so that a burst of short
+ * connections below the limit is never refused because the library has
+ * not yet cleaned up the ones before. They are still served to their end.
+ * Returns how many were taken off. g.lock held. */
+static long reclaim(int family, const unsigned char *a)
+{
+    long n = 0;
+    for (struct conn_rec *rec = g.head; rec; rec = rec->next) {
+        if (rec->uncounted || (a && (rec->family != family || memcmp(rec->a, a, 16) != 0)))
+            continue;
+        if (!peer_closed(rec->fd)) continue;
+        rec->uncounted = true;
+        g.open--;
+        if (rec->family) {
+            struct ip_count *e = *ip_find(rec->family, rec->a);
+            if (e) e->n--; /* the entry stays: freed when its last close comes */
+        }
+        n++;
+    }
+    return n;
+}
+
 /* Counts a new connection from sa in; false (counted nowhere) when it
  * must be refused. */
 static bool admit(const struct sockaddr *sa, int *why)
@@ -141,6 +181,7 @@ static bool admit(const struct sockaddr *sa, int *why)
     unsigned char a[16];
     bool per_ip = ip_key(sa, &family, a) && !client_addr_trusted(sa);
     pthread_mutex_lock(&g.lock);
+    if (g.open >= g.max) reclaim(0, NULL);
     if (g.open >= g.max) {
         pthread_mutex_unlock(&g.lock);
         *why = 1;
@@ -158,6 +199,7 @@ static bool admit(const struct sockaddr *sa, int *why)
             (*p)->family = family;
             memcpy((*p)->a, a, 16);
         }
+        if ((*p)->n >= g.max_ip) reclaim(family, a);
         if ((*p)->n >= g.max_ip) {
             pthread_mutex_unlock(&g.lock);
             *why = 2;
@@ -170,20 +212,28 @@ static bool admit(const struct sockaddr *sa, int *why)
     return true;
 }
 
+/* Takes a closed connection off the counts: by its record when it has
+ * one (rec, g.lock held by the caller), else by its address. */
+static void release_locked(bool counted, bool per_ip, int family, const unsigned char a[16])
+{
+    if (counted) g.open--;
+    if (per_ip) {
+        struct ip_count **p = ip_find(family, a), *e = *p;
+        if (e && counted) e->n--;
+        if (e && e->n <= 0) {
+            *p = e->next;
+            free(e);
+        }
+    }
+}
+
 static void release(const struct sockaddr *sa)
 {
     int family;
     unsigned char a[16];
     bool per_ip = sa && ip_key(sa, &family, a) && !client_addr_trusted(sa);
     pthread_mutex_lock(&g.lock);
-    g.open--;
-    if (per_ip) {
-        struct ip_count **p = ip_find(family, a), *e = *p;
-        if (e && --e->n <= 0) {
-            *p = e->next;
-            free(e);
-        }
-    }
+    release_locked(true, per_ip, family, a);
     pthread_mutex_unlock(&g.lock);
 }
 
@@ -205,8 +255,14 @@ void conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
         struct conn_rec *rec = calloc(1, sizeof *rec);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ai =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci) mhd_errors_line_expect(ci->connect_fd);
         if (rec && ci) { /* without one, the connection only lacks the header deadline */
             rec->fd = ci->connect_fd;
+            const struct sockaddr *sa = ai ? ai->client_addr : NULL;
+            if (!sa || !ip_key(sa, &rec->family, rec->a) || client_addr_trusted(sa))
+                rec->family = 0;
             atomic_store_explicit(&rec->mark_us, now_us(), memory_order_relaxed);
             pthread_mutex_lock(&g.lock);
             rec->next = g.head;
@@ -221,20 +277,23 @@ void conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
         return;
     }
     struct conn_rec *rec = *socket_context;
-    if (rec) { /* unlinked before libmicrohttpd closes the descriptor */
-        pthread_mutex_lock(&g.lock);
-        if (rec->prev)
-            rec->prev->next = rec->next;
-        else
-            g.head = rec->next;
-        if (rec->next) rec->next->prev = rec->prev;
-        pthread_mutex_unlock(&g.lock);
-        free(rec);
-        *socket_context = NULL;
+    if (!rec) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        release(ci ? ci->client_addr : NULL);
+        return;
     }
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    release(ci ? ci->client_addr : NULL);
+    /* unlinked before libmicrohttpd closes the descriptor */
+    pthread_mutex_lock(&g.lock);
+    if (rec->prev)
+        rec->prev->next = rec->next;
+    else
+        g.head = rec->next;
+    if (rec->next) rec->next->prev = rec->prev;
+    release_locked(!rec->uncounted, rec->family != 0, rec->family, rec->a);
+    pthread_mutex_unlock(&g.lock);
+    free(rec);
+    *socket_context = NULL;
 }
 
 void conn_request_begin(struct req *r)
@@ -242,6 +301,7 @@ void conn_request_begin(struct req *r)
     struct conn_rec *rec = rec_of(r->conn);
     if (!rec) return;
     rec->cur = r;
+    mhd_errors_line_seen(rec->fd);
     atomic_fetch_add_explicit(&rec->gen, 1, memory_order_release);
 }
 
@@ -250,6 +310,7 @@ void conn_request_end(struct req *r)
     struct conn_rec *rec = rec_of(r->conn);
     if (!rec || rec->cur != r) return;
     rec->cur = NULL;
+    mhd_errors_line_expect(rec->fd);
     atomic_store_explicit(&rec->mark_us, now_us(), memory_order_relaxed);
     atomic_fetch_add_explicit(&rec->gen, 1, memory_order_release);
 }

@@ -27,6 +27,16 @@
  * request only once the previous reply is sent), so the few hundred bytes
  * go out at once.
  *
+ * One malformed request line gets no reply at all from 0.9.75: a line
+ * without a space (one word) or that starts with one (no method). The
+ * library closes such a connection with close(2), which is stood in for
+ * the same way; recv(2) too, so that the first line of each request on a
+ * connection is seen (a few flags a descriptor, nothing kept), and the
+ * library's close of a connection whose line had that shape answers 400
+ * first.
+ * A line pipelined behind another request is read before usersd knows
+ * where that request ends, and is closed without a reply, as before.
+ *
  * 505 (an HTTP version other than 1.x) becomes 400: no client bytes get a
  * 5xx. If a future libmicrohttpd called these functions differently the
  * replies would stay HTML; tests/http/test_http_errors.py would fail. */
@@ -35,17 +45,25 @@
 #include <link.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
+#include "parse.h"
 #include "server.h"
 
 typedef struct MHD_Response *(*create_fn)(size_t, void *, enum MHD_ResponseMemoryMode);
 typedef enum MHD_Result (*queue_fn)(struct MHD_Connection *, unsigned int, struct MHD_Response *);
 
+typedef ssize_t (*recv_fn)(int, void *, size_t, int);
+typedef int (*close_fn)(int);
+
 static create_fn real_create;
 static queue_fn real_queue;
+static recv_fn real_recv;
+static close_fn real_close;
 static uintptr_t lib_lo, lib_hi; /* the library's code */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 /* The text the library made its error reply from (same thread, just before
@@ -78,6 +96,8 @@ static void resolve(void)
 {
     real_create = (create_fn)dlsym(RTLD_NEXT, "MHD_create_response_from_buffer");
     real_queue = (queue_fn)dlsym(RTLD_NEXT, "MHD_queue_response");
+    real_recv = (recv_fn)dlsym(RTLD_NEXT, "recv");
+    real_close = (close_fn)dlsym(RTLD_NEXT, "close");
     if (!real_queue) return;
     struct find f = {.addr = (uintptr_t)real_queue};
     if (dl_iterate_phdr(find_segment, &f)) {
@@ -148,9 +168,8 @@ static int pick(unsigned status, const char *msg, size_t len, const char **sente
     return 400;
 }
 
-/* Writes the whole reply; returns the body's length. */
-static size_t send_reply(struct MHD_Connection *c, int status, const char *reason,
-                         const char *sentence)
+/* Writes the whole reply on fd and ends it; returns the body's length. */
+static size_t send_reply_fd(int fd, int status, const char *reason, const char *sentence)
 {
     char date[64], body[160], buf[600];
     time_t t = time(NULL);
@@ -163,16 +182,21 @@ static size_t send_reply(struct MHD_Connection *c, int status, const char *reaso
                      "Content-Type: " JSON_TYPE "\r\nCache-Control: no-store\r\n"
                      "Content-Length: %d\r\n\r\n%s",
                      status, reason, date, blen, body);
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci) return 0;
     if (n > 0 && (size_t)n < sizeof buf &&
-        send(ci->connect_fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
         /* the client is not reading: the close alone answers it */
     }
     /* The end of the reply: what the library then sends goes nowhere. */
-    shutdown(ci->connect_fd, SHUT_WR);
+    shutdown(fd, SHUT_WR);
     return blen > 0 ? (size_t)blen : 0;
+}
+
+static size_t send_reply(struct MHD_Connection *c, int status, const char *reason,
+                         const char *sentence)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? send_reply_fd(ci->connect_fd, status, reason, sentence) : 0;
 }
 
 __attribute__((visibility("default"))) struct MHD_Response *
@@ -210,4 +234,64 @@ MHD_queue_response(struct MHD_Connection *c, unsigned int status, struct MHD_Res
     }
     /* The library's own response, for its state machine only. */
     return real_queue(c, status, response);
+}
+
+/* ---- request lines the library drops without a reply ------------------- */
+
+/* A descriptor's parse_line_scan state (only the thread that serves the
+ * connection touches it). */
+static unsigned char *g_line;
+static size_t g_line_n;
+
+bool mhd_errors_lines_init(void)
+{
+    struct rlimit rl;
+    size_t n = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        n = rl.rlim_cur < (1u << 22) ? (size_t)rl.rlim_cur : (1u << 22);
+    g_line = calloc(n, 1);
+    g_line_n = g_line ? n : 0;
+    return g_line != NULL;
+}
+
+void mhd_errors_line_expect(int fd)
+{
+    if (fd >= 0 && (size_t)fd < g_line_n) g_line[fd] = PARSE_LINE_SCANNING;
+}
+
+void mhd_errors_line_seen(int fd)
+{
+    if (fd >= 0 && (size_t)fd < g_line_n) g_line[fd] = 0;
+}
+
+__attribute__((visibility("default"))) ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+    pthread_once(&once, resolve);
+    ssize_t got = real_recv(fd, buf, len, flags);
+    if (got > 0 && fd >= 0 && (size_t)fd < g_line_n && (g_line[fd] & PARSE_LINE_SCANNING) &&
+        from_library(__builtin_return_address(0)))
+        g_line[fd] = parse_line_scan(g_line[fd], buf, (size_t)got);
+    return got;
+}
+
+__attribute__((visibility("default"))) int close(int fd)
+{
+    pthread_once(&once, resolve);
+    if (fd >= 0 && (size_t)fd < g_line_n && g_line[fd] &&
+        from_library(__builtin_return_address(0))) {
+        bool dropped = g_line[fd] & PARSE_LINE_DROPPED;
+        g_line[fd] = 0;
+        if (!dropped) return real_close(fd);
+        const char *sentence = "the request line is not valid HTTP: a method, a target and a "
+                               "version, separated by single spaces";
+        size_t bytes = send_reply_fd(fd, 400, "Bad Request", sentence);
+        metrics_observe(-1, 400, 0);
+        server_access_log("-", "-", 400, bytes, 0, 0, sentence);
+        /* Bytes left unread would make the close a reset, which can take
+         * the reply with it: read what is there (bounded). */
+        char sink[4096];
+        for (int i = 0; i < 16 && real_recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++) {
+        }
+    }
+    return real_close(fd);
 }

@@ -81,6 +81,79 @@ bool parse_method_token(const char *s, size_t len)
     return true;
 }
 
+static bool ascii_case_eq(const char *s, size_t len, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (len != n) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+        if (c != lit[i]) return false;
+    }
+    return true;
+}
+
+void parse_framing_add(struct parse_framing *f, const char *name, size_t name_len,
+                       const char *value, size_t value_len)
+{
+    /* A header name is a token like a method: a space or tab before the
+     * colon stays in the name and fails here. */
+    if (!parse_method_token(name, name_len)) f->bad_name = true;
+    if (ascii_case_eq(name, name_len, "host")) {
+        f->hosts++;
+    } else if (ascii_case_eq(name, name_len, "content-length")) {
+        if (f->lengths++ == 0) {
+            f->length = value;
+            f->length_len = value_len;
+        } else if (value_len != f->length_len || memcmp(value, f->length, value_len) != 0) {
+            f->lengths_differ = true;
+        }
+    } else if (ascii_case_eq(name, name_len, "transfer-encoding")) {
+        f->encodings++;
+        if (!ascii_case_eq(value, value_len, "chunked")) f->not_chunked = true;
+    }
+}
+
+const char *parse_framing_error(const struct parse_framing *f, bool http11)
+{
+    if (f->bad_name) return "a header name is not a valid HTTP token";
+    if (f->hosts > 1) return "a request may have only one Host header";
+    if (http11 && f->hosts == 0) return "an HTTP/1.1 request needs a Host header";
+    if (f->encodings && f->lengths)
+        return "a request may not have both Transfer-Encoding and Content-Length";
+    if (f->lengths_differ) return "the request has conflicting Content-Length headers";
+    if (f->encodings > 1 || f->not_chunked)
+        return "the only Transfer-Encoding supported is one \"chunked\"";
+    return NULL;
+}
+
+bool parse_target_raw(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7f) return false;
+    }
+    return true;
+}
+
+unsigned char parse_line_scan(unsigned char st, const void *bytes, size_t len)
+{
+    const unsigned char *p = bytes;
+    for (size_t i = 0; i < len && (st & PARSE_LINE_SCANNING); i++) {
+        if (p[i] == '\n') {
+            if (!(st & PARSE_LINE_TEXT)) continue; /* an empty line, skipped */
+            if (!(st & PARSE_LINE_SPACE) || (st & PARSE_LINE_LEADING)) st |= PARSE_LINE_DROPPED;
+            st &= (unsigned char)~PARSE_LINE_SCANNING;
+        } else if (p[i] == ' ') {
+            if (!(st & PARSE_LINE_TEXT)) st |= PARSE_LINE_LEADING;
+            st |= PARSE_LINE_SPACE | PARSE_LINE_TEXT;
+        } else if (p[i] != '\r') {
+            st |= PARSE_LINE_TEXT;
+        }
+    }
+    return st;
+}
+
 bool parse_authorization(const char *s, size_t len, const char **key, size_t *key_len)
 {
     size_t sp = 0;

@@ -40,6 +40,46 @@ enum parse_ids_rc parse_ids(const char *s, size_t len, int64_t *out, size_t max,
  * letters, digits and !#$%&'*+-.^_`|~. */
 bool parse_method_token(const char *s, size_t len);
 
+/* The framing headers of one request (API.md §11, RFC 9112 §3 and §6),
+ * counted header by header with parse_framing_add, then judged by
+ * parse_framing_error. Zero-initialise it. The spans given to add must
+ * outlive the judgement. */
+struct parse_framing {
+    unsigned hosts, lengths, encodings;
+    bool bad_name;       /* a name that is not a token (also "Name :") */
+    bool lengths_differ; /* two Content-Lengths with other values */
+    bool not_chunked;    /* a Transfer-Encoding other than "chunked" */
+    const char *length;  /* the first Content-Length's value */
+    size_t length_len;
+};
+void parse_framing_add(struct parse_framing *f, const char *name, size_t name_len,
+                       const char *value, size_t value_len);
+/* NULL when the request may be served, else the sentence of its 400 (a
+ * static string). http11: the request said HTTP/1.1 (Host is required). */
+const char *parse_framing_error(const struct parse_framing *f, bool http11);
+
+/* A raw request target (before %XX decoding) without the bytes that make
+ * a request line ambiguous: no control character or DEL, and no space
+ * (which would make the line more than three parts). Bytes over 0x7f are
+ * left to the parsers of paths and queries, which want UTF-8. */
+bool parse_target_raw(const char *s, size_t len);
+
+/* The first line of a request as libmicrohttpd 0.9.75 reads it, one chunk
+ * of bytes at a time: it skips empty lines, and closes the connection
+ * without a reply on a line with no space or one that starts with a space
+ * (a request line needs three parts, API.md §11). Start from
+ * PARSE_LINE_SCANNING; the state returned has PARSE_LINE_DROPPED once a
+ * whole line of that shape is in, and no PARSE_LINE_SCANNING once any
+ * whole line is (bytes after it are not looked at). */
+enum {
+    PARSE_LINE_SCANNING = 1, /* the line is not whole yet */
+    PARSE_LINE_TEXT = 2,     /* it has had a byte other than CR */
+    PARSE_LINE_SPACE = 4,    /* ... and a space */
+    PARSE_LINE_LEADING = 8,  /* ... and the first of them was a space */
+    PARSE_LINE_DROPPED = 16, /* whole, and of the shape the library drops */
+};
+unsigned char parse_line_scan(unsigned char state, const void *bytes, size_t len);
+
 /* The Authorization header (§2): "Token <key>" or "Bearer <key>", the
  * scheme in any case, then one or more spaces. True with the key's span
  * (inside s, possibly empty; its shape is checked by parse_token_shape);

@@ -181,17 +181,44 @@ static bool route_and_check(struct req *r, const char *url)
     return request_precheck(r);
 }
 
-/* RFC 9112: a server answers 400 to an HTTP/1.1 request without Host (the
- * library checks it only in its strict mode, which also drops requests
- * whose path holds a space without a reply). */
-static bool host_ok(struct req *r, const char *version)
+/* RFC 9112's framing rules that libmicrohttpd 0.9.75 does not keep (its
+ * strict mode covers only a missing Host, and drops a request whose target
+ * holds a space without any reply): every header name a token, one Host,
+ * never Transfer-Encoding beside Content-Length nor two different
+ * Content-Lengths. These are how requests are smuggled past a proxy that
+ * reads the framing otherwise, so the reply is 400 and the connection is
+ * closed (a reply on the first call closes it). */
+static enum MHD_Result framing_add(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
 {
-    if (!strcmp(version, MHD_HTTP_VERSION_1_0) ||
-        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Host"))
-        return true;
+    (void)kind;
+    parse_framing_add(cls, key, key_size, value, value_size);
+    return MHD_YES;
+}
+
+static bool framing_ok(struct req *r, const char *version)
+{
+    struct parse_framing f = {0};
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, framing_add, &f);
+    const char *why = parse_framing_error(&f, strcmp(version, MHD_HTTP_VERSION_1_0) != 0);
+    if (!why) return true;
     r->checked = true;
-    reply_fail(r, 400, NULL, "an HTTP/1.1 request needs a Host header");
+    reply_fail(r, 400, NULL, "%s", why);
     return false;
+}
+
+/* The request target as the client sent it, before the library decodes
+ * it: a control byte or a space there is refused (API.md §11). The
+ * library skips extra spaces after the method; the method's own end is a
+ * NUL it wrote over the first, so another byte just before the target is
+ * a second space. What is returned here is the request's first *con_cls. */
+static char g_bad_line; /* a marker, never read */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls, (void)conn;
+    if (uri[-1] != '\0' || !parse_target_raw(uri, strlen(uri))) return &g_bad_line;
+    return NULL;
 }
 
 static bool has_body(struct MHD_Connection *conn)
@@ -212,6 +239,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   size_t *upload_data_size, void **con_cls)
 {
     (void)cls;
+    bool bad_line = *con_cls == &g_bad_line;
+    if (bad_line) *con_cls = NULL;
     struct req *r = *con_cls;
     if (!r) {
         r = calloc(1, sizeof *r);
@@ -230,7 +259,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             reply_fail(r, 400, NULL, "the request method is not a valid HTTP method");
             return MHD_YES;
         }
-        if (!host_ok(r, version)) return MHD_YES;
+        if (bad_line) {
+            r->checked = true;
+            reply_fail(r, 400, NULL,
+                       "the request line is not valid HTTP: a method, a target without spaces "
+                       "or control characters, and a version, separated by single spaces");
+            return MHD_YES;
+        }
+        if (!framing_ok(r, version)) return MHD_YES;
         if (has_body(conn)) route_and_check(r, url);
         return MHD_YES;
     }
@@ -385,7 +421,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     (void)cls, (void)conn, (void)toe;
     struct req *r = *con_cls;
-    if (!r) return;
+    *con_cls = NULL;
+    if (!r || r == (void *)&g_bad_line) return; /* the library refused it before usersd saw it */
     conn_request_end(r);
     int64_t us = mono_us() - r->started_us;
     request_end_reads(r); /* normally already closed in the handler's call */
@@ -396,7 +433,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->body);
     free(r->job);
     free(r);
-    *con_cls = NULL;
     atomic_fetch_sub(&g_inflight, 1);
 }
 
@@ -575,6 +611,8 @@ int server_run(const struct server_config *cfg)
     login_limit_configure(cfg->login_max_failures);
     char why[256];
     if (!mhd_errors_init(why, sizeof why)) server_log("%s", why);
+    if (!mhd_errors_lines_init())
+        server_log("out of memory: malformed request lines stay unanswered");
     if (sse_start(&err) != 0 || writer_start(&err) != 0 ||
         login_pool_start(cfg->threads, &err) != 0) {
         fprintf(stderr, "usersd serve: %s\n", err.msg);
@@ -608,7 +646,8 @@ int server_run(const struct server_config *cfg)
         flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_ARRAY, pool, MHD_OPTION_CONNECTION_TIMEOUT, conn_idle_timeout(),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, conn_notify,
-        NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)(1u << 30),
+        NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)(1u << 30),
         /* 16 KiB per connection (MHD's default is 32): headers up to ~8 KiB
          * still fit, and 10,000 open streams cost half the memory. */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_END);

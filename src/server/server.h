@@ -330,6 +330,13 @@ void login_pool_submit(struct req *r, enum usersd_code (*run)(struct req *r, str
 /* Finds the library's functions that mhd_errors.c stands in for; false
  * (with msg) when they cannot be found: its replies then stay HTML. */
 bool mhd_errors_init(char *msg, size_t size);
+/* The table that follows each connection's request line (false when out of
+ * memory: such lines then stay unanswered). Once, before serving. */
+bool mhd_errors_lines_init(void);
+/* fd's next bytes begin a request (a new connection, or one whose request
+ * ended) / its request line is in (usersd has the request). */
+void mhd_errors_line_expect(int fd);
+void mhd_errors_line_seen(int fd);
 
 /* ---- per-thread blocks (thread_block.c) ---- */
 

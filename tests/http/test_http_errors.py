@@ -95,6 +95,41 @@ CASES = [
      "chunked"),
     ("chunk size past 2^64",
      req(b"POST", b"/api/auth/login/", headers=CHUNKED, body=b"f" * 40 + b"\r\n"), 413, "64 KiB"),
+    # API.md §11: what RFC 9112 says a server must reject (request smuggling)
+    ("one-word request line", b"GARBAGE\r\nHost: x\r\n\r\n", 400, "request line"),
+    ("request line starting with a space", b" /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400,
+     "request line"),
+    ("tabs for spaces in the request line", b"GET\t/healthz\tHTTP/1.1\r\nHost: x\r\n\r\n", 400,
+     "request line"),
+    ("four parts", req(path=b"/healthz extra"), 400, "request line"),
+    ("two spaces after the method", req(method=b"GET ", path=b"/healthz"), 400, "request line"),
+    ("two spaces before the version", req(path=b"/healthz "), 400, "request line"),
+    ("control byte in the target", req(path=b"/heal\x01thz"), 400, "control"),
+    ("DEL in the target", req(path=b"/healthz?a=\x7f"), 400, "control"),
+    ("whitespace before a header's colon", req(headers=(b"Host: x", b"X-Acc : 1")), 400,
+     "header name"),
+    ("a tab before a header's colon", req(headers=(b"Host: x", b"X-Acc\t: 1")), 400,
+     "header name"),
+    ("header name not a token", req(headers=(b"Host: x", b"X(A): 1")), 400, "header name"),
+    ("two Host headers", req(headers=(b"Host: x", b"Host: y")), 400, "one Host"),
+    ("two equal Host headers", req(headers=(b"Host: x", b"Host: x")), 400, "one Host"),
+    ("HTTP/1.0 with two Host headers", req(version=b"HTTP/1.0", headers=(b"Host: x", b"Host: y")),
+     400, "one Host"),
+    # the smuggled request after the body must never be answered: one reply, then the close
+    ("Transfer-Encoding beside Content-Length",
+     req(b"POST", b"/api/auth/login/",
+         headers=(b"Host: x", b"Content-Type: application/json", b"Content-Length: 5",
+                  b"Transfer-Encoding: chunked"),
+         body=b"0\r\n\r\n" + req()), 400, "both Transfer-Encoding and Content-Length"),
+    ("two different Content-Lengths",
+     req(b"POST", b"/api/auth/login/",
+         headers=(b"Host: x", b"Content-Type: application/json", b"Content-Length: 2",
+                  b"Content-Length: 40"),
+         body=b"{}" + req()), 400, "conflicting Content-Length"),
+    ("a Transfer-Encoding other than chunked",
+     req(b"POST", b"/api/auth/login/",
+         headers=(b"Host: x", b"Content-Type: application/json", b"Transfer-Encoding: gzip"),
+         body=b"{}"), 400, "chunked"),
     ("chunk without its CRLF",
      req(b"POST", b"/api/auth/login/", headers=CHUNKED, body=b"2\r\n{}XX0\r\n\r\n"), 400,
      "chunked"),
@@ -114,16 +149,20 @@ class LibraryErrors(ServerTest):
         code, _, _ = self.req("GET", "/healthz")
         self.assertEqual(code, 200)
 
+    def log_with(self, *parts):
+        """The server's log once it holds every part (access lines are
+        buffered for up to 100 ms), or as it is after 5 s."""
+        deadline = time.monotonic() + 5
+        log = self.srv.read_log()
+        while time.monotonic() < deadline and not all(p in log for p in parts):
+            time.sleep(0.1)
+            log = self.srv.read_log()
+        return log
+
     def test_each_has_an_access_line(self):
         exchange(self.srv.port, req(path=b"/" + b"a" * 20000))
         exchange(self.srv.port, req(b"POST", b"/api/auth/login/", headers=CHUNKED, body=b"zz\r\n"))
-        deadline = time.monotonic() + 5
-        log = ""
-        while time.monotonic() < deadline:
-            log = self.srv.read_log()
-            if "access: - - 414" in log and "access: POST /api/auth/login/ 400" in log:
-                break
-            time.sleep(0.1)
+        log = self.log_with("access: - - 414", "access: POST /api/auth/login/ 400")
         self.assertIn('access: - - 414 40 0us user=- error="the request line is too long"', log)
         # the chunked error comes after usersd saw the request: one line, with its route
         self.assertEqual(log.count("the chunked encoding of the request body is malformed"), 1)
@@ -142,12 +181,31 @@ class LibraryErrors(ServerTest):
         self.assertEqual((code, headers["content-type"]), (400, JSON_TYPE))
         self.assertEqual(headers.get("connection"), "close")
 
-    def test_line_that_is_no_request_line_is_closed(self):
-        # No space at all: not an HTTP request line (a TLS hello, a port
-        # scan); the library closes it without a reply, and that is all.
-        self.assertEqual(exchange(self.srv.port, b"GARBAGE\r\n\r\n"), b"")
+    def test_line_that_is_no_request_line_gets_400_then_close(self):
+        # No space at all (a port scan, a stray protocol): the library
+        # would close it without a word; the reply is §2's JSON, once.
+        for data in (b"GARBAGE\r\n\r\n", b"GARBAGE\n", b"\r\n\r\nGARBAGE\r\nHost: x\r\n\r\n"):
+            with self.subTest(data):
+                code, headers, body = parse(exchange(self.srv.port, data))
+                self.assertEqual((code, headers.get("connection")), (400, "close"))
+                self.assertIn("request line", json.loads(body)["error"])
         code, _, _ = self.req("GET", "/healthz")
         self.assertEqual(code, 200)
+
+    def test_a_good_request_still_keeps_its_connection(self):
+        # the request-line watch must not touch good requests: two on one
+        # connection, both answered
+        resp = exchange(self.srv.port, req() + req(headers=(b"Host: x", b"Connection: close")))
+        self.assertEqual(resp.count(b"HTTP/1.1 200 OK"), 2, resp[:400])
+
+    def test_smuggling_cases_are_logged_with_their_sentence(self):
+        exchange(self.srv.port, req(headers=(b"Host: x", b"Host: y")))
+        exchange(self.srv.port, b"GARBAGE\r\n\r\n")
+        log = self.log_with("only one Host", "request line is not valid")
+        # refused before routing: no route in the line, the method as sent
+        self.assertIn('access: GET - 400 51 ', log)
+        self.assertIn('error="a request may have only one Host header"', log)
+        self.assertRegex(log, r'access: - - 400 \d+ 0us user=- error="the request line is not valid')
 
 
 # Methods with bytes that have no business in a log line.

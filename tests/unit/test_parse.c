@@ -159,6 +159,102 @@ static void method_and_authorization_rows(void **state)
     assert_false(parse_token_shape("", 0));
 }
 
+/* A request's headers as "Name: value" lines, judged as the server does. */
+static const char *framing(const char *const *lines, size_t n, bool http11)
+{
+    struct parse_framing f = {0};
+    for (size_t i = 0; i < n; i++) {
+        const char *colon = strchr(lines[i], ':');
+        const char *v = colon + 1;
+        while (*v == ' ')
+            v++;
+        parse_framing_add(&f, lines[i], (size_t)(colon - lines[i]), v, strlen(v));
+    }
+    return parse_framing_error(&f, http11);
+}
+
+static void framing_rows(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *lines[4];
+        bool http11;
+        const char *why; /* part of the sentence; NULL: served */
+    } rows[] = {
+        {{"Host: x"}, true, NULL},
+        {{"host: x", "content-length: 5"}, true, NULL},
+        {{"Host: x", "Content-Length: 5", "Content-Length: 5"}, true, NULL},
+        {{"Host: x", "Transfer-Encoding: chunked"}, true, NULL},
+        {{"Host: x", "Transfer-Encoding: CHUNKED"}, true, NULL},
+        {{"X: y"}, false, NULL}, /* HTTP/1.0 needs no Host */
+        {{"X: y"}, true, "needs a Host"},
+        {{"Host: x", "HOST: y"}, true, "only one Host"},
+        {{"Host: x", "HOST: y"}, false, "only one Host"},
+        {{"Host: x", "X-Acc : 1"}, true, "header name"},
+        {{"Host: x", "X-Acc\t: 1"}, true, "header name"},
+        {{"Host: x", "X(A): 1"}, true, "header name"},
+        {{"Host: x", ": 1"}, true, "header name"},
+        {{"Host: x", "Content-Length: 5", "Transfer-Encoding: chunked"}, true, "both"},
+        {{"Host: x", "Transfer-Encoding: chunked", "Content-Length: 0"}, true, "both"},
+        {{"Host: x", "Content-Length: 5", "Content-Length: 6"}, true, "conflicting"},
+        {{"Host: x", "Content-Length: 5", "Content-Length: 05"}, true, "conflicting"},
+        {{"Host: x", "Transfer-Encoding: gzip"}, true, "chunked"},
+        {{"Host: x", "Transfer-Encoding: chunked", "Transfer-Encoding: chunked"}, true, "chunked"},
+    };
+    for (size_t i = 0; i < N(rows); i++) {
+        size_t n = 0;
+        while (n < 4 && rows[i].lines[n])
+            n++;
+        const char *why = framing(rows[i].lines, n, rows[i].http11);
+        if (!rows[i].why != !why || (why && !strstr(why, rows[i].why)))
+            fail_msg("row %zu: \"%s\"", i, why ? why : "(served)");
+    }
+
+    const char *targets[] = {"/healthz", "/a?b=c%20d", "*", "/\xc3\xa9"};
+    const char *bad_targets[] = {"/a b", "/a\x01", "/\x7f", "/a\tb", "/a\r", " /a", ""};
+    for (size_t i = 0; i < N(targets); i++)
+        assert_true(parse_target_raw(targets[i], strlen(targets[i])));
+    for (size_t i = 0; i + 1 < N(bad_targets); i++) /* "" is the library's to refuse */
+        if (parse_target_raw(bad_targets[i], strlen(bad_targets[i])))
+            fail_msg("accepted target \"%s\"", bad_targets[i]);
+    assert_false(parse_target_raw("/a b", 4));
+    assert_false(parse_target_raw("/\0", 2));
+}
+
+static void line_scan_rows(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        int dropped; /* -1: not whole yet */
+    } rows[] = {
+        {"GET / HTTP/1.1\r\n", 0},
+        {"\r\n\r\nGET / HTTP/1.1\r\n", 0}, /* empty lines first are skipped */
+        {"GARBAGE\r\n", 1},
+        {"GARBAGE\n", 1},
+        {"\r\nGARBAGE\r\n\r\n", 1},
+        {" GET / HTTP/1.1\r\n", 1}, /* no method */
+        {"GET\t/\tHTTP/1.1\r\n", 1},
+        {"GET /", -1},
+        {"GARBAGE", -1},
+        {"\r\n", -1},
+        {"GET / HTTP/1.1\r\nGARBAGE\r\n", 0}, /* only the first line counts */
+    };
+    for (size_t i = 0; i < N(rows); i++) {
+        const char *in = rows[i].in;
+        unsigned char whole = parse_line_scan(PARSE_LINE_SCANNING, in, strlen(in));
+        /* the same bytes one at a time give the same state */
+        unsigned char st = PARSE_LINE_SCANNING;
+        for (size_t j = 0; in[j]; j++)
+            st = parse_line_scan(st, in + j, 1);
+        assert_int_equal(st, whole);
+        int got = (whole & PARSE_LINE_SCANNING) ? -1 : !!(whole & PARSE_LINE_DROPPED);
+        if (got != rows[i].dropped) fail_msg("\"%s\": %d", in, got);
+    }
+    /* nothing is looked at once the line is whole, or before it is awaited */
+    assert_int_equal(parse_line_scan(0, "GARBAGE\n", 8), 0);
+}
+
 static void origin_rows(void **state)
 {
     (void)state;
@@ -422,6 +518,8 @@ int main(void)
         cmocka_unit_test(uint_rows),
         cmocka_unit_test(ids_rows),
         cmocka_unit_test(method_and_authorization_rows),
+        cmocka_unit_test(framing_rows),
+        cmocka_unit_test(line_scan_rows),
         cmocka_unit_test(origin_rows),
         cmocka_unit_test(utf8_rows),
         cmocka_unit_test(form_rows),
