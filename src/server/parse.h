@@ -10,8 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The largest integer a query value may hold (API.md §6: 2^31-1). */
+/* The largest integer a query value may hold (API.md §6: 2^31-1), and an
+ * event position (`since`, `?last_event_id=`, Last-Event-ID: 2^63-1, like
+ * the event ids themselves). */
 #define PARSE_QUERY_INT_MAX INT32_MAX
+#define PARSE_EVENT_POS_MAX INT64_MAX
 /* How many ids an `ids` list may hold: the bulk status endpoint (§6) and
  * the stream's subscription (§7). */
 #define PARSE_IDS_BULK_MAX 100

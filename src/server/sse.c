@@ -716,15 +716,11 @@ static bool replay(struct req *r, int64_t since, struct stream *s, size_t *len, 
 void h_stream(struct req *r)
 {
     /* The header echoes an id this server sent (any seq); the query value
-     * is a query integer like any other (API.md §6: at most 2^31-1). */
+     * is the same position (API.md §6: event positions go to 2^63-1). */
     const char *last = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Last-Event-ID");
-    int64_t max = INT64_MAX;
-    if (!last) {
-        last = query_str(r, "last_event_id");
-        max = PARSE_QUERY_INT_MAX;
-    }
+    if (!last) last = query_str(r, "last_event_id");
     int64_t since = -1;
-    if (last && !parse_uint(last, strlen(last), max, &since)) {
+    if (last && !parse_uint(last, strlen(last), PARSE_EVENT_POS_MAX, &since)) {
         reply_fail(r, 400, "Last-Event-ID", "Last-Event-ID must be an event id from this stream");
         return;
     }
@@ -829,9 +825,10 @@ void h_changes(struct req *r)
     int64_t since = -1;
     int limit = USERSD_CHANGES_LIMIT_DEFAULT;
     const char *v = query_str(r, "since");
-    if (v && !parse_uint(v, strlen(v), PARSE_QUERY_INT_MAX, &since)) {
+    if (v && !parse_uint(v, strlen(v), PARSE_EVENT_POS_MAX, &since)) {
         reply_fail(r, 400, "since",
-                   "since must be a whole number from 0 to 2147483647 (a seq from this log)");
+                   "since must be a whole number from 0 to 9223372036854775807 (a seq from this "
+                   "log)");
         return;
     }
     if (!query_int(r, "limit", &limit)) return;

@@ -8,6 +8,7 @@ import unittest
 
 import rawhttp
 from harness import ServerTest
+from sse import Stream
 
 USERS = "/api/users/management/users/"
 CHANGES = "/api/users/presence/changes/"
@@ -323,14 +324,16 @@ class BadInput(ServerTest):
             ("GET", M + "?x%ff=1", "admin", None, None, 400, "UTF-8"),
             ("GET", B + "?ids=1%002", "admin", None, None, 400, "ids"),
             ("GET", O + "?page=1%00", "admin", None, None, 400, "page"),
-            # integers are plain digits up to 2^31-1 (API.md §6), everywhere
-            ("GET", CHANGES + "?since=2147483648", "admin", None, None, 400, "since"),
+            # integers are plain digits up to 2^31-1 (API.md §6), except
+            # event positions, which go up to 2^63-1 like the event ids
+            ("GET", CHANGES + "?since=9223372036854775808", "admin", None, None, 400, "since"),
             ("GET", CHANGES + "?since=99999999999999999999", "admin", None, None, 400, "since"),
             ("GET", CHANGES + "?since=-1", "admin", None, None, 400, "since"),
             ("GET", CHANGES + "?since=%2B1", "admin", None, None, 400, "since"),
             ("GET", CHANGES + "?limit=2147483648", "admin", None, None, 400, "limit"),
             ("GET", CHANGES + "?limit=1.0", "admin", None, None, 400, "limit"),
-            ("GET", STREAM + "?last_event_id=2147483648", "admin", None, None, 400),
+            ("GET", STREAM + "?last_event_id=9223372036854775808", "admin", None, None, 400),
+            ("GET", O + "?page=2147483648", "admin", None, None, 400, "page"),
             ("GET", STREAM + "?last_event_id=-1", "admin", None, None, 400),
             ("GET", M + "?per_page=x", "admin", None, None, 400),
             ("GET", M + "?page=0", "admin", None, None, 400),
@@ -338,9 +341,18 @@ class BadInput(ServerTest):
         self.run_table(rows)
 
     def test_integer_and_length_limits_accept_their_bound(self):
-        status, _, body = self.req("GET", CHANGES + "?since=2147483647&limit=0001000",
-                                   token=self.admin)
-        self.assertEqual((status, body["changes"]), (200, []), body)
+        for since in ("2147483647", "2147483648", "9223372036854775807"):
+            status, _, body = self.req("GET", CHANGES + "?since=%s&limit=0001000" % since,
+                                       token=self.admin)
+            self.assertEqual((status, body["changes"]), (200, []), body)
+        # a stream resumed from any event position, in the query or the header
+        for extra in ("?last_event_id=9223372036854775807", "?last_event_id=2147483648"):
+            s = Stream(self.srv.port, self.admin, path=STREAM + extra)
+            self.assertEqual(s.read_headers(), 200)
+            s.close()
+        s = Stream(self.srv.port, self.admin, last_event_id="9223372036854775807")
+        self.assertEqual(s.read_headers(), 200)
+        s.close()
         # search counts characters, not bytes: 200 of a two-byte one is fine
         status, _, body = self.req("GET", "/api/users/management/list/?search=" + E_ACUTE * 200,
                                    token=self.admin)
