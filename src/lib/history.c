@@ -160,6 +160,15 @@ enum usersd_code usersd_online_history(struct usersd *u, int64_t from, int64_t t
     struct store_minute_row *rows = NULL;
     size_t nrows = 0;
     int64_t live_peak = 0, now = usersd_now(u);
+    /* The minute in progress may not be recorded yet (the sweep samples a
+     * second or so after it begins): record it now, from the same counters,
+     * so that its point is the counts at its start and never the minute
+     * before's. Best effort, as the sweep: a read goes on without it. */
+    int64_t minute = now - now % (60 * US);
+    if (u->cfg.history_days > 0 && minute >= first && minute < first + n * step) {
+        struct usersd_err ignored = {0};
+        u->store->ops->history_sample(u->store, minute, &ignored);
+    }
     rc = u->store->ops->minutes_read(u->store, first - SAMPLE_SLACK, first + n * step, &rows,
                                      &nrows, &live_peak, err);
     if (rc) {

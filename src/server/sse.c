@@ -678,6 +678,7 @@ static bool snapshot(struct req *r, struct stream *s, size_t *len, size_t *cap)
 static bool replay(struct req *r, int64_t since, struct stream *s, size_t *len, size_t *cap)
 {
     struct event ev;
+    bool gone = false;
     for (int total = 0; total < REPLAY_MAX;) {
         struct usersd_changes c;
         struct usersd_err err = {0};
@@ -685,6 +686,7 @@ static bool replay(struct req *r, int64_t since, struct stream *s, size_t *len, 
             usersd_events_since(r->core, s->cursor, USERSD_CHANGES_LIMIT_MAX, &c, &err);
         if (rc) {
             if (rc != USERSD_EGONE) return false;
+            gone = true;
             break;
         }
         for (size_t i = 0; i < c.count; i++) {
@@ -701,14 +703,24 @@ static bool replay(struct req *r, int64_t since, struct stream *s, size_t *len, 
         usersd_changes_free(&c);
         if (n < USERSD_CHANGES_LIMIT_MAX) return true;
     }
-    /* Too far behind: tell the client to reload the state, go on live. */
-    char msg[200];
+    /* Too far behind: tell the client to reload the state, go on live.
+     * Two causes, said as they are: the log no longer holds the changes
+     * (retention), or it does but more than a stream replays, which the
+     * polling endpoint can still page through. */
+    char msg[400];
     int64_t head = 0;
     usersd_changes_head(r->core, &head, NULL);
-    int n = snprintf(msg, sizeof msg,
-                     "event: resync\ndata: {\"reason\":\"changes after %lld are no longer "
-                     "available; reload the current state\",\"next_since\":%lld}\n\n",
-                     (long long)since, (long long)head);
+    int n = gone ? snprintf(msg, sizeof msg,
+                            "event: resync\ndata: {\"reason\":\"changes after %lld are no "
+                            "longer available; reload the current state\",\"next_since\":%lld}"
+                            "\n\n",
+                            (long long)since, (long long)head)
+                 : snprintf(msg, sizeof msg,
+                            "event: resync\ndata: {\"reason\":\"too far behind: more than %d "
+                            "changes after %lld, more than a stream replays; reload the current "
+                            "state (GET /api/users/presence/changes/?since=%lld pages through "
+                            "them)\",\"next_since\":%lld}\n\n",
+                            REPLAY_MAX, (long long)since, (long long)since, (long long)head);
     s->cursor = head;
     return append(&s->pending, len, cap, msg, (size_t)n) && (!s->ids || snapshot(r, s, len, cap));
 }
@@ -775,6 +787,11 @@ void h_stream(struct req *r)
     static const char hello[] = "retry: 2000\n: connected\n\n";
     bool ok = append(&s->pending, &len, &cap, hello, sizeof hello - 1);
     if (since >= 0) {
+        /* A filtered stream starts with its snapshot even when it resumes
+         * (API.md §7): users whose last change is older than the replay
+         * are known from it alone. The replay after it ends at the log's
+         * head or later, so applying both in order leaves the current state. */
+        ok = ok && (!s->ids || snapshot(r, s, &len, &cap));
         s->cursor = since;
         ok = ok && replay(r, since, s, &len, &cap);
     } else {

@@ -27,9 +27,10 @@ DB_KIND = os.environ.get("USERSD_TEST_DB", "sqlite")  # or "postgresql"
 _dbs = [0]
 
 
-def pg_admin(sql):
-    """Runs one statement on the test cluster's maintenance database."""
-    state = os.environ["USERSD_PG_STATE"]
+def pg_admin(sql, state=None):
+    """Runs one statement on the test cluster's maintenance database (or
+    that of the cluster whose scripts/pg-cluster.sh state folder is given)."""
+    state = state or os.environ["USERSD_PG_STATE"]
     with open(os.path.join(state, "url")) as f:
         base = f.read().strip()
     with open(os.path.join(state, "bindir")) as f:
@@ -64,11 +65,12 @@ class Server:
             self.env.update(env)
         self.proc = None
         self.port = None
+        self.bin = BIN  # a test may run a copy from a folder another user can reach
 
     def start(self):
         self.log = open(self.log_path, "ab")
         offset = self.log.tell()  # a restart on the same folder appends
-        cmd = [BIN, "serve", "--listen", "127.0.0.1:0", "--db", self.db, "--threads", "2"]
+        cmd = [self.bin, "serve", "--listen", "127.0.0.1:0", "--db", self.db, "--threads", "2"]
         self.proc = subprocess.Popen(cmd + self.args, env=self.env, stdout=self.log,
                                      stderr=self.log, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT

@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import DB_KIND, Server, pg_admin
+from harness import BIN, DB_KIND, Server, pg_admin
 
 STATUSES = ("online", "away", "offline")
 
@@ -208,21 +208,29 @@ class Sqlite(FaultTest):
     def test_read_only_file(self):
         # A database file the server may read but not write. Root writes
         # anything: as root the server then runs as nobody, in a folder of
-        # its own (SQLite makes its -wal and -shm files there).
+        # its own (SQLite makes its -wal and -shm files there), from a copy
+        # of the binary in this test's folder: the build folder may be
+        # where nobody can enter (a clone under /root).
         root = os.geteuid() == 0
         data = os.path.join(self.dir, "data")
         os.mkdir(data)
         os.chmod(self.dir, 0o755)
         path = os.path.join(data, "usersd.db")
         db = "sqlite:" + path
+        binary = os.path.join(self.dir, "usersd")
+        shutil.copy2(BIN, binary)
+        os.chmod(binary, 0o755)
 
         def as_nobody():
+            os.chdir(data)
             os.setgid(65534)
+            os.setgroups([])
             os.setuid(65534)
 
         def restart(srv, preexec):
             self.assertEqual(srv.stop(), 0)
             new = Server(workdir=self.dir, db=db)
+            new.bin = binary
             real = subprocess.Popen
 
             def popen(*a, **kw):
@@ -255,7 +263,16 @@ class Sqlite(FaultTest):
 class Postgres(FaultTest):
     def test_full_disk(self):
         # The database's own tablespace on a small tmpfs (PostgreSQL's WAL
-        # stays in its data folder, which is not full).
+        # stays in its data folder, which is not full), in a cluster of the
+        # test's own: buffers are shared by a whole cluster, and any backend
+        # that evicts a dirty page of the full tablespace (or a checkpoint,
+        # which CREATE DATABASE asks for) fails with ENOSPC, so on the
+        # shared cluster other tests failed at random while this one ran.
+        state = os.path.join(self.dir, "pg")
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                              "pg-cluster.sh")
+        subprocess.run([script, "start", state], check=True, capture_output=True, timeout=120)
+        self.addCleanup(subprocess.run, [script, "stop", state], capture_output=True, timeout=120)
         mnt = self.mount("12m")
         ts = os.path.join(mnt, "ts")
         os.mkdir(ts)
@@ -263,10 +280,10 @@ class Postgres(FaultTest):
             shutil.chown(ts, "postgres")
             os.chmod(self.dir, 0o755)
         name = "fd_%d" % os.getpid()
-        pg_admin("CREATE TABLESPACE %s LOCATION '%s'" % (name, ts))
-        self.addCleanup(pg_admin, "DROP TABLESPACE IF EXISTS %s" % name)
-        base = pg_admin("CREATE DATABASE %s TABLESPACE %s" % (name, name))
-        self.addCleanup(pg_admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
+        pg_admin("CREATE TABLESPACE %s LOCATION '%s'" % (name, ts), state)
+        self.addCleanup(pg_admin, "DROP TABLESPACE IF EXISTS %s" % name, state)
+        base = pg_admin("CREATE DATABASE %s TABLESPACE %s" % (name, name), state)
+        self.addCleanup(pg_admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % name, state)
         self.full_disk(base + "/" + name, mnt)
 
     def test_read_only_database(self):

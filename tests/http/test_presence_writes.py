@@ -113,6 +113,51 @@ class Batches(unittest.TestCase):
             self.assertIsNotNone(me["last_seen"])  # the write was also activity
 
 
+class Activity(unittest.TestCase):
+    """API.md §4: a request's activity need not delay its reply, and is
+    visible to every reader, in every process, within 1 s."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="usersd-activity-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        db = db_url(self.dir, "activity")
+        args = ["--activity-interval", "1", "--away-after", "0", "--offline-after", "0"]
+        self.a = Server(args, workdir=self.dir, db=db).start()
+        self.addCleanup(self.a.stop)
+        self.b = Server(args, workdir=tempfile.mkdtemp(prefix="usersd-activity-b-"), db=db).start()
+        self.addCleanup(self.b.cleanup)
+
+    def last_seen(self, srv, token, uid):
+        code, _, body = srv.request("GET", "/api/users/admin/users/%d/online-status/" % uid,
+                                    token=token)
+        self.assertEqual(code, 200, body)
+        return body["last_seen"]
+
+    def test_a_read_is_activity_seen_everywhere_within_a_second(self):
+        admin = self.a.login()
+        uid = self.a.create_user(admin, username="act")["id"]
+        token = self.a.login("act", "password-123")
+        reader = self.b.login()
+        before = self.last_seen(self.b, reader, uid)
+        self.assertIsNotNone(before)  # the login set it
+        for _ in range(3):  # three reads, each past the interval
+            time.sleep(1.2)
+            code, _, me = self.a.request("GET", "/api/users/me/", token=token)
+            self.assertEqual(code, 200)
+            replied = time.monotonic()
+            seen = {}
+            for srv, tok in ((self.a, admin), (self.b, reader)):  # both processes
+                now = self.last_seen(srv, tok, uid)
+                while now == before and time.monotonic() - replied < 1.0:
+                    time.sleep(0.05)
+                    now = self.last_seen(srv, tok, uid)
+                seen[srv.port] = now
+            self.assertEqual(len(set(seen.values())), 1, seen)  # one value, everywhere
+            after = seen[self.a.port]
+            self.assertGreater(after, before, "the read was not visible within 1 s")
+            before = after
+
+
 class TwoWriters(unittest.TestCase):
     """Two processes on one database write the same users at once."""
 

@@ -6,6 +6,7 @@ import json
 import os
 import resource
 import subprocess
+import threading
 import time
 import unittest
 
@@ -109,6 +110,46 @@ class Stream_(ServerTest):
         self.assertEqual([int(e["id"]) for e in evs],
                          list(range(int(last_id) + 1, int(last_id) + 4)))
         self.assertEqual([e["json"]["online_status"] for e in live], ["away"])
+
+    def test_replay_past_its_cap_says_so_truly(self):
+        # A gap of more than 10,000 changes (the most a reconnection
+        # replays) that the log still holds: the resync says the client is
+        # too far behind and names the changes endpoint, which does page
+        # through the same gap (no 410).
+        users = [self.srv.create_user(self.admin, username="cap%d" % i)["id"] for i in range(8)]
+        code, _, start = self.req("GET", "/api/users/presence/changes/", token=self.admin)
+        since = start["next_since"]
+
+        def flip(uid):  # 1,260 changes of one user over one connection
+            c = self.srv.conn()
+            try:
+                for i in range(1260):
+                    self.srv.request("POST", "/api/users/admin/users/%d/set-online-status/" % uid,
+                                     {"status": ("online", "away")[i % 2]}, token=self.admin,
+                                     conn=c)
+            finally:
+                c.close()
+        threads = [threading.Thread(target=flip, args=(u,)) for u in users]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=240)
+        s = Stream(self.srv.port, self.admin, last_event_id=since)
+        self.assertEqual(s.read_headers(), 200)
+        evs = s.events(1, timeout=60, kinds=("resync",))
+        s.close()
+        replayed = presence(evs)
+        resync = [e for e in evs if e.get("event") == "resync"]
+        self.assertEqual(len(resync), 1)
+        self.assertEqual(len(replayed), 10000)  # the cap, then the notice
+        reason = resync[0]["json"]["reason"]
+        self.assertIn("too far behind", reason)
+        self.assertIn("/api/users/presence/changes/?since=%d" % since, reason)
+        self.assertNotIn("no longer available", reason)
+        code, _, page = self.req("GET", "/api/users/presence/changes/?since=%d&limit=1000" % since,
+                                 token=self.admin)
+        self.assertEqual((code, len(page["changes"])), (200, 1000))
+        self.assertEqual(page["changes"][0]["seq"], int(replayed[0]["id"]))
 
     def test_polling_changes_endpoint(self):
         u = self.srv.create_user(self.admin, username="s4")

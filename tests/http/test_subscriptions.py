@@ -60,9 +60,13 @@ class Subscriptions(ServerTest):
                          [("presence", a["id"]), ("status_message", b["id"])])
         self.assertLess(int(got[0]["id"]), int(got[1]["id"]))
 
-    def test_filtered_replay(self):
-        a, d = self.users[3], self.users[4]
-        s = self.open(str(a["id"]))
+    def test_filtered_replay_after_a_snapshot(self):
+        # API.md §7: a ?ids= stream first sends one snapshot, also when it
+        # is a reconnection: then the filtered replay follows it. b's last
+        # change is older than the replay, so only the snapshot tells it.
+        a, d, b = self.users[3], self.users[4], self.users[5]
+        self.set_status(b["id"], "away")
+        s = self.open("%d,%d" % (a["id"], b["id"]))
         s.events(1, kinds=("snapshot",), timeout=5)
         self.set_status(a["id"], "online")
         first = of_kind(s.events(1, timeout=5), "presence")[0]
@@ -70,14 +74,19 @@ class Subscriptions(ServerTest):
         self.set_status(d["id"], "online")  # missed, not followed
         self.set_status(a["id"], "away")    # missed, followed
         self.set_status(a["id"], "offline")
-        r = self.open(str(a["id"]), last_event_id=first["id"])
+        r = self.open("%d,%d" % (a["id"], b["id"]), last_event_id=first["id"])
         evs = r.events(2, timeout=5)
         more = r.events(1, timeout=1.0)
         r.close()
-        self.assertEqual(of_kind(evs + more, "snapshot"), [])  # it has the state up to its id
+        kinds = [e["event"] for e in evs + more if "event" in e]
+        self.assertEqual(kinds, ["snapshot", "presence", "presence"])  # the snapshot first
+        snap = of_kind(evs, "snapshot")[0]["json"]["statuses"]
+        self.assertEqual([(x["user_id"], x["online_status"]) for x in snap],
+                         [(a["id"], "offline"), (b["id"], "away")])
         got = of_kind(evs + more, "presence")
         self.assertEqual([e["json"]["online_status"] for e in got], ["away", "offline"])
         self.assertTrue(all(e["json"]["user_id"] == a["id"] for e in got))
+        self.assertTrue(all(int(e["id"]) > int(first["id"]) for e in got))
 
     def test_many_streams_each_gets_its_own(self):
         streams = []
