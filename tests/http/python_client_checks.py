@@ -531,10 +531,14 @@ class Restarts(unittest.TestCase):
         self.svc.login("admin", ADMIN_PASSWORD)
 
     def restart(self, while_down):
+        self.svc.me()  # a kept connection
         self.assertEqual(self.srv.stop(), 0)
         while_down()
         self.srv.args = ["--listen", "127.0.0.1:%d" % self.srv.port]
         self.srv.start()
+        # the service's kept connection died with the old process: a call
+        # goes through on a new one
+        self.assertEqual(self.svc.me()["username"], "admin")
 
     def cli_status(self, user_id, status):
         subprocess.run([BIN, "status", "--db", self.srv.db, str(user_id), status], check=True,

@@ -175,7 +175,7 @@ class UserManagementService:
             except (OSError, http.client.HTTPException) as e:
                 self._drop_connection()
                 raise UsersdError(0, "could not reach usersd at %s: %s"
-                                  % (self.base_url, e or type(e).__name__)) from e
+                                  % (self.base_url, str(e) or type(e).__name__)) from e
             self._local.used = time.monotonic()
             if resp.will_close:
                 self._drop_connection()

@@ -140,7 +140,7 @@ class EventStream(Iterator[Event]):
                     yield from self._events(resp)
                     why = "usersd ended the stream"
                 except (OSError, http.client.HTTPException, ValueError) as e:
-                    why = "the stream broke: %s" % (e or type(e).__name__)
+                    why = "the stream broke: %s" % (str(e) or type(e).__name__)
                 finally:
                     self._disconnect()
                 failures, err = 1, UsersdError(0, why)
@@ -179,7 +179,7 @@ class EventStream(Iterator[Event]):
         except (OSError, http.client.HTTPException) as e:
             self._disconnect()
             raise UsersdError(0, "could not reach usersd at %s: %s"
-                              % (svc.base_url, e or type(e).__name__)) from e
+                              % (svc.base_url, str(e) or type(e).__name__)) from e
 
     def _disconnect(self) -> None:
         with self._lock:
