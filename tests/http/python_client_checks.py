@@ -6,6 +6,7 @@ server restarts.
 Run by test_python_client.py with the python of a fresh virtual
 environment where the package was pip-installed (not named test_*.py, so
 that the http glob does not run it with the system python)."""
+import collections.abc
 import datetime
 import importlib.metadata
 import os
@@ -456,6 +457,7 @@ class Calls(unittest.TestCase):
         a, _ = self.user()
         b, _ = self.user()
         with self.svc.stream(ids=[b["id"], a["id"]], retry_initial=0.2) as st:
+            self.assertIsInstance(st, collections.abc.Generator)
             first = next(st)
             self.assertEqual(first["event"], "snapshot")
             self.assertIsNone(first["id"])

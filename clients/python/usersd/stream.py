@@ -6,7 +6,7 @@ import json
 import random
 import socket
 import threading
-from typing import TYPE_CHECKING, Any, Iterator, List, Optional, TypedDict
+from typing import TYPE_CHECKING, Any, Generator, Iterator, List, Optional, TypedDict
 
 from .errors import UsersdError
 
@@ -31,10 +31,11 @@ def _retryable(err: UsersdError) -> bool:
     return err.status == 0 or err.status == 429 or err.status >= 500
 
 
-class EventStream(Iterator[Event]):
-    """An iterator of :class:`Event` dicts from ``GET
+class EventStream(Generator[Event, None, None]):
+    """A generator of :class:`Event` dicts from ``GET
     /api/users/presence/stream/``; made by
-    :meth:`UserManagementService.stream`.
+    :meth:`UserManagementService.stream`. Unlike a plain generator it may
+    be closed from another thread, and it is a context manager.
 
     ``last_event_id`` is the position of the last event handed out (or of
     a ``resync``): the place a new stream would resume from.
@@ -64,6 +65,15 @@ class EventStream(Iterator[Event]):
 
     def __next__(self) -> Event:
         return next(self._gen)
+
+    def send(self, value: None) -> Event:
+        """As a generator's: the same as next()."""
+        return self._gen.send(value)
+
+    def throw(self, *args: Any) -> Event:  # type: ignore[override]
+        """As a generator's: raises the exception inside it (which closes
+        its connection) and returns what it yields next, if anything."""
+        return self._gen.throw(*args)
 
     def __enter__(self) -> "EventStream":
         return self
