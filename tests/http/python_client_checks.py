@@ -284,8 +284,10 @@ class Calls(unittest.TestCase):
         self.refused(400, "from must be before to", self.svc.statistics_history,
                      from_="2024-01-02T00:00:00Z", to="2024-01-01T00:00:00Z")
         u, svc = self.user()
-        ph = svc.presence_history(u["id"], from_=datetime.datetime.utcnow() - datetime.timedelta(
-            minutes=5))  # naive: taken as UTC
+        naive_utc = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        ph = svc.presence_history(u["id"], from_=naive_utc - datetime.timedelta(minutes=5))
+        self.assertEqual(ph["from"][:19], (naive_utc - datetime.timedelta(minutes=5)).strftime(
+            "%Y-%m-%dT%H:%M:%S"))
         self.assertEqual(ph["user_id"], u["id"])
         self.assertEqual(ph["intervals"][-1]["status"], "online")
         self.assertGreater(ph["totals"]["online"], 0)
