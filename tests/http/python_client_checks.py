@@ -368,6 +368,9 @@ class Calls(unittest.TestCase):
 
     def test_dnd(self):
         u, svc = self.user()
+        st = self.svc.stream(ids=[u["id"]])
+        self.addCleanup(st.close)
+        self.assertEqual(next(st)["event"], "snapshot")
         try:
             on = svc.set_dnd(minutes=30)
         except UsersdError as e:
@@ -375,6 +378,10 @@ class Calls(unittest.TestCase):
                 self.skipTest("this usersd has no /api/users/me/dnd/ yet (API.md §12)")
             raise
         self.assertIsNotNone(on["until"])
+        ev = next(st)  # on the stream too
+        self.assertEqual((ev["event"], ev["data"]["user_id"], ev["data"]["dnd"]),
+                         ("dnd", u["id"], {"until": on["until"]}))
+        st.close()
         self.assertEqual(svc.me()["dnd"]["until"], on["until"])
         self.assertIsNotNone(self.svc.get_user_online_status(u["id"])["dnd"])
         self.assertEqual(svc.set_dnd()["until"], None)  # until turned off
