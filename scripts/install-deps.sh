@@ -10,6 +10,9 @@ pkgs="gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev 
 case "${1:-}" in
 test)
     pkgs="$pkgs libcmocka-dev python3 curl postgresql chromium"
+    # The Python client's test pip-installs it into a fresh venv with no
+    # network: setuptools and wheel come from Debian's wheels.
+    pkgs="$pkgs python3-venv python3-wheel-whl"
     # The browser tests run playwright-core on Node.js 18+ with npm: Debian's
     # nodejs only when there is none as good (it may come from elsewhere).
     major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
