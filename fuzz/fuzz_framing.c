@@ -73,11 +73,13 @@ static unsigned char ref_line_state(const uint8_t *p, size_t n)
     }
 }
 
-/* p[0..n) fed in chunks of `chunk` bytes, each in a block of its size. */
+/* p[0..n) fed in chunks of `chunk` bytes, each in a block of its size, until
+ * the line is whole (what comes after is checked apart: a state that is over
+ * stays as it is). */
 static unsigned char scan_chunks(const uint8_t *p, size_t n, size_t chunk)
 {
     unsigned char st = PARSE_LINE_SCANNING;
-    for (size_t at = 0; at < n; at += chunk) {
+    for (size_t at = 0; at < n && (st & PARSE_LINE_SCANNING); at += chunk) {
         size_t k = n - at < chunk ? n - at : chunk;
         char *c = span_dup(p + at, k);
         st = parse_line_scan(st, c, k);
@@ -142,7 +144,10 @@ static bool is_ows(uint8_t c)
 /* The headers of p[0..n) (see the top), in blocks of their own; *count set. */
 static struct header *split_headers(const uint8_t *p, size_t n, bool request_line, size_t *count)
 {
-    struct header *h = malloc((n / 2 + 1) * sizeof *h); /* a header is >= 2 bytes: ":\n" */
+    size_t lines = 1;
+    for (size_t i = 0; i < n; i++)
+        lines += p[i] == '\n';
+    struct header *h = malloc(lines * sizeof *h);
     CHECK(h != NULL);
     size_t k = 0, at = 0;
     for (bool first = true; at < n; first = false) {
