@@ -4,7 +4,7 @@
 #    the code under test carries its coverage instrumentation.
 #  - otherwise (make test, gcc + ASan/UBSan): each links replay_main.c and
 #    a ctest entry feeds it its committed corpus, fuzz/corpus/<harness>/.
-set(FUZZ_HARNESSES query seq ids method auth origin form json route time)
+set(FUZZ_HARNESSES query seq ids method auth origin form json route time framing)
 
 add_library(fuzz_parse STATIC src/server/parse.c)
 target_include_directories(fuzz_parse PUBLIC include src/server fuzz)

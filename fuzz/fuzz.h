@@ -47,4 +47,12 @@ static inline bool fuzz_decimal_fits(const char *s, size_t n, const char *max_te
     return n < m || (n == m && memcmp(s, max_text, n) <= 0);
 }
 
+/* An RFC 9110 tchar, the bytes of a method or a header name, written apart
+ * from parse.c's own table. */
+static inline bool fuzz_tchar(uint8_t c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != 0 && memchr("!#$%&'*+-.^_`|~", c, 15));
+}
+
 #endif

@@ -10,12 +10,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *s = (const char *)data;
     bool ok = parse_method_token(s, size);
     bool want = size > 0;
-    for (size_t i = 0; i < size; i++) {
-        unsigned char c = data[i];
-        bool tchar = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                     (c != 0 && memchr("!#$%&'*+-.^_`|~", c, 15));
-        if (!tchar) want = false;
-    }
+    for (size_t i = 0; i < size; i++)
+        if (!fuzz_tchar(data[i])) want = false;
     CHECK(ok == want);
     if (ok) {
         for (size_t i = 0; i < size; i++)

@@ -11,7 +11,7 @@ build=$1
 seconds=$2
 shift 2
 src=$(cd "$(dirname "$0")" && pwd)
-harnesses=${*:-"query seq ids method auth origin form json route time"}
+harnesses=${*:-"query seq ids method auth origin form json route time framing"}
 mkdir -p "$build/artifacts" "$build/logs"
 summary="$build/fuzz-summary.txt"
 printf '%-8s %14s %8s %10s  %s\n' harness executions seconds exec/s result >"$summary"
