@@ -212,9 +212,13 @@ struct usersd_config {
      * and usersd_seed progress; NULL: nobody is told. */
     usersd_progress_fn progress;
     void *progress_ctx;
+    /* Decay waits this much longer past each threshold (0): the most a
+     * refresh may wait in a queue before it is written (usersd_refresh), so
+     * that decay never takes away a user whose refresh is on its way. */
+    int64_t decay_grace_us;
 };
 /* Defaults: sqlite:usersd.db, 600, 3600, 60, 3600, real clock, 2592000, 30,
- * no progress callback. */
+ * no progress callback, no decay grace. */
 USERSD_API void usersd_config_init(struct usersd_config *cfg);
 
 struct usersd;
@@ -329,6 +333,14 @@ USERSD_API enum usersd_code usersd_users_by_ids(struct usersd *u, const int64_t 
  * session's last_used.) */
 USERSD_API enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *user,
                                          struct usersd_err *err);
+/* A refresh (API.md §7) decided earlier and written now, in bulk: the
+ * user's last_seen, and the session's last_used when session_id > 0, move
+ * to `at` where they are null or older than `at` less the activity
+ * interval; the status never changes. The server answers a refresh (a
+ * heartbeat of a user already online, a request's activity) at once and
+ * queues it for its writer, which applies the queue in one transaction. */
+USERSD_API enum usersd_code usersd_refresh(struct usersd *u, int64_t user_id, int64_t session_id,
+                                           int64_t at, struct usersd_err *err);
 /* True when activity by user through session s (may be NULL) would write:
  * last_seen or the session's last_used is older than the activity
  * interval (or last_seen is null). */

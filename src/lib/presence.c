@@ -202,6 +202,14 @@ enum usersd_code usersd_session_activity(struct usersd *u, struct usersd_user *u
     return USERSD_OK;
 }
 
+enum usersd_code usersd_refresh(struct usersd *u, int64_t user_id, int64_t session_id, int64_t at,
+                                struct usersd_err *err)
+{
+    bool updated = false;
+    return u->store->ops->touch(u->store, user_id, session_id > 0 ? session_id : 0, at,
+                                at - u->cfg.activity_interval_s * 1000000, &updated, err);
+}
+
 enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *user, struct usersd_err *err)
 {
     return usersd_session_activity(u, user, NULL, err);
@@ -209,10 +217,11 @@ enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *user, struct
 
 enum usersd_code usersd_decay(struct usersd *u, int64_t *changed, struct usersd_err *err)
 {
-    int64_t now = usersd_now(u), n = 0;
-    int64_t away = u->cfg.away_after_s > 0 ? now - u->cfg.away_after_s * 1000000 : USERSD_NULL_TIME;
+    int64_t now = usersd_now(u), n = 0, late = now - u->cfg.decay_grace_us;
+    int64_t away =
+        u->cfg.away_after_s > 0 ? late - u->cfg.away_after_s * 1000000 : USERSD_NULL_TIME;
     int64_t off =
-        u->cfg.offline_after_s > 0 ? now - u->cfg.offline_after_s * 1000000 : USERSD_NULL_TIME;
+        u->cfg.offline_after_s > 0 ? late - u->cfg.offline_after_s * 1000000 : USERSD_NULL_TIME;
     enum usersd_code rc = USERSD_OK;
     if (away != USERSD_NULL_TIME || off != USERSD_NULL_TIME)
         rc = u->store->ops->decay(u->store, now, away, off, &n, err);

@@ -16,24 +16,30 @@ void h_me(struct req *r)
 
 void h_heartbeat(struct req *r)
 {
-    /* Already online and seen within the activity interval: nothing to
-     * write, the stored values are the answer (§7). That is what lets a
-     * million clients heartbeat every 30 s without a write each. */
+    /* A user already online is only refreshed (API.md §7): seen within the
+     * activity interval, nothing to write, the stored values are the
+     * answer; seen before it, last_seen moves to now, queued for the
+     * writer's next batch, and the reply does not wait for its commit.
+     * That is what lets a million clients heartbeat every 30 s. Any other
+     * status is a change, written (set_online, group-committed) before the
+     * reply. */
     struct usersd_user seen = {.id = r->caller.id,
                                .online_status = r->caller.online_status,
                                .last_seen = r->caller.last_seen};
-    if (seen.online_status == USERSD_ONLINE &&
-        !usersd_activity_due(r->core, &seen, USERSD_NULL_TIME)) {
-        /* Another device keeps the user seen; this one's session may still
-         * be due a last_used of its own (the writer takes it). */
-        if (usersd_activity_due(r->core, &seen, r->session.last_used))
-            writer_activity(r->caller.id, r->session.id);
-        size_t len = 0;
-        char *text = render_heartbeat_text(&seen, &len);
-        reply_text(r, 200, JSON_TYPE, text, len);
+    if (seen.online_status != USERSD_ONLINE) {
+        writer_submit(r, r->caller.id, USERSD_ONLINE, JOB_HEARTBEAT);
         return;
     }
-    writer_submit(r, r->caller.id, USERSD_ONLINE, JOB_HEARTBEAT); /* set_online, group-committed */
+    if (usersd_activity_due(r->core, &seen, r->session.last_used)) {
+        int64_t at = usersd_now(r->core);
+        /* Another device may keep the user seen: then only this session's
+         * last_used is due. */
+        if (usersd_activity_due(r->core, &seen, USERSD_NULL_TIME)) seen.last_seen = at;
+        writer_activity(r->caller.id, r->session.id, at);
+    }
+    size_t len = 0;
+    char *text = render_heartbeat_text(&seen, &len);
+    reply_text(r, 200, JSON_TYPE, text, len);
 }
 
 void h_me_status(struct req *r)

@@ -81,36 +81,24 @@ bool parse_method_token(const char *s, size_t len)
     return true;
 }
 
-static bool ascii_case_eq(const char *s, size_t len, const char *lit)
-{
-    size_t n = strlen(lit);
-    if (len != n) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
-        if (c != lit[i]) return false;
-    }
-    return true;
-}
-
 void parse_framing_add(struct parse_framing *f, const char *name, size_t name_len,
                        const char *value, size_t value_len)
 {
     /* A header name is a token like a method: a space or tab before the
      * colon stays in the name and fails here. */
     if (!parse_method_token(name, name_len)) f->bad_name = true;
-    if (ascii_case_eq(name, name_len, "host")) {
+    if (equal_nocase(name, name_len, "host")) {
         f->hosts++;
-    } else if (ascii_case_eq(name, name_len, "content-length")) {
+    } else if (equal_nocase(name, name_len, "content-length")) {
         if (f->lengths++ == 0) {
             f->length = value;
             f->length_len = value_len;
         } else if (value_len != f->length_len || memcmp(value, f->length, value_len) != 0) {
             f->lengths_differ = true;
         }
-    } else if (ascii_case_eq(name, name_len, "transfer-encoding")) {
+    } else if (equal_nocase(name, name_len, "transfer-encoding")) {
         f->encodings++;
-        if (!ascii_case_eq(value, value_len, "chunked")) f->not_chunked = true;
+        if (!equal_nocase(value, value_len, "chunked")) f->not_chunked = true;
     }
 }
 

@@ -59,8 +59,10 @@ static int authenticate(struct req *r)
              * request does not wait for it. Presence writes of the caller's
              * own (heartbeat, own status) carry it in their own write. */
             if (!r->route->own_activity && usersd_activity_due(r->core, &user, session.last_used)) {
-                writer_activity(user.id, session.id);
-                r->caller.last_seen = usersd_now(r->core); /* as the writer will have it */
+                int64_t at = usersd_now(r->core);
+                writer_activity(user.id, session.id, at);
+                if (usersd_activity_due(r->core, &user, USERSD_NULL_TIME))
+                    r->caller.last_seen = at; /* as the writer will have it */
             }
         }
     }

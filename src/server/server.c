@@ -45,6 +45,7 @@ struct usersd_config server_core_config(void)
     c.activity_interval_s = g_cfg->activity_interval_s;
     c.session_ttl_s = g_cfg->session_ttl_s;
     c.history_days = g_cfg->history_days;
+    c.decay_grace_us = WRITER_REFRESH_GRACE_US; /* refreshes are queued (writer.c) */
     return c;
 }
 

@@ -370,6 +370,10 @@ static void *hub_main(void *arg)
         server_log_flush();
         int64_t now = last_work, changed = 0;
         if (now >= next_decay) {
+            /* Refreshes this process has answered are written first, so
+             * decay never takes away a user whose refresh is on its way
+             * (API.md §7); bounded, as the hub also feeds the streams. */
+            writer_wait_refreshes(200000);
             if (usersd_decay(hub.core, &changed, &err) == USERSD_OK && changed)
                 server_log("presence: decay changed %lld user(s)", (long long)changed);
             /* Ended status messages are cleared (and their end sent) on the

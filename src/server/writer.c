@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server.h"
 
@@ -19,9 +20,10 @@
 #define WRITER_CACHE_KIB (48 * 1024)
 #define ACTIVITY_MAX 65536 /* activity queued at most (16 bytes each) */
 
-/* A request's activity to write: the caller seen now, their session used. */
+/* A refresh to write (API.md §7): the caller seen at `at`, their session
+ * used. Nobody waits for it: the reply that carried `at` is already sent. */
 struct activity {
-    int64_t user_id, session_id;
+    int64_t user_id, session_id, at;
 };
 
 static struct {
@@ -31,7 +33,11 @@ static struct {
     bool stopping, running;
     pthread_t thread;
     struct usersd *core;
-} w = {.q = JOB_QUEUE_INIT};
+    /* Refreshes queued so far, and of those the ones applied (committed or
+     * failed): writer_wait_refreshes waits for the second to reach the first. */
+    uint64_t queued, applied;
+    pthread_cond_t applied_cond;
+} w = {.q = JOB_QUEUE_INIT, .applied_cond = PTHREAD_COND_INITIALIZER};
 
 /* Jobs in user id order, each user's in the order they came: the writes of
  * a batch then walk the presence table and its index in key order (fewer
@@ -44,25 +50,29 @@ static int by_user(const void *a, const void *b)
     return (x->job->order > y->job->order) - (x->job->order < y->job->order);
 }
 
-static int by_activity(const void *a, const void *b)
+static int by_key(const struct activity *x, const struct activity *y)
 {
-    const struct activity *x = a, *y = b;
     if (x->user_id != y->user_id) return x->user_id < y->user_id ? -1 : 1;
     return (x->session_id > y->session_id) - (x->session_id < y->session_id);
 }
 
-/* The activity of requests, in the batch's transaction: each user and
- * session once, in key order. Best effort: nobody waits for it, and it is
- * written at most once per activity interval anyway. */
+static int by_activity(const void *a, const void *b)
+{
+    const struct activity *x = a, *y = b;
+    int k = by_key(x, y);
+    return k ? k : (x->at > y->at) - (x->at < y->at);
+}
+
+/* The refreshes queued since the last batch, in its transaction: each user
+ * and session once (its latest), in key order. Best effort: nobody waits
+ * for them, and each is written at most once per activity interval. */
 static void run_activity(struct activity *acts, size_t n)
 {
     if (!n) return;
     qsort(acts, n, sizeof *acts, by_activity);
     for (size_t i = 0; i < n; i++) {
-        if (i && !by_activity(&acts[i - 1], &acts[i])) continue;
-        struct usersd_user user = {.id = acts[i].user_id, .last_seen = USERSD_NULL_TIME};
-        struct usersd_session session = {.id = acts[i].session_id, .last_used = USERSD_NULL_TIME};
-        usersd_session_activity(w.core, &user, session.id ? &session : NULL, NULL);
+        if (i + 1 < n && !by_key(&acts[i], &acts[i + 1])) continue; /* a later one follows */
+        usersd_refresh(w.core, acts[i].user_id, acts[i].session_id, acts[i].at, NULL);
     }
 }
 
@@ -134,10 +144,13 @@ static void *writer_main(void *arg)
         w.nacts = 0;
         acts = taken;
         capacts = taken_cap;
+        uint64_t took = w.queued;
         pthread_mutex_unlock(&w.q.lock);
         run_batch(jobs, n, acts, nacts);
         sse_notify(); /* the log may have grown */
         pthread_mutex_lock(&w.q.lock);
+        w.applied = took;
+        pthread_cond_broadcast(&w.applied_cond);
     }
     pthread_mutex_unlock(&w.q.lock);
     free(acts);
@@ -188,7 +201,7 @@ void writer_submit(struct req *r, int64_t user_id, enum usersd_status status, en
     job_queue_push(&w.q, r);
 }
 
-void writer_activity(int64_t user_id, int64_t session_id)
+void writer_activity(int64_t user_id, int64_t session_id, int64_t at)
 {
     pthread_mutex_lock(&w.q.lock);
     if (w.nacts == w.capacts && w.capacts < ACTIVITY_MAX) {
@@ -202,8 +215,27 @@ void writer_activity(int64_t user_id, int64_t session_id)
     /* Full (the writer is far behind): this one is dropped; the user's next
      * request, a minute later at most, writes it. */
     if (w.nacts < w.capacts) {
-        w.acts[w.nacts++] = (struct activity){user_id, session_id};
+        w.acts[w.nacts++] = (struct activity){user_id, session_id, at};
+        w.queued++;
         pthread_cond_signal(&w.q.wake);
+    }
+    pthread_mutex_unlock(&w.q.lock);
+}
+
+void writer_wait_refreshes(int64_t timeout_us)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_us / 1000000;
+    until.tv_nsec += (timeout_us % 1000000) * 1000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&w.q.lock);
+    uint64_t want = w.queued;
+    while (w.running && !w.stopping && w.applied < want &&
+           pthread_cond_timedwait(&w.applied_cond, &w.q.lock, &until) == 0) {
     }
     pthread_mutex_unlock(&w.q.lock);
 }

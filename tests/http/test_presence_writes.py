@@ -158,6 +158,57 @@ class Activity(unittest.TestCase):
             before = after
 
 
+class Refreshes(unittest.TestCase):
+    """API.md §7 "Refreshes": a heartbeat of a user already online is
+    answered at once with the refreshed last_seen, which every process
+    reads within 1 s; decay never takes the user away meanwhile."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="usersd-refresh-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        db = db_url(self.dir, "refresh")
+        args = ["--activity-interval", "1", "--away-after", "2", "--offline-after", "0"]
+        self.a = Server(args, workdir=self.dir, db=db).start()
+        self.addCleanup(self.a.stop)
+        self.b = Server(args, workdir=tempfile.mkdtemp(prefix="usersd-refresh-b-"), db=db).start()
+        self.addCleanup(self.b.cleanup)
+
+    def status(self, srv, token, uid):
+        code, _, body = srv.request("GET", "/api/users/admin/users/%d/online-status/" % uid,
+                                    token=token)
+        self.assertEqual(code, 200, body)
+        return body
+
+    def test_heartbeats_refresh_everywhere_and_decay_waits(self):
+        admin = self.a.login()
+        uid = self.a.create_user(admin, username="hb")["id"]
+        token = self.a.login("hb", "password-123")  # online now
+        reader = self.b.login()
+        changes_before = len(all_changes(self.b, reader))
+        replies = []
+        for _ in range(5):  # each 1.5 s apart: past the interval (a refresh), inside away-after
+            time.sleep(1.5)
+            code, _, hb = self.a.request("POST", "/api/users/me/heartbeat/", token=token)
+            self.assertEqual((code, hb["online_status"]), (200, "online"), hb)
+            replied = time.monotonic()
+            replies.append(hb["last_seen"])
+            got = self.status(self.b, reader, uid)  # the other process, within 1 s
+            while got["last_seen"] != hb["last_seen"] and time.monotonic() - replied < 1.0:
+                time.sleep(0.05)
+                got = self.status(self.b, reader, uid)
+            self.assertEqual(got["last_seen"], hb["last_seen"], "not seen in 1 s")
+            self.assertEqual(got["online_status"], "online")  # decay never took it away
+        self.assertEqual(replies, sorted(set(replies)))  # each reply a new last_seen
+        # refreshes change no status: nothing was logged for them
+        self.assertEqual(len(all_changes(self.b, reader)), changes_before)
+        # without them, decay takes the user away (2 s, plus its 0.5 s grace)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.status(self.b, reader, uid)["online_status"] \
+                == "online":
+            time.sleep(0.2)
+        self.assertEqual(self.status(self.b, reader, uid)["online_status"], "away")
+
+
 class TwoWriters(unittest.TestCase):
     """Two processes on one database write the same users at once."""
 

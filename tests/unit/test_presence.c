@@ -82,6 +82,66 @@ static void touch_at_most_once_a_minute(void **state)
     assert_int_equal(u.online_status, USERSD_OFFLINE); /* activity never changes status */
 }
 
+#define SEC 1000000LL
+
+/* A refresh written later carries its own time (API.md §7): last_seen and
+ * last_used move to it, the status stays, an older refresh moves nothing
+ * back, and one inside the interval of the last writes nothing. */
+static void refresh_at_its_time(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id = make_user(f, "ann", 0);
+    struct usersd_user u;
+    f->now = T0;
+    assert_int_equal(usersd_set_online(f->u, id, &u, NULL), USERSD_OK);
+    f->now = T0 + 120 * SEC; /* queued at T0+90 s, applied 30 s later */
+    assert_int_equal(usersd_refresh(f->u, id, 0, T0 + 90 * SEC, NULL), USERSD_OK);
+    assert_int_equal(usersd_get_status(f->u, id, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == T0 + 90 * SEC && u.online_status == USERSD_ONLINE);
+    assert_int_equal(usersd_refresh(f->u, id, 0, T0 + 80 * SEC, NULL), USERSD_OK);  /* older */
+    assert_int_equal(usersd_refresh(f->u, id, 0, T0 + 100 * SEC, NULL), USERSD_OK); /* < 60 s */
+    assert_int_equal(usersd_get_status(f->u, id, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == T0 + 90 * SEC);
+    assert_int_equal(usersd_set_away(f->u, id, NULL, NULL), USERSD_OK);
+    assert_int_equal(usersd_refresh(f->u, id, 0, T0 + 200 * SEC, NULL), USERSD_OK);
+    assert_int_equal(usersd_get_status(f->u, id, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == T0 + 200 * SEC && u.online_status == USERSD_AWAY);
+    assert_int_equal(usersd_refresh(f->u, 999, 0, T0, NULL), USERSD_OK); /* nobody: nothing */
+}
+
+/* The race of a refresh on its way and decay: with a grace as long as the
+ * most a refresh waits, decay does not take the user away before the grace
+ * has passed, so a refresh queued just before the threshold lands first. */
+static void decay_waits_for_refreshes_on_their_way(void **state)
+{
+    struct fixture *f = *state;
+    struct usersd_config cfg;
+    usersd_config_init(&cfg);
+    cfg.away_after_s = 10;
+    cfg.offline_after_s = 0;
+    cfg.activity_interval_s = 1;
+    cfg.decay_grace_us = 2 * SEC;
+    assert_int_equal(fixture_open_cfg(f, cfg), 0);
+    int64_t id = make_user(f, "bob", 0);
+    struct usersd_user u;
+    int64_t n = -1;
+    f->now = T0;
+    assert_int_equal(usersd_set_online(f->u, id, NULL, NULL), USERSD_OK);
+    /* a heartbeat at T0+9.9 s is answered and queued; decay runs at T0+11 s */
+    f->now = T0 + 11 * SEC;
+    assert_int_equal(usersd_decay(f->u, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0); /* inside the grace: the refresh may be on its way */
+    assert_int_equal(usersd_refresh(f->u, id, 0, T0 + 9900000, NULL), USERSD_OK);
+    f->now = T0 + 21 * SEC; /* 11.1 s after the refresh: still within 10 + 2 */
+    assert_int_equal(usersd_decay(f->u, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
+    f->now = T0 + 22 * SEC; /* 12.1 s: away */
+    assert_int_equal(usersd_decay(f->u, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(usersd_get_status(f->u, id, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_AWAY);
+}
+
 static void online_page_order(void **state)
 {
     struct fixture *f = *state;
@@ -157,6 +217,8 @@ int main(void)
         cmocka_unit_test(status_names),
         T(touch_at_most_once_a_minute),
         T(online_page_order),
+        T(refresh_at_its_time),
+        T(decay_waits_for_refreshes_on_their_way),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
