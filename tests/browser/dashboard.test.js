@@ -83,16 +83,7 @@ async function logIn(page, username = 'admin', password = username === 'admin' ?
 }
 
 // Polls fn until it returns something truthy (bounded in time).
-async function until(fn, what, timeout = WAIT) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
+const until = (fn, what, timeout = WAIT) => H.until(fn, what, timeout);
 
 function onlineRow(page, username) {
   return page.getByRole('table', { name: 'Online users' }).getByRole('row').filter({ has: page.getByRole('rowheader', { name: new RegExp('^' + username + '( \\(you\\))?$') }) });
