@@ -222,7 +222,8 @@ export class Usersd {
   clearDnd(opts?: CallOptions & { userId?: number }): Promise<null>;
 
   // live
-  presence(opts?: { ids?: number[]; lastEventId?: string }): Presence;
+  /** With ids: those users, from a snapshot. Without: the maxUsers (10,000) most recently changed. */
+  presence(opts?: { ids?: number[]; lastEventId?: string; maxUsers?: number }): Presence;
   /** Heartbeats while the page is visible; returns the function that stops them. */
   keepOnline(opts?: { interval?: number; document?: VisibilitySource; onError?: (err: Error) => void }): () => void;
 }

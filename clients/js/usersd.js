@@ -403,8 +403,9 @@ export class Usersd {
    * A live map of users' presence, kept from the presence stream.
    * With `ids` (1–1000 user ids, a contact list) it starts from the
    * server's snapshot of those users and follows only them; without, it
-   * holds every user whose status changed since it started.
-   * @param {{ids?: number[], lastEventId?: string}} [opts]
+   * holds the users whose status changed since it started, the
+   * `maxUsers` (10,000) most recently changed.
+   * @param {{ids?: number[], lastEventId?: string, maxUsers?: number}} [opts]
    * @returns {Presence}
    */
   presence(opts = {}) {
@@ -508,13 +509,14 @@ async function readEvents(body, onEvent, onRetry, onBytes) {
  * reloads the state.
  */
 export class Presence {
-  /** @param {Usersd} client @param {{ids?: number[], lastEventId?: string}} opts */
+  /** @param {Usersd} client @param {{ids?: number[], lastEventId?: string, maxUsers?: number}} opts */
   constructor(client, opts = {}) {
     this.client = client;
     /** @type {number[]|null} */
     this.ids = opts.ids ? opts.ids.map((i) => Number(idPath(i))) : null;
     if (this.ids && this.ids.length === 0) throw new TypeError('presence({ids}) needs at least one id');
     this._idSet = this.ids ? new Set(this.ids) : null;
+    this._max = this.ids ? Infinity : opts.maxUsers || 10000;
     /** @type {Map<number, PresenceEntry>} */
     this.users = new Map();
     /** The id of the last event received ('' before any). */
@@ -688,7 +690,11 @@ export class Presence {
     if (this._idSet && !this._idSet.has(d.user_id)) return;
     const previous = this.users.get(d.user_id);
     const user = { ...previous, ...d };
+    // Without ids the map is in the order of change, the oldest dropped
+    // past maxUsers; with ids it keeps the order asked.
+    if (!this.ids) this.users.delete(d.user_id);
     this.users.set(d.user_id, user);
+    if (this.users.size > this._max) this.users.delete(this.users.keys().next().value);
     this._emit(ev.type, d.user_id, user, previous);
   }
 

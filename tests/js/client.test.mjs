@@ -372,6 +372,20 @@ test('presence({ids}): the snapshot, then events; onChange; close', async () => 
   assert.throws(() => ann.presence({ ids: [] }), TypeError);
 });
 
+test('presence() without ids: every change, the maxUsers most recent kept', async () => {
+  const ann = await client('ann');
+  for (const name of ['bob', 'cat', 'dan']) await admin.setOnlineStatus(ids[name], 'offline');
+  const p = ann.presence({ maxUsers: 2 });
+  watch(p);
+  await p.ready;
+  for (const [name, status] of [['bob', 'online'], ['cat', 'online'], ['bob', 'away'], ['dan', 'away']]) {
+    await admin.setOnlineStatus(ids[name], status);
+    await until(() => statusOf(p, ids[name]) === status, `${name} ${status}`);
+  }
+  assert.deepEqual([...p.users.keys()], [ids.bob, ids.dan]); // cat changed least recently
+  p.close();
+});
+
 test('presence: a refusal is final and says why (400, 401)', async () => {
   const ann = await client('ann');
   const many = Array.from({ length: 1001 }, (_, i) => i + 1);
