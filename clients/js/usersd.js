@@ -107,8 +107,16 @@ export class Usersd {
     this._fetch = options.fetch || ((...a) => globalThis.fetch(...a));
   }
 
-  /** The headers and credentials of every request. @private */
+  /**
+   * The fetch options of every request: headers, credentials (internal;
+   * Presence uses it too).
+   * @param {string} method
+   * @param {Object<string,string>} headers
+   * @param {AbortSignal} [signal]
+   * @returns {RequestInit}
+   */
   _init(method, headers, signal) {
+    /** @type {Object<string,string>} */
     const h = { Accept: JSON_TYPE, ...headers };
     if (this.auth === 'token' && this.token) h.Authorization = 'Token ' + this.token;
     return { method, headers: h, signal, credentials: this.baseUrl ? 'include' : 'same-origin', cache: 'no-store' };

@@ -290,6 +290,17 @@ test('errors: an unreachable server is status 0, an aborted call an AbortError',
   assert.ok(new UsersdError(500, 'x') instanceof Error);
 });
 
+test('usersd.d.ts declares exactly the methods the module has', () => {
+  const dts = fs.readFileSync(new URL('../../clients/js/usersd.d.ts', import.meta.url), 'utf8');
+  for (const cls of [Usersd, Presence]) {
+    const body = dts.slice(dts.indexOf(`export class ${cls.name} {`)).split('\n}\n')[0];
+    const declared = [...body.matchAll(/^ {2}(\w+)\(/gm)].map((m) => m[1]).filter((n) => n !== 'constructor').sort();
+    const actual = Object.getOwnPropertyNames(cls.prototype).filter((n) => n !== 'constructor' && !n.startsWith('_')).sort();
+    assert.deepEqual(declared, actual, cls.name);
+    assert.ok(actual.length >= (cls === Usersd ? 30 : 4), String(actual.length));
+  }
+});
+
 // ---- keepOnline -------------------------------------------------------------------
 
 test('keepOnline heartbeats while the page is visible, none while hidden', async () => {
