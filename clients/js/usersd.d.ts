@@ -155,7 +155,8 @@ export class Presence {
   readonly state: 'connecting' | 'live' | 'reconnecting' | 'closed';
   /** Why the stream stopped for good (a refusal such as 401), else null. */
   readonly error: UsersdError | null;
-  /** Resolves once the stream is open (with ids: once the snapshot is in). */
+  /** Resolves once the stream is open (with ids: once the snapshot is in) or at close();
+   *  rejects with the UsersdError when the server refuses the stream. */
   readonly ready: Promise<void>;
   onChange(cb: (change: PresenceChange) => void): () => void;
   onState(cb: (state: 'live' | 'reconnecting' | 'closed') => void): () => void;
@@ -224,6 +225,6 @@ export class Usersd {
   // live
   /** With ids: those users, from a snapshot. Without: the maxUsers (10,000) most recently changed. */
   presence(opts?: { ids?: number[]; lastEventId?: string; maxUsers?: number }): Presence;
-  /** Heartbeats while the page is visible; returns the function that stops them. */
+  /** Heartbeats while the page is visible (stopping by itself on a 401); returns the function that stops them. */
   keepOnline(opts?: { interval?: number; document?: VisibilitySource; onError?: (err: Error) => void }): () => void;
 }

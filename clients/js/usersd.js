@@ -413,6 +413,9 @@ export class Usersd {
    * server's snapshot of those users and follows only them; without, it
    * holds the users whose status changed since it started, the
    * `maxUsers` (10,000) most recently changed.
+   * `lastEventId` resumes from an earlier Presence's `lastEventId`: the
+   * events since then come first (with ids, no snapshot: the map fills
+   * from those events).
    * @param {{ids?: number[], lastEventId?: string, maxUsers?: number}} [opts]
    * @returns {Presence}
    */
@@ -424,7 +427,8 @@ export class Usersd {
    * Keeps the caller online: a heartbeat now and every `interval` ms while
    * the page is visible (the Page Visibility API); none while it is hidden,
    * one at once when it shows again. Outside a browser it is always
-   * "visible". Returns the function that stops it.
+   * "visible". It stops by itself on a 401 (the session ended). Returns
+   * the function that stops it.
    * @param {{interval?: number, document?: {visibilityState: string,
    *   addEventListener: Function, removeEventListener: Function},
    *   onError?: (err: Error) => void}} [opts]
@@ -436,7 +440,10 @@ export class Usersd {
     let timer = 0;
     let stopped = false;
     const beat = () => {
-      this.heartbeat().catch((e) => { if (opts.onError) opts.onError(e); });
+      this.heartbeat().catch((e) => {
+        if (e.status === 401) stop(); // the session is gone: nothing to keep
+        if (opts.onError) opts.onError(e);
+      });
     };
     const update = () => {
       clearInterval(timer);
@@ -445,13 +452,14 @@ export class Usersd {
       beat();
       timer = setInterval(beat, interval);
     };
-    if (doc) doc.addEventListener('visibilitychange', update);
-    update();
-    return () => {
+    const stop = () => {
       stopped = true;
       clearInterval(timer);
       if (doc) doc.removeEventListener('visibilitychange', update);
     };
+    if (doc) doc.addEventListener('visibilitychange', update);
+    update();
+    return stop;
   }
 }
 
@@ -543,8 +551,14 @@ export class Presence {
     this._closed = false;
     this._loaded = false; // a snapshot is in
     this._resync = false; // the next state read is a reload
-    /** Resolves once the stream is open (and, with ids, its snapshot is in). @type {Promise<void>} */
-    this.ready = new Promise((resolve) => { this._resolveReady = resolve; });
+    /**
+     * Resolves once the stream is open (and, with ids, its snapshot is in),
+     * or at close(); rejects with the UsersdError when the server refuses
+     * the stream (then `state` is 'closed').
+     * @type {Promise<void>}
+     */
+    this.ready = new Promise((resolve, reject) => { this._resolveReady = resolve; this._rejectReady = reject; });
+    this.ready.catch(() => {}); // refused with nobody waiting: not an unhandled rejection
     this._connect();
   }
 
@@ -580,6 +594,7 @@ export class Presence {
   /** Stops following: closes the stream, cancels any reconnect. */
   close() {
     this._closed = true;
+    this._resolveReady();
     clearTimeout(this._timer);
     clearTimeout(this._watchdog);
     if (this._ctl) this._ctl.abort();
@@ -632,6 +647,7 @@ export class Presence {
         const err = new UsersdError(resp.status, (data && data.error) || `The server answered ${resp.status}.`, data && data.fields, data);
         if (resp.status === 401 && c.onUnauthorized) c.onUnauthorized(err);
         this.error = err;
+        this._rejectReady(err);
         return this.close();
       }
       this._failures = 0;

@@ -335,6 +335,14 @@ test('keepOnline heartbeats while the page is visible, none while hidden', async
   doc.dispatchEvent(new Event('visibilitychange')); // no longer listened to
   await sleep(100);
   assert.equal(beats, stoppedAt);
+  // a 401 (the session ended elsewhere) stops it by itself
+  await admin.revokeUserSessions(ids.bob);
+  const errors = [];
+  bob.keepOnline({ interval: 200, document: doc, onError: (e) => errors.push(e.status) });
+  await until(() => errors.length === 1, 'the 401');
+  const at401 = beats;
+  await sleep(700);
+  assert.deepEqual([errors, beats], [[401], at401]);
 });
 
 // ---- presence ------------------------------------------------------------------------
@@ -402,7 +410,8 @@ test('presence: a refusal is final and says why (400, 401)', async () => {
   const many = Array.from({ length: 1001 }, (_, i) => i + 1);
   const p = ann.presence({ ids: many });
   watch(p);
-  await until(() => p.state === 'closed', 'the refused stream to close');
+  await assert.rejects(p.ready, (e) => e instanceof UsersdError && e.status === 400);
+  assert.equal(p.state, 'closed');
   assert.equal(p.error.status, 400);
   assert.ok(p.error.fields.ids, JSON.stringify(p.error.body));
   const heard = [];
