@@ -263,6 +263,18 @@ test('a page of your own imports /client/usersd.js under the CSP: a contact list
   const items = async () => (await list.getByRole('listitem').allTextContents()).join(', ');
   await until(async () => (await items()) === 'dee_one: offline, dee_two: away', 'the snapshot in the list');
   assert.ok(await beat, 'keepOnline() sent a heartbeat');
+  // the tab hidden, then shown: a heartbeat at once (the Page Visibility API)
+  const hide = (state) => page.evaluate((s) => {
+    Object.defineProperty(document, 'visibilityState', { value: s, configurable: true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, state);
+  const beats = [];
+  page.on('request', (q) => { if (q.url().endsWith('/api/users/me/heartbeat/')) beats.push(q.method()); });
+  await hide('hidden');
+  await page.waitForTimeout(300);
+  assert.deepEqual(beats, [], 'a heartbeat while hidden');
+  await hide('visible');
+  await until(async () => beats.length === 1, 'a heartbeat when the tab shows again', 2000);
   // a change from elsewhere shows without a reload
   await page.evaluate(() => { window.notReloaded = true; });
   await login('dee_one');
