@@ -94,10 +94,7 @@ function showLogin(message) {
     const button = form.querySelector('button');
     button.disabled = true;
     try {
-      const data = await api('POST', '/api/auth/login/', {
-        username: form.elements.username.value.trim(),
-        password: form.elements.password.value,
-      });
+      const data = await usersd.login(form.elements.username.value.trim(), form.elements.password.value);
       loggedIn(data.user);
     } catch (err) {
       button.disabled = false;
@@ -110,7 +107,7 @@ function showLogin(message) {
 
 async function logout() {
   try {
-    await api('POST', '/api/auth/logout/');
+    await usersd.logout();
   } catch (e) {
     if (e.handled) return;
   }
@@ -118,6 +115,12 @@ async function logout() {
 }
 
 async function boot() {
+  try {
+    await clientLoaded;
+  } catch (e) {
+    note(main(), 'The page could not load its API client (/client/usersd.js). Reload the page to try again.', 'error');
+    return;
+  }
   document.getElementById('logout').addEventListener('click', logout);
   window.addEventListener('hashchange', route);
   if (!hint()) {
@@ -125,7 +128,7 @@ async function boot() {
     return;
   }
   try {
-    loggedIn(await api('GET', '/api/users/me/'));
+    loggedIn(await usersd.me());
   } catch (e) {
     if (e.status === 401) {
       hint(false);

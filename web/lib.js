@@ -1,60 +1,32 @@
 'use strict';
-// lib.js — what every view shares: the API client, the live stream, DOM
-// helpers, times and durations, and error display. Plain scripts loaded in
-// order (lib, views, app); each view adds itself to Views.
+// lib.js — what every view shares: the API client (usersd.js, imported),
+// the live stream, DOM helpers, times and durations, and error display.
+// Plain scripts loaded in order (lib, views, app); each view adds itself
+// to Views.
 
 const App = { me: null, staff: false };
 const Views = {};
 
-// ---- the API -------------------------------------------------------------
+// ---- the API: the JavaScript client the server serves ------------------------
 
-class ApiError extends Error {
-  constructor(status, body) {
-    super((body && body.error) || `The server answered ${status}.`);
-    this.status = status;
-    this.body = body || {};
-  }
-}
+// The client (/client/usersd.js, an ES module) is imported by this plain
+// script; app.js waits for it before anything calls the API. It uses the
+// session cookie; a 401 anywhere but at login means the session is gone:
+// back to the form.
+let usersd = null;
+let UsersdError = null;
+const clientLoaded = import('/client/usersd.js').then((m) => {
+  UsersdError = m.UsersdError;
+  usersd = new m.Usersd({
+    onUnauthorized(err) {
+      if (!App.me) return;
+      err.handled = true;
+      sessionEnded('Your session has ended. Please log in again.');
+    },
+  });
+});
 
-// Calls the API with the session cookie; resolves with the parsed reply
-// (null for 204), rejects with an ApiError carrying the API's sentence. A
-// 401 anywhere but at login means the session is gone: back to the form.
-async function api(method, path, body, signal) {
-  const opts = { method, credentials: 'same-origin', headers: { Accept: 'application/json' }, signal };
-  if (body !== undefined) {
-    opts.headers['Content-Type'] = 'application/json';
-    opts.body = JSON.stringify(body);
-  }
-  let resp;
-  try {
-    resp = await fetch(path, opts);
-  } catch (e) {
-    if (e.name === 'AbortError') throw e;
-    throw new ApiError(0, { error: 'The server cannot be reached; check that usersd is running, then try again.' });
-  }
-  let data = null;
-  if (resp.status !== 204 && resp.status !== 205) {
-    try {
-      data = await resp.json();
-    } catch (e) {
-      if (e.name === 'AbortError') throw e; // aborted while reading: not an empty reply
-      data = null;
-    }
-  }
-  if (resp.ok) return data;
-  const err = new ApiError(resp.status, data);
-  if (resp.status === 401 && !path.startsWith('/api/auth/login') && App.me) {
-    err.handled = true;
-    sessionEnded('Your session has ended. Please log in again.');
-  }
-  throw err;
-}
-
-// The API's time format: RFC 3339 with microseconds and Z.
-function isoTime(ms) {
-  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-}
-
+// A query string from params, without empty values (for the URL hash).
 function query(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== '' && v != null) q.set(k, v);
@@ -64,60 +36,28 @@ function query(params) {
 
 // ---- the presence stream ---------------------------------------------------
 
-// One EventSource for the whole page. EventSource reconnects by itself
-// after a dropped connection, sending Last-Event-ID; when the server
-// refuses the stream (a revoked session, a restart that answered 503) the
-// source closes, and we check who we are and open a new one from the last
-// id seen.
+// One presence() of the client for the whole page: it reconnects by itself
+// (resuming with Last-Event-ID) and reloads on a resync; the views hear
+// each change through Live.on(fn) as fn(type, user) — type presence,
+// status_message, dnd or resync.
 const Live = {
-  es: null, handlers: new Set(), lastId: '', timer: 0, tries: 0,
+  presence: null, handlers: new Set(),
   start() {
-    if (this.es) return;
-    const url = '/api/users/presence/stream/' + (this.lastId ? '?last_event_id=' + encodeURIComponent(this.lastId) : '');
-    const es = new EventSource(url);
-    this.es = es;
-    es.addEventListener('open', () => { this.tries = 0; setLive('live'); });
-    es.addEventListener('error', () => {
-      if (es !== this.es) return;
-      if (es.readyState === EventSource.CLOSED) this.refused();
-      else setLive('reconnecting');
-    });
-    for (const type of ['presence', 'status_message', 'resync']) {
-      es.addEventListener(type, (e) => this.dispatch(type, e));
-    }
-  },
-  refused() {
-    this.es.close();
-    this.es = null;
-    setLive('reconnecting');
-    clearTimeout(this.timer);
-    const wait = Math.min(30000, 2000 * 2 ** Math.min(this.tries++, 4));
-    this.timer = setTimeout(async () => {
-      try {
-        await api('GET', '/api/users/me/');
-        this.start();
-      } catch (e) {
-        if (!e.handled) this.refused();
-      }
-    }, wait);
+    if (this.presence) return;
+    this.presence = usersd.presence();
+    this.presence.onState((s) => setLive(s === 'live' ? 'live' : s === 'closed' ? '' : 'reconnecting'));
+    this.presence.onChange((c) => this.dispatch(c.type, c.user || {}));
   },
   stop() {
-    clearTimeout(this.timer);
-    if (this.es) this.es.close();
-    this.es = null;
-    this.lastId = '';
+    if (this.presence) this.presence.close();
+    this.presence = null;
     setLive('');
   },
   on(fn) {
     this.handlers.add(fn);
     return () => this.handlers.delete(fn);
   },
-  dispatch(type, e) {
-    if (e.lastEventId) this.lastId = e.lastEventId;
-    let data = {};
-    if (type !== 'resync') {
-      try { data = JSON.parse(e.data); } catch (err) { return; }
-    }
+  dispatch(type, data) {
     for (const fn of this.handlers) fn(type, data);
   },
 };
@@ -229,14 +169,14 @@ function clearErrors(scope) {
 // beside the form's button; the first bad field gets the focus.
 function showError(scope, err, fallback = 'form') {
   if (err.name === 'AbortError') return;
-  if (!(err instanceof ApiError)) throw err; // a bug of ours: let it show
+  if (!(err instanceof UsersdError)) throw err; // a bug of ours: let it show
   if (err.handled) return;
-  const fields = Object.keys(err.body.fields || {});
+  const fields = Object.keys(err.fields);
   let placed = false;
   for (const name of fields) {
     const p = scope.querySelector(`[data-error-for="${CSS.escape(name)}"]`);
     if (!p) continue;
-    p.textContent = err.body.fields[name] || err.message;
+    p.textContent = err.fields[name] || err.message;
     const input = scope.querySelector(`[name="${CSS.escape(name)}"]`);
     if (input) {
       input.setAttribute('aria-invalid', 'true');
@@ -258,7 +198,7 @@ function note(parent, text, cls = 'note') {
 
 function unavailable(parent, err, what) {
   if (err.name === 'AbortError') return;
-  if (!(err instanceof ApiError)) throw err;
+  if (!(err instanceof UsersdError)) throw err;
   if (err.handled) return;
   if (err.status === 404) note(parent, `${what} is not available on this server.`);
   else note(parent, err.message, 'error');

@@ -64,8 +64,8 @@ Views.online = function (main, params) {
     const signal = ctl.signal;
     try {
       const [list, stats] = await Promise.all([
-        api('GET', '/api/users/admin/users/online/' + query({ page, per_page: perPage }), undefined, signal),
-        App.staff ? api('GET', '/api/users/management/statistics/', undefined, signal) : null,
+        usersd.getOnlineUsers({ page, perPage, signal }),
+        App.staff ? usersd.getStatistics({ signal }) : null,
       ]);
       count = list.online_count;
       if (stats) totalUsers = stats.total_users;
@@ -81,7 +81,7 @@ Views.online = function (main, params) {
   // we have not seen left away or offline: was it online before?).
   const refreshCount = throttle(async () => {
     try {
-      const list = await api('GET', '/api/users/admin/users/online/?per_page=1');
+      const list = await usersd.getOnlineUsers({ perPage: 1 });
       count = list.online_count;
       showCount();
     } catch (e) { /* the next event or load tries again */ }

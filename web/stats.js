@@ -16,7 +16,7 @@ Views.stats = function (main, params) {
 
   async function loadFigures() {
     try {
-      const s = await api('GET', '/api/users/management/statistics/', undefined, ctl.signal);
+      const s = await usersd.getStatistics({ signal: ctl.signal });
       const fig = (label, v) => h('div', {}, h('dt', {}, label), h('dd', {}, v));
       refs.figures.replaceChildren(h('dl', { class: 'figures' },
         fig('Total users', fmtNumber(s.total_users)), fig('Active', fmtNumber(s.active_users)),
@@ -33,8 +33,7 @@ Views.stats = function (main, params) {
     const from = to - RANGES[range] * 1000;
     refs.chartNote.textContent = `Every ${BUCKET_NAMES[BUCKETS[range]]}, ${RANGE_NAMES[range]}: users online at the start of each (line) and the most online within it (shaded).`;
     try {
-      const data = await api('GET', '/api/users/management/statistics/history/' +
-        query({ from: isoTime(from), to: isoTime(to), bucket: BUCKETS[range] }), undefined, ctl.signal);
+      const data = await usersd.getStatisticsHistory({ from: new Date(from), to: new Date(to), bucket: BUCKETS[range], signal: ctl.signal });
       points = data.points;
       draw();
     } catch (e) {

@@ -18,8 +18,7 @@ Views.user = function (main, params, id) {
   let user = null;
   let range = params.get('range') in RANGES ? params.get('range') : '24h';
   const ctl = new AbortController();
-  const userPath = self ? '/api/users/me/' : `/api/users/management/users/${id}/`;
-  const messagePath = self ? '/api/users/me/status-message/' : `/api/users/management/users/${id}/status-message/`;
+  const whose = self ? {} : { userId: id }; // the status message: mine, or (staff) theirs
 
   function showUser(u) {
     user = u;
@@ -56,7 +55,7 @@ Views.user = function (main, params, id) {
 
   async function load() {
     try {
-      showUser(await api('GET', userPath, undefined, ctl.signal));
+      showUser(await (self ? usersd.me({ signal: ctl.signal }) : usersd.getUser(id, { signal: ctl.signal })));
     } catch (e) {
       if (e.handled || e.name === 'AbortError') return;
       main.replaceChildren(h('section', {}, h('h1', { tabindex: '-1' }, 'User not found'),
@@ -73,7 +72,7 @@ Views.user = function (main, params, id) {
     clearErrors(refs.statusForm);
     const status = refs.statusForm.elements.status.value;
     try {
-      const r = await api('POST', `/api/users/admin/users/${id}/set-online-status/`, { status });
+      const r = await usersd.setOnlineStatus(id, status);
       showUser({ ...user, online_status: r.online_status, last_seen: r.last_seen, is_online: r.online_status === 'online' });
       refs.statusDone.textContent = r.message + '.';
     } catch (err) {
@@ -85,15 +84,14 @@ Views.user = function (main, params, id) {
     e.preventDefault();
     const f = refs.messageForm;
     clearErrors(f);
-    const body = { text: f.elements.text.value.trim() };
-    if (f.elements.expires_in.value) body.expires_in = Number(f.elements.expires_in.value);
+    const expiresIn = f.elements.expires_in.value ? Number(f.elements.expires_in.value) : undefined;
     try {
-      const m = await api('PUT', messagePath, body);
+      const m = await usersd.setStatusMessage(f.elements.text.value.trim(), { ...whose, expiresIn });
       user.status_message = m;
       showMessage(m);
       f.reset();
     } catch (err) {
-      if (err.status === 404 && !err.body.fields) err.message = 'Status messages are not available on this server.';
+      if (err.status === 404 && !Object.keys(err.fields).length) err.message = 'Status messages are not available on this server.';
       showError(f, err);
     }
   });
@@ -101,7 +99,7 @@ Views.user = function (main, params, id) {
   refs.clearMessage.addEventListener('click', async () => {
     clearErrors(refs.messageForm);
     try {
-      await api('DELETE', messagePath);
+      await usersd.clearStatusMessage(whose);
       user.status_message = null;
       showMessage(null);
     } catch (err) {
@@ -124,8 +122,7 @@ Views.user = function (main, params, id) {
     const to = Date.now();
     const from = to - RANGES[range] * 1000;
     try {
-      const data = await api('GET', `/api/users/admin/users/${id}/presence-history/` +
-        query({ from: isoTime(from), to: isoTime(to) }), undefined, ctl.signal);
+      const data = await usersd.getPresenceHistory(id, { from: new Date(from), to: new Date(to), signal: ctl.signal });
       drawTimeline(refs.history, data);
     } catch (e) {
       unavailable(refs.history, e, 'Presence history');
@@ -134,9 +131,8 @@ Views.user = function (main, params, id) {
 
   // ---- sessions
   async function loadSessions() {
-    const path = self ? '/api/users/me/sessions/' : `/api/users/management/users/${id}/sessions/`;
     try {
-      const data = await api('GET', path, undefined, ctl.signal);
+      const data = await (self ? usersd.getMySessions({ signal: ctl.signal }) : usersd.getUserSessions(id, { signal: ctl.signal }));
       showSessions(data.sessions);
     } catch (e) {
       unavailable(refs.sessions, e, 'The session list');
@@ -164,7 +160,7 @@ Views.user = function (main, params, id) {
 
   async function revoke(s) {
     try {
-      await api('DELETE', `/api/users/me/sessions/${s.id}/`);
+      await usersd.revokeMySession(s.id);
       if (s.current) sessionEnded('You revoked the session of this browser; log in again to go on.');
       else loadSessions();
     } catch (err) {
@@ -175,7 +171,7 @@ Views.user = function (main, params, id) {
   async function logoutAll() {
     if (!(await confirmAction('Log out on every device, this browser included?', 'Log out everywhere'))) return;
     try {
-      await api('POST', '/api/auth/logout-all/');
+      await usersd.logoutAll();
       sessionEnded('You logged out everywhere.');
     } catch (err) {
       showError(refs.sessions, err, 'sessions');
@@ -185,7 +181,7 @@ Views.user = function (main, params, id) {
   async function revokeAll() {
     if (!(await confirmAction(`End every session of ${user.username}? They go offline and must log in again.`, 'Revoke all sessions'))) return;
     try {
-      await api('DELETE', `/api/users/management/users/${id}/sessions/`);
+      await usersd.revokeUserSessions(id);
       loadSessions();
     } catch (err) {
       showError(refs.sessions, err, 'sessions');
@@ -212,7 +208,7 @@ Views.user = function (main, params, id) {
     if (f.password.value) body.password = f.password.value;
     if (f.is_staff.checked !== user.is_staff) body.is_staff = f.is_staff.checked;
     try {
-      showUser(await api('PATCH', `/api/users/management/users/${id}/`, body));
+      showUser(await usersd.updateUser(id, body));
       refs.editDone.textContent = 'Saved.';
     } catch (err) {
       refs.editDone.textContent = '';
@@ -225,7 +221,7 @@ Views.user = function (main, params, id) {
     const active = !user.is_active;
     if (!active && !(await confirmAction(`Deactivate ${user.username}? They are logged out and cannot log in until activated again.`, 'Deactivate'))) return;
     try {
-      showUser(await api('PATCH', `/api/users/management/users/${id}/`, { is_active: active }));
+      showUser(await usersd.updateUser(id, { is_active: active }));
     } catch (err) {
       showError(refs.manage, err, 'is_active');
     }
@@ -235,7 +231,7 @@ Views.user = function (main, params, id) {
     clearErrors(refs.manage);
     if (!(await confirmAction(`Delete ${user.username}? Their account, sessions and presence are removed for good.`, 'Delete'))) return;
     try {
-      await api('DELETE', `/api/users/management/users/${id}/`);
+      await usersd.deleteUser(id);
       location.hash = '#/users';
     } catch (err) {
       showError(refs.manage, err, 'delete');

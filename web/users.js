@@ -44,7 +44,7 @@ Views.users = function (main, params) {
     clearErrors(form);
     refs.status.textContent = 'Loading…';
     try {
-      const data = await api('GET', '/api/users/management/list/' + query({ ...s, page }), undefined, ctl.signal);
+      const data = await usersd.listUsers({ ...s, page, signal: ctl.signal });
       refs.body.replaceChildren(...data.users.map(row));
       const p = data.pagination;
       refs.status.textContent = p.total_count === 1 ? '1 user' : `${fmtNumber(p.total_count)} users`;
@@ -82,7 +82,7 @@ Views.users = function (main, params) {
     const body = { username: f.username.value.trim(), password: f.password.value, is_staff: f.is_staff.checked };
     for (const k of ['email', 'first_name', 'last_name']) if (f[k].value.trim()) body[k] = f[k].value.trim();
     try {
-      const u = await api('POST', '/api/users/management/users/', body);
+      const u = await usersd.createUser(body);
       create.reset();
       refs.created.replaceChildren('Created ', h('a', { href: '#/users/' + u.id }, u.username), '.');
       load();

@@ -2,7 +2,10 @@
  * into the binary by cmake/embed_web.cmake, served at / and /dashboard/.
  * Its paths are answered here before the route table is consulted, so the
  * table (and with it `usersd routes`, the metrics labels and the OpenAPI
- * document) stays the API's alone. */
+ * document) stays the API's alone. The JavaScript client (API.md §14,
+ * clients/js/) is embedded the same way but is part of the API: its two
+ * paths are rows of the route table, answered by h_client, dashboard or
+ * not. */
 #include <string.h>
 
 #include "server.h"
@@ -21,10 +24,10 @@ static const struct {
     {"X-Frame-Options", "DENY"},
 };
 
-static const struct web_file *find(const char *name)
+static const struct web_file *find(const struct web_file *files, size_t n, const char *name)
 {
-    for (size_t i = 0; i < web_nfiles; i++)
-        if (strcmp(web_files[i].path, name) == 0) return &web_files[i];
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(files[i].path, name) == 0) return &files[i];
     return NULL;
 }
 
@@ -38,7 +41,7 @@ static bool not_modified(struct req *r, const struct web_file *f)
     return inm && (strstr(inm, f->etag) || strcmp(inm, "*") == 0);
 }
 
-static void send_file(struct req *r, const struct web_file *f)
+static void send_file(struct req *r, const struct web_file *f, const char *cache_control)
 {
     bool fresh = not_modified(r, f);
     /* The data is static and MHD only reads it: the cast drops a const MHD
@@ -51,11 +54,7 @@ static void send_file(struct req *r, const struct web_file *f)
     }
     if (!fresh) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, f->type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, f->etag);
-    /* The page is checked on every load (it names the current assets); an
-     * asset's name changes with its content, so it never needs checking. */
-    MHD_add_response_header(
-        resp, MHD_HTTP_HEADER_CACHE_CONTROL,
-        strcmp(f->path, "index.html") == 0 ? "no-cache" : "public, max-age=31536000, immutable");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cache_control);
     for (size_t i = 0; i < sizeof security_headers / sizeof security_headers[0]; i++)
         MHD_add_response_header(resp, security_headers[i].name, security_headers[i].value);
     int status = fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
@@ -72,9 +71,9 @@ bool dashboard_serve(struct req *r, const char *url)
     if (server_config()->no_dashboard) return false;
     const struct web_file *f;
     if (strcmp(url, "/") == 0 || strcmp(url, "/dashboard") == 0 || strcmp(url, PREFIX) == 0)
-        f = find("index.html");
+        f = find(web_files, web_nfiles, "index.html");
     else if (strncmp(url, PREFIX, strlen(PREFIX)) == 0)
-        f = find(url + strlen(PREFIX));
+        f = find(web_files, web_nfiles, url + strlen(PREFIX));
     else
         return false;
     if (!f) {
@@ -86,6 +85,24 @@ bool dashboard_serve(struct req *r, const char *url)
         reply_fail(r, 405, NULL, "method %s is not allowed here (allowed: GET, HEAD)", r->method);
         return true;
     }
-    send_file(r, f);
+    /* The page is checked on every load (it names the current assets); an
+     * asset's name changes with its content, so it never needs checking. */
+    send_file(r, f,
+              strcmp(f->path, "index.html") == 0 ? "no-cache"
+                                                 : "public, max-age=31536000, immutable");
     return true;
+}
+
+/* GET /client/<name>: the route's own file. Its name is stable (pages and
+ * programs import it by that name), so a cache checks it on every use and
+ * gets a 304 while the server's copy is the same. */
+void h_client(struct req *r)
+{
+    const char *name = strrchr(r->route->pattern, '/') + 1;
+    const struct web_file *f = find(client_files, client_nfiles, name);
+    if (!f) { /* a row without its file: the build embeds every clients/js file */
+        reply_fail(r, 404, NULL, "no such file in the client");
+        return;
+    }
+    send_file(r, f, "no-cache");
 }

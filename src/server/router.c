@@ -45,6 +45,8 @@ static const struct route routes[] = {
     {"GET", "/api/schema/", h_schema, AUTH_NONE, false, false},
     {"GET", "/healthz", h_healthz, AUTH_NONE, false, false},
     {"GET", "/readyz", h_readyz, AUTH_NONE, false, false},
+    {"GET", "/client/usersd.js", h_client, AUTH_NONE, false, false},
+    {"GET", "/client/usersd.d.ts", h_client, AUTH_NONE, false, false},
 };
 
 /* Matches path against pattern; the trailing slash is optional both ways. */

@@ -420,11 +420,16 @@ struct web_file {
 };
 extern const struct web_file web_files[];
 extern const size_t web_nfiles;
+/* The files of clients/js/ (API.md §14), by their own names. */
+extern const struct web_file client_files[];
+extern const size_t client_nfiles;
 
 /* Answers the dashboard's paths ("/", "/dashboard/..."), kept out of the
  * API's route table; returns false, sending nothing, for any other path
  * or when the dashboard is off. */
 bool dashboard_serve(struct req *r, const char *url);
+/* GET /client/usersd.js and /client/usersd.d.ts (route rows, anyone). */
+void h_client(struct req *r);
 
 /* ---- group commit (writer.c) ---- */
 

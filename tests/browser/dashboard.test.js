@@ -83,16 +83,7 @@ async function logIn(page, username = 'admin', password = username === 'admin' ?
 }
 
 // Polls fn until it returns something truthy (bounded in time).
-async function until(fn, what, timeout = WAIT) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
+const until = (fn, what, timeout = WAIT) => H.until(fn, what, timeout);
 
 function onlineRow(page, username) {
   return page.getByRole('table', { name: 'Online users' }).getByRole('row').filter({ has: page.getByRole('rowheader', { name: new RegExp('^' + username + '( \\(you\\))?$') }) });
@@ -155,7 +146,9 @@ test('the page carries the CSP and loads nothing from elsewhere', async () => {
   await page.getByRole('button', { name: 'Log in' }).waitFor();
   const assets = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name));
   assert.ok(assets.length >= 3, 'the page loaded its scripts and styles');
-  for (const a of assets) assert.ok(a.startsWith(B + '/dashboard/'), a);
+  // its own files, and the API's client it imports
+  assert.ok(assets.includes(B + '/client/usersd.js'), assets.join(' '));
+  for (const a of assets) assert.ok(a.startsWith(B + '/dashboard/') || a === B + '/client/usersd.js', a);
   await shot(page, 'login');
   await page.done();
 });
@@ -242,6 +235,54 @@ test("another user's status change arrives live, without reload", async () => {
   await page.evaluate(() => Live.dispatch('resync', new MessageEvent('resync')));
   await reloaded;
   await page.done();
+});
+
+// The README's "Use it from your app": examples/contacts.html and
+// contacts.js as a page of the application would serve them, on usersd's
+// origin (Playwright answers those two paths; everything else is usersd)
+// and under the dashboard's CSP: the module is imported, presence() keeps
+// the list live, keepOnline() heartbeats.
+test('a page of your own imports /client/usersd.js under the CSP: a contact list kept live', async () => {
+  const page = await newPage();
+  await logIn(page); // the session cookie the page's client uses
+  const one = await createUser('dee_one'); // new: offline
+  const two = await createUser('dee_two');
+  await api('POST', `/api/users/admin/users/${two.id}/set-online-status/`, { status: 'away' }, admin);
+  const ids = `${one.id},${two.id}`;
+  const file = (name) => fs.readFileSync(path.join(H.ROOT, 'examples', name), 'utf8');
+  const headers = { 'Content-Security-Policy': "default-src 'self'" };
+  await page.route(B + '/contacts.html', (r) => r.fulfill({ contentType: 'text/html; charset=utf-8', headers,
+    body: file('contacts.html').replace('{{ids}}', ids) }));
+  await page.route(B + '/contacts.js', (r) => r.fulfill({ contentType: 'text/javascript; charset=utf-8', headers,
+    body: file('contacts.js') }));
+  const beat = page.waitForRequest((q) => q.url().endsWith('/api/users/me/heartbeat/') && q.method() === 'POST')
+    .then(() => true, () => false); // settled even when the page closes first
+  const resp = await page.goto(B + '/contacts.html');
+  assert.equal(resp.headers()['content-security-policy'], "default-src 'self'");
+  const list = page.getByRole('list', { name: 'Contacts' });
+  const items = async () => (await list.getByRole('listitem').allTextContents()).join(', ');
+  await until(async () => (await items()) === 'dee_one: offline, dee_two: away', 'the snapshot in the list');
+  assert.ok(await beat, 'keepOnline() sent a heartbeat');
+  // the tab hidden, then shown: a heartbeat at once (the Page Visibility API)
+  const hide = (state) => page.evaluate((s) => {
+    Object.defineProperty(document, 'visibilityState', { value: s, configurable: true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, state);
+  const beats = [];
+  page.on('request', (q) => { if (q.url().endsWith('/api/users/me/heartbeat/')) beats.push(q.method()); });
+  await hide('hidden');
+  await page.waitForTimeout(300);
+  assert.deepEqual(beats, [], 'a heartbeat while hidden');
+  await hide('visible');
+  await until(async () => beats.length === 1, 'a heartbeat when the tab shows again', 2000);
+  // a change from elsewhere shows without a reload
+  await page.evaluate(() => { window.notReloaded = true; });
+  await login('dee_one');
+  await until(async () => (await items()) === 'dee_one: online, dee_two: away', 'dee_one online, live');
+  assert.equal(await page.evaluate(() => window.notReloaded), true);
+  const loaded = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname));
+  assert.ok(loaded.includes('/client/usersd.js'), loaded.join(' '));
+  await page.done(); // no CSP report, no error, nothing from elsewhere
 });
 
 test('a change for a user on another page moves the count, not the list', async () => {
@@ -353,7 +394,7 @@ test('a request aborted while its reply is read is not taken for an empty reply'
     const ctl = new AbortController();
     Response.prototype.json = function () { ctl.abort(); return json.call(this); };
     try {
-      return 'resolved: ' + JSON.stringify(await api('GET', '/api/users/me/', undefined, ctl.signal));
+      return 'resolved: ' + JSON.stringify(await usersd.me({ signal: ctl.signal }));
     } catch (e) {
       return e.name;
     } finally {

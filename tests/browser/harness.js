@@ -1,7 +1,8 @@
 'use strict';
-// harness.js — what the browser tests and the docs screenshots share: the
-// real usersd on a free loopback port, API calls from outside the page, and
-// Debian's Chromium started with the flags this closed machine needs.
+// harness.js — what the browser tests, the docs screenshots and the
+// client's Node tests (tests/js) share: the real usersd on a free loopback
+// port, API calls from outside the page, and Debian's Chromium started with
+// the flags this closed machine needs.
 //
 // Environment: USERSD_BIN (the binary), BROWSER_WORK (where node_modules
 // is), CHROMIUM (default /usr/bin/chromium).
@@ -13,7 +14,6 @@ const ROOT = path.join(__dirname, '..', '..');
 const WORK = path.resolve(process.env.BROWSER_WORK || path.join(ROOT, 'build-test', 'browser'));
 const BIN = path.resolve(process.env.USERSD_BIN || path.join(ROOT, 'build-test', 'usersd'));
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const { chromium } = require(path.join(WORK, 'node_modules', 'playwright-core'));
 const ADMIN_PASSWORD = 'admin-password-1';
 
 // Starts `usersd serve --listen LISTEN --db DB` (its log in DIR/server.log)
@@ -66,10 +66,25 @@ async function call(base, method, p, body, token, userAgent) {
   return { status: resp.status, body: text ? JSON.parse(text) : null };
 }
 
+// Polls fn until it returns something truthy; fails the test after
+// timeout ms (every wait of a test is bounded).
+async function until(fn, what, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
 // Headless Chromium. Playwright gives it a fresh, empty --user-data-dir of
 // its own (removed at close); without the background-networking flags it
 // keeps trying to reach Google's services from this closed network.
 function launchBrowser() {
+  // Required here, not above: tests/js uses this harness without a browser.
+  const { chromium } = require(path.join(WORK, 'node_modules', 'playwright-core'));
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -78,4 +93,4 @@ function launchBrowser() {
   });
 }
 
-module.exports = { ROOT, WORK, BIN, ADMIN_PASSWORD, startServer, stopServer, call, launchBrowser };
+module.exports = { ROOT, WORK, BIN, ADMIN_PASSWORD, startServer, stopServer, call, until, launchBrowser };
