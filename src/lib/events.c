@@ -44,7 +44,8 @@ enum usersd_code usersd_events_since(struct usersd *u, int64_t since, int limit,
                                      struct usersd_changes *out, struct usersd_err *err)
 {
     return log_read(u, since, limit,
-                    STORE_KIND(USERSD_CHANGE_PRESENCE) | STORE_KIND(USERSD_CHANGE_STATUS_MESSAGE),
+                    STORE_KIND(USERSD_CHANGE_PRESENCE) | STORE_KIND(USERSD_CHANGE_STATUS_MESSAGE) |
+                        STORE_KIND(USERSD_CHANGE_DND),
                     out, err);
 }
 
