@@ -21,9 +21,12 @@ void h_heartbeat(struct req *r)
      * million clients heartbeat every 30 s without a write each. */
     struct usersd_user seen = {.id = r->caller.id,
                                .online_status = r->caller.online_status,
-                               .last_seen = r->caller.last_seen};
-    if (seen.online_status == USERSD_ONLINE &&
-        !usersd_activity_due(r->core, &seen, USERSD_NULL_TIME)) {
+                               .last_seen = r->caller.last_seen,
+                               .status_manual = r->caller.status_manual};
+    /* A manual status is kept against heartbeats (API.md §12): the same
+     * answer, from the stored values, with no presence write. */
+    if (seen.status_manual || (seen.online_status == USERSD_ONLINE &&
+                               !usersd_activity_due(r->core, &seen, USERSD_NULL_TIME))) {
         /* Another device keeps the user seen; this one's session may still
          * be due a last_used of its own (the writer takes it). */
         if (usersd_activity_due(r->core, &seen, r->session.last_used))
@@ -33,7 +36,9 @@ void h_heartbeat(struct req *r)
         reply_text(r, 200, JSON_TYPE, text, len);
         return;
     }
-    writer_submit(r, r->caller.id, USERSD_ONLINE, JOB_HEARTBEAT); /* set_online, group-committed */
+    /* set_online, group-committed; automatic, so a manual status set
+     * meanwhile stays */
+    writer_submit(r, r->caller.id, USERSD_ONLINE, JOB_HEARTBEAT, USERSD_STATUS_AUTO);
 }
 
 void h_me_status(struct req *r)
