@@ -936,6 +936,20 @@ static void manual_status(void **state)
     assert_true(u.status_manual && u.online_status == USERSD_AWAY);
     assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
     assert_true(u.status_manual);
+    /* set as its caller's own activity (the writer's own-status job): the
+     * session moves, a manual status's last_seen does not */
+    struct store_status_job own = {.c = c};
+    own.c.now = 250;
+    own.c.touch = true;
+    own.c.touch_before = 250;
+    own.c.session_id = sa;
+    struct usersd_user own_out[1];
+    struct usersd_err own_err[1];
+    many(s, &own, 1, own_out, own_err, false);
+    assert_int_equal(own.rc, USERSD_OK);
+    assert_true(own_out[0].status_manual && own_out[0].last_seen == 100);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == 100);
     int64_t head = 0;
     assert_int_equal(s->ops->changes_head(s, &head, NULL), USERSD_OK);
 

@@ -333,18 +333,20 @@ static void dnd_expiry(void **state)
     assert_int_equal(usersd_dnd_set(f->u, id, f->now + 90 * SEC, -1, &u, NULL), USERSD_OK);
     assert_true(u.dnd_until == f->now + 90 * SEC);
 
-    /* the log: set (30 min), ended, set (no end), cleared, set (until) */
+    /* the log: set (30 min: read after its end, it reads ended, as the
+     * user does), ended, set (no end), cleared, set (until) */
     struct usersd_changes c;
     assert_int_equal(usersd_events_since(f->u, head, 100, &c, NULL), USERSD_OK);
     assert_int_equal(c.count, 5);
-    bool want_on[] = {true, false, true, false, true};
+    bool want_on[] = {false, false, true, false, true};
     for (size_t i = 0; i < c.count; i++) {
         assert_int_equal(c.items[i].kind, USERSD_CHANGE_DND);
         assert_int_equal(c.items[i].dnd, want_on[i]);
         assert_int_equal(c.items[i].online_status, USERSD_ONLINE); /* no status change */
     }
-    assert_true(c.items[0].dnd_until == T0 + 30 * 60 * SEC);
+    assert_true(c.items[0].dnd_until == USERSD_NULL_TIME);
     assert_true(c.items[2].dnd_until == USERSD_NULL_TIME);
+    assert_true(c.items[4].dnd_until == f->now + 90 * SEC);
     usersd_changes_free(&c);
     /* a presence change carries the do not disturb of the moment */
     assert_int_equal(usersd_changes_head(f->u, &head, NULL), USERSD_OK);

@@ -39,7 +39,9 @@ CREATE TRIGGER users_presence_update AFTER UPDATE OF online_status, last_seen, s
 -- usersd_set_presence (008) with how each job sets: p_how[k] 0 sets
 -- the status and ends a manual one, 1 sets a manual one, 2 is automatic
 -- (a user with a manual status keeps it, and its last_seen; the session's
--- last_used still moves). The row returned gains status_manual and
+-- last_used still moves). A manual status's last_seen is not the caller's
+-- activity either (p_touch moves only the session), as touch's
+-- `NOT status_manual` has it. The row returned gains status_manual and
 -- dnd_until; a logged change carries the user's do not disturb.
 DROP FUNCTION usersd_set_presence(BIGINT[], SMALLINT[], BIGINT[], BOOLEAN[], BIGINT[], BIGINT[],
                                   BIGINT[], BOOLEAN);
@@ -77,7 +79,8 @@ BEGIN
                  upd AS (UPDATE users u SET
                              online_status = CASE WHEN o.keep THEN o.was ELSE j.status END,
                              last_seen = CASE WHEN o.keep THEN o.was_seen
-                                              WHEN j.touch AND (coalesce(j.seen, u.last_seen) IS NULL
+                                              WHEN j.touch AND j.how <> 1
+                                                   AND (coalesce(j.seen, u.last_seen) IS NULL
                                                                 OR coalesce(j.seen, u.last_seen) < j.before)
                                               THEN j.at ELSE coalesce(j.seen, u.last_seen) END,
                              status_manual = o.keep OR j.how = 1
