@@ -106,6 +106,14 @@ struct usersd_user {
      * end, USERSD_NULL_TIME for none. */
     char status_text[USERSD_STATUS_TEXT_MAX * 4 + 1];
     int64_t status_expires;
+    /* The status was set by hand (USERSD_STATUS_MANUAL: away, or offline =
+     * invisible): nothing automatic changes it, nor last_seen, until a
+     * status is set again. Only the user themself and staff may be told. */
+    bool status_manual;
+    /* Do not disturb: on or off, and its end (USERSD_NULL_TIME: until
+     * turned off). The library never returns an ended one. */
+    bool dnd;
+    int64_t dnd_until;
 };
 
 /* The model method is_online: status is online. */
@@ -272,10 +280,28 @@ USERSD_API enum usersd_code usersd_stats(struct usersd *u, struct usersd_stats *
 /* ---- Presence (the seed's service and model methods) ------------------ */
 
 /* set_user_online_status: calls the model method matching status (so
- * last_seen moves on online and offline, not on away). out may be NULL. */
+ * last_seen moves on online and offline, not on away). out may be NULL.
+ * A status set this way (and by the model methods below) is not manual:
+ * it ends a manual status. */
 USERSD_API enum usersd_code usersd_set_status(struct usersd *u, int64_t id,
                                               enum usersd_status status, struct usersd_user *out,
                                               struct usersd_err *err);
+/* How a status is set (usersd_set_status_ex, usersd_status_job.flags). */
+enum {
+    /* A manual status (API.md §12): away or offline only (offline is
+     * "invisible"); kept against everything automatic until a status is
+     * set again. Without it, a set status ends a manual one. */
+    USERSD_STATUS_MANUAL = 1u << 0,
+    /* An automatic write (login, a heartbeat): a manual status stays, and
+     * so does its last_seen; nothing is written. */
+    USERSD_STATUS_AUTO = 1u << 1,
+};
+/* usersd_set_status with flags (0 is usersd_set_status itself). EINVAL
+ * (field "manual") for USERSD_STATUS_MANUAL with online (online is never
+ * manual) or with USERSD_STATUS_AUTO. out (may be NULL) has status_manual. */
+USERSD_API enum usersd_code usersd_set_status_ex(struct usersd *u, int64_t id,
+                                                 enum usersd_status status, unsigned flags,
+                                                 struct usersd_user *out, struct usersd_err *err);
 /* usersd_set_status for callers that show only the presence (the server's
  * set-status and heartbeat replies): when the status does not change, out
  * holds only id, online_status and last_seen (the rest zero) and the
@@ -296,6 +322,7 @@ struct usersd_status_job {
     struct usersd_user *out; /* as usersd_set_status_presence fills it */
     struct usersd_err *err;
     enum usersd_code rc;
+    unsigned flags; /* as usersd_set_status_ex's */
 };
 /* usersd_set_status_presence for n users at once (the server's group
  * commit), in the order given, each atomic on its own and failing alone:
@@ -366,6 +393,7 @@ enum usersd_change_kind {
     USERSD_CHANGE_PRESENCE = 0,       /* online_status changed */
     USERSD_CHANGE_STATUS_MESSAGE = 1, /* the status message was set, cleared or ended */
     USERSD_CHANGE_SESSION_END = 2,    /* session_id (0: every session of user_id) ended */
+    USERSD_CHANGE_DND = 3,            /* do not disturb was set, cleared or ended */
 };
 
 /* One logged change (written in the same transaction as the change). seq
@@ -383,6 +411,10 @@ struct usersd_change {
     /* STATUS_MESSAGE: the new message ("" when cleared) and its end */
     char status_text[USERSD_STATUS_TEXT_MAX * 4 + 1];
     int64_t status_expires;
+    /* PRESENCE and DND: the user's do not disturb as it was then (DND: as
+     * it became); dnd_until USERSD_NULL_TIME: no end. */
+    bool dnd;
+    int64_t dnd_until;
 };
 
 /* A batch of changes; items allocated by the library (usersd_changes_free). */
@@ -416,8 +448,8 @@ USERSD_API enum usersd_code usersd_changes_head(struct usersd *u, int64_t *seq,
  * poll usersd_changes_since instead. Either way the log stays the truth. */
 USERSD_API enum usersd_code usersd_changes_wait(struct usersd *u, int timeout_ms, bool *notified,
                                                 struct usersd_err *err);
-/* Like usersd_changes_since, but presence changes and status messages:
- * what a stream replays after Last-Event-ID. */
+/* Like usersd_changes_since, but presence changes, status messages and
+ * do not disturb: what a stream replays after Last-Event-ID. */
 USERSD_API enum usersd_code usersd_events_since(struct usersd *u, int64_t since, int limit,
                                                 struct usersd_changes *out, struct usersd_err *err);
 /* Deletes changes older than the configured retention. */
@@ -442,6 +474,30 @@ USERSD_API enum usersd_code usersd_status_message_clear(struct usersd *u, int64_
  * processes sweep at once; *n (may be NULL) receives how many. */
 USERSD_API enum usersd_code usersd_status_message_expire(struct usersd *u, int64_t *n,
                                                          struct usersd_err *err);
+
+/* ---- Do not disturb (API.md §12) ------------------------------------------ */
+
+#define USERSD_DND_MINUTES_MAX 10080 /* a week */
+
+/* Turns do not disturb on for user id, ending at until (USERSD_NULL_TIME:
+ * none) or after minutes (1 to USERSD_DND_MINUTES_MAX; < 0: not given).
+ * EINVAL naming the field: minutes out of range ("minutes"), both given
+ * ("minutes"), until not in the future ("until"). Logged for the streams
+ * (USERSD_CHANGE_DND); the status does not change. out (may be NULL)
+ * receives the user. ENOTFOUND for an unknown user. */
+USERSD_API enum usersd_code usersd_dnd_set(struct usersd *u, int64_t id, int64_t until, int minutes,
+                                           struct usersd_user *out, struct usersd_err *err);
+/* Turns it off (logged only when it was on). ENOTFOUND for an unknown user. */
+USERSD_API enum usersd_code usersd_dnd_clear(struct usersd *u, int64_t id, struct usersd_user *out,
+                                             struct usersd_err *err);
+/* Ends every do not disturb whose end has come, each logged once however
+ * many processes sweep at once; *n (may be NULL) receives how many. */
+USERSD_API enum usersd_code usersd_dnd_expire(struct usersd *u, int64_t *n, struct usersd_err *err);
+
+/* How many users have a manual status, and how many are in do not disturb
+ * (ended ones not yet swept included). Read through partial indexes. */
+USERSD_API enum usersd_code usersd_presence_counts(struct usersd *u, int64_t *manual, int64_t *dnd,
+                                                   struct usersd_err *err);
 
 /* ---- Presence history ---------------------------------------------------- */
 

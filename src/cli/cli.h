@@ -71,5 +71,6 @@ int cmd_seed(int argc, char **argv);
 int cmd_sessions(int argc, char **argv);
 int cmd_history(int argc, char **argv);
 int cmd_message(int argc, char **argv);
+int cmd_dnd(int argc, char **argv);
 
 #endif

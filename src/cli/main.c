@@ -19,6 +19,7 @@ static const struct {
     {"seed", cmd_seed, "add many synthetic users (load tests, benchmarks)"},
     {"sessions", cmd_sessions, "list or revoke one user's sessions (logins, devices)"},
     {"message", cmd_message, "print, set or clear one user's status message"},
+    {"dnd", cmd_dnd, "print, turn on or turn off one user's do not disturb"},
     {"history", cmd_history, "print one user's presence history"},
     {"routes", cmd_routes, "print the HTTP route table (for checks against the OpenAPI document)"},
 };

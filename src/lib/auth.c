@@ -103,7 +103,8 @@ enum usersd_code usersd_session_login(struct usersd *u, const char *username, co
     rc = u->store->ops->session_insert(u->store, &row, err);
     if (rc) return rc;
     if (session_id) *session_id = row.s.id;
-    return usersd_set_online(u, user->id, user, err);
+    /* Logging in is automatic: a manual status stays (API.md §12). */
+    return usersd_set_status_ex(u, user->id, USERSD_ONLINE, USERSD_STATUS_AUTO, user, err);
 }
 
 enum usersd_code usersd_seed_sessions(struct usersd *u, int64_t k,

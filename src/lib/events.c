@@ -25,6 +25,16 @@ static enum usersd_code log_read(struct usersd *u, int64_t since, int limit, uns
     if (limit > USERSD_CHANGES_LIMIT_MAX) limit = USERSD_CHANGES_LIMIT_MAX;
     enum usersd_code rc = u->store->ops->changes(u->store, since, limit, kinds, out, err);
     if (!rc && out->count) out->next_since = out->items[out->count - 1].seq;
+    /* A do not disturb whose end has passed is shown ended (null) at once,
+     * as on the user, even in an entry logged while it was on. */
+    int64_t now = rc || !out->count ? 0 : usersd_now(u);
+    for (size_t i = 0; !rc && i < out->count; i++) {
+        struct usersd_change *c = &out->items[i];
+        if (c->dnd && c->dnd_until != USERSD_NULL_TIME && c->dnd_until <= now) {
+            c->dnd = false;
+            c->dnd_until = USERSD_NULL_TIME;
+        }
+    }
     return rc;
 }
 
@@ -44,7 +54,8 @@ enum usersd_code usersd_events_since(struct usersd *u, int64_t since, int limit,
                                      struct usersd_changes *out, struct usersd_err *err)
 {
     return log_read(u, since, limit,
-                    STORE_KIND(USERSD_CHANGE_PRESENCE) | STORE_KIND(USERSD_CHANGE_STATUS_MESSAGE),
+                    STORE_KIND(USERSD_CHANGE_PRESENCE) | STORE_KIND(USERSD_CHANGE_STATUS_MESSAGE) |
+                        STORE_KIND(USERSD_CHANGE_DND),
                     out, err);
 }
 

@@ -28,39 +28,46 @@ bool usersd_user_is_online(const struct usersd_user *user)
     return user->online_status == USERSD_ONLINE;
 }
 
+/* The status and how it is set make sense together: a manual status is
+ * away or offline, set by someone (not by an automatic write). */
+static enum usersd_code status_ok(enum usersd_status status, unsigned flags, struct usersd_err *err)
+{
+    if ((unsigned)status > USERSD_ONLINE)
+        return err_field(err, "status", "status must be one of: online, away, offline");
+    if ((flags & USERSD_STATUS_MANUAL) && status == USERSD_ONLINE)
+        return err_field(err, "manual", "online is never manual: manual goes with away or offline");
+    if ((flags & USERSD_STATUS_MANUAL) && (flags & USERSD_STATUS_AUTO))
+        return err_field(err, "manual", "an automatic write cannot set a manual status");
+    return USERSD_OK;
+}
+
 static enum usersd_code transition_lean(struct usersd *u, int64_t id, enum usersd_status status,
-                                        bool move_last_seen, bool lean, struct usersd_user *out,
+                                        unsigned flags, bool lean, struct usersd_user *out,
                                         struct usersd_err *err)
 {
+    enum usersd_code rc = status_ok(status, flags, err);
+    if (rc) return rc;
     struct usersd_user tmp;
     int64_t now = usersd_now(u);
+    /* the seed's rule: last_seen moves on online and offline, not on away */
     struct store_status_change c = {
         .user_id = id,
         .status = status,
-        .last_seen = move_last_seen ? now : USERSD_NULL_TIME,
+        .last_seen = status != USERSD_AWAY ? now : USERSD_NULL_TIME,
         .now = now,
         .presence_only = lean,
+        .flags = flags,
     };
     if (!out) out = &tmp;
-    enum usersd_code rc = u->store->ops->set_status(u->store, &c, out, err);
+    rc = u->store->ops->set_status(u->store, &c, out, err);
     if (!rc) messages_fresh(u, out, 1);
     return rc;
-}
-
-static enum usersd_code transition(struct usersd *u, int64_t id, enum usersd_status status,
-                                   bool move_last_seen, struct usersd_user *out,
-                                   struct usersd_err *err)
-{
-    return transition_lean(u, id, status, move_last_seen, false, out, err);
 }
 
 enum usersd_code usersd_set_status_presence(struct usersd *u, int64_t id, enum usersd_status status,
                                             struct usersd_user *out, struct usersd_err *err)
 {
-    if ((unsigned)status > USERSD_ONLINE)
-        return err_field(err, "status", "status must be one of: online, away, offline");
-    /* the seed's rule: last_seen moves on online and offline, not on away */
-    return transition_lean(u, id, status, status != USERSD_AWAY, true, out, err);
+    return transition_lean(u, id, status, 0, true, out, err);
 }
 
 /* The activity interval's cut-off (below). */
@@ -86,8 +93,8 @@ enum usersd_code usersd_set_status_many(struct usersd *u, struct usersd_status_j
     for (size_t i = 0; i < n; i++) {
         struct usersd_status_job *j = &jobs[i];
         int64_t now = usersd_now(u); /* each its own, as when called one by one */
-        if ((unsigned)j->status > USERSD_ONLINE) {
-            j->rc = err_field(j->err, "status", "status must be one of: online, away, offline");
+        if (status_ok(j->status, j->flags, NULL)) {
+            j->rc = status_ok(j->status, j->flags, j->err);
             continue;
         }
         /* the seed's rule: last_seen moves on online and offline, not on away */
@@ -100,7 +107,8 @@ enum usersd_code usersd_set_status_many(struct usersd *u, struct usersd_status_j
                   .touch = j->session != NULL,
                   .touch_before = before,
                   /* only a session due a last_used of its own is written */
-                  .session_id = j->session && j->session->last_used < before ? j->session->id : 0},
+                  .session_id = j->session && j->session->last_used < before ? j->session->id : 0,
+                  .flags = j->flags},
             .out = j->out,
             .err = j->err,
         };
@@ -110,7 +118,7 @@ enum usersd_code usersd_set_status_many(struct usersd *u, struct usersd_status_j
     m = 0;
     for (size_t i = 0; i < n; i++) {
         struct usersd_status_job *j = &jobs[i];
-        if ((unsigned)j->status > USERSD_ONLINE) continue;
+        if (status_ok(j->status, j->flags, NULL)) continue;
         j->rc = sj[m].rc;
         if (!j->rc) {
             messages_fresh(u, j->out, 1);
@@ -131,33 +139,32 @@ enum usersd_code usersd_set_status_many(struct usersd *u, struct usersd_status_j
 enum usersd_code usersd_set_online(struct usersd *u, int64_t id, struct usersd_user *out,
                                    struct usersd_err *err)
 {
-    return transition(u, id, USERSD_ONLINE, true, out, err);
+    return transition_lean(u, id, USERSD_ONLINE, 0, false, out, err);
 }
 
 enum usersd_code usersd_set_away(struct usersd *u, int64_t id, struct usersd_user *out,
                                  struct usersd_err *err)
 {
-    return transition(u, id, USERSD_AWAY, false, out, err);
+    return transition_lean(u, id, USERSD_AWAY, 0, false, out, err);
 }
 
 enum usersd_code usersd_set_offline(struct usersd *u, int64_t id, struct usersd_user *out,
                                     struct usersd_err *err)
 {
-    return transition(u, id, USERSD_OFFLINE, true, out, err);
+    return transition_lean(u, id, USERSD_OFFLINE, 0, false, out, err);
 }
 
 enum usersd_code usersd_set_status(struct usersd *u, int64_t id, enum usersd_status status,
                                    struct usersd_user *out, struct usersd_err *err)
 {
-    switch (status) {
-    case USERSD_ONLINE:
-        return usersd_set_online(u, id, out, err);
-    case USERSD_AWAY:
-        return usersd_set_away(u, id, out, err);
-    case USERSD_OFFLINE:
-        return usersd_set_offline(u, id, out, err);
-    }
-    return err_field(err, "status", "status must be one of: online, away, offline");
+    return transition_lean(u, id, status, 0, false, out, err);
+}
+
+enum usersd_code usersd_set_status_ex(struct usersd *u, int64_t id, enum usersd_status status,
+                                      unsigned flags, struct usersd_user *out,
+                                      struct usersd_err *err)
+{
+    return transition_lean(u, id, status, flags, false, out, err);
 }
 
 enum usersd_code usersd_update_last_seen(struct usersd *u, int64_t id, struct usersd_user *out,
@@ -183,8 +190,10 @@ bool usersd_activity_due(const struct usersd *u, const struct usersd_user *user,
                          int64_t session_last_used)
 {
     int64_t before = activity_before(u);
-    return user->last_seen == USERSD_NULL_TIME || user->last_seen < before ||
-           (session_last_used != USERSD_NULL_TIME && session_last_used < before);
+    bool session_due = session_last_used != USERSD_NULL_TIME && session_last_used < before;
+    /* A manual status keeps last_seen where it is: only the session moves. */
+    if (user->status_manual) return session_due;
+    return user->last_seen == USERSD_NULL_TIME || user->last_seen < before || session_due;
 }
 
 enum usersd_code usersd_session_activity(struct usersd *u, struct usersd_user *user,

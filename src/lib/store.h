@@ -67,6 +67,20 @@ struct store_history {
     struct store_history_row next; /* the first at or after end */
 };
 
+/* Do not disturb as the drivers store it: one column, NULL when off, its
+ * end, or STORE_DND_FOREVER for none (so the sweep's range `<= now` never
+ * meets it and one partial index serves the sweep and the count). */
+#define STORE_DND_FOREVER INT64_MAX
+static inline int64_t store_dnd_col(bool on, int64_t until)
+{
+    return !on ? USERSD_NULL_TIME : until == USERSD_NULL_TIME ? STORE_DND_FOREVER : until;
+}
+static inline void store_dnd_read(int64_t col, bool *on, int64_t *until)
+{
+    *on = col != USERSD_NULL_TIME;
+    *until = col == USERSD_NULL_TIME || col == STORE_DND_FOREVER ? USERSD_NULL_TIME : col;
+}
+
 /* Bits of the kinds a log read returns (store_ops.changes). */
 #define STORE_KIND(k) (1u << (k))
 #define STORE_KINDS_ALL 0xffu
@@ -85,6 +99,10 @@ struct store_status_change {
     bool touch;
     int64_t touch_before;
     int64_t session_id;
+    /* USERSD_STATUS_* (usersd.h): MANUAL sets the manual mark, AUTO leaves
+     * a user with one as they are (status and last_seen; the session's
+     * last_used still moves), neither clears it. */
+    unsigned flags;
 };
 
 /* One change of a batch (set_status_many), with its own result. */
@@ -156,15 +174,16 @@ struct store_ops {
      * unknown user fails only its job). Returns OK, or what stopped them
      * all (also in every rc). Inside a batch or on its own. */
     enum usersd_code (*set_status_many)(struct store *s, struct store_status_job *jobs, size_t n);
-    /* last_seen = now where it is null or older than before, and (session
-     * > 0) the session's last_used = now where older than before; *updated
-     * tells whether the user's row changed. */
+    /* last_seen = now where it is null or older than before (and the
+     * status is not manual), and (session > 0) the session's last_used =
+     * now where older than before; *updated tells whether the user's row
+     * changed. */
     enum usersd_code (*touch)(struct store *s, int64_t id, int64_t session, int64_t now,
                               int64_t before, bool *updated, struct usersd_err *err);
 
     /* Decay: online users with last_seen < away_before become away; online
      * or away users with last_seen < offline_before become
-     * offline (USERSD_NULL_TIME turns either off). Logged at now; *changed
+     * offline (USERSD_NULL_TIME turns either off); a manual status never. Logged at now; *changed
      * gets the number of transitions. Atomic per statement. */
     enum usersd_code (*decay)(struct store *s, int64_t now, int64_t away_before,
                               int64_t offline_before, int64_t *changed, struct usersd_err *err);
@@ -266,6 +285,19 @@ struct store_ops {
     /* Clears and logs every message with status_expires <= now; *n. */
     enum usersd_code (*status_message_expire)(struct store *s, int64_t now, int64_t *n,
                                               struct usersd_err *err);
+
+    /* Do not disturb: on (ending at until, USERSD_NULL_TIME: none) or off.
+     * A set, or a clear of one that was on, is logged at now (kind DND, the
+     * new state in dnd_until) in the same transaction. out receives the
+     * user. ENOTFOUND. */
+    enum usersd_code (*dnd)(struct store *s, int64_t id, bool on, int64_t until, int64_t now,
+                            struct usersd_user *out, struct usersd_err *err);
+    /* Ends and logs every do not disturb whose end is <= now; *n. */
+    enum usersd_code (*dnd_expire)(struct store *s, int64_t now, int64_t *n,
+                                   struct usersd_err *err);
+    /* Users with a manual status, and in do not disturb (partial indexes). */
+    enum usersd_code (*presence_counts)(struct store *s, int64_t *manual, int64_t *dnd,
+                                        struct usersd_err *err);
 
     /* History (written by the presence calls when s->history is set).
      * history_read fills out for user id and the window [start, end). */

@@ -31,14 +31,16 @@ extern const char *const store_pg_migrations[];
 #define USER_COLS_OF(T)                                                                            \
     T "id, " T "username, " T "email, " T "first_name, " T "last_name, " T "is_active, " T         \
       "is_staff, " T "date_joined, " T "online_status, " T "last_seen, " T "status_text, " T       \
-      "status_expires"
+      "status_expires, " T "status_manual, " T "dnd_until"
+#define USER_NCOLS 14 /* what follows a user's columns starts at this column */
 #define USER_COLS USER_COLS_OF("")
 /* Named through users, beside presence (which has two of them). */
 #define USERS_COLS USER_COLS_OF("users.")
-/* The token's user, then its session: id, created, last_used (columns 12–14). */
+/* The token's user, then its session: id, created, last_used (columns
+ * USER_NCOLS to USER_NCOLS + 2). */
 #define TOKEN_COLS USER_COLS_OF("u.") ", s.id, s.created, s.last_used"
 #define TOKEN_FROM "FROM sessions s JOIN users u ON u.id = s.user_id"
-#define HINTED_COLS USER_COLS_OF("t.") /* usersd_read_hint's user, column 15 on */
+#define HINTED_COLS USER_COLS_OF("t.") /* usersd_read_hint's user, column USER_NCOLS + 3 on */
 
 enum pstmt {
     P_INSERT,
@@ -95,6 +97,12 @@ enum pstmt {
     P_LOG_MESSAGE,
     P_MESSAGE_PENDING,
     P_MESSAGE_EXPIRE,
+    P_DND_SET,
+    P_DND_CLEAR,
+    P_LOG_DND,
+    P_DND_PENDING,
+    P_DND_EXPIRE,
+    P_PRESENCE_COUNTS,
     P_PRUNED,
     P_HEAD,
     P_PRUNE,
@@ -131,18 +139,22 @@ static const char *const psql[P_NSTMT] = {
     /* Counters kept by a trigger (migration 003): no scan at any size. */
     [P_STATS] = "SELECT total, active, staff, online, away FROM user_counts WHERE id = 1",
     /* Presence writes, any number in one statement (migration 008). */
-    [P_SET_PRESENCE] = "SELECT * FROM usersd_set_presence($1, $2, $3, $4, $5, $6, $7, $8)",
+    [P_SET_PRESENCE] = "SELECT * FROM usersd_set_presence($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     [P_LOCK_LOG] = "SELECT pg_advisory_xact_lock(1970496359)",
+    /* With the user's do not disturb of the moment (every status object
+     * shows it). */
     [P_LOG_CHANGE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
-                     "at, kind, session_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     "at, kind, session_id, dnd_until) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                     "(SELECT dnd_until FROM users WHERE id = $1))",
     [P_NOTIFY] = "SELECT pg_notify('" CHANNEL "', '')",
-    [P_TOUCH] = "UPDATE users SET last_seen = $1 WHERE id = $2 AND "
+    /* A manual status keeps last_seen where it is. */
+    [P_TOUCH] = "UPDATE users SET last_seen = $1 WHERE id = $2 AND NOT status_manual AND "
                 "(last_seen IS NULL OR last_seen < $3)",
     [P_SESSION_TOUCH] = "UPDATE sessions SET last_used = $1 WHERE id = $2 AND last_used < $3",
     [P_SESSION_INSERT] = "INSERT INTO sessions (hash, user_id, created, last_used, user_agent, "
                          "client_ip) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     [P_TOKEN_USER] = "SELECT " TOKEN_COLS " " TOKEN_FROM " WHERE s.hash = $1",
-    /* The same, and user $2 (usersd_read_hint) from column 15 on, in the
+    /* The same, and user $2 (usersd_read_hint) from column USER_NCOLS + 3 on, in the
      * same round trip. */
     [P_TOKEN_USER_HINT] = "SELECT " TOKEN_COLS ", " HINTED_COLS " " TOKEN_FROM
                           " LEFT JOIN users t ON t.id = $2 WHERE s.hash = $1",
@@ -159,7 +171,8 @@ static const char *const psql[P_NSTMT] = {
     [P_SESSION_ACTIVE] = "SELECT EXISTS (SELECT 1 FROM sessions WHERE user_id = $1 "
                          "AND last_used >= $2)",
     [P_GO_OFFLINE] = "UPDATE users SET online_status = 0, last_seen = $2 "
-                     "WHERE id = $1 AND online_status <> 0 RETURNING username, last_seen",
+                     "WHERE id = $1 AND online_status <> 0 AND NOT status_manual "
+                     "RETURNING username, last_seen",
     [P_SESSIONS_EXPIRED] = "SELECT id, user_id FROM sessions WHERE last_used < $1 "
                            "ORDER BY last_used LIMIT $2",
     /* Sessions $2 (an array) used at $1, and their users seen then: one
@@ -169,13 +182,14 @@ static const char *const psql[P_NSTMT] = {
         "WITH s AS (UPDATE sessions SET last_used = greatest(last_used, $1) "
         "WHERE id = ANY ($2::bigint[]) RETURNING id, user_id), "
         "t AS (UPDATE users SET last_seen = $1 WHERE id IN (SELECT user_id FROM s) "
-        "AND (last_seen IS NULL OR last_seen < $1)) "
+        "AND NOT status_manual AND (last_seen IS NULL OR last_seen < $1)) "
         "SELECT id FROM s",
     [P_SESSION_COUNT] = "SELECT sessions FROM user_counts WHERE id = 1",
     [P_PING] = "SELECT 1",
     [P_DECAY_PENDING] =
-        "SELECT EXISTS (SELECT 1 FROM presence WHERE online_status = 2 AND last_seen < $1) "
-        "OR EXISTS (SELECT 1 FROM presence WHERE online_status IN (1, 2) AND last_seen < $2)",
+        "SELECT EXISTS (SELECT 1 FROM presence WHERE online_status = 2 AND last_seen < $1 "
+        "AND NOT manual) OR EXISTS (SELECT 1 FROM presence WHERE online_status IN (1, 2) "
+        "AND last_seen < $2 AND NOT manual)",
     /* One statement each: the update, its log rows and its history see the
      * same rows, and a process running the same sweep concurrently waits
      * on the row locks, re-checks the condition and finds nothing left to
@@ -184,29 +198,34 @@ static const char *const psql[P_NSTMT] = {
      * the count. */
     [P_DECAY_OFFLINE] =
         "WITH o AS (SELECT id, online_status AS prev FROM users WHERE id IN (SELECT user_id "
-        "FROM presence WHERE online_status IN (1, 2) AND last_seen < $2 LIMIT $4) "
-        "AND online_status IN (1, 2) AND last_seen < $2 FOR UPDATE), "
+        "FROM presence WHERE online_status IN (1, 2) AND last_seen < $2 AND NOT manual LIMIT $4) "
+        "AND online_status IN (1, 2) AND last_seen < $2 AND NOT status_manual FOR UPDATE), "
         "d AS (UPDATE users u SET online_status = 0 FROM o WHERE u.id = o.id "
-        "AND u.online_status IN (1, 2) RETURNING u.id, u.username, u.last_seen, o.prev), "
-        "l AS (INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
-        "SELECT id, username, 0, last_seen, $1 FROM d ORDER BY last_seen, id), "
+        "AND u.online_status IN (1, 2) RETURNING u.id, u.username, u.last_seen, o.prev, "
+        "u.dnd_until), "
+        "l AS (INSERT INTO presence_changes (user_id, username, online_status, last_seen, at, "
+        "dnd_until) SELECT id, username, 0, last_seen, $1, dnd_until FROM d "
+        "ORDER BY last_seen, id), "
         "h AS (INSERT INTO presence_history (user_id, at, status, prev) "
         "SELECT id, $1, 0, prev FROM d WHERE $3 "
         "ON CONFLICT (user_id, at) DO UPDATE SET status = excluded.status) "
         "SELECT count(*) FROM d",
     [P_DECAY_AWAY] =
         "WITH d AS (UPDATE users SET online_status = 1 WHERE id IN (SELECT user_id FROM presence "
-        "WHERE online_status = 2 AND last_seen < $2 LIMIT $4) AND online_status = 2 "
-        "AND last_seen < $2 RETURNING id, username, last_seen), "
-        "l AS (INSERT INTO presence_changes (user_id, username, online_status, last_seen, at) "
-        "SELECT id, username, 1, last_seen, $1 FROM d ORDER BY last_seen, id), "
+        "WHERE online_status = 2 AND last_seen < $2 AND NOT manual LIMIT $4) "
+        "AND online_status = 2 AND last_seen < $2 AND NOT status_manual "
+        "RETURNING id, username, last_seen, dnd_until), "
+        "l AS (INSERT INTO presence_changes (user_id, username, online_status, last_seen, at, "
+        "dnd_until) SELECT id, username, 1, last_seen, $1, dnd_until FROM d "
+        "ORDER BY last_seen, id), "
         "h AS (INSERT INTO presence_history (user_id, at, status, prev) "
         "SELECT id, $1, 1, 2 FROM d WHERE $3 "
         "ON CONFLICT (user_id, at) DO UPDATE SET status = excluded.status) "
         "SELECT count(*) FROM d",
     [P_CHANGES] = "SELECT seq, user_id, username, online_status, last_seen, at, kind, "
-                  "coalesce(session_id, 0), message, message_expires FROM presence_changes "
-                  "WHERE seq > $1 AND ($3::int >> kind) & 1 = 1 ORDER BY seq LIMIT $2",
+                  "coalesce(session_id, 0), message, message_expires, dnd_until "
+                  "FROM presence_changes WHERE seq > $1 AND ($3::int >> kind) & 1 = 1 "
+                  "ORDER BY seq LIMIT $2",
     [P_HISTORY_INSERT] = "INSERT INTO presence_history (user_id, at, status, prev) "
                          "VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, at) DO UPDATE SET "
                          "status = excluded.status",
@@ -258,6 +277,19 @@ static const char *const psql[P_NSTMT] = {
                          "last_seen) INSERT INTO presence_changes (user_id, username, "
                          "online_status, last_seen, at, kind) SELECT id, username, online_status, "
                          "last_seen, $1, 1 FROM d ORDER BY id",
+    [P_DND_SET] = "UPDATE users SET dnd_until = $2 WHERE id = $1 RETURNING " USER_COLS,
+    [P_DND_CLEAR] = "UPDATE users SET dnd_until = NULL WHERE id = $1 AND dnd_until IS NOT NULL "
+                    "RETURNING " USER_COLS,
+    [P_LOG_DND] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
+                  "at, kind, dnd_until) VALUES ($1, $2, $3, $4, $5, 3, $6)",
+    /* min(), as P_MESSAGE_PENDING: one step into the partial index. */
+    [P_DND_PENDING] = "SELECT coalesce((SELECT min(dnd_until) FROM users) <= $1, false)",
+    [P_DND_EXPIRE] = "WITH d AS (UPDATE users SET dnd_until = NULL WHERE dnd_until <= $1 "
+                     "RETURNING id, username, online_status, last_seen) INSERT INTO "
+                     "presence_changes (user_id, username, online_status, last_seen, at, kind) "
+                     "SELECT id, username, online_status, last_seen, $1, 3 FROM d ORDER BY id",
+    [P_PRESENCE_COUNTS] = "SELECT (SELECT count(*) FROM presence WHERE manual), "
+                          "(SELECT count(*) FROM users WHERE dnd_until IS NOT NULL)",
     [P_PRUNED] = "SELECT pruned_through FROM presence_meta WHERE id = 1",
     [P_HEAD] = "SELECT greatest(coalesce((SELECT max(seq) FROM presence_changes), 0), "
                "(SELECT pruned_through FROM presence_meta WHERE id = 1))",
@@ -520,7 +552,7 @@ static enum usersd_code prepare(struct pg_store *s, enum pstmt id, struct usersd
 /* Statements planned afresh on every run: a generic plan cannot see that
  * the range of $1 holds no row and would walk the whole table. They run
  * at most once a second. */
-static const bool plan_each_time[P_NSTMT] = {[P_MESSAGE_EXPIRE] = true};
+static const bool plan_each_time[P_NSTMT] = {[P_MESSAGE_EXPIRE] = true, [P_DND_EXPIRE] = true};
 
 static PGresult *run(struct pg_store *s, enum pstmt id, const struct params *p,
                      struct usersd_err *err)
@@ -624,6 +656,8 @@ static void row_user_at(PGresult *r, int row, int c, struct usersd_user *u)
     u->last_seen = col_time(r, row, c + 9);
     col_text(u->status_text, sizeof u->status_text, r, row, c + 10);
     u->status_expires = col_time(r, row, c + 11);
+    u->status_manual = PQgetvalue(r, row, c + 12)[0] == 't';
+    store_dnd_read(col_time(r, row, c + 13), &u->dnd, &u->dnd_until);
 }
 
 static void row_user(PGresult *r, int row, struct usersd_user *u)
@@ -804,7 +838,7 @@ static enum usersd_code pg_user_get_auth(struct store *base, const char *usernam
     struct params p = {0};
     p_text(&p, username);
     PGresult *r = run((struct pg_store *)base, P_GET_AUTH, &p, err);
-    if (r && PQntuples(r) > 0) col_text(pwhash, AUTH_HASH_MAX, r, 0, 12);
+    if (r && PQntuples(r) > 0) col_text(pwhash, AUTH_HASH_MAX, r, 0, USER_NCOLS);
     return one_user(r, out, err);
 }
 
@@ -1129,10 +1163,10 @@ static enum usersd_code pg_set_status_op(struct store *base, const struct store_
     return pg_set_status((struct pg_store *)base, c, out, err);
 }
 
-/* The arguments of P_SET_PRESENCE for n changes: seven arrays in
+/* The arguments of P_SET_PRESENCE for n changes: eight arrays in
  * PostgreSQL's text form ('{1,2,NULL}'), then whether history is kept.
  * The arrays are malloc'd (presence_args_free). */
-#define PRESENCE_ARRAYS 7
+#define PRESENCE_ARRAYS 8
 struct presence_args {
     char *a[PRESENCE_ARRAYS];
     struct params p;
@@ -1173,6 +1207,9 @@ static enum usersd_code presence_args(struct pg_store *s, const struct store_sta
                                    (long long)(c->touch ? c->session_id : 0));
         len[6] +=
             (size_t)snprintf(pa->a[6] + len[6], cap - len[6], "%s%lld", sep, (long long)c->now);
+        /* how (migration 009): 0 ends a manual status, 1 sets one, 2 automatic */
+        int how = c->flags & USERSD_STATUS_AUTO ? 2 : c->flags & USERSD_STATUS_MANUAL ? 1 : 0;
+        len[7] += (size_t)snprintf(pa->a[7] + len[7], cap - len[7], "%s%d", sep, how);
     }
     for (int i = 0; i < PRESENCE_ARRAYS; i++) {
         snprintf(pa->a[i] + len[i], cap - len[i], "%s", n ? "}" : "{}");
@@ -1429,6 +1466,7 @@ static enum usersd_code pg_changes(struct store *base, int64_t since, int limit,
         c->session_id = col_int(r, (int)i, 7);
         col_text(c->status_text, sizeof c->status_text, r, (int)i, 8);
         c->status_expires = col_time(r, (int)i, 9);
+        store_dnd_read(col_time(r, (int)i, 10), &c->dnd, &c->dnd_until);
     }
     PQclear(r);
     int64_t pruned = 0; /* after the read, so a prune in between is seen */
@@ -1493,7 +1531,7 @@ static enum usersd_code pg_dump_users(struct store *base, int64_t after, size_t 
     if (!r) return last_fail;
     for (*n = 0; *n < cap && *n < (size_t)PQntuples(r); (*n)++) {
         row_user(r, (int)*n, &rows[*n].user);
-        col_text(rows[*n].pwhash, sizeof rows[0].pwhash, r, (int)*n, 12);
+        col_text(rows[*n].pwhash, sizeof rows[0].pwhash, r, (int)*n, USER_NCOLS);
     }
     PQclear(r);
     return USERSD_OK;
@@ -1676,6 +1714,8 @@ static enum usersd_code pg_load(struct store *base, const struct store_user_row 
         else
             cb_null(&b, '\t');
         cb_time(&b, u->status_text[0] ? u->status_expires : USERSD_NULL_TIME, '\t');
+        cb_text(&b, u->status_manual ? "t" : "f", '\t');
+        cb_time(&b, store_dnd_col(u->dnd, u->dnd_until), '\t');
         cb_text(&b, users[i].pwhash, '\n');
     }
     enum usersd_code code =
@@ -1996,16 +2036,16 @@ static enum usersd_code pg_token_user(struct store *base, const unsigned char *h
     PGresult *r = run(s, hint > 0 ? P_TOKEN_USER_HINT : P_TOKEN_USER, &p, err);
     if (r && PQntuples(r) > 0 && hint > 0) {
         s->hinted = true;
-        s->hinted_found = !PQgetisnull(r, 0, 15);
-        row_user_at(r, 0, 15, &s->hinted_user);
+        s->hinted_found = !PQgetisnull(r, 0, USER_NCOLS + 3);
+        row_user_at(r, 0, USER_NCOLS + 3, &s->hinted_user);
         s->hinted_user.id = hint;
     }
     if (r && PQntuples(r) > 0 && session) {
         memset(session, 0, sizeof *session);
-        session->id = col_int(r, 0, 12);
+        session->id = col_int(r, 0, USER_NCOLS);
         session->user_id = col_int(r, 0, 0);
-        session->created = col_int(r, 0, 13);
-        session->last_used = col_int(r, 0, 14);
+        session->created = col_int(r, 0, USER_NCOLS + 1);
+        session->last_used = col_int(r, 0, USER_NCOLS + 2);
     }
     enum usersd_code code = one_user(r, out, err);
     return code == USERSD_ENOTFOUND ? err_set(err, code, "token not found") : code;
@@ -2046,49 +2086,76 @@ static enum usersd_code pg_session_count(struct store *base, int64_t *n, struct 
 
 /* ---- status messages ------------------------------------------------------ */
 
-static enum usersd_code pg_status_message(struct store *base, int64_t id, const char *text,
-                                          int64_t expires, int64_t now, struct usersd_user *out,
-                                          struct usersd_err *err)
+/* What status messages and do not disturb share: the update (upd, with
+ * p's parameters) returning the user, set or — when there is something —
+ * cleared, and when it changed, the log row (log: $1-$5 the user, name,
+ * status, last_seen, at, then the rest of lp) and the wake-up, in one
+ * transaction under the log lock. out receives the user; ENOTFOUND. */
+static enum usersd_code beside_write(struct pg_store *s, enum pstmt upd, enum pstmt log, bool set,
+                                     int64_t id, const struct params *p, int64_t now,
+                                     const char *text, bool with_text, int64_t t,
+                                     struct usersd_user *out, struct usersd_err *err)
 {
-    struct pg_store *s = (struct pg_store *)base;
     enum usersd_code code = begin(s, err);
     if (code) return code;
-    struct params p = {0};
-    p_int(&p, id);
-    if (text) {
-        p_text(&p, text);
-        p_time(&p, expires);
-    }
     if ((code = log_lock(s, err))) goto out;
-    code = one_user(run(s, text ? P_MESSAGE_SET : P_MESSAGE_CLEAR, &p, err), out, err);
-    if (code == USERSD_ENOTFOUND && !text) { /* no message to clear, or no user */
+    code = one_user(run(s, upd, p, err), out, err);
+    if (code == USERSD_ENOTFOUND && !set) { /* nothing to clear, or no user */
         rollback(s);
-        return pg_user_get(base, id, out, err);
+        return pg_user_get(&s->base, id, out, err);
     }
     if (code) goto out;
-    p = (struct params){0};
-    p_int(&p, out->id);
-    p_text(&p, out->username);
-    p_int(&p, out->online_status);
-    p_time(&p, out->last_seen);
-    p_int(&p, now);
-    p_text(&p, text);
-    p_time(&p, text ? expires : USERSD_NULL_TIME);
-    if ((code = run0(s, P_LOG_MESSAGE, &p, err)) || (code = run0(s, P_NOTIFY, NULL, err))) goto out;
+    struct params q = {0};
+    p_int(&q, out->id);
+    p_text(&q, out->username);
+    p_int(&q, out->online_status);
+    p_time(&q, out->last_seen);
+    p_int(&q, now);
+    if (with_text) p_text(&q, text);
+    p_time(&q, t);
+    if ((code = run0(s, log, &q, err)) || (code = run0(s, P_NOTIFY, NULL, err))) goto out;
     return commit(s, err);
 out:
     rollback(s);
     return code;
 }
 
-static enum usersd_code pg_status_message_expire(struct store *base, int64_t now, int64_t *n,
-                                                 struct usersd_err *err)
+static enum usersd_code pg_status_message(struct store *base, int64_t id, const char *text,
+                                          int64_t expires, int64_t now, struct usersd_user *out,
+                                          struct usersd_err *err)
 {
-    struct pg_store *s = (struct pg_store *)base;
+    struct params p = {0};
+    p_int(&p, id);
+    if (text) {
+        p_text(&p, text);
+        p_time(&p, expires);
+    }
+    return beside_write((struct pg_store *)base, text ? P_MESSAGE_SET : P_MESSAGE_CLEAR,
+                        P_LOG_MESSAGE, text != NULL, id, &p, now, text, true,
+                        text ? expires : USERSD_NULL_TIME, out, err);
+}
+
+static enum usersd_code pg_dnd(struct store *base, int64_t id, bool on, int64_t until, int64_t now,
+                               struct usersd_user *out, struct usersd_err *err)
+{
+    struct params p = {0};
+    int64_t col = store_dnd_col(on, until);
+    p_int(&p, id);
+    if (on) p_time(&p, col);
+    return beside_write((struct pg_store *)base, on ? P_DND_SET : P_DND_CLEAR, P_LOG_DND, on, id,
+                        &p, now, NULL, false, col, out, err);
+}
+
+/* The sweep of ended ones: a look through the partial index (pending),
+ * then, when something is due, one statement (sweep) that updates and
+ * logs the same rows, under the log lock. Both bind $1 = now. */
+static enum usersd_code expire_sweep(struct pg_store *s, enum pstmt pending_stmt, enum pstmt sweep,
+                                     int64_t now, int64_t *n, struct usersd_err *err)
+{
     *n = 0;
     struct params p = {0};
     p_int(&p, now);
-    PGresult *r = run(s, P_MESSAGE_PENDING, &p, err);
+    PGresult *r = run(s, pending_stmt, &p, err);
     if (!r) return last_fail;
     bool pending = PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
@@ -2096,7 +2163,7 @@ static enum usersd_code pg_status_message_expire(struct store *base, int64_t now
     enum usersd_code code = begin(s, err);
     if (code) return code;
     if ((code = log_lock(s, err))) goto out;
-    if (!(r = run(s, P_MESSAGE_EXPIRE, &p, err))) {
+    if (!(r = run(s, sweep, &p, err))) {
         code = last_fail;
         goto out;
     }
@@ -2108,6 +2175,29 @@ out:
     rollback(s);
     *n = 0;
     return code;
+}
+
+static enum usersd_code pg_status_message_expire(struct store *base, int64_t now, int64_t *n,
+                                                 struct usersd_err *err)
+{
+    return expire_sweep((struct pg_store *)base, P_MESSAGE_PENDING, P_MESSAGE_EXPIRE, now, n, err);
+}
+
+static enum usersd_code pg_dnd_expire(struct store *base, int64_t now, int64_t *n,
+                                      struct usersd_err *err)
+{
+    return expire_sweep((struct pg_store *)base, P_DND_PENDING, P_DND_EXPIRE, now, n, err);
+}
+
+static enum usersd_code pg_presence_counts(struct store *base, int64_t *manual, int64_t *dnd,
+                                           struct usersd_err *err)
+{
+    PGresult *r = run((struct pg_store *)base, P_PRESENCE_COUNTS, NULL, err);
+    if (!r) return last_fail;
+    *manual = col_int(r, 0, 0);
+    *dnd = col_int(r, 0, 1);
+    PQclear(r);
+    return USERSD_OK;
 }
 
 /* ---- history ---------------------------------------------------------------- */
@@ -2437,6 +2527,9 @@ const struct store_ops store_pg_ops = {
     .session_count = pg_session_count,
     .status_message = pg_status_message,
     .status_message_expire = pg_status_message_expire,
+    .dnd = pg_dnd,
+    .dnd_expire = pg_dnd_expire,
+    .presence_counts = pg_presence_counts,
     .history_read = pg_history_read,
     .history_mark = pg_history_mark,
     .history_prune = pg_history_prune,

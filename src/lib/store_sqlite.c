@@ -17,7 +17,9 @@ extern const char *const store_sqlite_migrations[];
 /* A user is the users row and its presence row (migration 008). */
 #define USER_COLS                                                                                  \
     "u.id, u.username, u.email, u.first_name, u.last_name, u.is_active, u.is_staff, "              \
-    "u.date_joined, p.online_status, p.last_seen, u.status_text, u.status_expires"
+    "u.date_joined, p.online_status, p.last_seen, u.status_text, u.status_expires, p.manual, "     \
+    "u.dnd_until"
+#define USER_NCOLS 14 /* what follows USER_COLS starts at this column */
 #define USER_FROM "users u JOIN presence p ON p.user_id = u.id"
 
 enum stmt_id {
@@ -83,6 +85,13 @@ enum stmt_id {
     S_MESSAGE_PENDING,
     S_LOG_MESSAGE_EXPIRED,
     S_MESSAGE_EXPIRE,
+    S_DND_SET,
+    S_DND_CLEAR,
+    S_LOG_DND,
+    S_DND_PENDING,
+    S_LOG_DND_EXPIRED,
+    S_DND_EXPIRE,
+    S_PRESENCE_COUNTS,
     S_PRUNED,
     S_HEAD,
     S_PRUNE_MAX,
@@ -125,18 +134,23 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_DELETE] = "DELETE FROM users WHERE id = ?",
     [S_COUNT] = "SELECT total FROM user_counts WHERE id = 1",
     /* The page is cut from the narrow index alone (it covers the query: no
-     * row is read for the pages skipped), then its users are joined. */
-    [S_ONLINE] =
-        "SELECT " USER_COLS " FROM (SELECT user_id, online_status, last_seen FROM presence "
-        "INDEXED BY presence_by_status WHERE online_status = 2 ORDER BY last_seen DESC, "
-        "user_id LIMIT ? OFFSET ?) p CROSS JOIN users u ON u.id = p.user_id "
-        "ORDER BY p.last_seen DESC, p.user_id",
+     * row is read for the pages skipped), then its users are joined. An
+     * online status is never manual. */
+    [S_ONLINE] = "SELECT " USER_COLS
+                 " FROM (SELECT user_id, online_status, last_seen, 0 AS manual FROM presence "
+                 "INDEXED BY presence_by_status WHERE online_status = 2 ORDER BY last_seen DESC, "
+                 "user_id LIMIT ? OFFSET ?) p CROSS JOIN users u ON u.id = p.user_id "
+                 "ORDER BY p.last_seen DESC, p.user_id",
     [S_ONLINE_COUNT] = "SELECT online FROM user_counts WHERE id = 1",
     /* Counters kept by triggers (migration 003): no scan at any size. */
     [S_STATS] = "SELECT total, active, staff, online, away FROM user_counts WHERE id = 1",
+    /* With the user's do not disturb of the moment (every status object
+     * shows it). */
     [S_LOG_CHANGE] = "INSERT INTO presence_changes (user_id, username, online_status, "
-                     "last_seen, at, kind, session_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    [S_TOUCH] = "UPDATE presence SET last_seen = ? WHERE user_id = ? AND "
+                     "last_seen, at, kind, session_id, dnd_until) VALUES (?1, ?2, ?3, ?4, ?5, "
+                     "?6, ?7, (SELECT dnd_until FROM users WHERE id = ?1))",
+    /* A manual status keeps last_seen where it is. */
+    [S_TOUCH] = "UPDATE presence SET last_seen = ? WHERE user_id = ? AND manual = 0 AND "
                 "(last_seen IS NULL OR last_seen < ?)",
     [S_SESSION_TOUCH] = "UPDATE sessions SET last_used = ?1 WHERE id = ?2 AND last_used < ?3",
     [S_SESSION_INSERT] = "INSERT INTO sessions (hash, user_id, created, last_used, user_agent, "
@@ -155,7 +169,7 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_SESSION_ACTIVE] = "SELECT EXISTS (SELECT 1 FROM sessions WHERE user_id = ?1 "
                          "AND last_used >= ?2)",
     [S_GO_OFFLINE] = "UPDATE presence SET online_status = 0, last_seen = ?2 "
-                     "WHERE user_id = ?1 AND online_status <> 0",
+                     "WHERE user_id = ?1 AND online_status <> 0 AND manual = 0",
     [S_SESSIONS_EXPIRED] = "SELECT id, user_id FROM sessions WHERE last_used < ? "
                            "ORDER BY last_used LIMIT ?",
     [S_SESSION_REFRESH] = "UPDATE sessions SET last_used = max(last_used, ?1) WHERE id = ?2 "
@@ -166,22 +180,22 @@ static const char *const stmt_sql[S_NSTMT] = {
      * takes the write lock only when some user is due. ?1 is the away
      * cut-off, ?2 the offline one; NULL turns one off. */
     [S_DECAY_PENDING] = "SELECT EXISTS (SELECT 1 FROM presence INDEXED BY presence_by_status "
-                        "WHERE online_status = 2 AND last_seen < ?1) "
+                        "WHERE online_status = 2 AND last_seen < ?1 AND manual = 0) "
                         "OR EXISTS (SELECT 1 FROM presence INDEXED BY presence_by_status "
-                        "WHERE online_status IN (1, 2) AND last_seen < ?2)",
+                        "WHERE online_status IN (1, 2) AND last_seen < ?2 AND manual = 0)",
     /* The users due, read and changed a chunk at a time in one transaction
      * (the write lock is held): ?1 the away cut-off, ?2 the offline one
      * (NULL turns one off), ?3 how many. */
     [S_DECAY_DUE] = "SELECT p.user_id, u.username, p.online_status, p.last_seen, p.history_head "
                     "FROM presence p INDEXED BY presence_by_status JOIN users u "
-                    "ON u.id = p.user_id WHERE (p.online_status IN (1, 2) AND p.last_seen < ?2) "
-                    "OR (p.online_status = 2 AND p.last_seen < ?1) LIMIT ?3",
+                    "ON u.id = p.user_id WHERE p.manual = 0 AND ((p.online_status IN (1, 2) "
+                    "AND p.last_seen < ?2) OR (p.online_status = 2 AND p.last_seen < ?1)) LIMIT ?3",
     [S_DECAY_SET] = "UPDATE presence SET online_status = ?2, history_head = coalesce(?3, "
                     "history_head) WHERE user_id = ?1",
 
     [S_CHANGES] = "SELECT seq, user_id, username, online_status, last_seen, at, kind, "
-                  "coalesce(session_id, 0), message, message_expires FROM presence_changes "
-                  "WHERE seq > ?1 AND (?3 >> kind) & 1 ORDER BY seq LIMIT ?2",
+                  "coalesce(session_id, 0), message, message_expires, dnd_until "
+                  "FROM presence_changes WHERE seq > ?1 AND (?3 >> kind) & 1 ORDER BY seq LIMIT ?2",
     /* Two changes of one user in the same microsecond: the later wins. */
     /* A row at the hot end of the history, chained to the user's previous
      * one; the caller then makes it the user's history_head. */
@@ -236,6 +250,21 @@ static const char *const stmt_sql[S_NSTMT] = {
                               "JOIN presence p ON p.user_id = u.id WHERE u.status_expires <= ?1",
     [S_MESSAGE_EXPIRE] = "UPDATE users INDEXED BY users_status_expires SET status_text = NULL, "
                          "status_expires = NULL WHERE status_expires <= ?1",
+    [S_DND_SET] = "UPDATE users SET dnd_until = ?2 WHERE id = ?1",
+    [S_DND_CLEAR] = "UPDATE users SET dnd_until = NULL WHERE id = ?1 AND dnd_until IS NOT NULL",
+    [S_LOG_DND] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
+                  "at, kind, dnd_until) VALUES (?, ?, ?, ?, ?, 3, ?)",
+    [S_DND_PENDING] = "SELECT EXISTS (SELECT 1 FROM users INDEXED BY users_dnd "
+                      "WHERE dnd_until <= ?1)",
+    [S_LOG_DND_EXPIRED] = "INSERT INTO presence_changes (user_id, username, online_status, "
+                          "last_seen, at, kind) SELECT u.id, u.username, p.online_status, "
+                          "p.last_seen, ?1, 3 FROM users u INDEXED BY users_dnd "
+                          "JOIN presence p ON p.user_id = u.id WHERE u.dnd_until <= ?1",
+    [S_DND_EXPIRE] = "UPDATE users INDEXED BY users_dnd SET dnd_until = NULL "
+                     "WHERE dnd_until <= ?1",
+    [S_PRESENCE_COUNTS] = "SELECT (SELECT count(*) FROM presence INDEXED BY presence_manual "
+                          "WHERE manual <> 0), (SELECT count(*) FROM users INDEXED BY users_dnd "
+                          "WHERE dnd_until IS NOT NULL)",
     [S_PRUNED] = "SELECT pruned_through FROM presence_meta WHERE id = 1",
     [S_HEAD] = "SELECT max(coalesce((SELECT max(seq) FROM presence_changes), 0), "
                "(SELECT pruned_through FROM presence_meta WHERE id = 1))",
@@ -251,8 +280,8 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_DUMP_SESSIONS] = "SELECT hash, id, user_id, created, last_used, user_agent, client_ip "
                         "FROM sessions WHERE id > ? ORDER BY id LIMIT ?",
     [S_LOAD_USER] = "INSERT INTO users (id, username, email, first_name, last_name, is_active, "
-                    "is_staff, date_joined, status_text, status_expires, password) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "is_staff, date_joined, status_text, status_expires, password, dnd_until) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [S_LOAD_SESSION] = "INSERT INTO sessions (hash, id, user_id, created, last_used, "
                        "user_agent, client_ip) VALUES (?, ?, ?, ?, ?, ?, ?)",
     /* The log continues after the source's: AUTOINCREMENT reads this. */
@@ -274,13 +303,13 @@ static const char *const stmt_sql[S_NSTMT] = {
         "ELSE ?3 - (3600 + ((id - ?5) * 7919) % 2592000) * 1000000 END "
         "FROM users WHERE id > ?5 + ?1 AND id <= ?5 + ?1 + ?4",
     [S_PRESENCE_INSERT] =
-        "INSERT INTO presence (user_id, online_status, last_seen) VALUES (?, ?, ?)",
+        "INSERT INTO presence (user_id, online_status, last_seen, manual) VALUES (?, ?, ?, ?)",
     [S_PRESENCE_DELETE] = "DELETE FROM presence WHERE user_id = ?",
     [S_MAX_ID] = "SELECT coalesce(max(id), 0) FROM users",
-    [S_PRESENCE_OF] = "SELECT online_status, last_seen, history_head FROM presence "
+    [S_PRESENCE_OF] = "SELECT online_status, last_seen, history_head, manual FROM presence "
                       "WHERE user_id = ?",
-    [S_PRESENCE_SET] = "UPDATE presence SET online_status = ?2, last_seen = ?3, history_head = ?4 "
-                       "WHERE user_id = ?1",
+    [S_PRESENCE_SET] = "UPDATE presence SET online_status = ?2, last_seen = ?3, history_head = ?4, "
+                       "manual = ?5 WHERE user_id = ?1",
     [S_USERNAME] = "SELECT username FROM users WHERE id = ?",
     [S_HISTORY_ADD] = "INSERT INTO presence_history (user_id, at, status, prev, back) "
                       "VALUES (?, ?, ?, ?, ?)",
@@ -368,6 +397,8 @@ static void row_user(sqlite3_stmt *st, struct usersd_user *u)
     u->last_seen = col_time(st, 9);
     copy_text(u->status_text, sizeof u->status_text, st, 10);
     u->status_expires = col_time(st, 11);
+    u->status_manual = sqlite3_column_int(st, 12) != 0;
+    store_dnd_read(col_time(st, 13), &u->dnd, &u->dnd_until);
 }
 
 /* id, user_id, created, last_used, user_agent, client_ip from column col. */
@@ -655,11 +686,15 @@ static enum usersd_code sq_user_insert(struct store *base, struct usersd_user *u
         rollback(s);
         return code;
     }
-    /* A new user is offline, never seen, with no message. */
+    /* A new user is offline, never seen, with no message, nothing manual,
+     * no do not disturb. */
     u->online_status = USERSD_OFFLINE;
     u->last_seen = USERSD_NULL_TIME;
     u->status_text[0] = 0;
     u->status_expires = USERSD_NULL_TIME;
+    u->status_manual = false;
+    u->dnd = false;
+    u->dnd_until = USERSD_NULL_TIME;
     if ((code = presence_insert(s, u, err)) || (code = commit(s, err))) rollback(s);
     return code;
 }
@@ -674,6 +709,7 @@ static enum usersd_code presence_insert(struct sqlite_store *s, const struct use
     sqlite3_bind_int64(st, 1, u->id);
     sqlite3_bind_int(st, 2, (int)u->online_status);
     bind_time(st, 3, u->last_seen);
+    sqlite3_bind_int(st, 4, u->status_manual);
     int rc = sqlite3_step(st);
     done(st);
     return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
@@ -717,7 +753,7 @@ static enum usersd_code sq_user_get_auth(struct store *base, const char *usernam
     enum usersd_code code = USERSD_OK;
     if (rc == SQLITE_ROW) {
         row_user(st, out);
-        copy_text(pwhash, AUTH_HASH_MAX, st, 12);
+        copy_text(pwhash, AUTH_HASH_MAX, st, USER_NCOLS);
     } else if (rc == SQLITE_DONE) {
         code = err_set(err, USERSD_ENOTFOUND, "user not found");
     } else {
@@ -1088,14 +1124,19 @@ static enum usersd_code sq_set_status(struct store *base, const struct store_sta
     int old = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
     int64_t old_seen = rc == SQLITE_ROW ? col_time(st, 1) : USERSD_NULL_TIME;
     int64_t head = rc == SQLITE_ROW ? col_time(st, 2) : USERSD_NULL_TIME;
+    bool old_manual = rc == SQLITE_ROW && sqlite3_column_int(st, 3) != 0;
     done(st);
     if (rc == SQLITE_DONE) {
         if (own_tx) exec_simple(s, S_ROLLBACK, NULL);
         return err_set(err, USERSD_ENOTFOUND, "user not found");
     }
     if (rc != SQLITE_ROW) goto fail;
-    int64_t seen = c->last_seen != USERSD_NULL_TIME ? c->last_seen : old_seen;
-    bool change = old != (int)c->status;
+    /* An automatic write leaves a manual status (and its last_seen) be. */
+    bool keep = (c->flags & USERSD_STATUS_AUTO) && old_manual;
+    int status = keep ? old : (int)c->status;
+    bool manual = keep || (c->flags & USERSD_STATUS_MANUAL);
+    int64_t seen = !keep && c->last_seen != USERSD_NULL_TIME ? c->last_seen : old_seen;
+    bool change = old != status;
     char name[USERSD_USERNAME_MAX + 1] = "";
     if (change) { /* the log names the user */
         if (!(st = prep(s, S_USERNAME, err))) goto fail;
@@ -1108,7 +1149,7 @@ static enum usersd_code sq_set_status(struct store *base, const struct store_sta
             if (!(st = prep(s, S_HISTORY_ADD, err))) goto fail;
             sqlite3_bind_int64(st, 1, c->user_id);
             sqlite3_bind_int64(st, 2, c->now);
-            sqlite3_bind_int(st, 3, (int)c->status);
+            sqlite3_bind_int(st, 3, status);
             sqlite3_bind_int(st, 4, old);
             bind_time(st, 5, head);
             rc = sqlite3_step(st);
@@ -1118,19 +1159,20 @@ static enum usersd_code sq_set_status(struct store *base, const struct store_sta
             head = sqlite3_last_insert_rowid(s->db);
         }
     }
-    if (change || seen != old_seen) {
+    if (change || seen != old_seen || manual != old_manual) {
         if (!(st = prep(s, S_PRESENCE_SET, err))) goto fail;
         sqlite3_bind_int64(st, 1, c->user_id);
-        sqlite3_bind_int(st, 2, (int)c->status);
+        sqlite3_bind_int(st, 2, status);
         bind_time(st, 3, seen);
         bind_time(st, 4, head);
+        sqlite3_bind_int(st, 5, manual);
         rc = sqlite3_step(st);
         done(st);
         wrote = true;
         if (rc != SQLITE_DONE) goto fail;
     }
-    if (change && (code = log_row(s, USERSD_CHANGE_PRESENCE, c->user_id, name, (int)c->status, seen,
-                                  c->now, 0, err))) {
+    if (change && (code = log_row(s, USERSD_CHANGE_PRESENCE, c->user_id, name, status, seen, c->now,
+                                  0, err))) {
         wrote = true;
         goto out;
     }
@@ -1141,9 +1183,11 @@ static enum usersd_code sq_set_status(struct store *base, const struct store_sta
     memset(out, 0, sizeof *out);
     out->id = c->user_id;
     snprintf(out->username, sizeof out->username, "%s", name);
-    out->online_status = c->status;
+    out->online_status = (enum usersd_status)status;
     out->last_seen = seen;
     out->status_expires = USERSD_NULL_TIME;
+    out->status_manual = manual;
+    out->dnd_until = USERSD_NULL_TIME;
     return USERSD_OK;
 fail:
     code = db_error(s, err);
@@ -1316,6 +1360,7 @@ static enum usersd_code sq_changes(struct store *base, int64_t since, int limit,
         c->session_id = sqlite3_column_int64(st, 7);
         copy_text(c->status_text, sizeof c->status_text, st, 8);
         c->status_expires = col_time(st, 9);
+        store_dnd_read(col_time(st, 10), &c->dnd, &c->dnd_until);
     }
     done(st);
     enum usersd_code code = USERSD_OK;
@@ -1384,7 +1429,7 @@ static enum usersd_code sq_dump_users(struct store *base, int64_t after, size_t 
     *n = 0;
     while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         row_user(st, &rows[*n].user);
-        copy_text(rows[*n].pwhash, sizeof rows[0].pwhash, st, 12);
+        copy_text(rows[*n].pwhash, sizeof rows[0].pwhash, st, USER_NCOLS);
         (*n)++;
     }
     done(st);
@@ -1435,6 +1480,7 @@ static enum usersd_code sq_load(struct store *base, const struct store_user_row 
         if (u->status_text[0]) sqlite3_bind_text(st, 9, u->status_text, -1, SQLITE_STATIC);
         bind_time(st, 10, u->status_text[0] ? u->status_expires : USERSD_NULL_TIME);
         sqlite3_bind_text(st, 11, users[i].pwhash, -1, SQLITE_STATIC);
+        bind_time(st, 12, store_dnd_col(u->dnd, u->dnd_until));
         int rc = sqlite3_step(st);
         done(st);
         if (rc != SQLITE_DONE) return write_error(s, err);
@@ -1840,10 +1886,10 @@ static enum usersd_code sq_token_user(struct store *base, const unsigned char *h
         row_user(st, out);
         if (session) {
             memset(session, 0, sizeof *session);
-            session->id = sqlite3_column_int64(st, 12);
+            session->id = sqlite3_column_int64(st, USER_NCOLS);
             session->user_id = out->id;
-            session->created = sqlite3_column_int64(st, 13);
-            session->last_used = sqlite3_column_int64(st, 14);
+            session->created = sqlite3_column_int64(st, USER_NCOLS + 1);
+            session->last_used = sqlite3_column_int64(st, USER_NCOLS + 2);
         }
     } else if (rc == SQLITE_DONE) {
         code = err_set(err, USERSD_ENOTFOUND, "token not found");
@@ -1897,40 +1943,47 @@ static enum usersd_code sq_session_count(struct store *base, int64_t *n, struct 
     return st ? count_query(s, st, n, err) : USERSD_EDB;
 }
 
-/* ---- status messages ------------------------------------------------------ */
+/* ---- status messages and do not disturb ------------------------------------ */
 
-static enum usersd_code sq_status_message(struct store *base, int64_t id, const char *text,
-                                          int64_t expires, int64_t now, struct usersd_user *out,
-                                          struct usersd_err *err)
+/* What both share: one update of the user's row — set (upd_set: ?1 the
+ * user, then the text when with_text, then the time), or clear (upd_clear:
+ * ?1, changing nothing when there is nothing) — and when it changed, a log
+ * row (log: ?1-?5 the user, name, status, last_seen, at, then the text when
+ * with_text, then the time) of what it became, in one transaction. out
+ * receives the user after; ENOTFOUND. */
+static enum usersd_code beside_write(struct sqlite_store *s, enum stmt_id upd, enum stmt_id log,
+                                     bool set, bool with_text, int64_t id, const char *text,
+                                     int64_t t, int64_t now, struct usersd_user *out,
+                                     struct usersd_err *err)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
     enum usersd_code code = begin(s, err);
     if (code) return code;
-    sqlite3_stmt *st = prep(s, text ? S_MESSAGE_SET : S_MESSAGE_CLEAR, err);
+    sqlite3_stmt *st = prep(s, upd, err);
     if (!st) {
         rollback(s);
         return USERSD_EDB;
     }
     sqlite3_bind_int64(st, 1, id);
-    if (text) {
-        sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
-        bind_time(st, 3, expires);
-    }
+    int i = 2;
+    if (set && with_text) sqlite3_bind_text(st, i++, text, -1, SQLITE_STATIC);
+    if (set) bind_time(st, i, t);
     int rc = sqlite3_step(st);
     done(st);
     bool changed = rc == SQLITE_DONE && sqlite3_changes(s->db) > 0;
     if (rc != SQLITE_DONE) code = db_error(s, err);
     /* Nothing to clear, or no such user: the user as it is, or ENOTFOUND. */
-    if (!code) code = sq_user_get(base, id, out, err);
-    if (!code && changed && (st = prep(s, S_LOG_MESSAGE, err)) == NULL) code = USERSD_EDB;
+    if (!code) code = sq_user_get(&s->base, id, out, err);
+    if (!code && changed && (st = prep(s, log, err)) == NULL) code = USERSD_EDB;
     if (!code && changed) {
         sqlite3_bind_int64(st, 1, out->id);
         sqlite3_bind_text(st, 2, out->username, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 3, (int)out->online_status);
         bind_time(st, 4, out->last_seen);
         sqlite3_bind_int64(st, 5, now);
-        if (text) sqlite3_bind_text(st, 6, text, -1, SQLITE_STATIC);
-        bind_time(st, 7, text ? expires : USERSD_NULL_TIME);
+        i = 6;
+        if (with_text && set) sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+        if (with_text) i++;
+        bind_time(st, i, set ? t : USERSD_NULL_TIME);
         rc = sqlite3_step(st);
         done(st);
         if (rc != SQLITE_DONE) code = db_error(s, err);
@@ -1940,22 +1993,38 @@ static enum usersd_code sq_status_message(struct store *base, int64_t id, const 
     return code;
 }
 
-static enum usersd_code sq_status_message_expire(struct store *base, int64_t now, int64_t *n,
-                                                 struct usersd_err *err)
+static enum usersd_code sq_status_message(struct store *base, int64_t id, const char *text,
+                                          int64_t expires, int64_t now, struct usersd_user *out,
+                                          struct usersd_err *err)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
+    return beside_write((struct sqlite_store *)base, text ? S_MESSAGE_SET : S_MESSAGE_CLEAR,
+                        S_LOG_MESSAGE, text != NULL, true, id, text, expires, now, out, err);
+}
+
+static enum usersd_code sq_dnd(struct store *base, int64_t id, bool on, int64_t until, int64_t now,
+                               struct usersd_user *out, struct usersd_err *err)
+{
+    return beside_write((struct sqlite_store *)base, on ? S_DND_SET : S_DND_CLEAR, S_LOG_DND, on,
+                        false, id, NULL, store_dnd_col(on, until), now, out, err);
+}
+
+/* The sweep of ended ones: a cheap look through the partial index
+ * (pending), and only when something is due, the log rows (log) and the
+ * update (upd), which see the same rows: one transaction under the write
+ * lock. Each binds ?1 = now. */
+static enum usersd_code expire_sweep(struct sqlite_store *s, enum stmt_id pending_stmt,
+                                     enum stmt_id log, enum stmt_id upd, int64_t now, int64_t *n,
+                                     struct usersd_err *err)
+{
     *n = 0;
-    sqlite3_stmt *st = prep(s, S_MESSAGE_PENDING, err);
+    sqlite3_stmt *st = prep(s, pending_stmt, err);
     if (!st) return USERSD_EDB;
     int64_t pending = 0;
     sqlite3_bind_int64(st, 1, now);
     enum usersd_code code = count_query(s, st, &pending, err);
     if (code || !pending) return code;
-    /* The log rows and the update see the same rows: one transaction under
-     * the write lock. */
     if ((code = begin(s, err))) return code;
-    if (!(code = run_times(s, S_LOG_MESSAGE_EXPIRED, 1, &now, err)) &&
-        !(code = run_times(s, S_MESSAGE_EXPIRE, 1, &now, err))) {
+    if (!(code = run_times(s, log, 1, &now, err)) && !(code = run_times(s, upd, 1, &now, err))) {
         *n = sqlite3_changes(s->db);
         code = commit(s, err);
     }
@@ -1964,6 +2033,35 @@ static enum usersd_code sq_status_message_expire(struct store *base, int64_t now
         *n = 0;
     }
     return code;
+}
+
+static enum usersd_code sq_status_message_expire(struct store *base, int64_t now, int64_t *n,
+                                                 struct usersd_err *err)
+{
+    return expire_sweep((struct sqlite_store *)base, S_MESSAGE_PENDING, S_LOG_MESSAGE_EXPIRED,
+                        S_MESSAGE_EXPIRE, now, n, err);
+}
+
+static enum usersd_code sq_dnd_expire(struct store *base, int64_t now, int64_t *n,
+                                      struct usersd_err *err)
+{
+    return expire_sweep((struct sqlite_store *)base, S_DND_PENDING, S_LOG_DND_EXPIRED, S_DND_EXPIRE,
+                        now, n, err);
+}
+
+static enum usersd_code sq_presence_counts(struct store *base, int64_t *manual, int64_t *dnd,
+                                           struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = prep(s, S_PRESENCE_COUNTS, err);
+    if (!st) return USERSD_EDB;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *manual = sqlite3_column_int64(st, 0);
+        *dnd = sqlite3_column_int64(st, 1);
+    }
+    done(st);
+    return rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
 }
 
 /* ---- history ---------------------------------------------------------------- */
@@ -2337,6 +2435,9 @@ const struct store_ops store_sqlite_ops = {
     .session_count = sq_session_count,
     .status_message = sq_status_message,
     .status_message_expire = sq_status_message_expire,
+    .dnd = sq_dnd,
+    .dnd_expire = sq_dnd_expire,
+    .presence_counts = sq_presence_counts,
     .history_read = sq_history_read,
     .history_mark = sq_history_mark,
     .history_prune = sq_history_prune,

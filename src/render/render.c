@@ -140,6 +140,18 @@ static void put_message(struct sbuf *b, const char *text, int64_t expires)
     PUTS(b, "}");
 }
 
+/* Do not disturb: {"until": ts|null} or null (API.md §12). */
+static void put_dnd(struct sbuf *b, bool on, int64_t until)
+{
+    if (!on) {
+        PUTS(b, "null");
+        return;
+    }
+    PUTS(b, "{\"until\":");
+    put_time(b, until);
+    PUTS(b, "}");
+}
+
 static void put_user(struct sbuf *b, const struct usersd_user *u, struct render_viewer v)
 {
     PUTS(b, "{\"id\":");
@@ -169,6 +181,14 @@ static void put_user(struct sbuf *b, const struct usersd_user *u, struct render_
     put_bool(b, usersd_user_is_online(u));
     PUTS(b, ",\"status_message\":");
     put_message(b, u->status_text, u->status_expires);
+    /* Whether a status is manual is the user's own business (and staff's):
+     * to anyone else, invisible is offline, down to the keys. */
+    if (v.staff || v.id == u->id) {
+        PUTS(b, ",\"status_manual\":");
+        put_bool(b, u->status_manual);
+    }
+    PUTS(b, ",\"dnd\":");
+    put_dnd(b, u->dnd, u->dnd_until);
     PUTS(b, "}");
 }
 
@@ -240,8 +260,16 @@ char *render_user_list_text(const struct usersd_page *p, struct render_viewer v,
  * object building and dumping was a third of a status GET's instructions
  * (callgrind). Each shape is written here only; the json_t forms parse it
  * back for the command line and for lists that embed one. */
+/* What a status object says beyond the status: its do not disturb, or
+ * (NULL) nothing (the heartbeat's reply). */
+struct dnd_view {
+    bool on;
+    int64_t until;
+};
+
 static void put_presence(struct sbuf *b, int64_t id, const char *username,
-                         enum usersd_status status, int64_t last_seen, int64_t seq)
+                         enum usersd_status status, int64_t last_seen, int64_t seq,
+                         const struct dnd_view *dnd)
 {
     PUTS(b, "{\"user_id\":");
     put_int(b, id);
@@ -260,12 +288,26 @@ static void put_presence(struct sbuf *b, int64_t id, const char *username,
         PUTS(b, ",\"seq\":");
         put_int(b, seq);
     }
+    if (dnd) {
+        PUTS(b, ",\"dnd\":");
+        put_dnd(b, dnd->on, dnd->until);
+    }
     PUTS(b, "}");
 }
 
+/* A status object (with_name), or the heartbeat's reply (without). */
 static void put_status_fields(struct sbuf *b, const struct usersd_user *u, bool with_name)
 {
-    put_presence(b, u->id, with_name ? u->username : NULL, u->online_status, u->last_seen, -1);
+    struct dnd_view d = {u->dnd, u->dnd_until};
+    put_presence(b, u->id, with_name ? u->username : NULL, u->online_status, u->last_seen, -1,
+                 with_name ? &d : NULL);
+}
+
+/* A logged change as a status object (seq < 0: without its seq). */
+static void put_change(struct sbuf *b, const struct usersd_change *c, int64_t seq)
+{
+    struct dnd_view d = {c->dnd, c->dnd_until};
+    put_presence(b, c->user_id, c->username, c->online_status, c->last_seen, seq, &d);
 }
 
 char *render_status_text(const struct usersd_user *u, size_t *len)
@@ -294,6 +336,9 @@ char *render_status_set_text(const struct usersd_user *u, size_t *len)
     put(&b, st, strlen(st));
     PUTS(&b, "\",\"last_seen\":");
     put_time(&b, u->last_seen);
+    /* set by the user themself or staff: the only ones who may know */
+    PUTS(&b, ",\"status_manual\":");
+    put_bool(&b, u->status_manual);
     PUTS(&b, "}");
     return finish(&b, len);
 }
@@ -362,7 +407,7 @@ json_t *render_error(const struct usersd_err *err)
 char *render_change_text(const struct usersd_change *c, size_t *len)
 {
     struct sbuf b = {0};
-    put_presence(&b, c->user_id, c->username, c->online_status, c->last_seen, -1);
+    put_change(&b, c, -1);
     return finish(&b, len);
 }
 
@@ -373,7 +418,7 @@ char *render_changes_text(const struct usersd_changes *c, size_t *len)
     for (size_t i = 0; i < c->count; i++) {
         const struct usersd_change *e = &c->items[i];
         if (i) PUTS(&b, ",");
-        put_presence(&b, e->user_id, e->username, e->online_status, e->last_seen, e->seq);
+        put_change(&b, e, e->seq);
     }
     PUTS(&b, "],\"next_since\":");
     put_int(&b, c->next_since);
@@ -422,6 +467,26 @@ char *render_message_event_text(const struct usersd_change *c, size_t *len)
     put_str(&b, c->username);
     PUTS(&b, ",\"status_message\":");
     put_message(&b, c->status_text, c->status_expires);
+    PUTS(&b, "}");
+    return finish(&b, len);
+}
+
+char *render_dnd_text(const struct usersd_user *u, size_t *len)
+{
+    struct sbuf b = {0};
+    put_dnd(&b, u->dnd, u->dnd_until);
+    return finish(&b, len);
+}
+
+char *render_dnd_event_text(const struct usersd_change *c, size_t *len)
+{
+    struct sbuf b = {0};
+    PUTS(&b, "{\"user_id\":");
+    put_int(&b, c->user_id);
+    PUTS(&b, ",\"username\":");
+    put_str(&b, c->username);
+    PUTS(&b, ",\"dnd\":");
+    put_dnd(&b, c->dnd, c->dnd_until);
     PUTS(&b, "}");
     return finish(&b, len);
 }

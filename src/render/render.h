@@ -8,7 +8,8 @@
 
 #include "usersd.h"
 
-/* Who looks: email is shown only to staff and to the user themself. */
+/* Who looks: email and status_manual are shown only to staff and to the
+ * user themself. */
 struct render_viewer {
     int64_t id;
     bool staff;
@@ -36,7 +37,7 @@ char *render_statuses_text(const struct usersd_page *p, size_t *len);
 json_t *render_stats(const struct usersd_stats *s);
 json_t *render_error(const struct usersd_err *err);
 /* A logged change as the stream's data: user_id, username, online_status,
- * last_seen, is_online (text, as the presence replies). */
+ * last_seen, is_online, dnd (text, as the presence replies). */
 char *render_change_text(const struct usersd_change *c, size_t *len);
 /* {"sessions": [{"id","created","last_used","user_agent","client_ip","current"}...]} */
 char *render_sessions_text(const struct usersd_sessions *s, size_t *len);
@@ -44,6 +45,11 @@ char *render_sessions_text(const struct usersd_sessions *s, size_t *len);
 char *render_message_text(const struct usersd_user *u, size_t *len);
 /* A status_message stream event's data: user_id, username, status_message. */
 char *render_message_event_text(const struct usersd_change *c, size_t *len);
+/* Do not disturb as PUT .../dnd/ answers it: {"until": ts|null}, or null
+ * when it is off. */
+char *render_dnd_text(const struct usersd_user *u, size_t *len);
+/* A dnd stream event's data: user_id, username, dnd ({"until"} or null). */
+char *render_dnd_event_text(const struct usersd_change *c, size_t *len);
 /* {"user_id","from","to","intervals":[...],"totals":{...}} (API.md §9) */
 char *render_history_text(const struct usersd_history *h, size_t *len);
 /* {"from","to","bucket","points":[{"at","online","away","offline","online_max"}]} */

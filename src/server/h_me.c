@@ -20,21 +20,25 @@ void h_heartbeat(struct req *r)
      * activity interval, nothing to write, the stored values are the
      * answer; seen before it, last_seen moves to now, queued for the
      * writer's next batch, and the reply does not wait for its commit.
-     * That is what lets a million clients heartbeat every 30 s. Any other
-     * status is a change, written (set_online, group-committed) before the
-     * reply. */
+     * That is what lets a million clients heartbeat every 30 s. A manual
+     * status is kept against heartbeats (§12): the same answer from the
+     * stored values, its last_seen unmoved. Any other status is a change,
+     * written (set_online, group-committed) before the reply. */
     struct usersd_user seen = {.id = r->caller.id,
                                .online_status = r->caller.online_status,
-                               .last_seen = r->caller.last_seen};
-    if (seen.online_status != USERSD_ONLINE) {
-        writer_submit(r, r->caller.id, USERSD_ONLINE, JOB_HEARTBEAT);
+                               .last_seen = r->caller.last_seen,
+                               .status_manual = r->caller.status_manual};
+    if (!seen.status_manual && seen.online_status != USERSD_ONLINE) {
+        /* automatic, so a manual status set meanwhile stays */
+        writer_submit(r, r->caller.id, USERSD_ONLINE, JOB_HEARTBEAT, USERSD_STATUS_AUTO);
         return;
     }
     if (usersd_activity_due(r->core, &seen, r->session.last_used)) {
         int64_t at = usersd_now(r->core);
         /* Another device may keep the user seen: then only this session's
          * last_used is due. */
-        if (usersd_activity_due(r->core, &seen, USERSD_NULL_TIME)) seen.last_seen = at;
+        if (!seen.status_manual && usersd_activity_due(r->core, &seen, USERSD_NULL_TIME))
+            seen.last_seen = at;
         writer_activity(r->caller.id, r->session.id, at);
     }
     size_t len = 0;

@@ -30,13 +30,15 @@ void h_metrics(struct req *r)
 {
     struct usersd_err err = {0};
     struct usersd_stats stats;
-    int64_t sessions = 0;
-    if (usersd_stats(r->core, &stats, &err) || usersd_session_count(r->core, &sessions, &err)) {
+    struct metrics_counts counts = {0};
+    if (usersd_stats(r->core, &stats, &err) ||
+        usersd_session_count(r->core, &counts.sessions, &err) ||
+        usersd_presence_counts(r->core, &counts.manual, &counts.dnd, &err)) {
         reply_err(r, &err);
         return;
     }
     size_t len = 0;
-    char *text = metrics_render(&stats, sessions, &len);
+    char *text = metrics_render(&stats, &counts, &len);
     if (!text) {
         reply_fail(r, 500, NULL, "the server ran out of memory");
         return;

@@ -11,7 +11,8 @@ void presence_set_from_body(struct req *r, int64_t id)
 {
     const char *name = NULL;
     enum usersd_status status;
-    if (!body_str(r, "status", &name)) return;
+    int manual = 0;
+    if (!body_str(r, "status", &name) || !body_bool(r, "manual", &manual)) return;
     if (!name) {
         reply_fail(r, 400, "status", "status is required: one of online, away, offline");
         return;
@@ -20,7 +21,16 @@ void presence_set_from_body(struct req *r, int64_t id)
         reply_fail(r, 400, "status", "status must be one of: online, away, offline");
         return;
     }
-    writer_submit(r, id, status, JOB_SET_STATUS); /* replied when durable */
+    /* API.md §12: online is never manual. Refused rather than ignored, so a
+     * client that meant something else learns it at once. */
+    if (manual && status == USERSD_ONLINE) {
+        reply_fail(r, 400, "manual",
+                   "manual goes with away or offline; online is never manual (setting it ends "
+                   "a manual status)");
+        return;
+    }
+    writer_submit(r, id, status, JOB_SET_STATUS,
+                  manual ? USERSD_STATUS_MANUAL : 0); /* replied when durable */
 }
 
 void h_set_status(struct req *r)

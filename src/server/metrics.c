@@ -141,7 +141,8 @@ static atomic_ullong *at_db(struct block *b, int i, int j)
     return &b->db_errors;
 }
 
-char *metrics_render(const struct usersd_stats *stats, int64_t sessions, size_t *len)
+char *metrics_render(const struct usersd_stats *stats, const struct metrics_counts *counts,
+                     size_t *len)
 {
     struct text t = {.cap = 16384};
     t.buf = malloc(t.cap);
@@ -202,13 +203,20 @@ char *metrics_render(const struct usersd_stats *stats, int64_t sessions, size_t 
         (long long)stats->online_users, (long long)stats->away_users,
         (long long)stats->offline_users);
     put(&t,
+        "# HELP usersd_users_manual Users whose status was set by hand (manual away or "
+        "offline).\n# TYPE usersd_users_manual gauge\nusersd_users_manual %lld\n"
+        "# HELP usersd_users_dnd Users in do not disturb.\n"
+        "# TYPE usersd_users_dnd gauge\nusersd_users_dnd %lld\n",
+        (long long)counts->manual, (long long)counts->dnd);
+    put(&t,
         "# HELP usersd_sessions Sessions (logins not yet ended) in the database.\n"
         "# TYPE usersd_sessions gauge\nusersd_sessions %lld\n"
         "# HELP usersd_sessions_revoked_total Sessions ended by logout or revocation here.\n"
         "# TYPE usersd_sessions_revoked_total counter\nusersd_sessions_revoked_total %llu\n"
         "# HELP usersd_sessions_expired_total Sessions ended by this process's expiry sweep.\n"
         "# TYPE usersd_sessions_expired_total counter\nusersd_sessions_expired_total %llu\n",
-        (long long)sessions, atomic_load(&sessions_revoked), atomic_load(&sessions_expired));
+        (long long)counts->sessions, atomic_load(&sessions_revoked),
+        atomic_load(&sessions_expired));
     put(&t,
         "# HELP usersd_open_streams Presence streams open now.\n"
         "# TYPE usersd_open_streams gauge\nusersd_open_streams %ld\n",

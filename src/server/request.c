@@ -50,8 +50,8 @@ static int authenticate(struct req *r)
         struct usersd_session session;
         rc = usersd_session_resolve(r->core, key, &user, &session, &err);
         if (rc == USERSD_OK) {
-            r->caller =
-                (struct req_caller){user.id, user.is_staff, user.online_status, user.last_seen};
+            r->caller = (struct req_caller){user.id, user.is_staff, user.online_status,
+                                            user.last_seen, user.status_manual};
             r->session.id = session.id;
             r->session.last_used = session.last_used;
             /* Activity is a write (at most once per activity interval): the
@@ -61,8 +61,9 @@ static int authenticate(struct req *r)
             if (!r->route->own_activity && usersd_activity_due(r->core, &user, session.last_used)) {
                 int64_t at = usersd_now(r->core);
                 writer_activity(user.id, session.id, at);
-                if (usersd_activity_due(r->core, &user, USERSD_NULL_TIME))
-                    r->caller.last_seen = at; /* as the writer will have it */
+                /* as the writer will have it (a manual status keeps it) */
+                if (!user.status_manual && usersd_activity_due(r->core, &user, USERSD_NULL_TIME))
+                    r->caller.last_seen = at;
             }
         }
     }

@@ -80,8 +80,15 @@ void metrics_observe(int route, int status, int64_t us);
 void metrics_db_error(void);
 /* Counts sessions ended by revocation (logout, DELETE) and by expiry. */
 void metrics_sessions_ended(int64_t revoked, int64_t expired);
+/* What the database counts beside the statistics. */
+struct metrics_counts {
+    int64_t sessions;
+    int64_t manual; /* users with a manual status (API.md §12) */
+    int64_t dnd;    /* users in do not disturb */
+};
 /* The Prometheus text exposition (malloc'd, *len set), NULL if out of memory. */
-char *metrics_render(const struct usersd_stats *stats, int64_t sessions, size_t *len);
+char *metrics_render(const struct usersd_stats *stats, const struct metrics_counts *counts,
+                     size_t *len);
 void metrics_free(void);
 
 /* ---- a request (request.c) ---- */
@@ -107,6 +114,7 @@ struct write_job {
     int64_t user_id;
     int64_t session_id; /* the caller's session, whose last_used moves too (0: none) */
     enum usersd_status status;
+    unsigned flags;      /* USERSD_STATUS_* (a manual status, or automatic) */
     enum usersd_code rc; /* filled by the writer */
     struct usersd_err err;
     struct usersd_user user;
@@ -121,6 +129,7 @@ struct req_caller {
     bool is_staff;
     enum usersd_status online_status;
     int64_t last_seen;
+    bool status_manual; /* nothing automatic moves their presence (API.md §12) */
 };
 
 struct req {
@@ -403,6 +412,10 @@ void h_my_message_put(struct req *r);
 void h_my_message_delete(struct req *r);
 void h_user_message_put(struct req *r);
 void h_user_message_delete(struct req *r);
+void h_my_dnd_put(struct req *r);
+void h_my_dnd_delete(struct req *r);
+void h_user_dnd_put(struct req *r);
+void h_user_dnd_delete(struct req *r);
 void h_presence_history(struct req *r);
 void h_online_history(struct req *r);
 /* Clears the session cookie in the reply being built. */
@@ -439,7 +452,8 @@ int writer_start(struct usersd_err *err);
 void writer_stop(void);
 /* Queues a set_status for the writer and suspends r's connection; the
  * access handler is called again when it is done (then: writer_reply). */
-void writer_submit(struct req *r, int64_t user_id, enum usersd_status status, enum job_kind kind);
+void writer_submit(struct req *r, int64_t user_id, enum usersd_status status, enum job_kind kind,
+                   unsigned flags);
 /* Sends the reply of a finished job. */
 void writer_reply(struct req *r);
 /* Queues a refresh (API.md §7: a request's activity, a heartbeat of a user

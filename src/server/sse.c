@@ -116,15 +116,21 @@ long sse_open_streams(void)
     return atomic_load(&hub.nstreams);
 }
 
-/* Renders one change (a presence change or a status message) as an SSE
- * event into ev; false if it does not fit. */
+/* Renders one change (a presence change, a status message or do not
+ * disturb) as an SSE event into ev; false if it does not fit. */
 static bool render_event(const struct usersd_change *c, struct event *ev)
 {
-    bool message = c->kind == USERSD_CHANGE_STATUS_MESSAGE;
-    char *data = message ? render_message_event_text(c, NULL) : render_change_text(c, NULL);
+    bool message = c->kind == USERSD_CHANGE_STATUS_MESSAGE, dnd = c->kind == USERSD_CHANGE_DND;
+    char *data = message ? render_message_event_text(c, NULL)
+                 : dnd   ? render_dnd_event_text(c, NULL)
+                         : render_change_text(c, NULL);
     if (!data) return false;
-    int n = snprintf(ev->text, sizeof ev->text, "id: %lld\nevent: %s\ndata: %s\n\n",
-                     (long long)c->seq, message ? "status_message" : "presence", data);
+    int n =
+        snprintf(ev->text, sizeof ev->text, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)c->seq,
+                 message ? "status_message"
+                 : dnd   ? "dnd"
+                         : "presence",
+                 data);
     free(data);
     if (n < 0 || (size_t)n >= sizeof ev->text) return false;
     ev->seq = c->seq;
@@ -291,7 +297,8 @@ static size_t hub_fetch(void)
                 continue;
             }
             if (c.items[i].kind != USERSD_CHANGE_PRESENCE &&
-                c.items[i].kind != USERSD_CHANGE_STATUS_MESSAGE)
+                c.items[i].kind != USERSD_CHANGE_STATUS_MESSAGE &&
+                c.items[i].kind != USERSD_CHANGE_DND)
                 continue;
             if (hub.next - hub.first == RING_CAP) {
                 hub.evicted = hub.ring[hub.first % RING_CAP].seq;
@@ -376,9 +383,10 @@ static void *hub_main(void *arg)
             writer_wait_refreshes(200000);
             if (usersd_decay(hub.core, &changed, &err) == USERSD_OK && changed)
                 server_log("presence: decay changed %lld user(s)", (long long)changed);
-            /* Ended status messages are cleared (and their end sent) on the
-             * same beat: within a second of their end. */
+            /* Ended status messages and do not disturb are cleared (and
+             * their end sent) on the same beat: within a second of their end. */
             usersd_status_message_expire(hub.core, NULL, &err);
+            usersd_dnd_expire(hub.core, NULL, &err);
             next_decay = now + DECAY_EVERY_US;
         }
         if (now >= next_sample) {

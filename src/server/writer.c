@@ -94,7 +94,8 @@ static void run_batch(struct req **jobs, size_t n, struct activity *acts, size_t
                                            .status = r->job->status,
                                            .session = r->route->own_activity ? &sess[i] : NULL,
                                            .out = &r->job->user,
-                                           .err = &r->job->err};
+                                           .err = &r->job->err,
+                                           .flags = r->job->flags};
     }
     enum usersd_code rc = usersd_batch_begin(w.core, &err);
     if (!rc) run_activity(acts, nacts);
@@ -191,13 +192,15 @@ void writer_stop(void)
     w.running = false;
 }
 
-void writer_submit(struct req *r, int64_t user_id, enum usersd_status status, enum job_kind kind)
+void writer_submit(struct req *r, int64_t user_id, enum usersd_status status, enum job_kind kind,
+                   unsigned flags)
 {
     struct write_job *job = request_job(r);
     if (!job) return;
     job->user_id = user_id;
     job->status = status;
     job->kind = kind;
+    job->flags = flags;
     job_queue_push(&w.q, r);
 }
 

@@ -8,7 +8,8 @@ from harness import ServerTest
 
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 USER_KEYS = {"id", "username", "email", "first_name", "last_name", "is_active", "is_staff",
-             "date_joined", "online_status", "last_seen", "is_online", "status_message"}
+             "date_joined", "online_status", "last_seen", "is_online", "status_message",
+             "status_manual", "dnd"}
 PAGINATION_KEYS = {"page", "per_page", "total_pages", "total_count", "has_next", "has_previous"}
 
 
@@ -22,7 +23,8 @@ class Api(ServerTest):
         return self.srv.create_user(self.admin, **fields)
 
     def assertUser(self, u, with_email=True):
-        keys = USER_KEYS if with_email else USER_KEYS - {"email"}
+        # status_manual, like email, only to staff and to the user themself
+        keys = USER_KEYS if with_email else USER_KEYS - {"email", "status_manual"}
         self.assertEqual(set(u), keys)
         self.assertTrue(TIME_RE.match(u["date_joined"]))
         self.assertIn(u["online_status"], ("online", "away", "offline"))
@@ -74,7 +76,8 @@ class Api(ServerTest):
         path = "/api/users/admin/users/%d/set-online-status/" % u["id"]
         status, _, body = self.req("POST", path, {"status": "online"}, token=self.admin)
         self.assertEqual(status, 200, body)
-        self.assertEqual(set(body), {"message", "user_id", "online_status", "last_seen"})
+        self.assertEqual(set(body), {"message", "user_id", "online_status", "last_seen",
+                                     "status_manual"})
         self.assertEqual(body["message"], "User online status updated to online")
         self.assertEqual(body["user_id"], u["id"])
         self.assertEqual(body["online_status"], "online")
@@ -104,7 +107,7 @@ class Api(ServerTest):
         self.assertEqual(status, 200)
         self.assertEqual(body, {"user_id": u["id"], "username": u["username"],
                                 "online_status": "offline", "last_seen": None,
-                                "is_online": False})
+                                "is_online": False, "dnd": None})
 
     def test_seed_online_users_list(self):
         a, b, c = self.fresh_user(), self.fresh_user(), self.fresh_user()
@@ -226,7 +229,7 @@ class Api(ServerTest):
         self.assertEqual(status, 200)
         self.assertEqual([s["user_id"] for s in body["statuses"]], [b["id"], a["id"]])
         self.assertEqual(set(body["statuses"][0]),
-                         {"user_id", "username", "online_status", "last_seen", "is_online"})
+                         {"user_id", "username", "online_status", "last_seen", "is_online", "dnd"})
         ids = ",".join(str(i) for i in range(1, 101))
         status, _, body = self.req("GET", "/api/users/admin/users/online-status/?ids=" + ids,
                                    token=self.admin)

@@ -11,7 +11,7 @@ import unittest
 from harness import ADMIN_PASSWORD, BIN, DB_KIND, Server, db_url
 
 COMMANDS = ("serve", "createuser", "migrate", "status", "online", "stats", "copy", "seed",
-            "routes", "sessions", "message", "history")
+            "routes", "sessions", "message", "history", "dnd")
 
 
 class Cli(unittest.TestCase):
@@ -121,7 +121,7 @@ class Cli(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(json.loads(p.stdout), {"user_id": u["id"], "username": "john_doe",
                                                 "online_status": "offline", "last_seen": None,
-                                                "is_online": False})
+                                                "is_online": False, "dnd": None})
         p = self.run_cli("status", "--db", self.db, str(u["id"]), "online")
         s = json.loads(p.stdout)
         self.assertEqual((s["message"], s["online_status"]),

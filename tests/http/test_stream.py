@@ -33,7 +33,8 @@ class Decay(ServerTest):
             self.assertEqual(e["json"]["last_seen"], set_["last_seen"])
             self.assertEqual(e["json"]["username"], "decay1")
             self.assertEqual(set(e["json"]),
-                             {"user_id", "username", "online_status", "last_seen", "is_online"})
+                             {"user_id", "username", "online_status", "last_seen", "is_online",
+                              "dnd"})
         ids = [int(e["id"]) for e in evs]
         self.assertEqual(ids, sorted(ids))
         _, _, st = self.req("GET", "/api/users/admin/users/%d/online-status/" % u["id"],
@@ -163,7 +164,7 @@ class Stream_(ServerTest):
         self.assertEqual(code, 200)
         self.assertEqual([c["online_status"] for c in body["changes"]], ["online", "away"])
         self.assertEqual(set(body["changes"][0]), {"seq", "user_id", "username", "online_status",
-                                                   "last_seen", "is_online"})
+                                                   "last_seen", "is_online", "dnd"})
         self.assertEqual(body["next_since"], body["changes"][-1]["seq"])
         code, _, rest = self.req("GET", "/api/users/presence/changes/?since=%d"
                                  % body["next_since"], token=self.admin)

@@ -45,7 +45,7 @@ class Subscriptions(ServerTest):
         self.assertEqual([x["user_id"] for x in statuses], [b["id"], a["id"]])  # as asked, once
         self.assertEqual(statuses[1]["online_status"], "away")
         self.assertEqual(set(statuses[0]), {"user_id", "username", "online_status", "last_seen",
-                                            "is_online"})
+                                            "is_online", "dnd"})
         self.set_status(c["id"], "online")  # not followed
         self.set_status(a["id"], "online")
         self.req("PUT", "/api/users/management/users/%d/status-message/" % c["id"],

@@ -910,6 +910,215 @@ static void presence_history(void **state)
     free(h.rows);
 }
 
+/* A manual status (API.md §12): set_status with USERSD_STATUS_MANUAL marks
+ * it; every automatic write — set_status with USERSD_STATUS_AUTO (login,
+ * heartbeat, also in set_status_many, whose session still moves), touch,
+ * a stream's refresh, a session's end, decay (also when the manual users
+ * are the oldest in decay's index) — leaves status and last_seen be and
+ * logs nothing; an explicit set ends it. */
+static void manual_status(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    int64_t a = insert(s, "a", "", 1), b = insert(s, "b", "", 1);
+    int64_t sa = add_session(s, a, 1, 100);
+    set(s, a, USERSD_ONLINE, 100);
+    set(s, b, USERSD_ONLINE, 150);
+    struct usersd_user u;
+    struct store_status_change c = {.user_id = a,
+                                    .status = USERSD_AWAY,
+                                    .last_seen = USERSD_NULL_TIME,
+                                    .now = 200,
+                                    .flags = USERSD_STATUS_MANUAL};
+    assert_int_equal(s->ops->set_status(s, &c, &u, NULL), USERSD_OK);
+    assert_true(u.status_manual && u.online_status == USERSD_AWAY && u.last_seen == 100);
+    c.presence_only = true; /* the same again, as the set-status reply reads it */
+    assert_int_equal(s->ops->set_status(s, &c, &u, NULL), USERSD_OK);
+    assert_true(u.status_manual && u.online_status == USERSD_AWAY);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_true(u.status_manual);
+    /* set as its caller's own activity (the writer's own-status job): the
+     * session moves, a manual status's last_seen does not */
+    struct store_status_job own = {.c = c};
+    own.c.now = 250;
+    own.c.touch = true;
+    own.c.touch_before = 250;
+    own.c.session_id = sa;
+    struct usersd_user own_out[1];
+    struct usersd_err own_err[1];
+    many(s, &own, 1, own_out, own_err, false);
+    assert_int_equal(own.rc, USERSD_OK);
+    assert_true(own_out[0].status_manual && own_out[0].last_seen == 100);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == 100);
+    int64_t head = 0;
+    assert_int_equal(s->ops->changes_head(s, &head, NULL), USERSD_OK);
+
+    c = (struct store_status_change){.user_id = a,
+                                     .status = USERSD_ONLINE,
+                                     .last_seen = 300,
+                                     .now = 300,
+                                     .flags = USERSD_STATUS_AUTO};
+    assert_int_equal(s->ops->set_status(s, &c, &u, NULL), USERSD_OK);
+    assert_true(u.online_status == USERSD_AWAY && u.status_manual && u.last_seen == 100);
+    struct store_status_job job = {.c = c};
+    job.c.touch = true;
+    job.c.touch_before = 10000;
+    job.c.session_id = sa;
+    struct usersd_user out[1];
+    struct usersd_err errs[1];
+    many(s, &job, 1, out, errs, true);
+    assert_int_equal(job.rc, USERSD_OK);
+    assert_true(out[0].online_status == USERSD_AWAY && out[0].last_seen == 100);
+    assert_true(out[0].status_manual);
+    struct usersd_sessions list = {0};
+    assert_int_equal(s->ops->session_list(s, a, &list, NULL), USERSD_OK);
+    assert_true(list.count == 1 && list.items[0].last_used == 300); /* the session moved */
+    usersd_sessions_free(&list);
+    bool updated = true;
+    assert_int_equal(s->ops->touch(s, a, sa, 400, 400, &updated, NULL), USERSD_OK);
+    assert_false(updated);
+    bool alive = false;
+    assert_int_equal(s->ops->session_refresh(s, &sa, 1, 500, &alive, NULL), USERSD_OK);
+    assert_true(alive);
+    int64_t n = -1;
+    assert_int_equal(s->ops->decay(s, 600, 10000, 10000, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 1); /* b alone, though a is older */
+    assert_int_equal(status_of(s, b), USERSD_OFFLINE);
+    int64_t ended = 0;
+    struct store_session_end e = {.user_id = a, .session_id = sa, .now = 700, .active_after = 700};
+    assert_int_equal(s->ops->session_end(s, &e, &ended, NULL), USERSD_OK);
+    assert_int_equal(ended, 1);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_true(u.online_status == USERSD_AWAY && u.status_manual && u.last_seen == 100);
+    struct usersd_changes log = {0};
+    assert_int_equal(s->ops->changes(s, head, 100, PRESENCE_ONLY, &log, NULL), USERSD_OK);
+    assert_int_equal(log.count, 1); /* b's decay only */
+    assert_true(log.items[0].user_id == b);
+    usersd_changes_free(&log);
+    int64_t manual = 0, dnd = -1;
+    assert_int_equal(s->ops->presence_counts(s, &manual, &dnd, NULL), USERSD_OK);
+    assert_true(manual == 1 && dnd == 0);
+
+    /* invisible: a manual offline, its last_seen the moment it was set */
+    c = (struct store_status_change){.user_id = a,
+                                     .status = USERSD_OFFLINE,
+                                     .last_seen = 800,
+                                     .now = 800,
+                                     .flags = USERSD_STATUS_MANUAL};
+    assert_int_equal(s->ops->set_status(s, &c, &u, NULL), USERSD_OK);
+    assert_true(u.online_status == USERSD_OFFLINE && u.status_manual && u.last_seen == 800);
+    assert_int_equal(s->ops->touch(s, a, 0, 900, 900, &updated, NULL), USERSD_OK);
+    assert_false(updated);
+
+    /* an explicit set ends it */
+    set(s, a, USERSD_ONLINE, 1000);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_true(u.online_status == USERSD_ONLINE && !u.status_manual && u.last_seen == 1000);
+    assert_int_equal(s->ops->presence_counts(s, &manual, &dnd, NULL), USERSD_OK);
+    assert_int_equal(manual, 0);
+    assert_int_equal(s->ops->decay(s, 1100, 1050, USERSD_NULL_TIME, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 1);
+}
+
+/* Do not disturb: set and clear are logged (kind DND) with the new state,
+ * a clear with nothing to clear logs nothing, the sweep ends and logs each
+ * ended one once (never one without an end), a presence change carries the
+ * user's do not disturb, and no status changes. */
+static void do_not_disturb(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    int64_t a = insert(s, "a", "", 1), b = insert(s, "b", "", 1);
+    set(s, a, USERSD_ONLINE, 50);
+    int64_t head = 0;
+    assert_int_equal(s->ops->changes_head(s, &head, NULL), USERSD_OK);
+    struct usersd_user u;
+    assert_int_equal(s->ops->dnd(s, a, true, 500, 100, &u, NULL), USERSD_OK);
+    assert_true(u.dnd && u.dnd_until == 500 && u.online_status == USERSD_ONLINE);
+    assert_int_equal(s->ops->dnd(s, b, true, USERSD_NULL_TIME, 100, &u, NULL), USERSD_OK);
+    assert_true(u.dnd && u.dnd_until == USERSD_NULL_TIME);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_true(u.dnd && u.dnd_until == 500);
+    int64_t manual = -1, dnd = 0;
+    assert_int_equal(s->ops->presence_counts(s, &manual, &dnd, NULL), USERSD_OK);
+    assert_true(manual == 0 && dnd == 2);
+    struct usersd_changes c;
+    assert_int_equal(log_after(s, head, &c), 2);
+    assert_true(c.items[0].kind == USERSD_CHANGE_DND && c.items[0].user_id == a);
+    assert_true(c.items[0].dnd && c.items[0].dnd_until == 500 && c.items[0].at == 100);
+    assert_true(c.items[1].dnd && c.items[1].dnd_until == USERSD_NULL_TIME);
+    assert_int_equal(c.items[0].online_status, USERSD_ONLINE);
+    head = c.items[1].seq;
+    usersd_changes_free(&c);
+
+    /* a presence change carries it */
+    set(s, b, USERSD_ONLINE, 150);
+    assert_int_equal(log_after(s, head, &c), 1);
+    assert_true(c.items[0].kind == USERSD_CHANGE_PRESENCE && c.items[0].dnd);
+    assert_true(c.items[0].dnd_until == USERSD_NULL_TIME);
+    head = c.items[0].seq;
+    usersd_changes_free(&c);
+
+    int64_t n = -1;
+    assert_int_equal(s->ops->dnd_expire(s, 499, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(s->ops->dnd_expire(s, 500, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(s->ops->dnd_expire(s, INT64_MAX - 1, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0); /* once, and never b's (no end) */
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_false(u.dnd);
+    assert_int_equal(log_after(s, head, &c), 1);
+    assert_true(c.items[0].kind == USERSD_CHANGE_DND && c.items[0].user_id == a);
+    assert_true(!c.items[0].dnd && c.items[0].at == 500);
+    head = c.items[0].seq;
+    usersd_changes_free(&c);
+
+    assert_int_equal(s->ops->dnd(s, b, false, USERSD_NULL_TIME, 700, &u, NULL), USERSD_OK);
+    assert_false(u.dnd);
+    assert_int_equal(s->ops->dnd(s, b, false, USERSD_NULL_TIME, 800, &u, NULL), USERSD_OK);
+    assert_int_equal(log_after(s, head, &c), 1);
+    assert_true(!c.items[0].dnd && c.items[0].user_id == b);
+    usersd_changes_free(&c);
+    assert_int_equal(s->ops->dnd(s, 9999, true, 900, 1, &u, NULL), USERSD_ENOTFOUND);
+    assert_int_equal(s->ops->dnd(s, 9999, false, USERSD_NULL_TIME, 1, &u, NULL), USERSD_ENOTFOUND);
+    assert_int_equal(s->ops->presence_counts(s, &manual, &dnd, NULL), USERSD_OK);
+    assert_int_equal(dnd, 0);
+    struct usersd_changes presence = {0};
+    assert_int_equal(s->ops->changes(s, 0, 100, PRESENCE_ONLY, &presence, NULL), USERSD_OK);
+    assert_int_equal(presence.count, 2); /* a's and b's online, nothing of DND */
+    usersd_changes_free(&presence);
+
+    /* what a copy reads and loads keeps both */
+    struct usersd_user x = {0};
+    assert_int_equal(s->ops->dnd(s, a, true, 5000, 900, &x, NULL), USERSD_OK);
+    struct store_status_change m = {.user_id = b,
+                                    .status = USERSD_OFFLINE,
+                                    .last_seen = 950,
+                                    .now = 950,
+                                    .flags = USERSD_STATUS_MANUAL};
+    assert_int_equal(s->ops->set_status(s, &m, &x, NULL), USERSD_OK);
+    struct store_user_row rows[4];
+    size_t got = 0;
+    assert_int_equal(s->ops->dump_users(s, 0, 4, rows, &got, NULL), USERSD_OK);
+    assert_int_equal(got, 2);
+    assert_true(rows[0].user.dnd && rows[0].user.dnd_until == 5000 && !rows[0].user.status_manual);
+    assert_true(!rows[1].user.dnd && rows[1].user.status_manual);
+    assert_int_equal(s->ops->user_delete(s, a, 1000, NULL), USERSD_OK);
+    assert_int_equal(s->ops->user_delete(s, b, 1000, NULL), USERSD_OK);
+    assert_int_equal(s->ops->load_begin(s, NULL), USERSD_OK);
+    assert_int_equal(s->ops->load(s, rows, 2, NULL, 0, NULL), USERSD_OK);
+    assert_int_equal(s->ops->load_finish(s, -1, NULL, NULL), USERSD_OK);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_true(u.dnd && u.dnd_until == 5000 && !u.status_manual);
+    assert_int_equal(s->ops->user_get(s, b, &u, NULL), USERSD_OK);
+    assert_true(!u.dnd && u.status_manual && u.online_status == USERSD_OFFLINE);
+    assert_int_equal(s->ops->presence_counts(s, &manual, &dnd, NULL), USERSD_OK);
+    assert_true(manual == 1 && dnd == 1);
+    assert_int_equal(s->ops->touch(s, b, 0, 2000, 2000, &(bool){false}, NULL), USERSD_OK);
+    assert_int_equal(s->ops->user_get(s, b, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == 950);
+}
+
 int main(int argc, char **argv)
 {
     g_kind = argc > 1 ? argv[1] : "sqlite";
@@ -939,6 +1148,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(status_many, setup, teardown),
         cmocka_unit_test_setup_teardown(decay_in_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(lost_connection_fails_the_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(manual_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(do_not_disturb, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -207,6 +207,218 @@ static void batch_of_writes(void **state)
     usersd_close(other);
 }
 
+#define SEC 1000000LL
+
+/* A manual status (API.md §12) is kept against everything automatic —
+ * login, heartbeats, activity, streams, session ends and decay — with its
+ * last_seen, until a status is set again; online ends it. */
+static void manual_status_is_kept(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id = make_user(f, "ann", 0);
+    struct usersd_user u;
+    char key[USERSD_TOKEN_LEN + 1];
+    assert_int_equal(usersd_login(f->u, "ann", "password1", key, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_ONLINE);
+    assert_false(u.status_manual);
+
+    f->now = T0 + 10 * SEC;
+    assert_int_equal(usersd_set_status_ex(f->u, id, USERSD_AWAY, USERSD_STATUS_MANUAL, &u, NULL),
+                     USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_AWAY);
+    assert_true(u.status_manual);
+    assert_true(u.last_seen == T0); /* away leaves last_seen */
+
+    /* a heartbeat (automatic online) writes nothing */
+    f->now = T0 + 100 * SEC;
+    struct usersd_status_job job = {
+        .user_id = id, .status = USERSD_ONLINE, .out = &u, .flags = USERSD_STATUS_AUTO};
+    assert_int_equal(usersd_set_status_many(f->u, &job, 1, NULL), USERSD_OK);
+    assert_int_equal(job.rc, USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_AWAY);
+    assert_true(u.status_manual);
+    assert_true(u.last_seen == T0);
+
+    /* activity neither: it is not even due */
+    assert_int_equal(usersd_user_get(f->u, id, &u, NULL), USERSD_OK);
+    assert_false(usersd_activity_due(f->u, &u, USERSD_NULL_TIME));
+    assert_int_equal(usersd_touch(f->u, &u, NULL), USERSD_OK);
+    assert_int_equal(usersd_update_last_seen(f->u, id, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == T0);
+
+    /* a second login, a stream's refresh, decay past both cut-offs */
+    char key2[USERSD_TOKEN_LEN + 1];
+    int64_t sid = 0;
+    assert_int_equal(usersd_session_login(f->u, "ann", "password1", NULL, key2, &u, &sid, NULL),
+                     USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_AWAY);
+    bool alive = false;
+    assert_int_equal(usersd_session_refresh(f->u, &sid, 1, &alive, NULL), USERSD_OK);
+    assert_true(alive);
+    f->now = T0 + 7200 * SEC;
+    int64_t changed = -1;
+    assert_int_equal(usersd_decay(f->u, &changed, NULL), USERSD_OK);
+    assert_int_equal(changed, 0);
+    assert_int_equal(usersd_user_get(f->u, id, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_AWAY);
+    assert_true(u.last_seen == T0);
+
+    /* logout: the status stays (no offline for a manual away) */
+    assert_int_equal(usersd_logout(f->u, key, NULL), USERSD_OK);
+    assert_int_equal(usersd_logout(f->u, key2, NULL), USERSD_OK);
+    assert_int_equal(usersd_user_get(f->u, id, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_AWAY);
+    assert_true(u.status_manual);
+
+    /* setting online ends it; decay then works again */
+    f->now = T0 + 8000 * SEC;
+    assert_int_equal(usersd_set_status(f->u, id, USERSD_ONLINE, &u, NULL), USERSD_OK);
+    assert_false(u.status_manual);
+    assert_true(u.last_seen == T0 + 8000 * SEC);
+    f->now = T0 + 8000 * SEC + 601 * SEC;
+    assert_int_equal(usersd_decay(f->u, &changed, NULL), USERSD_OK);
+    assert_int_equal(changed, 1);
+    assert_int_equal(usersd_user_get(f->u, id, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_AWAY);
+    assert_false(u.status_manual);
+}
+
+/* Invisible is a manual offline: last_seen stays at the moment they went
+ * invisible, nothing is logged for their activity. */
+static void invisible_logs_nothing(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id = make_user(f, "ivy", 0);
+    struct usersd_user u;
+    char key[USERSD_TOKEN_LEN + 1];
+    assert_int_equal(usersd_login(f->u, "ivy", "password1", key, &u, NULL), USERSD_OK);
+    f->now = T0 + 5 * SEC;
+    assert_int_equal(usersd_set_status_ex(f->u, id, USERSD_OFFLINE, USERSD_STATUS_MANUAL, &u, NULL),
+                     USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_OFFLINE);
+    assert_true(u.last_seen == T0 + 5 * SEC);
+    int64_t head = 0;
+    assert_int_equal(usersd_changes_head(f->u, &head, NULL), USERSD_OK);
+    for (int i = 1; i <= 3; i++) {
+        f->now = T0 + (5 + 120 * i) * SEC;
+        char k[USERSD_TOKEN_LEN + 1];
+        assert_int_equal(usersd_login(f->u, "ivy", "password1", k, &u, NULL), USERSD_OK);
+        assert_int_equal(u.online_status, USERSD_OFFLINE);
+        struct usersd_user seen = u;
+        assert_int_equal(usersd_touch(f->u, &seen, NULL), USERSD_OK);
+        assert_int_equal(usersd_set_status_presence(f->u, id, USERSD_OFFLINE, &u, NULL),
+                         USERSD_OK); /* an explicit offline ends it... */
+        assert_false(u.status_manual);
+        assert_int_equal(
+            usersd_set_status_ex(f->u, id, USERSD_OFFLINE, USERSD_STATUS_MANUAL, &u, NULL),
+            USERSD_OK); /* ...and invisible again: offline to offline logs nothing */
+    }
+    struct usersd_changes c;
+    assert_int_equal(usersd_log_since(f->u, head, 100, &c, NULL), USERSD_OK);
+    assert_int_equal(c.count, 0);
+    usersd_changes_free(&c);
+
+    /* manual goes with away and offline only, and never with an automatic write */
+    struct usersd_err err = {0};
+    assert_int_equal(usersd_set_status_ex(f->u, id, USERSD_ONLINE, USERSD_STATUS_MANUAL, &u, &err),
+                     USERSD_EINVAL);
+    assert_string_equal(err.field, "manual");
+    assert_int_equal(usersd_set_status_ex(f->u, id, USERSD_AWAY,
+                                          USERSD_STATUS_MANUAL | USERSD_STATUS_AUTO, &u, &err),
+                     USERSD_EINVAL);
+    assert_int_equal(usersd_user_get(f->u, id, &u, NULL), USERSD_OK);
+    assert_int_equal(u.online_status, USERSD_OFFLINE);
+    assert_true(u.status_manual);
+}
+
+/* Do not disturb: set for minutes or until a time or until turned off,
+ * never a status change, null at once when its end passes and ended by
+ * the sweep (logged once). */
+static void dnd_expiry(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id = make_user(f, "dee", 0);
+    struct usersd_user u;
+    struct usersd_err err = {0};
+    assert_int_equal(usersd_set_online(f->u, id, &u, NULL), USERSD_OK);
+    int64_t head = 0;
+    assert_int_equal(usersd_changes_head(f->u, &head, NULL), USERSD_OK);
+
+    /* bad input changes nothing */
+    assert_int_equal(usersd_dnd_set(f->u, id, USERSD_NULL_TIME, 0, &u, &err), USERSD_EINVAL);
+    assert_string_equal(err.field, "minutes");
+    assert_int_equal(usersd_dnd_set(f->u, id, USERSD_NULL_TIME, 10081, &u, &err), USERSD_EINVAL);
+    assert_string_equal(err.field, "minutes");
+    assert_int_equal(usersd_dnd_set(f->u, id, T0 + SEC, 5, &u, &err), USERSD_EINVAL);
+    assert_int_equal(usersd_dnd_set(f->u, id, T0, -1, &u, &err), USERSD_EINVAL);
+    assert_string_equal(err.field, "until");
+    assert_int_equal(usersd_dnd_set(f->u, 4242, USERSD_NULL_TIME, 5, &u, &err), USERSD_ENOTFOUND);
+    assert_int_equal(usersd_user_get(f->u, id, &u, NULL), USERSD_OK);
+    assert_false(u.dnd);
+
+    assert_int_equal(usersd_dnd_set(f->u, id, USERSD_NULL_TIME, 30, &u, NULL), USERSD_OK);
+    assert_true(u.dnd);
+    assert_true(u.dnd_until == T0 + 30 * 60 * SEC);
+    assert_int_equal(u.online_status, USERSD_ONLINE);
+
+    int64_t n = -1;
+    f->now = T0 + 30 * 60 * SEC - 1;
+    assert_int_equal(usersd_dnd_expire(f->u, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
+    int64_t manual = -1, dnd = -1;
+    assert_int_equal(usersd_presence_counts(f->u, &manual, &dnd, NULL), USERSD_OK);
+    assert_int_equal(manual, 0);
+    assert_int_equal(dnd, 1);
+    f->now = T0 + 30 * 60 * SEC; /* its end: null at once, before the sweep */
+    assert_int_equal(usersd_user_get(f->u, id, &u, NULL), USERSD_OK);
+    assert_false(u.dnd);
+    assert_true(u.dnd_until == USERSD_NULL_TIME);
+    assert_int_equal(usersd_dnd_expire(f->u, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(usersd_dnd_expire(f->u, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
+
+    /* until turned off: the sweep never ends it; a clear does, once */
+    assert_int_equal(usersd_dnd_set(f->u, id, USERSD_NULL_TIME, -1, &u, NULL), USERSD_OK);
+    assert_true(u.dnd && u.dnd_until == USERSD_NULL_TIME);
+    f->now += 365LL * 86400 * SEC;
+    assert_int_equal(usersd_dnd_expire(f->u, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(usersd_dnd_clear(f->u, id, &u, NULL), USERSD_OK);
+    assert_false(u.dnd);
+    assert_int_equal(usersd_dnd_clear(f->u, id, &u, NULL), USERSD_OK); /* nothing to log */
+    assert_int_equal(usersd_dnd_clear(f->u, 4242, &u, &err), USERSD_ENOTFOUND);
+
+    /* until a time */
+    assert_int_equal(usersd_dnd_set(f->u, id, f->now + 90 * SEC, -1, &u, NULL), USERSD_OK);
+    assert_true(u.dnd_until == f->now + 90 * SEC);
+
+    /* the log: set (30 min: read after its end, it reads ended, as the
+     * user does), ended, set (no end), cleared, set (until) */
+    struct usersd_changes c;
+    assert_int_equal(usersd_events_since(f->u, head, 100, &c, NULL), USERSD_OK);
+    assert_int_equal(c.count, 5);
+    bool want_on[] = {false, false, true, false, true};
+    for (size_t i = 0; i < c.count; i++) {
+        assert_int_equal(c.items[i].kind, USERSD_CHANGE_DND);
+        assert_int_equal(c.items[i].dnd, want_on[i]);
+        assert_int_equal(c.items[i].online_status, USERSD_ONLINE); /* no status change */
+    }
+    assert_true(c.items[0].dnd_until == USERSD_NULL_TIME);
+    assert_true(c.items[2].dnd_until == USERSD_NULL_TIME);
+    assert_true(c.items[4].dnd_until == f->now + 90 * SEC);
+    usersd_changes_free(&c);
+    /* a presence change carries the do not disturb of the moment */
+    assert_int_equal(usersd_changes_head(f->u, &head, NULL), USERSD_OK);
+    assert_int_equal(usersd_set_away(f->u, id, &u, NULL), USERSD_OK);
+    assert_true(u.dnd);
+    assert_int_equal(usersd_changes_since(f->u, head, 100, &c, NULL), USERSD_OK);
+    assert_int_equal(c.count, 1);
+    assert_true(c.items[0].dnd);
+    assert_true(c.items[0].dnd_until == f->now + 90 * SEC);
+    usersd_changes_free(&c);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
@@ -219,6 +431,9 @@ int main(void)
         T(online_page_order),
         T(refresh_at_its_time),
         T(decay_waits_for_refreshes_on_their_way),
+        T(manual_status_is_kept),
+        T(invisible_logs_nothing),
+        T(dnd_expiry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
