@@ -94,5 +94,17 @@ class WithoutDashboard(Checks, ServerTest):
         self.assertEqual(get(self.srv, "GET", "/client/usersd.js")[0], 200)
 
 
+class ReadmeExample(unittest.TestCase):
+    def test_the_readme_page_is_the_example_the_browser_test_runs(self):
+        # README's "Use it from your app" shows examples/contacts.js, which
+        # tests/browser runs as written: the two must not drift apart.
+        root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+        with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+            blocks = re.findall(r"```js\n(.*?)```", f.read(), re.S)
+        with open(os.path.join(root, "examples", "contacts.js"), encoding="utf-8") as f:
+            example = f.read()
+        self.assertIn(example, blocks)
+
+
 if __name__ == "__main__":
     unittest.main()
