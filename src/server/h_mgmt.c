@@ -111,11 +111,18 @@ void h_user_get(struct req *r)
 
 void h_user_patch(struct req *r)
 {
-    static const char *const fixed[] = {"id", "online_status", "last_seen", "date_joined"};
+    static const struct {
+        const char *name, *hint;
+    } fixed[] = {{"id", ""},
+                 {"online_status", "; use set-online-status"},
+                 {"last_seen", ""},
+                 {"date_joined", ""},
+                 {"status_manual", "; use set-online-status with \"manual\""},
+                 {"dnd", "; use PUT or DELETE .../dnd/"}};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (json_object_get(r->json, fixed[i])) {
-            reply_fail(r, 400, fixed[i], "%s cannot be changed here%s", fixed[i],
-                       i == 1 ? "; use set-online-status" : "");
+        if (json_object_get(r->json, fixed[i].name)) {
+            reply_fail(r, 400, fixed[i].name, "%s cannot be changed here%s", fixed[i].name,
+                       fixed[i].hint);
             return;
         }
     struct usersd_user_fields f;

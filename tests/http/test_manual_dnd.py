@@ -502,6 +502,14 @@ class DoNotDisturb(Base):
             self.assertError(self.req(method, "/api/users/me/dnd/", {"minutes": 5}), 401)
         self.assertIsNone(self.me(tok)["dnd"])
         self.assertEqual(self.req("PATCH", "/api/users/me/dnd/", {}, token=tok)[0], 405)
+        # neither is a profile field: PATCH names it and changes nothing
+        for field, value in (("dnd", {"until": None}), ("status_manual", True)):
+            resp = self.req("PATCH", "/api/users/management/users/%d/" % u["id"],
+                            {field: value, "first_name": "Changed"}, token=self.admin)
+            self.assertError(resp, 400)
+            self.assertIn(field, resp[2]["fields"])
+        me = self.me(tok)
+        self.assertEqual((me["dnd"], me["status_manual"], me["first_name"]), (None, False, ""))
         code, _, body = self.req("PUT", path, {"minutes": 5}, token=self.admin)
         self.assertEqual(code, 200)
         self.assertIsNotNone(self.me(tok)["dnd"])
