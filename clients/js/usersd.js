@@ -414,8 +414,8 @@ export class Usersd {
    * holds the users whose status changed since it started, the
    * `maxUsers` (10,000) most recently changed.
    * `lastEventId` resumes from an earlier Presence's `lastEventId`: the
-   * events since then come first (with ids, no snapshot: the map fills
-   * from those events).
+   * events since then come first (with ids, after the snapshot the server
+   * sends first on every connection).
    * @param {{ids?: number[], lastEventId?: string, maxUsers?: number}} [opts]
    * @returns {Presence}
    */
@@ -691,8 +691,9 @@ export class Presence {
     if (ev.id) this.lastEventId = ev.id;
     if (ev.type === 'resync') {
       // Missed more than the log keeps. A stream with ids sends its
-      // snapshot next; without, the users known are read again.
-      if (!this.ids) this._reloadAll();
+      // snapshot next (a reload); without, the users known are read again.
+      if (this.ids) this._resync = true;
+      else this._reloadAll();
       return;
     }
     let d;
@@ -701,9 +702,10 @@ export class Presence {
       const previous = new Map(this.users);
       this.users.clear();
       for (const s of d.statuses || []) this.users.set(s.user_id, { ...previous.get(s.user_id), ...s });
-      // The first one fills the map; any later one (after a resync or a
-      // 410) reloads it.
-      const type = this._loaded ? 'resync' : 'snapshot';
+      // The first one fills the map, and so does the one a resumed stream
+      // starts with (API.md §7; the replay follows it); one after a resync
+      // or a 410 reloads it.
+      const type = this._loaded && this._resync ? 'resync' : 'snapshot';
       this._loaded = true;
       this._resync = false;
       this._opened();

@@ -466,7 +466,8 @@ test('presence across a dropped connection (the server restarted) resumes with L
   ({ proc: server } = await start(`127.0.0.1:${port}`));
   await until(() => statusOf(p, ids.bob) === 'offline' && statusOf(p, ids.dan) === 'online', 'the state reloaded');
   await until(() => statusOf(all, ids.bob) === 'offline' && statusOf(all, ids.dan) === 'online', 'the state reloaded (all)');
-  assert.deepEqual(seen.changes.slice(n).map((c) => c.type), ['resync']);
+  // the resumed stream's snapshot first (API.md §7), then the resync's reload
+  assert.deepEqual(seen.changes.slice(n).map((c) => c.type), ['snapshot', 'resync']);
   assert.ok(seenAll.changes.slice(nAll).some((c) => c.type === 'resync'));
   assert.deepEqual([...p.users.keys()], [ids.bob, ids.dan]);
   // and live again
