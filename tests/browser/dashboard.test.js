@@ -823,6 +823,9 @@ test('at 390 px wide nothing scrolls sideways', async () => {
     await noHorizontalScroll(page, hash);
     await shot(page, 'phone-' + hash.slice(2).replace(/\/\d+$/, '-page'));
   }
+  await myMenu(page); // the header's status controls, open
+  await noHorizontalScroll(page, 'my status controls');
+  await shot(page, 'phone-status');
   await page.done();
 });
 
