@@ -111,7 +111,7 @@ Views.online = function (main, params) {
       // The newest last_seen comes first: a user who just came online
       // belongs at the top of page 1; the page keeps its length.
       const nr = makeRow({ id: d.user_id, username: d.username, online_status: d.online_status,
-        last_seen: d.last_seen, dnd: d.dnd, status_message: messages.get(d.user_id) });
+        last_seen: d.last_seen, dnd: d.dnd, status_message: messages.get(d.user_id), ...(App.staff && { status_manual: false }) });
       rows.set(d.user_id, nr);
       refs.body.prepend(nr.tr);
       refs.empty.hidden = true;

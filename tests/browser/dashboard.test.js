@@ -590,11 +590,17 @@ const manualOf = async (id) => (await api('GET', `/api/users/management/users/${
 
 test('appear away from the header: a heartbeat keeps it away, marked manual to the user and staff', async () => {
   const eve = await createUser('eve');
+  const staff = await newPage();
+  await logIn(staff);
+  await onlineRow(staff, 'admin').waitFor({ timeout: WAIT });
   const page = await newPage();
   await logIn(page, 'eve');
+  const row = onlineRow(staff, 'eve'); // put there by the stream
+  await row.waitFor({ timeout: WAIT });
   const top = await myMenu(page);
   await top.getByRole('button', { name: 'Appear away' }).click();
   await until(async () => /^eve away manual$/.test((await top.locator('summary').textContent()).trim()), 'the header to say away, manual');
+  await until(async () => /away manual/.test(await row.textContent()), "staff's row of eve to say away, manual");
   assert.deepEqual([(await statusOf(eve.id)).online_status, await manualOf(eve.id)], ['away', true]);
   // activity elsewhere does not bring eve back
   const tok = await login('eve');
@@ -603,8 +609,6 @@ test('appear away from the header: a heartbeat keeps it away, marked manual to t
   // her own page says so too; staff see "manual", another user does not
   await page.getByRole('link', { name: 'My page' }).click();
   await page.getByRole('heading', { name: 'eve away manual', level: 1 }).waitFor({ timeout: WAIT });
-  const staff = await newPage();
-  await logIn(staff);
   await staff.goto(B + `/#/users/${eve.id}`);
   await staff.getByRole('heading', { name: 'eve away manual', level: 1 }).waitFor({ timeout: WAIT });
   await staff.goto(B + '/#/users?search=eve');
