@@ -3,6 +3,7 @@
 // routes of the URL hash (#/online, #/users, #/users/42, #/me, #/stats).
 
 let cleanup = null;
+let offMine = null; // the header's ear on the stream
 
 // Whether this browser logged in last time: the session cookie is HttpOnly,
 // so without this hint a first visit would ask /api/users/me/ only to be
@@ -63,6 +64,17 @@ function loggedIn(me) {
   App.staff = me.is_staff;
   document.getElementById('top').hidden = false;
   document.getElementById('whoami').textContent = me.username;
+  // The header: my status, and the controls for it.
+  const mine = presenceControls(null);
+  const show = () => { document.getElementById('mybadge').replaceChildren(badge(App.me)); mine.show(App.me); };
+  const again = throttle(async () => { try { App.me = await usersd.me(); show(); } catch (e) { /* the next change tries */ } }, 300);
+  document.getElementById('mine').replaceChildren(document.querySelector('#mine summary'), mine);
+  offMine = Live.on((type, d) => {
+    if (d.user_id !== App.me.id) return;
+    App.me = applyLive(App.me, type, d, again);
+    show();
+  });
+  show();
   for (const a of document.querySelectorAll('#nav [data-staff]')) a.hidden = !App.staff;
   Live.start();
   if (!location.hash || location.hash === '#/login') history.replaceState(null, '', '#/online');
@@ -74,6 +86,7 @@ function loggedIn(me) {
 function sessionEnded(message) {
   leaveView();
   Live.stop();
+  if (offMine) offMine();
   hint(false);
   App.me = null;
   App.staff = false;

@@ -105,8 +105,69 @@ function clone(id) {
   return { root, refs };
 }
 
-function badge(status) {
-  return h('span', { class: 'badge ' + status }, status);
+// A user's status as every view shows it: the status, "manual" (the key is
+// only in what the user themself and staff read) and do not disturb.
+function badge(u) {
+  const d = u.dnd;
+  return h('span', { class: 'st' }, h('span', { class: 'badge ' + u.online_status }, u.online_status),
+    u.status_manual ? ' ' : '', u.status_manual ? h('span', { class: 'tag' }, 'manual') : '', d ? ' ' : '',
+    d ? h('span', { class: 'badge dnd', title: d.until && exactTime(d.until) },
+      'Do not disturb' + (d.until ? ' until ' + new Date(d.until).toLocaleString('en-GB',
+        new Date(d.until).toDateString() === new Date().toDateString() ? { timeStyle: 'short' } : { dateStyle: 'medium', timeStyle: 'short' }) : '')) : '');
+}
+
+// The user as a view holds it, after a change: `user` (a reply of ours, the
+// fields as they now are), `dnd` or `presence`. The stream never says
+// whether a status is manual (online never is): on a change, who may know
+// (the user, staff: the key is there) reads the user again, with `again`.
+function applyLive(u, type, d, again) {
+  if (type === 'user') return { ...u, ...d };
+  if (type === 'dnd') return { ...u, dnd: d.dnd };
+  if (type !== 'presence') return u;
+  const n = { ...u, online_status: d.online_status, last_seen: d.last_seen, is_online: d.is_online };
+  if ('dnd' in d) n.dnd = d.dnd;
+  if ('status_manual' in u && d.online_status !== u.online_status) {
+    n.status_manual = false;
+    if (d.online_status !== 'online') again();
+  }
+  return n;
+}
+
+function readUser(id, opts) {
+  return id === App.me.id ? usersd.me(opts) : usersd.getUser(id, opts);
+}
+
+// "Appear away", "Appear offline", "Back online" and "Do not disturb"
+// (API.md §12's names) for oneself (id null) or, staff, for a user. What
+// changes goes to every view as a `user` change; show(u) follows the user.
+function presenceControls(id) {
+  const uid = id == null ? App.me.id : id;
+  const err = h('p', { class: 'error', role: 'alert', 'data-error-for': 'form' });
+  const act = (fn) => async () => {
+    err.textContent = '';
+    try {
+      Live.dispatch('user', { user_id: uid, ...(await fn()) });
+    } catch (e) {
+      showError(box, e);
+    }
+  };
+  const status = (s, manual) => act(() => (id == null ? usersd.setMyStatus(s, { manual }) : usersd.setOnlineStatus(id, s, { manual })));
+  const dnd = (opts) => act(async () => ({ dnd: await usersd.setDnd({ ...opts, userId: id }) }));
+  const tomorrow = () => { const t = new Date(); t.setDate(t.getDate() + 1); t.setHours(8, 0, 0, 0); return t; };
+  const button = (label, onclick) => h('button', { type: 'button', onclick }, label);
+  const off = button('Turn off do not disturb', act(async () => {
+    await usersd.clearDnd({ userId: id });
+    group.querySelector('button').focus(); // this button goes
+    return { dnd: null };
+  }));
+  const group = h('fieldset', { class: 'dnd' }, h('legend', {}, 'Do not disturb'),
+    button('30 minutes', dnd({ minutes: 30 })), button('1 hour', dnd({ minutes: 60 })),
+    button('Until tomorrow', (e) => dnd({ until: tomorrow() })(e)), button('Until I turn it off', dnd({})), off);
+  const box = h('div', { class: 'controls' },
+    h('p', { class: 'actions' }, button('Appear away', status('away', true)), button('Appear offline', status('offline', true)),
+      button('Back online', status('online'))), group, err);
+  box.show = (u) => { off.hidden = !u.dnd; };
+  return box;
 }
 
 function fmtNumber(n) {

@@ -35,7 +35,8 @@ Views.online = function (main, params) {
     const mine = App.me && u.id === App.me.id;
     const name = App.staff || mine ? h('a', { href: '#/users/' + u.id }, u.username) : u.username;
     const r = {
-      status: h('td', {}, badge(u.online_status)),
+      u,
+      status: h('td', {}, badge(u)),
       seen: h('td', {}, timeEl(u.last_seen)),
       message: h('td', { class: 'opt' }, messageCell(u.status_message)),
     };
@@ -103,14 +104,14 @@ Views.online = function (main, params) {
     else if (before === undefined) refreshCount();
     const r = rows.get(d.user_id);
     if (r) {
-      r.status.replaceChildren(badge(d.online_status));
+      change(r, 'presence', d);
       r.seen.replaceChildren(timeEl(d.last_seen));
       r.tr.classList.toggle('gone', d.online_status !== 'online');
     } else if (d.online_status === 'online' && page === 1) {
       // The newest last_seen comes first: a user who just came online
       // belongs at the top of page 1; the page keeps its length.
       const nr = makeRow({ id: d.user_id, username: d.username, online_status: d.online_status,
-        last_seen: d.last_seen, status_message: messages.get(d.user_id) });
+        last_seen: d.last_seen, dnd: d.dnd, status_message: messages.get(d.user_id), ...(App.staff && { status_manual: false }) });
       rows.set(d.user_id, nr);
       refs.body.prepend(nr.tr);
       refs.empty.hidden = true;
@@ -123,6 +124,12 @@ Views.online = function (main, params) {
     showCount();
   }
 
+  // A row's status after a change (dnd, user, presence).
+  function change(r, type, d) {
+    r.u = applyLive(r.u, type, d, () => readUser(d.user_id).then((u) => change(r, 'user', u), () => {}));
+    r.status.replaceChildren(badge(r.u));
+  }
+
   const off = Live.on((type, d) => {
     if (type === 'presence') onPresence(d);
     else if (type === 'status_message') {
@@ -131,6 +138,7 @@ Views.online = function (main, params) {
       const r = rows.get(d.user_id);
       if (r) r.message.replaceChildren(messageCell(d.status_message));
     } else if (type === 'resync') load();
+    else if (rows.has(d.user_id)) change(rows.get(d.user_id), type, d);
   });
   // Counting from events can drift (an event racing a load): reconcile.
   const reconcile = setInterval(refreshCount, 30000);

@@ -19,12 +19,15 @@ Views.user = function (main, params, id) {
   let range = params.get('range') in RANGES ? params.get('range') : '24h';
   const ctl = new AbortController();
   const whose = self ? {} : { userId: id }; // the status message: mine, or (staff) theirs
+  const controls = presenceControls(self ? null : id);
+  refs.controls.replaceChildren(controls);
 
   function showUser(u) {
     user = u;
     document.title = u.username + ' — usersd';
     refs.name.textContent = u.username;
-    refs.badge.replaceChildren(badge(u.online_status));
+    refs.badge.replaceChildren(badge(u));
+    controls.show(u);
     const full = [u.first_name, u.last_name].filter(Boolean).join(' ');
     refs.facts.replaceChildren(
       fact('Name', full || h('span', { class: 'muted' }, 'not given')),
@@ -55,7 +58,7 @@ Views.user = function (main, params, id) {
 
   async function load() {
     try {
-      showUser(await (self ? usersd.me({ signal: ctl.signal }) : usersd.getUser(id, { signal: ctl.signal })));
+      showUser(await readUser(id, { signal: ctl.signal }));
     } catch (e) {
       if (e.handled || e.name === 'AbortError') return;
       main.replaceChildren(h('section', {}, h('h1', { tabindex: '-1' }, 'User not found'),
@@ -73,7 +76,7 @@ Views.user = function (main, params, id) {
     const status = refs.statusForm.elements.status.value;
     try {
       const r = await usersd.setOnlineStatus(id, status);
-      showUser({ ...user, online_status: r.online_status, last_seen: r.last_seen, is_online: r.online_status === 'online' });
+      Live.dispatch('user', { ...r, is_online: r.online_status === 'online' });
       refs.statusDone.textContent = r.message + '.';
     } catch (err) {
       showError(refs.statusForm, err);
@@ -241,11 +244,12 @@ Views.user = function (main, params, id) {
   // ---- live
   const off = Live.on((type, d) => {
     if (!user || d.user_id !== id) return;
-    if (type === 'presence') showUser({ ...user, online_status: d.online_status, last_seen: d.last_seen, is_online: d.is_online });
-    else if (type === 'status_message') { user.status_message = d.status_message; showMessage(d.status_message); }
+    if (type === 'status_message') { user.status_message = d.status_message; showMessage(d.status_message); }
+    else showUser(applyLive(user, type, d, again));
   });
+  const again = throttle(() => readUser(id, { signal: ctl.signal }).then(showUser, () => {}), 300);
   load();
-  return () => { off(); ctl.abort(); };
+  return () => { off(); ctl.abort(); again.cancel(); };
 };
 
 // The timeline: one bar, a segment per interval coloured by status (hover

@@ -12,6 +12,7 @@ Views.users = function (main, params) {
   for (const n of names) if (params.has(n)) form.elements[n].value = params.get(n);
   let page = Math.max(1, parseInt(params.get('page'), 10) || 1);
   let ctl = null;
+  const rows = new Map(); // user id -> {u, td}: the users on the page, kept live
 
   function state() {
     const s = {};
@@ -30,7 +31,7 @@ Views.users = function (main, params) {
       h('th', { scope: 'row' }, h('a', { href: '#/users/' + u.id }, u.username), flags),
       h('td', { class: 'opt' }, name),
       h('td', { class: 'opt' }, u.email),
-      h('td', {}, badge(u.online_status)),
+      rows.set(u.id, { u, td: h('td', {}, badge(u)) }).get(u.id).td,
       h('td', { class: 'opt' }, timeEl(u.last_seen)));
   }
 
@@ -45,6 +46,7 @@ Views.users = function (main, params) {
     refs.status.textContent = 'Loading…';
     try {
       const data = await usersd.listUsers({ ...s, page, signal: ctl.signal });
+      rows.clear();
       refs.body.replaceChildren(...data.users.map(row));
       const p = data.pagination;
       refs.status.textContent = p.total_count === 1 ? '1 user' : `${fmtNumber(p.total_count)} users`;
@@ -91,6 +93,12 @@ Views.users = function (main, params) {
     }
   });
 
+  const off = Live.on(function change(type, d) {
+    const r = rows.get(d.user_id);
+    if (!r) return;
+    r.u = applyLive(r.u, type, d, () => usersd.getUser(d.user_id).then((u) => change('user', { ...u, user_id: u.id }), () => {}));
+    r.td.replaceChildren(badge(r.u));
+  });
   load();
-  return () => { clearTimeout(typing); if (ctl) ctl.abort(); };
+  return () => { off(); clearTimeout(typing); if (ctl) ctl.abort(); };
 };

@@ -574,6 +574,196 @@ test('a user page: sessions, and revoking them', needs('sessions'), async () => 
   await mine.done();
 });
 
+// ---- manual status, invisible, do not disturb (API.md §12) -----------------
+
+// The header's own controls: the disclosure with my status, opened.
+async function myMenu(page) {
+  const top = page.getByRole('banner');
+  const summary = top.locator('summary');
+  if ((await top.locator('details[open]').count()) === 0) await summary.click();
+  await top.getByRole('button', { name: 'Appear away' }).waitFor({ timeout: WAIT });
+  return top;
+}
+
+const statusOf = async (id) => (await api('GET', `/api/users/admin/users/${id}/online-status/`, undefined, admin)).body;
+const manualOf = async (id) => (await api('GET', `/api/users/management/users/${id}/`, undefined, admin)).body.status_manual;
+
+test('appear away from the header: a heartbeat keeps it away, marked manual to the user and staff', async () => {
+  const eve = await createUser('eve');
+  const staff = await newPage();
+  await logIn(staff);
+  await onlineRow(staff, 'admin').waitFor({ timeout: WAIT });
+  const page = await newPage();
+  await logIn(page, 'eve');
+  const row = onlineRow(staff, 'eve'); // put there by the stream
+  await row.waitFor({ timeout: WAIT });
+  const top = await myMenu(page);
+  await top.getByRole('button', { name: 'Appear away' }).click();
+  await until(async () => /^eve away manual$/.test((await top.locator('summary').textContent()).trim()), 'the header to say away, manual');
+  await until(async () => /away manual/.test(await row.textContent()), "staff's row of eve to say away, manual");
+  assert.deepEqual([(await statusOf(eve.id)).online_status, await manualOf(eve.id)], ['away', true]);
+  // activity elsewhere does not bring eve back
+  const tok = await login('eve');
+  assert.equal((await api('POST', '/api/users/me/heartbeat/', undefined, tok)).status, 200);
+  assert.equal((await statusOf(eve.id)).online_status, 'away');
+  // her own page says so too; staff see "manual", another user does not
+  await page.getByRole('link', { name: 'My page' }).click();
+  await page.getByRole('heading', { name: 'eve away manual', level: 1 }).waitFor({ timeout: WAIT });
+  await staff.goto(B + `/#/users/${eve.id}`);
+  await staff.getByRole('heading', { name: 'eve away manual', level: 1 }).waitFor({ timeout: WAIT });
+  await staff.goto(B + '/#/users?search=eve');
+  await until(async () => /away manual/.test(await staff.getByRole('table', { name: 'Users' }).locator('tbody').textContent()), 'the users table to say manual');
+  await staff.done();
+  await top.getByRole('button', { name: 'Back online' }).click();
+  await until(async () => /^eve online$/.test((await top.locator('summary').textContent()).trim()), 'the header to say online');
+  await page.getByRole('heading', { name: 'eve online', level: 1, exact: true }).waitFor({ timeout: WAIT });
+  assert.deepEqual([(await statusOf(eve.id)).online_status, await manualOf(eve.id)], ['online', false]);
+  await page.done();
+});
+
+test('appear offline (invisible): another user sees offline, live; back online', async () => {
+  const fay = await createUser('fay');
+  const other = await newPage();
+  await logIn(other, 'ann'); // not staff
+  await onlineRow(other, 'ann').waitFor({ timeout: WAIT });
+  const page = await newPage();
+  await logIn(page, 'fay');
+  const row = onlineRow(other, 'fay');
+  await row.waitFor({ timeout: WAIT });
+  await page.getByRole('link', { name: 'My page' }).click();
+  await page.getByRole('main').getByRole('button', { name: 'Appear offline' }).click();
+  await until(async () => /offline/.test(await row.textContent()), "fay's row to say offline");
+  assert.doesNotMatch(await row.textContent(), /manual/);
+  await page.getByRole('heading', { name: 'fay offline manual', level: 1 }).waitFor({ timeout: WAIT });
+  const tok = await login('fay');
+  await api('POST', '/api/users/me/heartbeat/', undefined, tok);
+  const seen = (await api('GET', `/api/users/admin/users/${fay.id}/online-status/`, undefined, tok)).body;
+  assert.equal(seen.online_status, 'offline');
+  await other.waitForTimeout(300);
+  assert.match(await row.textContent(), /offline/);
+  await page.getByRole('main').getByRole('button', { name: 'Back online' }).click();
+  await until(async () => /online/.test(await row.textContent()), "fay's row to say online again");
+  await page.getByRole('heading', { name: 'fay online', level: 1, exact: true }).waitFor({ timeout: WAIT });
+  await other.done();
+  await page.done();
+});
+
+test('do not disturb: 30 minutes shows its end to another user live; 1 hour, tomorrow, until off; turn off', async () => {
+  const gus = await createUser('gus');
+  const other = await newPage();
+  await logIn(other, 'ann');
+  await onlineRow(other, 'ann').waitFor({ timeout: WAIT });
+  const page = await newPage();
+  await logIn(page, 'gus');
+  const row = onlineRow(other, 'gus');
+  await row.waitFor({ timeout: WAIT });
+  const top = await myMenu(page);
+  const dnd = top.getByRole('group', { name: 'Do not disturb' });
+  const off = top.getByRole('button', { name: 'Turn off do not disturb' });
+  assert.equal(await off.count(), 0, 'no "Turn off" while it is off');
+  const t0 = Date.now();
+  await dnd.getByRole('button', { name: '30 minutes' }).click();
+  await off.waitFor({ timeout: WAIT });
+  const until30 = (await statusOf(gus.id)).dnd.until;
+  const ms = Date.parse(until30) - t0;
+  assert.ok(ms > 29 * 60000 && ms < 31 * 60000, until30);
+  // "until 14:30" as the other user's browser writes that time
+  const hhmm = await other.evaluate((iso) => new Date(iso).toLocaleString('en-GB', { timeStyle: 'short' }), until30);
+  assert.match(hhmm, /^\d\d:\d\d$/);
+  await until(async () => (await row.textContent()).includes('Do not disturb until ' + hhmm.slice(0, 2)), "gus's row to show do not disturb");
+  const text = await row.textContent();
+  assert.ok(text.includes('Do not disturb until ' + hhmm) || text.includes('Do not disturb until ' + (await other.evaluate((iso) => new Date(iso).toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'short' }), until30))), text);
+  assert.match(text, /online/, 'do not disturb changes no status');
+  assert.match(await top.locator('summary').textContent(), /Do not disturb until/);
+  await shot(other, 'dnd');
+  // turn it off: gone for everyone, and the button goes
+  await off.click();
+  await until(async () => !(await row.textContent()).includes('Do not disturb'), 'the badge to go');
+  assert.equal((await statusOf(gus.id)).dnd, null);
+  await until(async () => (await off.count()) === 0, 'the button to go');
+  // 1 hour
+  await dnd.getByRole('button', { name: '1 hour' }).click();
+  await off.waitFor({ timeout: WAIT });
+  const ms60 = Date.parse((await statusOf(gus.id)).dnd.until) - Date.now();
+  assert.ok(ms60 > 58 * 60000 && ms60 <= 60 * 60000, String(ms60));
+  // until tomorrow: 08:00 tomorrow, the browser's time
+  await dnd.getByRole('button', { name: 'Until tomorrow' }).click();
+  await until(async () => {
+    const u = (await statusOf(gus.id)).dnd.until;
+    return (await page.evaluate((iso) => { const d = new Date(iso), t = new Date(); t.setDate(t.getDate() + 1);
+      return d.getHours() === 8 && d.getMinutes() === 0 && d.toDateString() === t.toDateString(); }, u));
+  }, 'until 08:00 tomorrow');
+  // until I turn it off: no end, shown without one
+  await dnd.getByRole('button', { name: 'Until I turn it off' }).click();
+  await until(async () => (await statusOf(gus.id)).dnd && (await statusOf(gus.id)).dnd.until === null, 'no end');
+  await until(async () => /Do not disturb$/.test((await row.getByRole('cell').nth(0).textContent()).trim()), 'the badge without an end');
+  await off.click();
+  await until(async () => !(await row.textContent()).includes('Do not disturb'), 'the badge to go');
+  await other.done();
+  await page.done();
+});
+
+test('staff: a manual status and do not disturb for a user, from their page', async () => {
+  const hal = await createUser('hal');
+  const page = await newPage();
+  await logIn(page);
+  await page.goto(B + `/#/users/${hal.id}`);
+  const main = page.getByRole('main');
+  await page.getByRole('heading', { name: 'hal offline', level: 1 }).waitFor({ timeout: WAIT });
+  await main.getByRole('button', { name: 'Appear away' }).click();
+  await page.getByRole('heading', { name: 'hal away manual', level: 1 }).waitFor({ timeout: WAIT });
+  assert.deepEqual([(await statusOf(hal.id)).online_status, await manualOf(hal.id)], ['away', true]);
+  await main.getByRole('group', { name: 'Do not disturb' }).getByRole('button', { name: '1 hour' }).click();
+  await page.getByRole('heading', { name: /^hal away manual Do not disturb until/, level: 1 }).waitFor({ timeout: WAIT });
+  assert.ok((await statusOf(hal.id)).dnd.until);
+  // the header is still mine
+  assert.doesNotMatch(await page.getByRole('banner').locator('summary').textContent(), /hal|Do not disturb/);
+  await shot(page, 'manual');
+  await main.getByRole('button', { name: 'Turn off do not disturb' }).click();
+  await main.getByRole('button', { name: 'Back online' }).click();
+  await page.getByRole('heading', { name: 'hal online', level: 1, exact: true }).waitFor({ timeout: WAIT });
+  assert.equal((await statusOf(hal.id)).dnd, null);
+  await page.done();
+});
+
+test('the keyboard reaches every status control, in the header and on my page', async () => {
+  await createUser('ida');
+  const page = await newPage();
+  await logIn(page, 'ida');
+  await page.getByRole('link', { name: 'My page' }).click();
+  await page.getByRole('heading', { name: /^ida/, level: 1 }).waitFor({ timeout: WAIT });
+  const focused = () => page.evaluate(() => {
+    const el = document.activeElement;
+    return { name: el.textContent.trim(), where: el.closest('header') ? 'header' : el.closest('main') ? 'main' : '',
+      visible: el.matches(':focus-visible') && getComputedStyle(el).outlineStyle !== 'none' };
+  });
+  const names = ['Appear away', 'Appear offline', 'Back online', '30 minutes', '1 hour', 'Until tomorrow', 'Until I turn it off'];
+  // Tab from the top until each control was reached (bounded)
+  async function reach(want, where) {
+    await (where === 'header' ? page.getByRole('link', { name: 'Online' }) : page.getByRole('heading', { level: 1 })).focus();
+    const seen = [];
+    for (let i = 0; i < 80 && !want.every((n) => seen.includes(n)); i++) {
+      await page.keyboard.press('Tab');
+      const f = await focused();
+      if (f.where === where && want.includes(f.name)) { assert.ok(f.visible, `${f.name}: visible focus`); seen.push(f.name); }
+      if (f.name.startsWith('ida') && !(await page.locator('#mine[open]').count())) await page.keyboard.press('Enter'); // opens the menu
+    }
+    assert.deepEqual(want.filter((n) => !seen.includes(n)), [], `not reached by Tab in the ${where}`);
+  }
+  await reach(names, 'header');
+  await reach(names, 'main');
+  // on from the keyboard, then off: the focus stays in the controls
+  const main = page.getByRole('main');
+  await main.getByRole('button', { name: '1 hour' }).focus();
+  await page.keyboard.press('Enter');
+  await main.getByRole('button', { name: 'Turn off do not disturb' }).waitFor({ timeout: WAIT });
+  await reach(['Turn off do not disturb'], 'main');
+  await page.keyboard.press('Enter');
+  await until(async () => (await main.getByRole('button', { name: 'Turn off do not disturb' }).count()) === 0, 'off');
+  assert.equal((await focused()).name, '30 minutes');
+  await page.done();
+});
+
 test('statistics: the figures', async () => {
   const page = await newPage();
   allowPending(page);
@@ -637,6 +827,9 @@ test('at 390 px wide nothing scrolls sideways', async () => {
     await noHorizontalScroll(page, hash);
     await shot(page, 'phone-' + hash.slice(2).replace(/\/\d+$/, '-page'));
   }
+  await myMenu(page); // the header's status controls, open
+  await noHorizontalScroll(page, 'my status controls');
+  await shot(page, 'phone-status');
   await page.done();
 });
 

@@ -38,9 +38,11 @@ async function main() {
     const admin = (await api('POST', '/api/auth/login/', { username: 'admin', password: H.ADMIN_PASSWORD })).body.token;
     let first = null;
     const named = [];
+    const ids = {};
     for (const [username, first_name, last_name, status, message] of PEOPLE) {
       const u = (await api('POST', '/api/users/management/users/', { username, first_name, last_name, password: pw, email: username + '@example.com' }, admin)).body;
       first = first || u;
+      ids[username] = u.id;
       if (status === 'online') named.push(u.id);
       const tok = (await api('POST', '/api/auth/login/', { username, password: pw }, undefined, 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) Version/17.0 Safari/605.1.15')).body.token;
       if (message) await api('PUT', '/api/users/me/status-message/', { text: message, expires_in: 7200 }, tok);
@@ -71,6 +73,12 @@ async function main() {
       await new Promise((r) => setTimeout(r, 1500));
       await api('POST', `/api/users/admin/users/${first.id}/set-online-status/`, { status }, admin);
     }
+    // API.md §12: a manual away (staff see "manual") and do not disturb
+    await api('POST', `/api/users/admin/users/${ids.hana}/set-online-status/`, { status: 'away', manual: true }, admin);
+    await api('PUT', `/api/users/management/users/${ids.gustav}/dnd/`, { minutes: 45 }, admin);
+    await api('PUT', `/api/users/management/users/${ids.dana}/dnd/`, {}, admin);
+    await api('PUT', `/api/users/management/users/${first.id}/dnd/`, { minutes: 90 }, admin);
+    await api('POST', `/api/users/admin/users/${first.id}/set-online-status/`, { status: 'away', manual: true }, admin);
     const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
     await page.goto(B + '/');
     await page.getByLabel('Username').fill('admin');
