@@ -80,7 +80,8 @@ void metrics_observe(int route, int status, int64_t us);
 void metrics_db_error(void);
 /* Counts sessions ended by revocation (logout, DELETE) and by expiry. */
 void metrics_sessions_ended(int64_t revoked, int64_t expired);
-/* The Prometheus text exposition (malloc'd, *len set), NULL if out of memory. */
+/* The Prometheus text exposition (malloc'd, *len set), NULL if out of memory.
+ * stats NULL: the database's counts (users, sessions) are left out. */
 char *metrics_render(const struct usersd_stats *stats, int64_t sessions, size_t *len);
 void metrics_free(void);
 
@@ -458,5 +459,13 @@ void sse_release(void);
 void sse_notify(void);
 long sse_open_streams(void);
 void h_readyz(struct req *r);
+
+/* ---- the database watch (h_ops.c) ---- */
+
+/* Starts the thread that checks the database (PostgreSQL only; a no-op
+ * on SQLite); -1 with err filled. */
+int ops_watch_start(struct usersd_err *err);
+/* Stops it (last: every other thread's calls fail at once meanwhile). */
+void ops_watch_stop(void);
 
 #endif

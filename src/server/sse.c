@@ -224,6 +224,15 @@ static bool client_left(const struct stream *s)
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+/* Whether a failure is the database being away, which the watch logs
+ * once (h_ops.c) rather than each thread every time. */
+static bool db_away(void)
+{
+    struct usersd_db_state st;
+    usersd_db_state(&st);
+    return !st.up;
+}
+
 /* Marks every open stream's session used and its user seen; closes the
  * streams whose client left or whose session is gone. The ids are taken
  * under the lock, the writes made without it, a chunk per transaction. */
@@ -243,7 +252,8 @@ static void refresh_streams(void)
         size_t k = n - off < REFRESH_CHUNK ? n - off : REFRESH_CHUNK;
         struct usersd_err err = {0};
         if (usersd_session_refresh(hub.core, ids + off, k, alive, &err)) {
-            server_log("presence: cannot refresh the streams' sessions: %s", err.msg);
+            if (!db_away())
+                server_log("presence: cannot refresh the streams' sessions: %s", err.msg);
             break;
         }
         pthread_mutex_lock(&hub.lock);
@@ -277,7 +287,7 @@ static size_t hub_fetch(void)
         if (rc) {
             static int64_t last_log;
             int64_t now = mono_us();
-            if (now - last_log > 10000000) {
+            if (now - last_log > 10000000 && !db_away()) {
                 server_log("presence: cannot read the change log: %s", err.msg);
                 last_log = now;
             }
@@ -396,7 +406,7 @@ static void *hub_main(void *arg)
         hub_fetch();
         if (now >= next_prune) {
             usersd_changes_prune(hub.core, &err);
-            if (usersd_history_prune(hub.core, &err))
+            if (usersd_history_prune(hub.core, &err) && !db_away())
                 server_log("presence: cannot prune the history: %s", err.msg);
             next_prune = now + PRUNE_EVERY_US;
         }
