@@ -116,6 +116,11 @@ void store_db_watched(void)
     atomic_store(&db_health.watched, true);
 }
 
+bool store_db_is_down(void)
+{
+    return atomic_load(&db_health.down);
+}
+
 bool store_db_gated(void)
 {
     return atomic_load(&db_health.down) && atomic_load(&db_health.watched);

@@ -347,6 +347,7 @@ void store_db_reconnected(void);
 /* usersd_db_check was called: from now on only it reconnects while the
  * database is down. */
 void store_db_watched(void);
+bool store_db_is_down(void);
 /* Down and watched: calls fail at once and waits give up. */
 bool store_db_gated(void);
 /* The host and port the primary was last found at (a multi-host URL's

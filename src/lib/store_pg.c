@@ -324,6 +324,7 @@ struct pg_store {
     unsigned gen;        /* store_db_gen() when the connection was made */
     bool watcher;        /* usersd_db_check's handle: reconnects while down */
     bool connected_once; /* a later connection is a reconnect */
+    int skip;            /* failed connection attempts in a row: start that many hosts later */
     /* The last answer() lost the connection, and the statement certainly
      * did not run: it could not be sent, or the server ended the session
      * with an error for it (a restart, a terminated backend). */
@@ -686,7 +687,9 @@ static void rotate(const char *list, int k, char *out, size_t size)
 /* Connects with s's parameters, the host the primary was last found at
  * first (libpq tries a multi-host URL's hosts in order, each up to
  * connect_timeout: a frozen old primary first would cost that much on
- * every reconnect). */
+ * every reconnect), or after failed attempts, as many hosts later: a host
+ * that answers with an error (pg_hba.conf rejects, too many clients) ends
+ * libpq's attempt there, without trying the hosts after it. */
 static PGconn *connect_params(struct pg_store *s)
 {
     int ih = -1, ia = -1, ip = -1, n = 0;
@@ -706,6 +709,7 @@ static PGconn *connect_params(struct pg_store *s)
         list_item(ports, list_len(ports) > 1 ? i : 0, p, sizeof p);
         if (!strcmp(h, host) && (!p[0] || !strcmp(p, port))) first = i;
     }
+    if (count > 1 && store_db_is_down()) first = (first + s->skip) % count;
     const char **vals = malloc((size_t)(n + 1) * sizeof *vals);
     char rot[3][1024];
     if (!vals) return NULL;
@@ -735,6 +739,7 @@ static enum usersd_code reconnect(struct pg_store *s, char *detail, size_t size,
         one_line(line, sizeof line, s->conn ? PQerrorMessage(s->conn) : "out of memory");
         if (detail) snprintf(detail, size, "%s", line);
         store_db_down(line);
+        s->skip++;
         conn_close(s->conn);
         s->conn = NULL;
         return unavailable(err);
@@ -744,6 +749,7 @@ static enum usersd_code reconnect(struct pg_store *s, char *detail, size_t size,
     enum usersd_code code = session_setup(s, err);
     if (code) return code;
     store_db_set_primary(PQhost(s->conn), PQport(s->conn));
+    s->skip = 0;
     if (s->connected_once) store_db_reconnected();
     s->connected_once = true;
     s->gen = store_db_up();
