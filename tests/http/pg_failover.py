@@ -138,6 +138,7 @@ class Load:
         self.lock = threading.Lock()
         self.calls = []  # (kind, t0, t1, status)
         self.bad = []  # 503 replies that say too much or too little
+        self.settle = True  # the writers end with an acknowledged write
         self.acked = {u: 0 for u in users}  # acknowledged changes per user
         self.threads = [threading.Thread(target=self.write, args=(u,)) for u in users]
         self.threads.append(threading.Thread(target=self.ready))
@@ -181,7 +182,7 @@ class Load:
                 status = "away" if status == "online" else "online"
             time.sleep(0.02)
         # the last one is settled: its outcome known
-        for _ in range(100):
+        for _ in range(100 if self.settle else 0):
             code = self.call("write", "POST", "/api/users/admin/users/%d/set-online-status/" % uid,
                              {"status": status})
             if code == 200:
@@ -339,6 +340,25 @@ class Failover(FailoverTest):
             for pid in frozen:
                 os.kill(pid, signal.SIGKILL)
         self.run_fault("frozen", freeze, 1.5, kill_old)
+
+    def test_sigterm_while_frozen(self):
+        """A primary that hangs does not hold a stop: SIGTERM with writes in
+        flight and nobody promoted still ends usersd in its grace period."""
+        with Load(self.srv, self.token, self.users) as load:
+            time.sleep(1.0)
+            frozen = self.pair.pids(0)
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+            self.addCleanup(lambda: [os.kill(p, signal.SIGKILL) for p in frozen])
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            rc = self.srv.stop(timeout=15)
+            took = time.monotonic() - t0
+            load.settle = False
+            load.stop.set()
+        self.assertEqual(rc, 0)
+        self.assertLess(took, 7.0)
+        print("\nSIGTERM with the primary frozen: stopped in %.2f s" % took)
 
     def test_primary_refusing_connections(self):
         def refuse():
