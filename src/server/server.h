@@ -299,6 +299,8 @@ void conn_request_begin(struct req *r);
 void conn_request_end(struct req *r);
 /* The request in progress on c, NULL while its headers are not all in. */
 struct req *conn_request(struct MHD_Connection *c);
+/* A whole number of seconds (1 to 3600) from a test-only variable, else def. */
+long conn_test_seconds(const char *name, long def);
 /* Seconds an idle connection is kept (30; shorter only in tests). */
 unsigned conn_idle_timeout(void);
 

@@ -47,7 +47,9 @@
 #define COALESCE_PER_STREAM_US 5 /* and this much more per open stream... */
 #define COALESCE_MAX_US 50000    /* ...up to this */
 #define DECAY_EVERY_US 250000    /* decay sweep interval */
-#define KEEPALIVE_US 15000000    /* ": keepalive" after this much silence */
+/* ": keepalive" after this much silence: 15 s (USERSD_TEST_KEEPALIVE, in
+ * seconds, for the tests). */
+static int64_t keepalive_us = 15000000;
 #define PRUNE_EVERY_US 60000000
 #define REPLAY_MAX 10000 /* Last-Event-ID replay bound, events */
 #define EXPIRE_EVERY_US 1000000
@@ -148,7 +150,7 @@ static void resume_all(bool only_idle, bool all, int64_t now)
 {
     if (only_idle || all) {
         for (struct stream *s = hub.streams; s; s = s->next)
-            if (all || s->closing || now - s->last_write_us >= KEEPALIVE_US) resume(s);
+            if (all || s->closing || now - s->last_write_us >= keepalive_us) resume(s);
         return;
     }
     for (struct stream *s = hub.firehose; s; s = s->fnext)
@@ -425,6 +427,7 @@ static void *hub_main(void *arg)
 int sse_start(struct usersd_err *err)
 {
     struct usersd_config c = server_core_config();
+    keepalive_us = conn_test_seconds("USERSD_TEST_KEEPALIVE", 15) * 1000000LL;
     if (usersd_open(&hub.core, &c, err)) return -1;
     if (!(hub.subs = subs_new())) goto fail;
     if (usersd_changes_head(hub.core, &hub.head, err)) goto fail;
@@ -552,7 +555,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         }
     }
     int64_t now = mono_us();
-    if (n == 0 && now - s->last_write_us >= KEEPALIVE_US) {
+    if (n == 0 && now - s->last_write_us >= keepalive_us) {
         static const char ka[] = ": keepalive\n\n";
         size_t off = 0;
         n = take(buf, max, ka, sizeof ka - 1, &off);

@@ -212,7 +212,9 @@ class FailoverTest(unittest.TestCase):
     fault and a promotion, then the checks of API.md §13."""
 
     def start_usersd(self, url):
-        self.srv = Server(db=url).start()
+        # keepalives every second (instead of 15): their gaps show whether
+        # the stream went on while the database was away
+        self.srv = Server(db=url, env={"USERSD_TEST_KEEPALIVE": "1"}).start()
         self.addCleanup(self.srv.cleanup)
         self.token = self.srv.login()
         self.users = [self.srv.create_user(self.token, username="w%d" % i)["id"]
@@ -222,12 +224,14 @@ class FailoverTest(unittest.TestCase):
                   expect_down=True):
         stream = Stream(self.srv.port, self.token)
         self.assertEqual(stream.read_headers(), 200)
-        events, stream_done = [], threading.Event()
+        events, stream_done, arrivals = [], threading.Event(), []
 
         def read_stream():
             while not stream_done.is_set() and not stream.closed:
-                events.extend(e for e in stream.events(10 ** 9, timeout=0.5)
-                              if e.get("event") == "presence")
+                got = stream.events(10 ** 9, timeout=0.2)
+                if got:
+                    arrivals.append(time.monotonic())
+                events.extend(e for e in got if e.get("event") == "presence")
         reader = threading.Thread(target=read_stream)
         reader.start()
         with Load(self.srv, self.token, self.users) as load:
@@ -246,6 +250,8 @@ class FailoverTest(unittest.TestCase):
         reader.join(10)
         self.assertFalse(stream.closed, "the stream ended")
         stream.close()
+        silence = max(b - a for a, b in zip(arrivals, arrivals[1:]))
+        self.assertLess(silence, 3.0, "the stream went quiet (keepalive every 1 s)")
         calls = load.calls
         t_end = max(c[2] for c in calls)
 
@@ -298,9 +304,10 @@ class FailoverTest(unittest.TestCase):
         last_503 = max((c[2] for c in writes if c[3] == 503), default=None)
         print("\n%s: first 503 after %s s, writes refused for %s s, longest wait %.2f s, serving "
               "%.2f s after the promotion, %d writes acknowledged, %d lost, %d events streamed, %d missed, "
-              "%d repeated" % (name, "%.2f" % (first_503 - t_fault) if first_503 else "-",
+              "%d repeated, stream silent %.2f s at most" % (name, "%.2f" % (first_503 - t_fault) if first_503 else "-",
                                "%.2f" % (last_503 - first_503) if first_503 else "0", longest, serving - t_promoted,
-                               sum(load.acked.values()), lost, len(ids), missed, repeated))
+                               sum(load.acked.values()), lost, len(ids), missed, repeated,
+                               silence))
         log_text = self.srv.read_log()
         if expect_down:
             self.assertIn("database: unavailable", log_text)
