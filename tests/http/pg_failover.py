@@ -314,6 +314,11 @@ class FailoverTest(unittest.TestCase):
             self.assertIn("database: available again", log_text)
         db_lines = [ln for ln in log_text.splitlines() if "database:" in ln]
         self.assertLessEqual(len(db_lines), 4, db_lines)  # not a line per request
+        code, _, metrics = self.srv.request("GET", "/metrics", token=self.token)
+        self.assertEqual(code, 200)
+        self.assertIn("usersd_database_up 1", metrics)
+        reconnects = int(metrics.split("usersd_database_reconnects_total ")[1].split()[0])
+        self.assertGreater(reconnects, 0)
         # it still stops in its grace period
         t0 = time.monotonic()
         self.assertEqual(self.srv.stop(timeout=10), 0)
