@@ -7,11 +7,10 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import unittest
 
-from pg_failover import BINDIR, FailoverTest, free_port
+from pg_failover import BINDIR, FailoverTest, free_port, pg_argv, pg_dir
 
 AUTOCTL = shutil.which("pg_autoctl")
 
@@ -21,10 +20,7 @@ class AutoFailover:
     folder under /tmp (the postgres account cannot enter /root)."""
 
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="usersd-paf-", dir="/tmp")
-        os.chmod(self.dir, 0o755)
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres")
+        self.dir = pg_dir("usersd-paf-")
         self.env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(self.dir, "config"),
                         XDG_DATA_HOME=os.path.join(self.dir, "data"),
                         PG_CONFIG=os.path.join(BINDIR, "pg_config"),
@@ -52,21 +48,19 @@ class AutoFailover:
         # postgres://host:port,host:port/ha?target_session_attrs=read-write&sslmode=prefer
         self.url = uri.replace("postgres://", "postgresql://postgres@", 1) + "&connect_timeout=2"
 
+    def argv(self, args):
+        """pg_autoctl args, as postgres when root, with this formation's
+        configuration folders (runuser does not pass the environment on)."""
+        return pg_argv(["env"] + ["%s=%s" % (k, self.env[k]) for k in
+                                  ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "PG_CONFIG", "PATH")] +
+                       [AUTOCTL] + args)
+
     def ctl(self, args, timeout=120):
-        cmd = [AUTOCTL] + args
-        if os.geteuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--"] + ["env"] + [
-                "%s=%s" % (k, self.env[k]) for k in
-                ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "PG_CONFIG", "PATH")] + cmd
-        return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=timeout,
-                              env=self.env, cwd=self.dir).stdout
+        return subprocess.run(self.argv(args), check=True, capture_output=True, text=True,
+                              timeout=timeout, env=self.env, cwd=self.dir).stdout
 
     def run(self, pgdata):
-        cmd = [AUTOCTL, "run", "--pgdata", pgdata]
-        if os.geteuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--"] + ["env"] + [
-                "%s=%s" % (k, self.env[k]) for k in
-                ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "PG_CONFIG", "PATH")] + cmd
+        cmd = self.argv(["run", "--pgdata", pgdata])
         log = open(pgdata + ".log", "ab")
         self.runs.append(subprocess.Popen(cmd, env=self.env, stdout=log, stderr=log,
                                           stdin=subprocess.DEVNULL, cwd=self.dir,

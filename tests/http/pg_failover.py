@@ -38,12 +38,24 @@ def free_port():
     return port
 
 
+def pg_argv(args):
+    """A PostgreSQL program's command line, as the postgres account when
+    root (initdb and postgres refuse root)."""
+    return (["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []) + args
+
+
 def as_pg(args, **kw):
-    """Runs a PostgreSQL program, as the postgres account when root (initdb
-    and postgres refuse root)."""
+    return subprocess.run(pg_argv(args), check=True, capture_output=True, timeout=120, **kw)
+
+
+def pg_dir(prefix):
+    """A folder the postgres account may use: under /tmp, as it cannot enter
+    /root, where the tests run from."""
+    d = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.chmod(d, 0o755)
     if os.geteuid() == 0:
-        args = ["runuser", "-u", "postgres", "--"] + args
-    return subprocess.run(args, check=True, capture_output=True, timeout=120, **kw)
+        shutil.chown(d, "postgres")
+    return d
 
 
 class Pair:
@@ -51,10 +63,7 @@ class Pair:
     folder under /tmp (the postgres account cannot enter /root)."""
 
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="usersd-ha-", dir="/tmp")
-        os.chmod(self.dir, 0o755)
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres")
+        self.dir = pg_dir("usersd-ha-")
         self.pw = os.urandom(8).hex()
         self.ports = [free_port(), free_port()]
         self.data = [os.path.join(self.dir, "p"), os.path.join(self.dir, "s")]
