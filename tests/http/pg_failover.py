@@ -272,7 +272,8 @@ class FailoverTest(unittest.TestCase):
         longest = max(waits)
         self.assertLess(longest, MAX_WAIT)
         ready = [c for c in calls if c[0] == "ready"]
-        self.assertLess(max(c[2] - c[1] for c in ready), READY_WAIT)
+        ready_wait = max(c[2] - c[1] for c in ready)
+        self.assertLess(ready_wait, READY_WAIT)
         writes = [c for c in calls if c[0] == "write"]
         first_503 = min((c[2] for c in writes if c[3] == 503 and c[1] >= t_fault - 1), default=None)
         if expect_down:
@@ -311,10 +312,10 @@ class FailoverTest(unittest.TestCase):
         extra = seen - {c["seq"] for c in changes}
         self.assertEqual((missed, repeated, extra), (0, 0, set()))
         last_503 = max((c[2] for c in writes if c[3] == 503), default=None)
-        print("\n%s: first 503 after %s s, writes refused for %s s, longest wait %.2f s, serving "
+        print("\n%s: first 503 after %s s, writes refused for %s s, longest wait %.2f s (/readyz %.2f s), serving "
               "%.2f s after the promotion, %d writes acknowledged, %d lost, %d events streamed, %d missed, "
               "%d repeated, stream silent %.2f s at most" % (name, "%.2f" % (first_503 - t_fault) if first_503 else "-",
-                               "%.2f" % (last_503 - first_503) if first_503 else "0", longest, serving - t_promoted,
+                               "%.2f" % (last_503 - first_503) if first_503 else "0", longest, ready_wait, serving - t_promoted,
                                sum(load.acked.values()), lost, len(ids), missed, repeated,
                                silence))
         log_text = self.srv.read_log()
