@@ -320,7 +320,7 @@ struct pg_store {
     /* The connection parameters: the URL's, then usersd's defaults for
      * what it does not say (NULL-terminated, owned). */
     char **keys, **vals;
-    int deadline_ms;     /* a round trip's limit */
+    int deadline_ms;     /* a round trip's limit (0: none, while the statement timeout is lifted) */
     unsigned gen;        /* store_db_gen() when the connection was made */
     bool watcher;        /* usersd_db_check's handle: reconnects while down */
     bool connected_once; /* a later connection is a reconnect */
@@ -504,6 +504,12 @@ static void conn_lost(struct pg_store *s, bool timed_out)
 
 enum wait_rc { WAIT_OK, WAIT_TIMEOUT, WAIT_GATED };
 
+/* When an answer sent now must have come. */
+static int64_t deadline_of(const struct pg_store *s)
+{
+    return s->deadline_ms ? mono_us() + (int64_t)s->deadline_ms * 1000 : INT64_MAX;
+}
+
 static PGresult *run_sql_once(struct pg_store *s, const char *name, const char *sql, bool *prepared,
                               const struct params *p, struct usersd_err *err);
 
@@ -537,7 +543,7 @@ static PGresult *answer(struct pg_store *s, int sent)
         conn_lost(s, false);
         return NULL;
     }
-    int64_t deadline = mono_us() + (int64_t)s->deadline_ms * 1000;
+    int64_t deadline = deadline_of(s);
     PGresult *last = NULL, *r;
     for (;;) {
         enum wait_rc w = await_answer(s, deadline);
@@ -573,6 +579,15 @@ static enum usersd_code exec_plain(struct pg_store *s, const char *sql, struct u
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) code = pg_error(s, r, err);
     PQclear(r);
     return code;
+}
+
+/* Lifts the statement timeout for the open transaction (a migration, a
+ * bulk load: an index build at millions of rows takes longer than any
+ * request may), and the round trips' deadline with it until it ends. */
+static enum usersd_code lift_timeout(struct pg_store *s, struct usersd_err *err)
+{
+    s->deadline_ms = 0;
+    return exec_plain(s, "SET LOCAL statement_timeout = 0", err);
 }
 
 /* Session settings every new connection gets. A stuck statement never
@@ -882,12 +897,14 @@ static enum usersd_code commit(struct pg_store *s, struct usersd_err *err)
     if (s->batch) return exec_plain(s, "RELEASE SAVEPOINT op", err);
     s->in_tx = false;
     if (s->lost) {
+        s->deadline_ms = PG_DEADLINE_MS;
         s->lost = false;
         return err_set(err, USERSD_EDB,
                        "the database connection was lost in a transaction; nothing of it was "
                        "committed");
     }
     enum usersd_code code = exec_plain(s, "COMMIT", err);
+    s->deadline_ms = PG_DEADLINE_MS;
     /* No answer to the COMMIT: it may have happened or not. Reported as
      * failed (never done), and nothing retries it. */
     if (code && !s->conn)
@@ -906,6 +923,7 @@ static void rollback(struct pg_store *s)
     }
     if (s->in_tx && !s->lost && PQstatus(s->conn) == CONNECTION_OK) exec_plain(s, "ROLLBACK", NULL);
     s->in_tx = s->lost = false;
+    s->deadline_ms = PG_DEADLINE_MS;
 }
 
 static enum usersd_code pg_batch(struct store *base, int what, struct usersd_err *err)
@@ -1033,13 +1051,14 @@ static enum usersd_code migrate(struct pg_store *s, const struct store_progress 
         store_progress(progress, "migration", i, n);
         code = exec_plain(s, "BEGIN", err);
         /* A step that rewrites a big table takes longer than a request may. */
-        if (!code) code = exec_plain(s, "SET LOCAL statement_timeout = 0", err);
+        if (!code) code = lift_timeout(s, err);
         if (!code) code = exec_plain(s, store_pg_migrations[i], err);
         if (!code) {
             snprintf(sql, sizeof sql, "INSERT INTO usersd_migrations (version) VALUES (%d)", i + 1);
             code = exec_plain(s, sql, err);
         }
         code = code ? (exec_plain(s, "ROLLBACK", NULL), code) : exec_plain(s, "COMMIT", err);
+        s->deadline_ms = PG_DEADLINE_MS;
         if (code && err) {
             char msg[160];
             memcpy(msg, err->msg, sizeof msg - 1);
@@ -1605,7 +1624,7 @@ static enum usersd_code pipe_presence(struct pg_store *s, struct store_status_jo
         PQpipelineSync(s->conn);
     presence_args_free(&pa);
     /* Each statement's result, then the NULL that ends it; the sync last. */
-    int64_t deadline = mono_us() + (int64_t)s->deadline_ms * 1000;
+    int64_t deadline = deadline_of(s);
     enum wait_rc w = WAIT_OK;
     for (int k = 0; sent && k <= 3; k++) {
         if ((w = await_answer(s, deadline)) != WAIT_OK) {
@@ -2097,7 +2116,6 @@ static enum usersd_code pg_load_history(struct store *base, const struct store_h
  * of it back. No statement timeout: an index build at 10 million users
  * takes longer than any request may. */
 static const char load_begin_sql[] =
-    "SET LOCAL statement_timeout = 0; "
     "ALTER TABLE users DISABLE TRIGGER users_count_insert_delete; "
     "ALTER TABLE sessions DISABLE TRIGGER sessions_count; "
     "CREATE TEMP TABLE usersd_load_ddl ON COMMIT DROP AS "
@@ -2127,6 +2145,7 @@ static enum usersd_code pg_load_begin(struct store *base, struct usersd_err *err
 {
     struct pg_store *s = (struct pg_store *)base;
     enum usersd_code code = begin(s, err);
+    if (!code) code = lift_timeout(s, err);
     return code ? code : exec_plain(s, load_begin_sql, err);
 }
 
@@ -2683,7 +2702,7 @@ static enum usersd_code seed_step(struct pg_store *s, const char *sql, int n, co
     /* Picking among a million users may take longer than the 10 s every
      * statement of a request gets; this transaction only. */
     PGresult *r = NULL;
-    if (!(code = exec_plain(s, "SET LOCAL statement_timeout = 0", err))) {
+    if (!(code = lift_timeout(s, err))) {
         r = run_once(s, sql, n, v, err);
         code = r ? commit(s, err) : last_fail;
     }
