@@ -311,6 +311,19 @@ class FailoverTest(unittest.TestCase):
         repeated = len(ids) - len(seen)
         extra = seen - {c["seq"] for c in changes}
         self.assertEqual((missed, repeated, extra), (0, 0, set()))
+        # a client that reconnects with Last-Event-ID gets the same, read
+        # from the log across the failover
+        again = Stream(self.srv.port, self.token, last_event_id=ids[0] - 1)
+        self.assertEqual(again.read_headers(), 200)
+        replayed = []
+        for _ in range(100):
+            got = [int(e["id"]) for e in again.events(10 ** 9, timeout=1.0)
+                   if e.get("event") == "presence"]
+            replayed += got
+            if not got or replayed[-1] >= ids[-1]:
+                break
+        again.close()
+        self.assertEqual([i for i in replayed if i <= ids[-1]], ids)
         last_503 = max((c[2] for c in writes if c[3] == 503), default=None)
         print("\n%s: first 503 after %s s, writes refused for %s s, longest wait %.2f s (/readyz %.2f s), serving "
               "%.2f s after the promotion, %d writes acknowledged, %d lost, %d events streamed, %d missed, "
