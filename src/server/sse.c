@@ -415,7 +415,8 @@ static void *hub_main(void *arg)
         pthread_mutex_lock(&hub.lock);
         if (now >= next_keepalive) {
             resume_all(true, false, now);
-            next_keepalive = now + 1000000;
+            /* every second, or a quarter of a shorter test interval */
+            next_keepalive = now + (keepalive_us < 4000000 ? keepalive_us / 4 : 1000000);
         }
     }
     /* Shutting down: wake every stream so it ends and MHD can stop. */

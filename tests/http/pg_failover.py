@@ -373,7 +373,7 @@ class Failover(FailoverTest):
         def kill_old():
             for pid in frozen:
                 os.kill(pid, signal.SIGKILL)
-        self.run_fault("frozen", freeze, 1.5, kill_old)
+        self.run_fault("frozen", freeze, 2.0, kill_old)
 
     def test_sigterm_while_frozen(self):
         """A primary that hangs does not hold a stop: SIGTERM with writes in
