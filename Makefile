@@ -27,12 +27,16 @@ test: test-deps
 
 # Fault rounds beyond `make test`: kill -9 under concurrent writes,
 # SOAK_ROUNDS times (20) on each driver (tests/http/test_crash.py), every
-# acknowledged write checked after each restart.
+# acknowledged write checked after each restart; and a pg_auto_failover
+# monitor with two nodes, `pg_autoctl perform failover` under load
+# (tests/http/pg_autofailover.py).
 SOAK_ROUNDS ?= 20
-soak: test-deps
+soak:
+	@scripts/install-deps.sh soak
 	@cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DUSERSD_SANITIZE=ON >/dev/null
 	@cmake --build build-test -j $(JOBS)
-	@cd build-test && USERSD_SOAK_ROUNDS=$(SOAK_ROUNDS) ctest --output-on-failure -R '^http_(sqlite|postgresql)_crash$$'
+	@cd build-test && USERSD_SOAK=1 USERSD_SOAK_ROUNDS=$(SOAK_ROUNDS) ctest --output-on-failure \
+		-R '^(http_(sqlite|postgresql)_crash|soak_postgresql_autofailover)$$'
 
 # Every libFuzzer harness (fuzz/) built with clang in build-fuzz/ and run
 # FUZZ_SECONDS each under ASan+UBSan (or until FUZZ_RUNS inputs, if set);

@@ -242,6 +242,32 @@ USERSD_API int64_t usersd_now(const struct usersd *u);
 /* Checks that the database answers. EDB when it does not. */
 USERSD_API enum usersd_code usersd_ping(struct usersd *u, struct usersd_err *err);
 
+/* ---- Reachability (PostgreSQL) ----------------------------------------- */
+
+/* The database as this process sees it, kept by all of its handles. On
+ * PostgreSQL a round trip that gets no answer in 4.5 s, or a connection
+ * that cannot be made, makes it down; a connection made (to whichever
+ * host of a multi-host URL is the primary now) makes it up again, and
+ * every other handle then drops its old connection and reconnects on its
+ * next call. SQLite is always up. */
+struct usersd_db_state {
+    bool up;
+    int64_t outages;    /* times it went down */
+    int64_t reconnects; /* connections re-established after one was lost */
+    char detail[200];   /* why the last outage began: hosts, ports and libpq's
+                           words, for the operator's log, never for clients */
+};
+USERSD_API void usersd_db_state(struct usersd_db_state *out);
+/* Checks that the database answers u within timeout_ms, reconnecting u
+ * first when its connection is gone (then the connection's own
+ * connect_timeout applies per host). From its first call on, it is the
+ * only call that reconnects while the database is down: every other call
+ * fails at once (EDB) and the ones waiting on the database give up, so
+ * one thread calling it every few hundred milliseconds (usersd serve
+ * does) bounds every wait. SQLite: usersd_ping. */
+USERSD_API enum usersd_code usersd_db_check(struct usersd *u, int timeout_ms,
+                                            struct usersd_err *err);
+
 /* ---- User management (the service) ------------------------------------ */
 
 /* Creates a user. username and password are required. Validation errors are

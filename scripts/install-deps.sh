@@ -3,16 +3,18 @@
 # update only when something is actually missing.
 #   scripts/install-deps.sh          build and run
 #   scripts/install-deps.sh test     also what the tests use
+#   scripts/install-deps.sh soak     the tests' and pg_auto_failover (make soak)
 #   scripts/install-deps.sh bench    also what the benchmark uses
 #   scripts/install-deps.sh fuzz     also clang and its libFuzzer/sanitizer runtimes (make fuzz)
 set -eu
 pkgs="gcc make cmake pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev libsodium-dev"
 case "${1:-}" in
-test)
+test | soak)
     pkgs="$pkgs libcmocka-dev python3 curl postgresql chromium"
     # The Python client's test pip-installs it into a fresh venv with no
     # network: setuptools and wheel come from Debian's wheels.
     pkgs="$pkgs python3-venv python3-wheel-whl"
+    [ "$1" = soak ] && pkgs="$pkgs postgresql-15-auto-failover"
     # The browser tests run playwright-core on Node.js 18+ with npm: Debian's
     # nodejs only when there is none as good (it may come from elsewhere).
     major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)

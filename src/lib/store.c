@@ -1,4 +1,7 @@
 /* store.c — the driver list: a database URL's scheme picks the driver. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,4 +64,91 @@ char *store_like_pattern(const char *search)
     *o++ = '%';
     *o = 0;
     return p;
+}
+
+/* ---- reachability ------------------------------------------------------- */
+
+static struct {
+    pthread_mutex_t lock; /* detail, primary */
+    atomic_bool down, watched;
+    atomic_uint gen;
+    atomic_llong reconnects, outages;
+    char detail[200];
+    char host[256], port[32];
+} db_health = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void store_db_down(const char *detail)
+{
+    pthread_mutex_lock(&db_health.lock);
+    if (!atomic_load(&db_health.down)) {
+        snprintf(db_health.detail, sizeof db_health.detail, "%s", detail ? detail : "");
+        atomic_fetch_add(&db_health.outages, 1);
+        atomic_store(&db_health.down, true);
+    }
+    pthread_mutex_unlock(&db_health.lock);
+}
+
+unsigned store_db_up(void)
+{
+    if (atomic_load(&db_health.down)) {
+        pthread_mutex_lock(&db_health.lock);
+        if (atomic_load(&db_health.down)) {
+            atomic_fetch_add(&db_health.gen, 1);
+            atomic_store(&db_health.down, false);
+        }
+        pthread_mutex_unlock(&db_health.lock);
+    }
+    return atomic_load(&db_health.gen);
+}
+
+unsigned store_db_gen(void)
+{
+    return atomic_load(&db_health.gen);
+}
+
+void store_db_reconnected(void)
+{
+    atomic_fetch_add(&db_health.reconnects, 1);
+}
+
+void store_db_watched(void)
+{
+    atomic_store(&db_health.watched, true);
+}
+
+bool store_db_is_down(void)
+{
+    return atomic_load(&db_health.down);
+}
+
+bool store_db_gated(void)
+{
+    return atomic_load(&db_health.down) && atomic_load(&db_health.watched);
+}
+
+void store_db_set_primary(const char *host, const char *port)
+{
+    pthread_mutex_lock(&db_health.lock);
+    snprintf(db_health.host, sizeof db_health.host, "%s", host ? host : "");
+    snprintf(db_health.port, sizeof db_health.port, "%s", port ? port : "");
+    pthread_mutex_unlock(&db_health.lock);
+}
+
+void store_db_primary(char *host, size_t hsize, char *port, size_t psize)
+{
+    pthread_mutex_lock(&db_health.lock);
+    snprintf(host, hsize, "%s", db_health.host);
+    snprintf(port, psize, "%s", db_health.port);
+    pthread_mutex_unlock(&db_health.lock);
+}
+
+void usersd_db_state(struct usersd_db_state *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&db_health.lock);
+    out->up = !atomic_load(&db_health.down);
+    out->reconnects = atomic_load(&db_health.reconnects);
+    out->outages = atomic_load(&db_health.outages);
+    snprintf(out->detail, sizeof out->detail, "%s", db_health.detail);
+    pthread_mutex_unlock(&db_health.lock);
 }

@@ -126,6 +126,8 @@ struct store_ops {
                              const struct store_progress *progress, struct usersd_err *err);
     void (*close)(struct store *s);
     enum usersd_code (*ping)(struct store *s, struct usersd_err *err);
+    /* usersd_db_check (NULL: the driver has no server to lose; ping). */
+    enum usersd_code (*check)(struct store *s, int timeout_ms, struct usersd_err *err);
 
     /* u->id and the stored copy are filled on success. ECONFLICT with
      * err->field "username" or "email" on a duplicate. */
@@ -362,6 +364,28 @@ void store_close(struct store *s);
 /* "%search%" with LIKE's wildcards and the escape escaped (malloc'd; NULL
  * when out of memory): a search is a plain substring in every driver. */
 char *store_like_pattern(const char *search);
+
+/* The database's reachability as this process sees it (store.c), kept by
+ * the PostgreSQL driver's handles and read by usersd_db_state. */
+/* A handle found it unreachable: detail (hosts, ports, libpq's words) is
+ * kept for the log, the first of an outage. */
+void store_db_down(const char *detail);
+/* A handle reached it: ends an outage. Returns the generation: it grows
+ * at each end of an outage, and connections made before it are stale. */
+unsigned store_db_up(void);
+unsigned store_db_gen(void);
+/* A connection was re-established after one was lost. */
+void store_db_reconnected(void);
+/* usersd_db_check was called: from now on only it reconnects while the
+ * database is down. */
+void store_db_watched(void);
+bool store_db_is_down(void);
+/* Down and watched: calls fail at once and waits give up. */
+bool store_db_gated(void);
+/* The host and port the primary was last found at (a multi-host URL's
+ * next connection tries it first); "" when none yet. */
+void store_db_set_primary(const char *host, const char *port);
+void store_db_primary(char *host, size_t hsize, char *port, size_t psize);
 
 extern const struct store_ops store_sqlite_ops;
 #ifdef USERSD_WITH_PG

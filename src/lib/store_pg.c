@@ -2,22 +2,37 @@
  * many machines sharing one database.
  *
  * One connection per handle (the server opens one per worker thread).
- * Statements are prepared once per connection, parameters always bound. A
- * connection lost to a restart is re-established on the next call; a call
- * that is not inside a transaction is retried once on the new connection,
- * so the first request after an outage does not fail for nothing. During
- * the outage calls fail fast with EDB (HTTP 503).
+ * Statements are prepared once per connection, parameters always bound.
+ *
+ * Losing the database (API.md §13). Every round trip waits at most
+ * PG_DEADLINE_MS for its answer (the server's statement_timeout fires
+ * first for a statement that is merely slow); a primary that stops
+ * answering — frozen, partitioned — is noticed there, where TCP would wait
+ * for minutes: the connection is dropped and the process marks the
+ * database down (store.c). Every connection has TCP keepalives and
+ * tcp_user_timeout for the network's side of it. A connection found closed
+ * before a statement is sent (a restart) is re-established first, so the
+ * first request after an outage does not fail for nothing; a statement is
+ * never sent twice, so nothing can be applied twice when its answer is
+ * lost. A transaction whose connection is lost fails as a whole, COMMIT
+ * included (its outcome unknown, it is never reported done). A new
+ * connection tries the host the primary was last found at first, then the
+ * rest of a multi-host URL (target_session_attrs=read-write by default).
+ * While the database is down and usersd_db_check watches it, calls fail at
+ * once with EDB (HTTP 503) and only the check reconnects.
  *
  * Change-log order across processes: sequence numbers are handed out in
  * insertion order, but concurrent transactions could commit out of that
  * order and a reader would skip a late-committing lower seq. Every writer of
  * the log therefore takes one transaction-scoped advisory lock just before
  * its insert: seqs are assigned and committed in the same order. */
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -25,6 +40,12 @@ extern const char *const store_pg_migrations[];
 
 #define LOCK_MIGRATE 0x75736d67LL /* advisory lock key; the log's is in P_LOCK_LOG */
 #define CHANNEL "usersd_presence"
+/* A round trip's limit: past the server's statement_timeout (4 s), so a
+ * slow statement is cancelled by the server, and within the 5 s API.md
+ * §13 allows a request. */
+#define PG_DEADLINE_MS 4500
+#define PG_SESSION_SETTINGS                                                                        \
+    "SET statement_timeout = '4s'; SET lock_timeout = '3s'; SET TIME ZONE 'UTC'"
 
 /* A user's columns in the order row_user_at reads them, named through T
  * ("" for none, "u." for a table or alias u). */
@@ -327,7 +348,20 @@ static const char *const psql[P_NSTMT] = {
 
 struct pg_store {
     struct store base; /* first: the driver is reached through it */
-    PGconn *conn;
+    PGconn *conn;      /* NULL after it was dropped */
+    /* The connection parameters: the URL's, then usersd's defaults for
+     * what it does not say (NULL-terminated, owned). */
+    char **keys, **vals;
+    int deadline_ms;     /* a round trip's limit (0: none, while the statement timeout is lifted) */
+    unsigned gen;        /* store_db_gen() when the connection was made */
+    bool watcher;        /* usersd_db_check's handle: reconnects while down */
+    bool connected_once; /* a later connection is a reconnect */
+    int skip;            /* failed connection attempts in a row: start that many hosts later */
+    /* The last answer() lost the connection, and the statement certainly
+     * did not run: it could not be sent, or the server ended the session
+     * with an error for it (a restart, a terminated backend). */
+    bool not_run;
+    bool ending; /* the server said FATAL between statements: its session is over */
     bool prepared[P_NSTMT];
     bool in_tx;
     /* The connection was lost with a transaction open: every call fails
@@ -433,6 +467,24 @@ static enum usersd_code pg_error(struct pg_store *s, PGresult *r, struct usersd_
     return last_fail;
 }
 
+/* Notices are not shown ("already exists, skipping" etc.); a FATAL one
+ * outside a statement (a terminated backend, a shutdown) ends the session,
+ * whether or not its end of the connection has arrived yet. */
+static void on_notice(void *arg, const PGresult *r)
+{
+    const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (sev && (!strcmp(sev, "FATAL") || !strcmp(sev, "PANIC")))
+        ((struct pg_store *)arg)->ending = true;
+}
+
+/* Calls on a connection that is gone (or a database that is down) fail
+ * with this: the client's sentence names no host, port or library; the
+ * detail goes to the log once per outage (usersd_db_state). */
+static enum usersd_code unavailable(struct usersd_err *err)
+{
+    return err_set(err, USERSD_EDB, "the database is unavailable");
+}
+
 static enum usersd_code pg_error_code(struct pg_store *s, PGresult *r, struct usersd_err *err)
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -444,18 +496,116 @@ static enum usersd_code pg_error_code(struct pg_store *s, PGresult *r, struct us
         if (err) snprintf(err->field, sizeof err->field, "%s", email ? "email" : "username");
         return USERSD_ECONFLICT;
     }
+    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) return unavailable(err);
     char line[200];
     one_line(line, sizeof line,
              r && PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQerrorMessage(s->conn));
-    if (PQstatus(s->conn) != CONNECTION_OK)
-        return err_set(err, USERSD_EDB, "the database is unavailable: %s", line);
     return err_set(err, USERSD_EDB, "database error: %s", line);
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void conn_close(PGconn *c)
+{
+    if (!c) return;
+    PQsetnonblocking(c, 1); /* the goodbye message must not wait on a stuck server */
+    PQfinish(c);
+}
+
+/* Drops the connection after its conversation failed (it may be stuck
+ * mid-message, or the server gone); the next call reconnects. A
+ * transaction open on it is lost. timed_out: no answer in time, so the
+ * database is taken as unreachable by the whole process. */
+static void conn_lost(struct pg_store *s, bool timed_out)
+{
+    if (timed_out) {
+        char why[200];
+        snprintf(why, sizeof why, "no answer from the database at %s:%s within %d ms",
+                 PQhost(s->conn), PQport(s->conn), s->deadline_ms);
+        store_db_down(why);
+    }
+    conn_close(s->conn);
+    s->conn = NULL;
+    if (s->in_tx) s->lost = true;
+}
+
+enum wait_rc { WAIT_OK, WAIT_TIMEOUT, WAIT_GATED };
+
+/* When an answer sent now must have come. */
+static int64_t deadline_of(const struct pg_store *s)
+{
+    return s->deadline_ms ? mono_us() + (int64_t)s->deadline_ms * 1000 : INT64_MAX;
+}
+
+static PGresult *run_sql_once(struct pg_store *s, const char *name, const char *sql, bool *prepared,
+                              const struct params *p, struct usersd_err *err);
+
+/* Waits until what was sent is answered (PQgetResult will not block), up
+ * to deadline; gives up early when another handle found the database
+ * down meanwhile (a frozen primary holds every waiter: they all let go
+ * as soon as one call notices). */
+static enum wait_rc await_answer(struct pg_store *s, int64_t deadline)
+{
+    while (PQisBusy(s->conn)) {
+        int64_t left = deadline - mono_us();
+        if (left <= 0) return WAIT_TIMEOUT;
+        if (!s->watcher && store_db_gated()) return WAIT_GATED;
+        struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
+        int ms = left > 50000 ? 50 : (int)((left + 999) / 1000);
+        int n = poll(&p, 1, ms);
+        if (n < 0 && errno != EINTR) return WAIT_OK; /* PQgetResult reports it */
+        if (n > 0 && !PQconsumeInput(s->conn)) return WAIT_OK;
+    }
+    return WAIT_OK;
+}
+
+/* The answer to what was just sent (sent: the PQsend* call's return), as
+ * PQexec gives it: the last result. NULL when nothing could be sent or no
+ * answer came in time; the connection is dropped then, and also when the
+ * server ended it (its error result is returned). */
+static PGresult *answer(struct pg_store *s, int sent)
+{
+    s->not_run = !sent;
+    if (!sent) {
+        conn_lost(s, false);
+        return NULL;
+    }
+    int64_t deadline = deadline_of(s);
+    PGresult *last = NULL, *r;
+    for (;;) {
+        enum wait_rc w = await_answer(s, deadline);
+        if (w != WAIT_OK) {
+            PQclear(last);
+            conn_lost(s, w == WAIT_TIMEOUT);
+            return NULL;
+        }
+        if (!(r = PQgetResult(s->conn))) break;
+        PQclear(last);
+        last = r;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH ||
+            PQstatus(s->conn) == CONNECTION_BAD)
+            break;
+    }
+    if (PQstatus(s->conn) == CONNECTION_BAD) {
+        /* An error the server sent (it has a SQLSTATE; libpq's own, such
+         * as an unexpected end of the connection, have none) means the
+         * statement did not complete. */
+        s->not_run = last && PQresultErrorField(last, PG_DIAG_SQLSTATE);
+        conn_lost(s, false);
+    }
+    return last;
 }
 
 static enum usersd_code exec_plain(struct pg_store *s, const char *sql, struct usersd_err *err)
 {
     s->hinted = false;
-    PGresult *r = PQexec(s->conn, sql);
+    PGresult *r = answer(s, s->conn && PQsendQuery(s->conn, sql));
     ExecStatusType st = PQresultStatus(r);
     enum usersd_code code = USERSD_OK;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) code = pg_error(s, r, err);
@@ -463,70 +613,263 @@ static enum usersd_code exec_plain(struct pg_store *s, const char *sql, struct u
     return code;
 }
 
-/* Session settings every new connection gets. */
+/* Lifts the statement timeout for the open transaction (a migration, a
+ * bulk load: an index build at millions of rows takes longer than any
+ * request may), and the round trips' deadline with it until it ends. */
+static enum usersd_code lift_timeout(struct pg_store *s, struct usersd_err *err)
+{
+    s->deadline_ms = 0;
+    return exec_plain(s, "SET LOCAL statement_timeout = 0", err);
+}
+
+/* Session settings every new connection gets. A stuck statement never
+ * holds a request (or the server) for long. */
 static enum usersd_code session_setup(struct pg_store *s, struct usersd_err *err)
 {
     memset(s->prepared, 0, sizeof s->prepared);
     memset(s->list_prepared, 0, sizeof s->list_prepared);
     s->in_tx = false;
-    /* A stuck statement never holds a request (or the server) for long. */
-    enum usersd_code code = exec_plain(
-        s, "SET statement_timeout = '10s'; SET lock_timeout = '5s'; SET TIME ZONE 'UTC'", err);
+    enum usersd_code code = exec_plain(s, PG_SESSION_SETTINGS, err);
     if (!code && s->listening) code = exec_plain(s, "LISTEN " CHANNEL, err);
     return code;
+}
+
+/* What usersd sets when the URL does not: a dead or frozen host fails a
+ * connection attempt in 2 s (libpq's least) and the next host is tried;
+ * TCP gives up on a peer that stops acknowledging in 5 s, and keepalives
+ * probe an idle connection (the stream hub's LISTEN) from 5 s of silence.
+ * target_session_attrs is the URL's to give (read-write for a failover
+ * pair): a database made read-only on purpose still serves reads. */
+static const char *const conn_defaults[][2] = {
+    {"connect_timeout", "2"},     {"application_name", "usersd"}, {"keepalives", "1"},
+    {"keepalives_idle", "5"},     {"keepalives_interval", "2"},   {"keepalives_count", "2"},
+    {"tcp_user_timeout", "5000"},
+};
+#define NDEFAULTS (sizeof conn_defaults / sizeof conn_defaults[0])
+
+static void free_params(struct pg_store *s)
+{
+    for (int i = 0; s->keys && s->keys[i]; i++) {
+        free(s->keys[i]);
+        free(s->vals[i]);
+    }
+    free(s->keys);
+    free(s->vals);
+    s->keys = s->vals = NULL;
+}
+
+/* Parses the URL (or key=value string) into s->keys/vals and adds the
+ * defaults; false with msg filled when it does not parse. */
+static bool parse_params(struct pg_store *s, const char *url, char *msg, size_t size)
+{
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &why);
+    if (!opts) {
+        one_line(msg, size, why ? why : "out of memory");
+        PQfreemem(why);
+        return false;
+    }
+    size_t n = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        n += o->val != NULL;
+    s->keys = calloc(n + NDEFAULTS + 1, sizeof *s->keys);
+    s->vals = calloc(n + NDEFAULTS + 1, sizeof *s->vals);
+    bool ok = s->keys && s->vals;
+    size_t k = 0;
+    for (PQconninfoOption *o = opts; ok && o->keyword; o++)
+        if (o->val) {
+            s->keys[k] = strdup(o->keyword);
+            s->vals[k] = strdup(o->val);
+            ok = s->keys[k] && s->vals[k];
+            k++;
+        }
+    for (size_t d = 0; ok && d < NDEFAULTS; d++) {
+        bool given = false;
+        for (size_t i = 0; i < k && !given; i++)
+            given = strcmp(s->keys[i], conn_defaults[d][0]) == 0;
+        if (given) continue;
+        s->keys[k] = strdup(conn_defaults[d][0]);
+        s->vals[k] = strdup(conn_defaults[d][1]);
+        ok = s->keys[k] && s->vals[k];
+        k++;
+    }
+    PQconninfoFree(opts);
+    if (!ok) snprintf(msg, size, "out of memory");
+    return ok;
+}
+
+/* Item i of a comma-separated list into out ("" past its end). */
+static void list_item(const char *list, int i, char *out, size_t size)
+{
+    const char *p = list ? list : "";
+    while (i-- > 0 && p)
+        if ((p = strchr(p, ','))) p++;
+    size_t n = p ? strcspn(p, ",") : 0;
+    snprintf(out, size, "%.*s", (int)n, p ? p : "");
+}
+
+static int list_len(const char *list)
+{
+    int n = list && *list ? 1 : 0;
+    for (const char *c = list; c && *c; c++)
+        n += *c == ',';
+    return n;
+}
+
+/* list with its items from k on first: "a,b,c" by 1 is "b,c,a". */
+static void rotate(const char *list, int k, char *out, size_t size)
+{
+    int n = list_len(list);
+    size_t o = 0;
+    out[0] = 0;
+    for (int j = 0; j < n; j++) {
+        char item[256];
+        list_item(list, (k + j) % n, item, sizeof item);
+        int w = snprintf(out + o, size - o, "%s%s", j ? "," : "", item);
+        if (w < 0 || (size_t)w >= size - o) break;
+        o += (size_t)w;
+    }
+}
+
+/* Connects with s's parameters, the host the primary was last found at
+ * first (libpq tries a multi-host URL's hosts in order, each up to
+ * connect_timeout: a frozen old primary first would cost that much on
+ * every reconnect), or after failed attempts, as many hosts later: a host
+ * that answers with an error (pg_hba.conf rejects, too many clients) ends
+ * libpq's attempt there, without trying the hosts after it. */
+static PGconn *connect_params(struct pg_store *s)
+{
+    int ih = -1, ia = -1, ip = -1, n = 0;
+    for (; s->keys[n]; n++) {
+        if (!strcmp(s->keys[n], "host")) ih = n;
+        if (!strcmp(s->keys[n], "hostaddr")) ia = n;
+        if (!strcmp(s->keys[n], "port")) ip = n;
+    }
+    const char *hosts = ih >= 0 ? s->vals[ih] : ia >= 0 ? s->vals[ia] : NULL;
+    const char *ports = ip >= 0 ? s->vals[ip] : NULL;
+    int count = list_len(hosts), first = 0;
+    char host[256], port[32];
+    store_db_primary(host, sizeof host, port, sizeof port);
+    for (int i = 0; count > 1 && host[0] && i < count; i++) {
+        char h[256], p[32];
+        list_item(hosts, i, h, sizeof h);
+        list_item(ports, list_len(ports) > 1 ? i : 0, p, sizeof p);
+        if (!strcmp(h, host) && (!p[0] || !strcmp(p, port))) first = i;
+    }
+    if (count > 1 && store_db_is_down()) first = (first + s->skip) % count;
+    const char **vals = malloc((size_t)(n + 1) * sizeof *vals);
+    char rot[3][1024];
+    if (!vals) return NULL;
+    for (int i = 0; i <= n; i++)
+        vals[i] = s->vals[i];
+    int which[3] = {ih, ia, ip};
+    for (int j = 0; j < 3 && first; j++)
+        if (which[j] >= 0 && list_len(s->vals[which[j]]) > 1) {
+            rotate(s->vals[which[j]], first, rot[j], sizeof rot[j]);
+            vals[which[j]] = rot[j];
+        }
+    PGconn *c = PQconnectdbParams((const char *const *)s->keys, vals, 0);
+    free(vals);
+    return c;
+}
+
+/* A new connection for s (the old one closed). On failure the database is
+ * down, with libpq's words for the log; detail (may be NULL) gets them
+ * too. */
+static enum usersd_code reconnect(struct pg_store *s, char *detail, size_t size,
+                                  struct usersd_err *err)
+{
+    conn_close(s->conn);
+    s->conn = connect_params(s);
+    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+        char line[200];
+        one_line(line, sizeof line, s->conn ? PQerrorMessage(s->conn) : "out of memory");
+        if (detail) snprintf(detail, size, "%s", line);
+        store_db_down(line);
+        s->skip++;
+        conn_close(s->conn);
+        s->conn = NULL;
+        return unavailable(err);
+    }
+    s->ending = false;
+    PQsetNoticeReceiver(s->conn, on_notice, s);
+    enum usersd_code code = session_setup(s, err);
+    if (code) return code;
+    store_db_set_primary(PQhost(s->conn), PQport(s->conn));
+    s->skip = 0;
+    if (s->connected_once) store_db_reconnected();
+    s->connected_once = true;
+    s->gen = store_db_up();
+    return USERSD_OK;
+}
+
+/* Whether the connection is still there: a server that ended it (a
+ * restart, a failover) has said so by now, and nothing was sent yet. */
+static bool conn_alive(struct pg_store *s)
+{
+    struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
+    for (int i = 0; i < 4 && !s->ending && PQstatus(s->conn) == CONNECTION_OK; i++)
+        if (poll(&p, 1, 0) <= 0 || !PQconsumeInput(s->conn)) break;
+    return !s->ending && PQstatus(s->conn) == CONNECTION_OK;
 }
 
 static enum usersd_code ensure_conn(struct pg_store *s, struct usersd_err *err)
 {
     s->hinted = false; /* a statement follows: what the hint read may change */
-    if (!s->lost && PQstatus(s->conn) == CONNECTION_OK) return USERSD_OK;
+    bool gated = !s->watcher && store_db_gated();
+    /* A connection made before the database came back is dropped: it may
+     * lead to the old primary. */
+    if (s->conn && !s->lost && !gated && s->gen == store_db_gen() && conn_alive(s))
+        return USERSD_OK;
     if (s->in_tx) {
         s->lost = true;
         return err_set(err, USERSD_EDB,
                        "the database connection was lost in a transaction; nothing of it was "
                        "committed");
     }
-    PQreset(s->conn);
-    if (PQstatus(s->conn) != CONNECTION_OK) {
-        char line[200];
-        one_line(line, sizeof line, PQerrorMessage(s->conn));
-        return err_set(err, USERSD_EDB, "the database is unavailable: %s", line);
-    }
-    return session_setup(s, err);
+    if (gated) return unavailable(err);
+    return reconnect(s, NULL, 0, err);
 }
 
 /* Runs a prepared statement (name NULL: planned for these parameters
- * only); NULL with err filled on failure. Outside a transaction, a call
- * that fails because the connection broke is retried once on a fresh
- * connection. */
+ * only); NULL with err filled on failure. Outside a transaction, a
+ * statement that certainly did not run because the session ended (a
+ * restart the alive check could not see yet) runs once more on a new
+ * connection; one whose answer was lost is never sent again, as it may
+ * have been applied. */
 static PGresult *run_sql(struct pg_store *s, const char *name, const char *sql, bool *prepared,
                          const struct params *p, struct usersd_err *err)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (ensure_conn(s, err)) return NULL;
-        PGresult *r = NULL;
-        if (name && !*prepared) {
-            r = PQprepare(s->conn, name, sql, 0, NULL);
-            if (PQresultStatus(r) != PGRES_COMMAND_OK) goto failed;
-            PQclear(r);
-            *prepared = true;
-        }
-        int n = p ? p->n : 0;
-        const char *const *v = p ? p->v : NULL;
-        const int *len = p ? p->len : NULL, *fmt = p ? p->fmt : NULL;
-        r = name ? PQexecPrepared(s->conn, name, n, v, len, fmt, 0)
-                 : PQexecParams(s->conn, sql, n, NULL, v, len, fmt, 0);
-        ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
-    failed:
-        if (PQstatus(s->conn) != CONNECTION_OK && !s->in_tx && attempt == 0) {
-            PQclear(r);
-            continue;
-        }
-        pg_error(s, r, err);
-        PQclear(r);
+    for (int attempt = 0;; attempt++) {
+        PGresult *r = run_sql_once(s, name, sql, prepared, p, err);
+        if (r || attempt || s->conn || !s->not_run || s->in_tx || s->lost) return r;
+    }
+}
+
+static PGresult *run_sql_once(struct pg_store *s, const char *name, const char *sql, bool *prepared,
+                              const struct params *p, struct usersd_err *err)
+{
+    if (ensure_conn(s, err)) {
+        last_fail = USERSD_EDB;
         return NULL;
     }
+    PGresult *r = NULL;
+    if (name && !*prepared) {
+        r = answer(s, PQsendPrepare(s->conn, name, sql, 0, NULL));
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) goto failed;
+        PQclear(r);
+        *prepared = true;
+    }
+    int n = p ? p->n : 0;
+    const char *const *v = p ? p->v : NULL;
+    const int *len = p ? p->len : NULL, *fmt = p ? p->fmt : NULL;
+    r = answer(s, name ? PQsendQueryPrepared(s->conn, name, n, v, len, fmt, 0)
+                       : PQsendQueryParams(s->conn, sql, n, NULL, v, len, fmt, 0));
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+failed:
+    pg_error(s, r, err);
+    PQclear(r);
     return NULL;
 }
 
@@ -542,7 +885,7 @@ static enum usersd_code prepare(struct pg_store *s, enum pstmt id, struct usersd
     if (s->prepared[id]) return USERSD_OK;
     char name[16];
     stmt_name(id, name);
-    PGresult *r = PQprepare(s->conn, name, psql[id], 0, NULL);
+    PGresult *r = answer(s, PQsendPrepare(s->conn, name, psql[id], 0, NULL));
     enum usersd_code code = PQresultStatus(r) == PGRES_COMMAND_OK ? USERSD_OK : pg_error(s, r, err);
     PQclear(r);
     s->prepared[id] = code == USERSD_OK;
@@ -586,12 +929,21 @@ static enum usersd_code commit(struct pg_store *s, struct usersd_err *err)
     if (s->batch) return exec_plain(s, "RELEASE SAVEPOINT op", err);
     s->in_tx = false;
     if (s->lost) {
+        s->deadline_ms = PG_DEADLINE_MS;
         s->lost = false;
         return err_set(err, USERSD_EDB,
                        "the database connection was lost in a transaction; nothing of it was "
                        "committed");
     }
-    return exec_plain(s, "COMMIT", err);
+    enum usersd_code code = exec_plain(s, "COMMIT", err);
+    s->deadline_ms = PG_DEADLINE_MS;
+    /* No answer to the COMMIT: it may have happened or not. Reported as
+     * failed (never done), and nothing retries it. */
+    if (code && !s->conn)
+        err_set(err, USERSD_EDB,
+                "the database connection was lost during COMMIT; whether it was applied is "
+                "unknown");
+    return code;
 }
 
 static void rollback(struct pg_store *s)
@@ -603,6 +955,7 @@ static void rollback(struct pg_store *s)
     }
     if (s->in_tx && !s->lost && PQstatus(s->conn) == CONNECTION_OK) exec_plain(s, "ROLLBACK", NULL);
     s->in_tx = s->lost = false;
+    s->deadline_ms = PG_DEADLINE_MS;
 }
 
 static enum usersd_code pg_batch(struct store *base, int what, struct usersd_err *err)
@@ -732,13 +1085,14 @@ static enum usersd_code migrate(struct pg_store *s, const struct store_progress 
         store_progress(progress, "migration", i, n);
         code = exec_plain(s, "BEGIN", err);
         /* A step that rewrites a big table takes longer than a request may. */
-        if (!code) code = exec_plain(s, "SET LOCAL statement_timeout = 0", err);
+        if (!code) code = lift_timeout(s, err);
         if (!code) code = exec_plain(s, store_pg_migrations[i], err);
         if (!code) {
             snprintf(sql, sizeof sql, "INSERT INTO usersd_migrations (version) VALUES (%d)", i + 1);
             code = exec_plain(s, sql, err);
         }
         code = code ? (exec_plain(s, "ROLLBACK", NULL), code) : exec_plain(s, "COMMIT", err);
+        s->deadline_ms = PG_DEADLINE_MS;
         if (code && err) {
             char msg[160];
             memcpy(msg, err->msg, sizeof msg - 1);
@@ -757,15 +1111,11 @@ static void pg_close(struct store *base)
 {
     struct pg_store *s = (struct pg_store *)base;
     if (!s) return;
-    PQfinish(s->conn);
+    conn_close(s->conn);
+    free_params(s);
     for (int i = 0; i < 32; i++)
         free(s->list_sql[i]);
     free(s);
-}
-
-static void quiet(void *arg, const char *message)
-{
-    (void)arg, (void)message;
 }
 
 static enum usersd_code pg_open(struct store **out, const char *url,
@@ -774,21 +1124,21 @@ static enum usersd_code pg_open(struct store **out, const char *url,
     struct pg_store *s = calloc(1, sizeof *s);
     if (!s) return err_set(err, USERSD_ENOMEM, NULL);
     s->base.ops = &store_pg_ops;
-    /* A connect_timeout of its own unless the URL names one (the expanded
-     * URL overrides the keywords before it): a dead host must fail a
-     * request, not hang it. */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {"5", "usersd", url, NULL};
-    s->conn = PQconnectdbParams(keys, vals, 1);
-    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-        char line[200];
-        one_line(line, sizeof line, s->conn ? PQerrorMessage(s->conn) : "out of memory");
-        err_set(err, USERSD_EDB, "cannot connect to PostgreSQL: %s", line);
+    s->deadline_ms = PG_DEADLINE_MS;
+    char line[200];
+    if (!parse_params(s, url, line, sizeof line)) {
         pg_close(&s->base);
-        return USERSD_EDB;
+        return err_set(err, USERSD_EINVAL, "bad PostgreSQL URL: %s", line);
     }
-    PQsetNoticeProcessor(s->conn, quiet, NULL); /* "already exists, skipping" etc. */
-    enum usersd_code code = session_setup(s, err);
+    /* While the database is known to be down, a new handle (a worker's
+     * first request) fails at once like every other call. */
+    if (store_db_gated()) {
+        pg_close(&s->base);
+        return unavailable(err);
+    }
+    line[0] = 0;
+    enum usersd_code code = reconnect(s, line, sizeof line, err);
+    if (code && line[0]) err_set(err, USERSD_EDB, "cannot connect to PostgreSQL: %s", line);
     if (!code) code = migrate(s, progress, err);
     if (code) {
         pg_close(&s->base);
@@ -801,6 +1151,30 @@ static enum usersd_code pg_open(struct store **out, const char *url,
 static enum usersd_code pg_ping(struct store *base, struct usersd_err *err)
 {
     return run0((struct pg_store *)base, P_PING, NULL, err);
+}
+
+/* usersd_db_check: a round trip within timeout_ms on the watcher's own
+ * connection. A connection found closed is re-made once at once (a restart
+ * that is over); no answer in time, or no connection to any host, and the
+ * database is down. */
+static enum usersd_code pg_check(struct store *base, int timeout_ms, struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    s->watcher = true;
+    store_db_watched();
+    s->deadline_ms = timeout_ms;
+    enum usersd_code code = USERSD_EDB;
+    for (int attempt = 0; attempt < 2 && code; attempt++) {
+        bool had = s->conn != NULL;
+        PGresult *r = run(s, P_PING, NULL, err);
+        code = r ? USERSD_OK : last_fail;
+        PQclear(r);
+        if (code && (!had || store_db_gated()))
+            break; /* a connection attempt failed, or a timeout */
+    }
+    s->deadline_ms = PG_DEADLINE_MS;
+    if (!code) s->gen = store_db_up();
+    return code;
 }
 
 /* ---- users --------------------------------------------------------------- */
@@ -1000,14 +1374,8 @@ static PGresult *run_list(struct pg_store *s, const char *sql, const struct para
     if (slot < 0) {
         for (int i = 0; i < 32 && slot < 0; i++)
             if (!s->list_sql[i]) slot = i;
-        if (slot < 0) { /* full: run unprepared rather than grow without end */
-            s->hinted = false;
-            PGresult *r = PQexecParams(s->conn, sql, p->n, NULL, p->v, p->len, p->fmt, 0);
-            if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
-            pg_error(s, r, err);
-            PQclear(r);
-            return NULL;
-        }
+        if (slot < 0) /* full: run unprepared rather than grow without end */
+            return run_sql(s, NULL, sql, NULL, p, err);
         s->list_sql[slot] = strdup(sql);
         if (!s->list_sql[slot]) {
             err_set(err, USERSD_ENOMEM, NULL);
@@ -1293,7 +1661,13 @@ static enum usersd_code pipe_presence(struct pg_store *s, struct store_status_jo
         PQpipelineSync(s->conn);
     presence_args_free(&pa);
     /* Each statement's result, then the NULL that ends it; the sync last. */
+    int64_t deadline = deadline_of(s);
+    enum wait_rc w = WAIT_OK;
     for (int k = 0; sent && k <= 3; k++) {
+        if ((w = await_answer(s, deadline)) != WAIT_OK) {
+            sent = false;
+            break;
+        }
         PGresult *r = PQgetResult(s->conn);
         ExecStatusType st = PQresultStatus(r);
         if (k == 3)
@@ -1303,19 +1677,21 @@ static enum usersd_code pipe_presence(struct pg_store *s, struct store_status_jo
         else if (k == 1)
             presence_rows(r, jobs, n);
         PQclear(r);
+        if (sent && k < 3 && (w = await_answer(s, deadline)) != WAIT_OK) {
+            sent = false;
+            break;
+        }
         if (sent && k < 3 && (r = PQgetResult(s->conn)) != NULL) {
             PQclear(r);
             sent = false;
         }
     }
     if (sent && PQexitPipelineMode(s->conn)) return code;
-    /* The conversation is lost: a new connection, and with it (the old
-     * one's transaction is gone) the batch the call was in fails. */
-    if (!code) code = pg_error(s, NULL, err);
+    /* The conversation is lost: the connection goes, and with it (its
+     * transaction is gone) the batch the call was in fails. */
+    conn_lost(s, w == WAIT_TIMEOUT);
     s->lost = true;
-    PQreset(s->conn);
-    if (PQstatus(s->conn) == CONNECTION_OK) session_setup(s, NULL);
-    return code ? code : USERSD_EDB;
+    return code ? code : unavailable(err);
 }
 
 static enum usersd_code pg_touch(struct store *base, int64_t id, int64_t session, int64_t now,
@@ -1330,7 +1706,7 @@ static enum usersd_code pg_set_status_many(struct store *base, struct store_stat
     struct usersd_err err = {0};
     enum usersd_code code = n ? pipe_presence(s, jobs, n, &err) : USERSD_OK;
     if (!code) return USERSD_OK;
-    bool fatal = s->lost || PQstatus(s->conn) != CONNECTION_OK;
+    bool fatal = s->lost || !s->conn || PQstatus(s->conn) != CONNECTION_OK;
     if (!fatal && s->batch) {
         exec_plain(s, "ROLLBACK TO SAVEPOINT many", NULL);
         fatal = exec_plain(s, "RELEASE SAVEPOINT many", &err) != USERSD_OK;
@@ -1503,13 +1879,13 @@ static enum usersd_code pg_changes_wait(struct store *base, int timeout_ms, bool
         s->listening = code == USERSD_OK;
     }
     if (code) return code;
-    int fd = PQsocket(s->conn);
-    fd_set in;
-    FD_ZERO(&in);
-    FD_SET(fd, &in);
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    if (select(fd + 1, &in, NULL, NULL, &tv) > 0 && !PQconsumeInput(s->conn))
-        return pg_error(s, NULL, err);
+    /* poll, not select: with thousands of streams open, a reconnected
+     * socket's number is past FD_SETSIZE. */
+    struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
+    if (poll(&p, 1, timeout_ms) > 0 && !PQconsumeInput(s->conn)) {
+        conn_lost(s, false);
+        return unavailable(err);
+    }
     PGnotify *n;
     while ((n = PQnotifies(s->conn)) != NULL) {
         *notified = true;
@@ -1780,7 +2156,6 @@ static enum usersd_code pg_load_history(struct store *base, const struct store_h
  * of it back. No statement timeout: an index build at 10 million users
  * takes longer than any request may. */
 static const char load_begin_sql[] =
-    "SET LOCAL statement_timeout = 0; "
     "ALTER TABLE users DISABLE TRIGGER users_count_insert_delete; "
     "ALTER TABLE sessions DISABLE TRIGGER sessions_count; "
     "CREATE TEMP TABLE usersd_load_ddl ON COMMIT DROP AS "
@@ -1810,6 +2185,7 @@ static enum usersd_code pg_load_begin(struct store *base, struct usersd_err *err
 {
     struct pg_store *s = (struct pg_store *)base;
     enum usersd_code code = begin(s, err);
+    if (!code) code = lift_timeout(s, err);
     return code ? code : exec_plain(s, load_begin_sql, err);
 }
 
@@ -2375,7 +2751,7 @@ static PGresult *run_once(struct pg_store *s, const char *sql, int n, const char
                           struct usersd_err *err)
 {
     s->hinted = false;
-    PGresult *r = PQexecParams(s->conn, sql, n, NULL, v, NULL, NULL, 0);
+    PGresult *r = answer(s, s->conn && PQsendQueryParams(s->conn, sql, n, NULL, v, NULL, NULL, 0));
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
     pg_error(s, r, err);
@@ -2416,7 +2792,7 @@ static enum usersd_code seed_step(struct pg_store *s, const char *sql, int n, co
     /* Picking among a million users may take longer than the 10 s every
      * statement of a request gets; this transaction only. */
     PGresult *r = NULL;
-    if (!(code = exec_plain(s, "SET LOCAL statement_timeout = 0", err))) {
+    if (!(code = lift_timeout(s, err))) {
         r = run_once(s, sql, n, v, err);
         code = r ? commit(s, err) : last_fail;
     }
@@ -2493,6 +2869,7 @@ const struct store_ops store_pg_ops = {
     .open = pg_open,
     .close = pg_close,
     .ping = pg_ping,
+    .check = pg_check,
     .user_insert = pg_user_insert,
     .user_get = pg_user_get,
     .user_get_auth = pg_user_get_auth,

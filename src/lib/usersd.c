@@ -72,6 +72,12 @@ enum usersd_code usersd_ping(struct usersd *u, struct usersd_err *err)
     return u->store->ops->ping(u->store, err);
 }
 
+enum usersd_code usersd_db_check(struct usersd *u, int timeout_ms, struct usersd_err *err)
+{
+    const struct store_ops *ops = u->store->ops;
+    return ops->check ? ops->check(u->store, timeout_ms, err) : ops->ping(u->store, err);
+}
+
 void usersd_page_free(struct usersd_page *p)
 {
     if (!p) return;

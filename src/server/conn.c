@@ -492,8 +492,7 @@ long conn_arriving(void)
 
 /* ---- set-up --------------------------------------------------------------- */
 
-/* A whole number of seconds from a test-only variable, else def. */
-static long test_seconds(const char *name, long def)
+long conn_test_seconds(const char *name, long def)
 {
     const char *v = getenv(name);
     if (!v || !*v) return def;
@@ -528,7 +527,7 @@ void conn_configure(long max_connections, long max_per_ip)
     g.max = max_connections;
     g.max_ip = max_per_ip;
     /* Tests shorten the 30 s of API.md §11 so they run in seconds. */
-    long t = test_seconds("USERSD_TEST_CONN_TIMEOUT", 30);
+    long t = conn_test_seconds("USERSD_TEST_CONN_TIMEOUT", 30);
     g.idle_s = (unsigned)t;
     g.header_us = t * 1000000LL;
     g.look_us = g.header_us / 8;

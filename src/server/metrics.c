@@ -196,27 +196,35 @@ char *metrics_render(const struct usersd_stats *stats, const struct metrics_coun
     }
     unsigned long long dberr = sum(at_db, 0, 0);
     pthread_mutex_unlock(&blocks.lock);
+    if (stats)
+        put(&t,
+            "# HELP usersd_users Users by online status.\n# TYPE usersd_users gauge\n"
+            "usersd_users{status=\"online\"} %lld\nusersd_users{status=\"away\"} %lld\n"
+            "usersd_users{status=\"offline\"} %lld\n"
+            "# HELP usersd_sessions Sessions (logins not yet ended) in the database.\n"
+            "# TYPE usersd_sessions gauge\nusersd_sessions %lld\n"
+            "# HELP usersd_users_manual Users whose status was set by hand (manual away or "
+            "offline).\n# TYPE usersd_users_manual gauge\nusersd_users_manual %lld\n"
+            "# HELP usersd_users_dnd Users in do not disturb.\n"
+            "# TYPE usersd_users_dnd gauge\nusersd_users_dnd %lld\n",
+            (long long)stats->online_users, (long long)stats->away_users,
+            (long long)stats->offline_users, (long long)counts->sessions, (long long)counts->manual,
+            (long long)counts->dnd);
+    struct usersd_db_state db;
+    usersd_db_state(&db);
     put(&t,
-        "# HELP usersd_users Users by online status.\n# TYPE usersd_users gauge\n"
-        "usersd_users{status=\"online\"} %lld\nusersd_users{status=\"away\"} %lld\n"
-        "usersd_users{status=\"offline\"} %lld\n",
-        (long long)stats->online_users, (long long)stats->away_users,
-        (long long)stats->offline_users);
+        "# HELP usersd_database_up Whether the database answers, as this process last saw.\n"
+        "# TYPE usersd_database_up gauge\nusersd_database_up %d\n"
+        "# HELP usersd_database_reconnects_total Database connections re-established after "
+        "one was lost.\n"
+        "# TYPE usersd_database_reconnects_total counter\nusersd_database_reconnects_total %lld\n",
+        db.up ? 1 : 0, (long long)db.reconnects);
     put(&t,
-        "# HELP usersd_users_manual Users whose status was set by hand (manual away or "
-        "offline).\n# TYPE usersd_users_manual gauge\nusersd_users_manual %lld\n"
-        "# HELP usersd_users_dnd Users in do not disturb.\n"
-        "# TYPE usersd_users_dnd gauge\nusersd_users_dnd %lld\n",
-        (long long)counts->manual, (long long)counts->dnd);
-    put(&t,
-        "# HELP usersd_sessions Sessions (logins not yet ended) in the database.\n"
-        "# TYPE usersd_sessions gauge\nusersd_sessions %lld\n"
         "# HELP usersd_sessions_revoked_total Sessions ended by logout or revocation here.\n"
         "# TYPE usersd_sessions_revoked_total counter\nusersd_sessions_revoked_total %llu\n"
         "# HELP usersd_sessions_expired_total Sessions ended by this process's expiry sweep.\n"
         "# TYPE usersd_sessions_expired_total counter\nusersd_sessions_expired_total %llu\n",
-        (long long)counts->sessions, atomic_load(&sessions_revoked),
-        atomic_load(&sessions_expired));
+        atomic_load(&sessions_revoked), atomic_load(&sessions_expired));
     put(&t,
         "# HELP usersd_open_streams Presence streams open now.\n"
         "# TYPE usersd_open_streams gauge\nusersd_open_streams %ld\n",

@@ -86,7 +86,15 @@ void reply_err(struct req *r, const struct usersd_err *err)
              err->msg[0] ? err->msg : usersd_strerror(err->code));
     if (err->code == USERSD_EDB) metrics_db_error();
     if (status == 401) reply_header(r, "WWW-Authenticate", "Token");
-    if (err->code == USERSD_EDB) reply_header(r, "Retry-After", "1");
+    if (err->code == USERSD_EDB) {
+        /* The library's words (hosts, ports, libpq's messages) are for the
+         * log: the client learns only that it may try again. */
+        struct usersd_err plain = {.code = USERSD_EDB};
+        snprintf(plain.msg, sizeof plain.msg, "the database is unavailable; try again shortly");
+        reply_header(r, "Retry-After", "1");
+        reply_json(r, status, render_error(&plain));
+        return;
+    }
     reply_json(r, status, render_error(err));
 }
 

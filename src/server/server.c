@@ -614,12 +614,13 @@ int server_run(const struct server_config *cfg)
     if (!mhd_errors_init(why, sizeof why)) server_log("%s", why);
     if (!mhd_errors_lines_init())
         server_log("out of memory: malformed request lines stay unanswered");
-    if (sse_start(&err) != 0 || writer_start(&err) != 0 ||
+    if (ops_watch_start(&err) != 0 || sse_start(&err) != 0 || writer_start(&err) != 0 ||
         login_pool_start(cfg->threads, &err) != 0) {
         fprintf(stderr, "usersd serve: %s\n", err.msg);
         writer_stop();
         sse_stop();
         sse_release();
+        ops_watch_stop();
         return 1;
     }
     unsigned port = 0;
@@ -628,6 +629,7 @@ int server_run(const struct server_config *cfg)
         writer_stop();
         sse_stop();
         sse_release();
+        ops_watch_stop();
         fprintf(stderr, "usersd serve: cannot listen on %s: %s\n", cfg->listen, why);
         return 1;
     }
@@ -659,6 +661,7 @@ int server_run(const struct server_config *cfg)
         writer_stop();
         sse_stop();
         sse_release();
+        ops_watch_stop();
         fprintf(stderr, "usersd serve: cannot start: %s\n",
                 d       ? why
                 : errno ? strerror(errno)
@@ -691,6 +694,7 @@ int server_run(const struct server_config *cfg)
     login_pool_stop(); /* queued logins are checked and answered first */
     writer_stop();     /* queued writes are applied and answered first */
     MHD_stop_daemon(d);
+    ops_watch_stop(); /* last: until here a dead database fails calls at once */
     conn_free();
     sse_release();
     metrics_free();

@@ -86,7 +86,9 @@ struct metrics_counts {
     int64_t manual; /* users with a manual status (API.md §12) */
     int64_t dnd;    /* users in do not disturb */
 };
-/* The Prometheus text exposition (malloc'd, *len set), NULL if out of memory. */
+/* The Prometheus text exposition (malloc'd, *len set), NULL if out of memory.
+ * stats NULL: the database's counts (users, sessions, manual, dnd) are left
+ * out, and counts is not read. */
 char *metrics_render(const struct usersd_stats *stats, const struct metrics_counts *counts,
                      size_t *len);
 void metrics_free(void);
@@ -307,6 +309,8 @@ void conn_request_begin(struct req *r);
 void conn_request_end(struct req *r);
 /* The request in progress on c, NULL while its headers are not all in. */
 struct req *conn_request(struct MHD_Connection *c);
+/* A whole number of seconds (1 to 3600) from a test-only variable, else def. */
+long conn_test_seconds(const char *name, long def);
 /* Seconds an idle connection is kept (30; shorter only in tests). */
 unsigned conn_idle_timeout(void);
 
@@ -495,5 +499,13 @@ void sse_release(void);
 void sse_notify(void);
 long sse_open_streams(void);
 void h_readyz(struct req *r);
+
+/* ---- the database watch (h_ops.c) ---- */
+
+/* Starts the thread that checks the database (PostgreSQL only; a no-op
+ * on SQLite); -1 with err filled. */
+int ops_watch_start(struct usersd_err *err);
+/* Stops it (last: every other thread's calls fail at once meanwhile). */
+void ops_watch_stop(void);
 
 #endif

@@ -47,7 +47,9 @@
 #define COALESCE_PER_STREAM_US 5 /* and this much more per open stream... */
 #define COALESCE_MAX_US 50000    /* ...up to this */
 #define DECAY_EVERY_US 250000    /* decay sweep interval */
-#define KEEPALIVE_US 15000000    /* ": keepalive" after this much silence */
+/* ": keepalive" after this much silence: 15 s (USERSD_TEST_KEEPALIVE, in
+ * seconds, for the tests). */
+static int64_t keepalive_us = 15000000;
 #define PRUNE_EVERY_US 60000000
 #define REPLAY_MAX 10000 /* Last-Event-ID replay bound, events */
 #define EXPIRE_EVERY_US 1000000
@@ -154,7 +156,7 @@ static void resume_all(bool only_idle, bool all, int64_t now)
 {
     if (only_idle || all) {
         for (struct stream *s = hub.streams; s; s = s->next)
-            if (all || s->closing || now - s->last_write_us >= KEEPALIVE_US) resume(s);
+            if (all || s->closing || now - s->last_write_us >= keepalive_us) resume(s);
         return;
     }
     for (struct stream *s = hub.firehose; s; s = s->fnext)
@@ -230,6 +232,15 @@ static bool client_left(const struct stream *s)
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+/* Whether a failure is the database being away, which the watch logs
+ * once (h_ops.c) rather than each thread every time. */
+static bool db_away(void)
+{
+    struct usersd_db_state st;
+    usersd_db_state(&st);
+    return !st.up;
+}
+
 /* Marks every open stream's session used and its user seen; closes the
  * streams whose client left or whose session is gone. The ids are taken
  * under the lock, the writes made without it, a chunk per transaction. */
@@ -249,7 +260,8 @@ static void refresh_streams(void)
         size_t k = n - off < REFRESH_CHUNK ? n - off : REFRESH_CHUNK;
         struct usersd_err err = {0};
         if (usersd_session_refresh(hub.core, ids + off, k, alive, &err)) {
-            server_log("presence: cannot refresh the streams' sessions: %s", err.msg);
+            if (!db_away())
+                server_log("presence: cannot refresh the streams' sessions: %s", err.msg);
             break;
         }
         pthread_mutex_lock(&hub.lock);
@@ -283,7 +295,7 @@ static size_t hub_fetch(void)
         if (rc) {
             static int64_t last_log;
             int64_t now = mono_us();
-            if (now - last_log > 10000000) {
+            if (now - last_log > 10000000 && !db_away()) {
                 server_log("presence: cannot read the change log: %s", err.msg);
                 last_log = now;
             }
@@ -408,14 +420,15 @@ static void *hub_main(void *arg)
         hub_fetch();
         if (now >= next_prune) {
             usersd_changes_prune(hub.core, &err);
-            if (usersd_history_prune(hub.core, &err))
+            if (usersd_history_prune(hub.core, &err) && !db_away())
                 server_log("presence: cannot prune the history: %s", err.msg);
             next_prune = now + PRUNE_EVERY_US;
         }
         pthread_mutex_lock(&hub.lock);
         if (now >= next_keepalive) {
             resume_all(true, false, now);
-            next_keepalive = now + 1000000;
+            /* every second, or a quarter of a shorter test interval */
+            next_keepalive = now + (keepalive_us < 4000000 ? keepalive_us / 4 : 1000000);
         }
     }
     /* Shutting down: wake every stream so it ends and MHD can stop. */
@@ -427,6 +440,7 @@ static void *hub_main(void *arg)
 int sse_start(struct usersd_err *err)
 {
     struct usersd_config c = server_core_config();
+    keepalive_us = conn_test_seconds("USERSD_TEST_KEEPALIVE", 15) * 1000000LL;
     if (usersd_open(&hub.core, &c, err)) return -1;
     if (!(hub.subs = subs_new())) goto fail;
     if (usersd_changes_head(hub.core, &hub.head, err)) goto fail;
@@ -554,7 +568,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         }
     }
     int64_t now = mono_us();
-    if (n == 0 && now - s->last_write_us >= KEEPALIVE_US) {
+    if (n == 0 && now - s->last_write_us >= keepalive_us) {
         static const char ka[] = ": keepalive\n\n";
         size_t off = 0;
         n = take(buf, max, ka, sizeof ka - 1, &off);

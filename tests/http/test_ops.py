@@ -84,6 +84,8 @@ class Ops(ServerTest):
                           text)
         self.assertRegex(text, r"usersd_open_streams [1-9]")
         self.assertIn("usersd_db_errors_total 0", text)
+        self.assertIn("usersd_database_up 1", text)
+        self.assertIn("usersd_database_reconnects_total 0", text)
         self.assertIn('usersd_build_info{version="', text)
 
     def test_text_log_has_errors_and_no_secrets(self):
