@@ -167,7 +167,9 @@ class Refreshes(unittest.TestCase):
         self.dir = tempfile.mkdtemp(prefix="usersd-refresh-")
         self.addCleanup(shutil.rmtree, self.dir, True)
         db = db_url(self.dir, "refresh")
-        args = ["--activity-interval", "1", "--away-after", "2", "--offline-after", "0"]
+        # away after 4 s: heartbeats 1.5 s apart leave 2.5 s (and decay's
+        # grace) of slack for a loaded machine
+        args = ["--activity-interval", "1", "--away-after", "4", "--offline-after", "0"]
         self.a = Server(args, workdir=self.dir, db=db).start()
         self.addCleanup(self.a.stop)
         self.b = Server(args, workdir=tempfile.mkdtemp(prefix="usersd-refresh-b-"), db=db).start()
@@ -201,8 +203,8 @@ class Refreshes(unittest.TestCase):
         self.assertEqual(replies, sorted(set(replies)))  # each reply a new last_seen
         # refreshes change no status: nothing was logged for them
         self.assertEqual(len(all_changes(self.b, reader)), changes_before)
-        # without them, decay takes the user away (2 s, plus its 0.5 s grace)
-        deadline = time.monotonic() + 10
+        # without them, decay takes the user away (4 s, plus its 0.5 s grace)
+        deadline = time.monotonic() + 15
         while time.monotonic() < deadline and self.status(self.b, reader, uid)["online_status"] \
                 == "online":
             time.sleep(0.2)
