@@ -190,12 +190,16 @@ if refresh:
           "last_used moved since the round began, the staff user's left out (a refresh moves "
           "both; at most the heartbeating users, more than the requests by those still in "
           "flight at the end), "
-          "and the change log's rows added (a status change adds one):\n")
+          "and the change log's rows added (a status change adds one). CPU µs a heartbeat: "
+          "usersd's CPU time (user + system) from the round's start until its refreshes were "
+          "written, over its heartbeats, median of the rounds (usersd's alone: on PostgreSQL "
+          "the server's share is not counted):\n")
     print("| db | users | heartbeating users | refresh req/s | spread | p50 / p99 ms "
           "| no-write req/s | spread | p50 / p99 ms | refresh / no-write | per round "
+          "| CPU µs a heartbeat, refresh / no-write "
           "| refresh rounds: requests, users seen, sessions used, log rows "
           "| no-write rounds: users seen, sessions used, log rows |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|")
     for db, n in refresh:
         a, b = table[(db, n, "heartbeat_refresh")], table[(db, n, "heartbeat_nowrite")]
         def by_round(name):
@@ -207,11 +211,15 @@ if refresh:
         ca = [c for c in cs if c["check"] == "heartbeat_refresh"]
         cb = [c for c in cs if c["check"] == "heartbeat_nowrite"]
         k = cs[0]["heartbeat_users"] if cs else 0
+        def cpu(cc):
+            us = [c["usersd_cpu_us"] / c["requests"] for c in cc
+                  if "usersd_cpu_us" in c and c["requests"]]
+            return "%.0f" % med(us) if us else "?"
         print("| %s | %s | %s | %.0f | %.0f %% | %.2f / %.2f | %.0f | %.0f %% | %.2f / %.2f "
-              "| **%.0f %%** | %s | %s | %s |" % (
+              "| **%.0f %%** | %s | %s / %s | %s | %s |" % (
                   db, size(n), size(k), a["rps"], a["spread"], a["p50"] / 1000, a["p99"] / 1000,
                   b["rps"], b["spread"], b["p50"] / 1000, b["p99"] / 1000,
-                  100 * a["rps"] / b["rps"] if b["rps"] else 0, ", ".join(per),
+                  100 * a["rps"] / b["rps"] if b["rps"] else 0, ", ".join(per), cpu(ca), cpu(cb),
                   "; ".join("%d, %d, %d, %d" % (c["requests"], c["users_seen"],
                                                 c["sessions_used"], c["log_rows"]) for c in ca),
                   "; ".join("%d, %d, %d" % (c["users_seen"], c["sessions_used"], c["log_rows"])
