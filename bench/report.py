@@ -192,8 +192,8 @@ if refresh:
           "flight at the end), "
           "and the change log's rows added (a status change adds one). CPU µs a heartbeat: "
           "usersd's CPU time (user + system) from the round's start until its refreshes were "
-          "written, over its heartbeats, median of the rounds (usersd's alone: on PostgreSQL "
-          "the server's share is not counted):\n")
+          "written, over its heartbeats, median of the rounds; on PostgreSQL then its server's "
+          "(the processes of the private cluster, on usersd's core) the same way:\n")
     print("| db | users | heartbeating users | refresh req/s | spread | p50 / p99 ms "
           "| no-write req/s | spread | p50 / p99 ms | refresh / no-write | per round "
           "| CPU µs a heartbeat, refresh / no-write "
@@ -211,15 +211,17 @@ if refresh:
         ca = [c for c in cs if c["check"] == "heartbeat_refresh"]
         cb = [c for c in cs if c["check"] == "heartbeat_nowrite"]
         k = cs[0]["heartbeat_users"] if cs else 0
-        def cpu(cc):
-            us = [c["usersd_cpu_us"] / c["requests"] for c in cc
-                  if "usersd_cpu_us" in c and c["requests"]]
+        def cpu(cc, key="usersd_cpu_us"):
+            us = [c[key] / c["requests"] for c in cc if key in c and c["requests"]]
             return "%.0f" % med(us) if us else "?"
+        cpus = "%s / %s" % (cpu(ca), cpu(cb))
+        if db != "sqlite":
+            cpus += "; PostgreSQL %s / %s" % (cpu(ca, "db_cpu_us"), cpu(cb, "db_cpu_us"))
         print("| %s | %s | %s | %.0f | %.0f %% | %.2f / %.2f | %.0f | %.0f %% | %.2f / %.2f "
-              "| **%.0f %%** | %s | %s / %s | %s | %s |" % (
+              "| **%.0f %%** | %s | %s | %s | %s |" % (
                   db, size(n), size(k), a["rps"], a["spread"], a["p50"] / 1000, a["p99"] / 1000,
                   b["rps"], b["spread"], b["p50"] / 1000, b["p99"] / 1000,
-                  100 * a["rps"] / b["rps"] if b["rps"] else 0, ", ".join(per), cpu(ca), cpu(cb),
+                  100 * a["rps"] / b["rps"] if b["rps"] else 0, ", ".join(per), cpus,
                   "; ".join("%d, %d, %d, %d" % (c["requests"], c["users_seen"],
                                                 c["sessions_used"], c["log_rows"]) for c in ca),
                   "; ".join("%d, %d, %d" % (c["users_seen"], c["sessions_used"], c["log_rows"])

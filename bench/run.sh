@@ -123,6 +123,15 @@ wrk_run() { # URL MODE PATH [TOKENS [C [D [DELAY]]]]
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$upid/status"; }
 # usersd's CPU time so far (user + system), in clock ticks
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$upid/stat"; }
+# the same for PostgreSQL's server processes (their backends, the WAL
+# writer, the checkpointer...; 0 on SQLite)
+db_cpu_ticks() {
+    case "$db" in
+    sqlite:*) echo 0 ;;
+    *) for p in $(pgrep -P "$pm"); do cat "/proc/$p/stat" 2>/dev/null; done |
+        awk '{t += $14 + $15} END {print t + 0}' ;;
+    esac
+}
 
 # An A/B scenario: usersd, then nginx serving a body of the same size.
 # Rounds round_from..round_to (default 1..BENCH_ROUNDS): one at a time for
@@ -240,8 +249,9 @@ print(c.execute(sys.argv[2]).fetchone()[0])' "${db#sqlite:}" "$1" ;;
 # within the interval). After each timed round the database says what it
 # was: the users and sessions seen since the round began, and the change
 # log's rows added (a status change logs one; a refresh none); and the CPU
-# time usersd spent from the round's start until its refreshes were
-# written (on a shared machine a steadier figure than the rate).
+# time usersd (and PostgreSQL's server) spent from the round's start until
+# its refreshes were written (on a shared machine a steadier figure than
+# the rate).
 heartbeat_refresh() {
     want heartbeat_refresh writes || return 0
     stop_usersd main
@@ -265,7 +275,7 @@ heartbeat_round() { # ROUND NAME INTERVAL
     sleep 1.5
     admin="(SELECT id FROM users WHERE username = 'benchadmin')"
     log0=$(db_value "SELECT coalesce(max(seq), 0) FROM presence_changes")
-    cpu0=$(cpu_ticks)
+    cpu0=$(cpu_ticks) dcpu0=$(db_cpu_ticks)
     t0=$(date +%s%6N)
     round_from=$1 round_to=$1
     scenario "$2" heartbeat_seq "/api/users/admin/users/2/online-status/" - "$work/hb-tokens"
@@ -275,8 +285,9 @@ heartbeat_round() { # ROUND NAME INTERVAL
     seen=$(db_value "SELECT count(*) FROM presence WHERE last_seen >= $t0 AND user_id <> $admin")
     used=$(db_value "SELECT count(*) FROM sessions WHERE last_used >= $t0 AND user_id <> $admin")
     log1=$(db_value "SELECT coalesce(max(seq), 0) FROM presence_changes")
+    dcpu_us=$((($(db_cpu_ticks) - dcpu0) * 1000000 / $(getconf CLK_TCK)))
     cpu_us=$((($(cpu_ticks) - cpu0) * 1000000 / $(getconf CLK_TCK)))
-    echo "{\"users\": $size, \"db\": \"$backend\", \"check\": \"$2\", \"round\": $1, \"interval\": $3, \"heartbeat_users\": $hb, \"requests\": $req, \"users_seen\": $seen, \"sessions_used\": $used, \"log_rows\": $((log1 - log0)), \"usersd_cpu_us\": $cpu_us}" >> "$out"
+    echo "{\"users\": $size, \"db\": \"$backend\", \"check\": \"$2\", \"round\": $1, \"interval\": $3, \"heartbeat_users\": $hb, \"requests\": $req, \"users_seen\": $seen, \"sessions_used\": $used, \"log_rows\": $((log1 - log0)), \"usersd_cpu_us\": $cpu_us, \"db_cpu_us\": $dcpu_us}" >> "$out"
 }
 
 # set-online-status again on a server keeping no history (--history-days
