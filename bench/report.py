@@ -44,6 +44,13 @@ SCENARIOS = [
      "taken in turn, usersd at --activity-interval 0: every heartbeat is a durable write "
      "(last_seen and the session's last_used) of a user already online (an untimed warm-up "
      "brings them online first)"),
+    ("heartbeat_refresh", "POST heartbeat from the heartbeat_distinct users, already online, "
+     "usersd at --activity-interval 0: every heartbeat a refresh (API.md §7: last_seen and the "
+     "session's last_used move, no status changes; the reply does not wait for a commit since "
+     "issue 19). Its rounds alternate with heartbeat_nowrite's, each on a fresh server after a "
+     "second of untimed heartbeats"),
+    ("heartbeat_nowrite", "the same heartbeats at --activity-interval 3600: each finds its user "
+     "seen within the interval and writes nothing"),
     ("mixed_90_10", "90 % status GETs, 10 % set-online-status"),
     ("list_search", "a broad search, repeated"),
     ("list_search_pages", "a broad search, one of 20 pages at random (fresh)"),
@@ -171,6 +178,69 @@ if hist:
         print("- %s, %s users: %.0f/s kept, %.0f/s none: %.0f %% (spreads %.0f %% and %.0f %%)"
               % (db, size(n), on["rps"], off["rps"], 100 * on["rps"] / off["rps"] if off["rps"]
                  else 0, on["spread"], off["spread"]))
+
+checks = [r for r in rows if "check" in r]
+refresh = [(db, n) for (db, n, name) in table if name == "heartbeat_refresh"
+           and (db, n, "heartbeat_nowrite") in table]
+if refresh:
+    print("\nRefreshes against heartbeats that write nothing (API.md §7; issue 19's target: at "
+          "least 80 % at 1M users), the same distinct users already online, rounds alternating "
+          "(refresh/no-write per round: the rounds' pairs). After each round the database "
+          "says what the timed heartbeats did: the users whose last_seen and the sessions whose "
+          "last_used moved since the round began, the staff user's left out (a refresh moves "
+          "both; at most the heartbeating users, more than the requests by those still in "
+          "flight at the end), "
+          "and the change log's rows added (a status change adds one). CPU µs a heartbeat: "
+          "usersd's CPU time (user + system) from the round's start until its refreshes were "
+          "written, over its heartbeats, median of the rounds; on PostgreSQL then its server's "
+          "(the processes of the private cluster, on usersd's core) the same way:\n")
+    print("| db | users | heartbeating users | refresh req/s | spread | p50 / p99 ms "
+          "| no-write req/s | spread | p50 / p99 ms | refresh / no-write | per round "
+          "| CPU µs a heartbeat, refresh / no-write "
+          "| refresh rounds: requests, users seen, sessions used, log rows "
+          "| no-write rounds: users seen, sessions used, log rows |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|")
+    for db, n in refresh:
+        a, b = table[(db, n, "heartbeat_refresh")], table[(db, n, "heartbeat_nowrite")]
+        def by_round(name):
+            return {r["round"]: rate(r["usersd"]) for r in runs
+                    if (r["db"], r["users"], r["scenario"]) == (db, n, name)}
+        ra, rb = by_round("heartbeat_refresh"), by_round("heartbeat_nowrite")
+        per = ["%.0f %%" % (100 * ra[k] / rb[k]) for k in sorted(ra) if rb.get(k)]
+        cs = [c for c in checks if (c["db"], c["users"]) == (db, n)]
+        ca = [c for c in cs if c["check"] == "heartbeat_refresh"]
+        cb = [c for c in cs if c["check"] == "heartbeat_nowrite"]
+        k = cs[0]["heartbeat_users"] if cs else 0
+        def cpu(cc, key="usersd_cpu_us"):
+            us = [c[key] / c["requests"] for c in cc if key in c and c["requests"]]
+            return "%.0f" % med(us) if us else "?"
+        cpus = "%s / %s" % (cpu(ca), cpu(cb))
+        if db != "sqlite":
+            cpus += "; PostgreSQL %s / %s" % (cpu(ca, "db_cpu_us"), cpu(cb, "db_cpu_us"))
+        print("| %s | %s | %s | %.0f | %.0f %% | %.2f / %.2f | %.0f | %.0f %% | %.2f / %.2f "
+              "| **%.0f %%** | %s | %s | %s | %s |" % (
+                  db, size(n), size(k), a["rps"], a["spread"], a["p50"] / 1000, a["p99"] / 1000,
+                  b["rps"], b["spread"], b["p50"] / 1000, b["p99"] / 1000,
+                  100 * a["rps"] / b["rps"] if b["rps"] else 0, ", ".join(per), cpus,
+                  "; ".join("%d, %d, %d, %d" % (c["requests"], c["users_seen"],
+                                                c["sessions_used"], c["log_rows"]) for c in ca),
+                  "; ".join("%d, %d, %d" % (c["users_seen"], c["sessions_used"], c["log_rows"])
+                            for c in cb)))
+    for c in checks:
+        # less one: the staff user (whose own requests the counts leave out)
+        # may be one of the heartbeating users
+        want = min(c["requests"], c["heartbeat_users"]) - 1
+        if c["check"] == "heartbeat_refresh" and (c["log_rows"] or c["users_seen"] < want):
+            print("\nRound %d of heartbeat_refresh (%s, %s users) was not all refreshes: %d "
+                  "users seen for %d requests, %d log rows." % (
+                      c["round"], c["db"], size(c["users"]), c["users_seen"], c["requests"],
+                      c["log_rows"]))
+        if c["check"] == "heartbeat_nowrite" and (c["log_rows"] or c["users_seen"]
+                                                   or c["sessions_used"]):
+            print("\nRound %d of heartbeat_nowrite (%s, %s users) wrote: %d users seen, %d "
+                  "sessions used, %d log rows." % (
+                      c["round"], c["db"], size(c["users"]), c["users_seen"],
+                      c["sessions_used"], c["log_rows"]))
 
 if mixes:
     print("\n## A day in the life (the mix)\n")

@@ -16,7 +16,7 @@
 #   BENCH_SCENARIOS  which scenarios run: "all" (default), or names and
 #                    groups separated by spaces: the names of the table
 #                    (status, set_status, set_status_nohistory,
-#                    heartbeat_distinct, ...), mix,
+#                    heartbeat_distinct, heartbeat_refresh, ...), mix,
 #                    login_flood, streams (or stream_all_1000,
 #                    stream_all_10000, stream_ids_10000); groups: reads,
 #                    writes (the table's scenarios, on each database)
@@ -37,6 +37,9 @@
 #   BENCH_STREAM_IDS_USERS users of the ?ids= scenario (100000)
 #   BENCH_OUT        where results.jsonl and RESULTS.md go (default bench/;
 #                    a partial run writes there too: point it elsewhere)
+#   BENCH_BIN        the usersd binary to measure (default build/usersd; e.g.
+#                    an older commit's Release build, to compare before and
+#                    after in one sitting)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 users=${1:-1000000}
@@ -49,11 +52,12 @@ hb_users=${BENCH_HEARTBEAT_USERS:-100000}
 flood=${BENCH_FLOOD:-1000}
 outdir=${BENCH_OUT:-$root/bench}
 work=$(mktemp -d /tmp/usersd-bench.XXXXXX)
-bin=$root/build/usersd
+bin=${BENCH_BIN:-$root/build/usersd}
+export USERSD_BIN="$bin" # login_flood.sh and stream.sh run the same binary
 out=$work/results.jsonl
 : > "$out"
 t_start=$(date +%s)
-[ -x "$bin" ] || { echo "run.sh: build first (make build)" >&2; exit 1; }
+[ -x "$bin" ] || { echo "run.sh: no $bin: build first (make build)" >&2; exit 1; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # thousands of connections from one address (the per-address limit, where there is one)
 serve_extra=""
@@ -117,11 +121,25 @@ wrk_run() { # URL MODE PATH [TOKENS [C [D [DELAY]]]]
 }
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$upid/status"; }
+# usersd's CPU time so far (user + system), in clock ticks
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$upid/stat"; }
+# the same for PostgreSQL's server processes (their backends, the WAL
+# writer, the checkpointer...; 0 on SQLite)
+db_cpu_ticks() {
+    case "$db" in
+    sqlite:*) echo 0 ;;
+    *) for p in $(pgrep -P "$pm"); do cat "/proc/$p/stat" 2>/dev/null; done |
+        awk '{t += $14 + $15} END {print t + 0}' ;;
+    esac
+}
 
 # An A/B scenario: usersd, then nginx serving a body of the same size.
+# Rounds round_from..round_to (default 1..BENCH_ROUNDS): one at a time for
+# scenarios whose rounds alternate with another's. GROUP "-": the caller
+# has checked that it is asked for.
 scenario() { # NAME MODE PATH (the path whose body size nginx mirrors) GROUP [TOKENS]
     name=$1 mode=$2 path=$3
-    want "$name" "$4" || return 0
+    [ "$4" = - ] || want "$name" "$4" || return 0
     body=$(curl -s -H "Authorization: Token $(head -n 1 "$work/tokens")" \
         "http://127.0.0.1:$uport$(echo "$path" | sed 's/{page}/1/')")
     printf '%s' "$body" > "$work/www/$name.json"
@@ -129,7 +147,7 @@ scenario() { # NAME MODE PATH (the path whose body size nginx mirrors) GROUP [TO
     bytes=$(wc -c < "$work/www/$name.json")
     code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$nport/$name.json")
     [ "$code" = 200 ] || { echo "run.sh: nginx answers $code for /$name.json" >&2; exit 1; }
-    for r in $(seq "$rounds"); do
+    for r in $(seq "${round_from:-1}" "${round_to:-$rounds}"); do
         u=$(wrk_run "http://127.0.0.1:$uport" "$mode" "$path" "${5:-$work/tokens}")
         n=$(wrk_run "http://127.0.0.1:$nport" static "/$name.json" -)
         [ -n "$u" ] && [ -n "$n" ] || { echo "run.sh: wrk gave no result for $name" >&2; exit 1; }
@@ -149,7 +167,7 @@ seed_db() {
     echo "bench-admin-pass" | "$bin" createuser --db "$db" --username benchadmin --staff --password-stdin >/dev/null
     hb=$hb_users
     [ "$hb" -gt "$size" ] && hb=$size
-    if want heartbeat_distinct writes || want mix; then
+    if want heartbeat_distinct writes || want heartbeat_refresh writes || want mix; then
         "$bin" seed --db "$db" --tokens "$hb" "$work/hb-tokens" 2>&1 | tail -n 1 >&2
     fi
     : > "$work/tokens"
@@ -209,6 +227,67 @@ heartbeat_distinct() {
         "$work/hb-tokens"
     stop_usersd heartbeat_distinct
     serve
+}
+
+# One value from the database being measured (read beside the running
+# server: a count between rounds).
+db_value() { # SQL
+    case "$db" in
+    sqlite:*)
+        python3 -c 'import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], timeout=30)
+print(c.execute(sys.argv[2]).fetchone()[0])' "${db#sqlite:}" "$1" ;;
+    *) "$(cat "$work/pg/bindir")/psql" -Atq "$db" -c "$1" ;;
+    esac
+}
+
+# Refreshes (API.md §7) against heartbeats that write nothing, from the
+# same distinct users already online, rounds alternating on fresh servers:
+# heartbeat_refresh at --activity-interval 0 (each heartbeat moves
+# last_seen and the session's last_used: a refresh, not a status change),
+# heartbeat_nowrite at --activity-interval 3600 (each finds the user seen
+# within the interval). After each timed round the database says what it
+# was: the users and sessions seen since the round began, and the change
+# log's rows added (a status change logs one; a refresh none); and the CPU
+# time usersd (and PostgreSQL's server) spent from the round's start until
+# its refreshes were written (on a shared machine a steadier figure than
+# the rate).
+heartbeat_refresh() {
+    want heartbeat_refresh writes || return 0
+    stop_usersd main
+    serve --activity-interval 3600
+    warm_heartbeats # every minted user online: their first heartbeat is a status change
+    for i in $(seq "$rounds"); do
+        heartbeat_round "$i" heartbeat_refresh 0
+        heartbeat_round "$i" heartbeat_nowrite 3600
+    done
+    stop_usersd heartbeat_refresh
+    serve
+}
+
+heartbeat_round() { # ROUND NAME INTERVAL
+    stop_usersd "$2"
+    serve --activity-interval "$3"
+    # untimed: a second of the same heartbeats (the new server's caches),
+    # then past the writer's next batch (a refresh is applied within 1 s),
+    # so what the counts below see is the timed round's
+    wrk_run "http://127.0.0.1:$uport" heartbeat_seq / "$work/hb-tokens" "$conns" 1 >/dev/null
+    sleep 1.5
+    admin="(SELECT id FROM users WHERE username = 'benchadmin')"
+    log0=$(db_value "SELECT coalesce(max(seq), 0) FROM presence_changes")
+    cpu0=$(cpu_ticks) dcpu0=$(db_cpu_ticks)
+    t0=$(date +%s%6N)
+    round_from=$1 round_to=$1
+    scenario "$2" heartbeat_seq "/api/users/admin/users/2/online-status/" - "$work/hb-tokens"
+    round_from="" round_to=""
+    sleep 1 # nginx's round ran meanwhile; a refresh is durable within 1 s
+    req=$(tail -n 1 "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["usersd"]["requests"])')
+    seen=$(db_value "SELECT count(*) FROM presence WHERE last_seen >= $t0 AND user_id <> $admin")
+    used=$(db_value "SELECT count(*) FROM sessions WHERE last_used >= $t0 AND user_id <> $admin")
+    log1=$(db_value "SELECT coalesce(max(seq), 0) FROM presence_changes")
+    dcpu_us=$((($(db_cpu_ticks) - dcpu0) * 1000000 / $(getconf CLK_TCK)))
+    cpu_us=$((($(cpu_ticks) - cpu0) * 1000000 / $(getconf CLK_TCK)))
+    echo "{\"users\": $size, \"db\": \"$backend\", \"check\": \"$2\", \"round\": $1, \"interval\": $3, \"heartbeat_users\": $hb, \"requests\": $req, \"users_seen\": $seen, \"sessions_used\": $used, \"log_rows\": $((log1 - log0)), \"usersd_cpu_us\": $cpu_us, \"db_cpu_us\": $dcpu_us}" >> "$out"
 }
 
 # set-online-status again on a server keeping no history (--history-days
@@ -296,6 +375,7 @@ for size in $sizes; do
     # 31 users at the default activity interval: most heartbeats write nothing
     scenario heartbeat heartbeat "/api/users/admin/users/2/online-status/" writes
     heartbeat_distinct
+    heartbeat_refresh
     scenario mixed_90_10 mixed "/api/users/admin/users/2/online-status/" writes
     if [ "$size" = "$users" ]; then mix; fi
     # last: a broad search ("seed12" is in 1.1 % of all users) costs in
@@ -358,6 +438,7 @@ if case "$dbs" in *" postgresql "*) true ;; *) false ;; esac &&
         set_status_nohistory
         scenario heartbeat heartbeat "/api/users/admin/users/2/online-status/" writes
         heartbeat_distinct
+        heartbeat_refresh
         scenario mixed_90_10 mixed "/api/users/admin/users/2/online-status/" writes
         # the day in the life too, where a deployment outgrows one machine
         if [ "$size" != 1000 ] || [ "$pg_sizes" = 1000 ]; then mix; fi

@@ -9,13 +9,14 @@
 #   bench/stream.sh [SPEC...]    SPEC = SUBSCRIBERS:RATE[:FOLLOW]
 #     FOLLOW: each subscriber follows that many random users (?ids=)
 #     default: 1000:1000 10000:100 10000:1000:100
-#   BENCH_STREAM_SECONDS (10), BENCH_STREAM_USERS (1000)
+#   BENCH_STREAM_SECONDS (10), BENCH_STREAM_USERS (1000), USERSD_BIN (the
+#   server measured; default build/usersd)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -gt 0 ] || set -- 1000:1000 10000:100 10000:1000:100
 secs=${BENCH_STREAM_SECONDS:-10}
 users=${BENCH_STREAM_USERS:-1000}
-bin=$root/build/usersd
+bin=${USERSD_BIN:-$root/build/usersd}
 work=$(mktemp -d /tmp/usersd-stream.XXXXXX)
 trap '[ -n "${upid:-}" ] && kill "$upid" 2>/dev/null; sleep 0.3; rm -rf "$work"' EXIT INT TERM
 [ -x "$root/build/stream_bench" ] || { echo "stream.sh: build first (make build)" >&2; exit 1; }
