@@ -113,25 +113,33 @@ class Batches(unittest.TestCase):
             self.assertIsNotNone(me["last_seen"])  # the write was also activity
 
 
-class Activity(unittest.TestCase):
-    """API.md §4: a request's activity need not delay its reply, and is
-    visible to every reader, in every process, within 1 s."""
+class TwoProcesses(unittest.TestCase):
+    """Two servers (a and b) on one fresh database, started with ARGS."""
+    ARGS = ()
 
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="usersd-activity-")
+        self.dir = tempfile.mkdtemp(prefix="usersd-two-")
         self.addCleanup(shutil.rmtree, self.dir, True)
-        db = db_url(self.dir, "activity")
-        args = ["--activity-interval", "1", "--away-after", "0", "--offline-after", "0"]
-        self.a = Server(args, workdir=self.dir, db=db).start()
+        db = db_url(self.dir, "two")
+        self.a = Server(self.ARGS, workdir=self.dir, db=db).start()
         self.addCleanup(self.a.stop)
-        self.b = Server(args, workdir=tempfile.mkdtemp(prefix="usersd-activity-b-"), db=db).start()
+        self.b = Server(self.ARGS, workdir=tempfile.mkdtemp(prefix="usersd-two-b-"), db=db).start()
         self.addCleanup(self.b.cleanup)
 
-    def last_seen(self, srv, token, uid):
+    def status(self, srv, token, uid):
         code, _, body = srv.request("GET", "/api/users/admin/users/%d/online-status/" % uid,
                                     token=token)
         self.assertEqual(code, 200, body)
-        return body["last_seen"]
+        return body
+
+    def last_seen(self, srv, token, uid):
+        return self.status(srv, token, uid)["last_seen"]
+
+
+class Activity(TwoProcesses):
+    """API.md §4: a request's activity need not delay its reply, and is
+    visible to every reader, in every process, within 1 s."""
+    ARGS = ("--activity-interval", "1", "--away-after", "0", "--offline-after", "0")
 
     def test_a_read_is_activity_seen_everywhere_within_a_second(self):
         admin = self.a.login()
@@ -158,28 +166,13 @@ class Activity(unittest.TestCase):
             before = after
 
 
-class Refreshes(unittest.TestCase):
+class Refreshes(TwoProcesses):
     """API.md §7 "Refreshes": a heartbeat of a user already online is
     answered at once with the refreshed last_seen, which every process
     reads within 1 s; decay never takes the user away meanwhile."""
-
-    def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="usersd-refresh-")
-        self.addCleanup(shutil.rmtree, self.dir, True)
-        db = db_url(self.dir, "refresh")
-        # away after 4 s: heartbeats 1.5 s apart leave 2.5 s (and decay's
-        # grace) of slack for a loaded machine
-        args = ["--activity-interval", "1", "--away-after", "4", "--offline-after", "0"]
-        self.a = Server(args, workdir=self.dir, db=db).start()
-        self.addCleanup(self.a.stop)
-        self.b = Server(args, workdir=tempfile.mkdtemp(prefix="usersd-refresh-b-"), db=db).start()
-        self.addCleanup(self.b.cleanup)
-
-    def status(self, srv, token, uid):
-        code, _, body = srv.request("GET", "/api/users/admin/users/%d/online-status/" % uid,
-                                    token=token)
-        self.assertEqual(code, 200, body)
-        return body
+    # away after 4 s: heartbeats 1.5 s apart leave 2.5 s (and decay's
+    # grace) of slack for a loaded machine
+    ARGS = ("--activity-interval", "1", "--away-after", "4", "--offline-after", "0")
 
     def test_heartbeats_refresh_everywhere_and_decay_waits(self):
         admin = self.a.login()
