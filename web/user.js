@@ -194,11 +194,15 @@ Views.user = function (main, params, id) {
   // ---- staff: edit, deactivate, delete
   if (!App.staff) refs.manage.remove();
 
-  function fillEdit(u) {
+  // A live update refills only the fields nobody has touched since the
+  // last fill: an edit in progress survives another user's heartbeat.
+  let filled = null;
+  function fillEdit(u, all) {
     const f = refs.editForm.elements;
-    for (const k of ['username', 'email', 'first_name', 'last_name']) f[k].value = u[k];
-    f.password.value = '';
-    f.is_staff.checked = u.is_staff;
+    for (const k of ['username', 'email', 'first_name', 'last_name']) if (all || !filled || f[k].value === filled[k]) f[k].value = u[k];
+    if (all || !filled || f.is_staff.checked === filled.is_staff) f.is_staff.checked = u.is_staff;
+    if (all) f.password.value = '';
+    filled = { ...u };
     refs.toggleActive.textContent = u.is_active ? 'Deactivate' : 'Activate';
   }
 
@@ -211,7 +215,9 @@ Views.user = function (main, params, id) {
     if (f.password.value) body.password = f.password.value;
     if (f.is_staff.checked !== user.is_staff) body.is_staff = f.is_staff.checked;
     try {
-      showUser(await usersd.updateUser(id, body));
+      const u = await usersd.updateUser(id, body);
+      showUser(u);
+      fillEdit(u, true);
       refs.editDone.textContent = 'Saved.';
     } catch (err) {
       refs.editDone.textContent = '';

@@ -451,6 +451,12 @@ test('a user page: set the status, edit, deactivate (confirmed) and activate', a
 
   await page.getByText('Edit', { exact: true }).click();
   await page.getByLabel('First name').fill('Robert');
+  // a live update while editing (bob comes online) refreshes the page but
+  // keeps what was typed
+  await api('POST', `/api/users/admin/users/${users.bob.id}/set-online-status/`, { status: 'online' }, admin);
+  await page.getByRole('heading', { name: 'bob online' }).waitFor({ timeout: WAIT });
+  await new Promise((r) => setTimeout(r, 500)); // past the throttled re-read
+  assert.equal(await page.getByLabel('First name').inputValue(), 'Robert');
   await page.getByRole('button', { name: 'Save changes' }).click();
   await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor({ timeout: WAIT });
   const path = `/api/users/management/users/${users.bob.id}/`;
