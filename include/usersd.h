@@ -394,6 +394,15 @@ USERSD_API enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *u
  * queues it for its writer, which applies the queue in one transaction. */
 USERSD_API enum usersd_code usersd_refresh(struct usersd *u, int64_t user_id, int64_t session_id,
                                            int64_t at, struct usersd_err *err);
+/* One refresh: user_id seen at `at`, through session_id when > 0. */
+struct usersd_refresh {
+    int64_t user_id, session_id, at;
+};
+/* n refreshes at once, as usersd_refresh each: one transaction (inside a
+ * batch, or its own), one statement on PostgreSQL. A user or session
+ * listed twice moves to the later `at`; unknown ids are skipped. */
+USERSD_API enum usersd_code usersd_refresh_many(struct usersd *u, const struct usersd_refresh *r,
+                                                size_t n, struct usersd_err *err);
 /* True when activity by user through session s (may be NULL) would write:
  * last_seen or the session's last_used is older than the activity
  * interval (or last_seen is null). */

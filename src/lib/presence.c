@@ -214,9 +214,15 @@ enum usersd_code usersd_session_activity(struct usersd *u, struct usersd_user *u
 enum usersd_code usersd_refresh(struct usersd *u, int64_t user_id, int64_t session_id, int64_t at,
                                 struct usersd_err *err)
 {
-    bool updated = false;
-    return u->store->ops->touch(u->store, user_id, session_id > 0 ? session_id : 0, at,
-                                at - u->cfg.activity_interval_s * 1000000, &updated, err);
+    struct usersd_refresh r = {user_id, session_id > 0 ? session_id : 0, at};
+    return usersd_refresh_many(u, &r, 1, err);
+}
+
+enum usersd_code usersd_refresh_many(struct usersd *u, const struct usersd_refresh *r, size_t n,
+                                     struct usersd_err *err)
+{
+    if (!n) return USERSD_OK;
+    return u->store->ops->refresh(u->store, r, n, u->cfg.activity_interval_s * 1000000, err);
 }
 
 enum usersd_code usersd_touch(struct usersd *u, struct usersd_user *user, struct usersd_err *err)

@@ -182,6 +182,11 @@ struct store_ops {
      * changed. */
     enum usersd_code (*touch)(struct store *s, int64_t id, int64_t session, int64_t now,
                               int64_t before, bool *updated, struct usersd_err *err);
+    /* Refreshes in bulk (usersd_refresh_many): for each, touch at r[i].at
+     * with before = r[i].at - interval_us. One transaction, or a savepoint
+     * inside a batch. */
+    enum usersd_code (*refresh)(struct store *s, const struct usersd_refresh *r, size_t n,
+                                int64_t interval_us, struct usersd_err *err);
 
     /* Decay: online users with last_seen < away_before become away; online
      * or away users with last_seen < offline_before become

@@ -80,6 +80,7 @@ enum pstmt {
     P_NOTIFY,
     P_TOUCH,
     P_SESSION_TOUCH,
+    P_REFRESH,
     P_SESSION_INSERT,
     P_TOKEN_USER,
     P_TOKEN_USER_HINT,
@@ -172,6 +173,9 @@ static const char *const psql[P_NSTMT] = {
     [P_TOUCH] = "UPDATE users SET last_seen = $1 WHERE id = $2 AND NOT status_manual AND "
                 "(last_seen IS NULL OR last_seen < $3)",
     [P_SESSION_TOUCH] = "UPDATE sessions SET last_used = $1 WHERE id = $2 AND last_used < $3",
+    /* Refreshes in bulk (migration 010): users, sessions, times, the
+     * interval, whether the commit may be asynchronous. */
+    [P_REFRESH] = "SELECT usersd_refresh($1, $2, $3, $4, $5)",
     [P_SESSION_INSERT] = "INSERT INTO sessions (hash, user_id, created, last_used, user_agent, "
                          "client_ip) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     [P_TOKEN_USER] = "SELECT " TOKEN_COLS " " TOKEN_FROM " WHERE s.hash = $1",
@@ -1473,17 +1477,25 @@ static enum usersd_code pg_online_page(struct store *base, int page, int per_pag
     return USERSD_OK;
 }
 
-/* ids as an array literal, "{1,2,3}" (malloc'd; NULL when out of memory). */
-static char *id_array(const int64_t *ids, size_t n)
+/* n integers as an array literal, "{1,2,3}" (malloc'd; NULL when out of
+ * memory): the k-th at first[k * stride], so that a field of an array of
+ * structs is one as well. */
+static char *int_array(const int64_t *first, size_t n, size_t stride)
 {
     size_t cap = n * 22 + 3, len = 1; /* an int64 and a comma each, the braces */
     char *list = malloc(cap);
     if (!list) return NULL;
     list[0] = '{';
     for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(list + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
+        len += (size_t)snprintf(list + len, cap - len, "%s%lld", i ? "," : "",
+                                (long long)first[i * stride]);
     snprintf(list + len, cap - len, "}");
     return list;
+}
+
+static char *id_array(const int64_t *ids, size_t n)
+{
+    return int_array(ids, n, 1);
 }
 
 /* One statement for all of them (the bulk status read asks up to 100). */
@@ -1639,27 +1651,25 @@ static enum usersd_code pg_set_status(struct pg_store *s, const struct store_sta
     return code;
 }
 
-/* The writer's batch: one usersd_set_presence for every change. Inside a
- * batch it is pipelined between a savepoint and its release (one round
- * trip), so that its failure undoes only itself. */
-static enum usersd_code pipe_presence(struct pg_store *s, struct store_status_job *jobs, size_t n,
-                                      struct usersd_err *err)
+/* Prepared statement id between a savepoint and its release, pipelined
+ * (one round trip), so that its failure undoes only itself (the caller
+ * then rolls back to the savepoint: undo_savepoint). rows(r, arg) reads
+ * its result. Inside a batch only. */
+static enum usersd_code pipe_in_savepoint(struct pg_store *s, enum pstmt id, const struct params *p,
+                                          void (*rows)(PGresult *, void *), void *arg,
+                                          struct usersd_err *err)
 {
-    if (!s->batch) return presence_call(s, jobs, n, err);
     enum usersd_code code = ensure_conn(s, err);
-    if (!code) code = prepare(s, P_SET_PRESENCE, err);
-    struct presence_args pa;
-    if (!code) code = presence_args(s, jobs, n, &pa, err);
+    if (!code) code = prepare(s, id, err);
     if (code) return code;
-    char set[16];
-    stmt_name(P_SET_PRESENCE, set);
+    char name[16];
+    stmt_name(id, name);
     bool sent =
         PQenterPipelineMode(s->conn) &&
         PQsendQueryParams(s->conn, "SAVEPOINT many", 0, NULL, NULL, NULL, NULL, 0) &&
-        PQsendQueryPrepared(s->conn, set, pa.p.n, pa.p.v, pa.p.len, pa.p.fmt, 0) &&
+        PQsendQueryPrepared(s->conn, name, p->n, p->v, p->len, p->fmt, 0) &&
         PQsendQueryParams(s->conn, "RELEASE SAVEPOINT many", 0, NULL, NULL, NULL, NULL, 0) &&
         PQpipelineSync(s->conn);
-    presence_args_free(&pa);
     /* Each statement's result, then the NULL that ends it; the sync last. */
     int64_t deadline = deadline_of(s);
     enum wait_rc w = WAIT_OK;
@@ -1675,7 +1685,7 @@ static enum usersd_code pipe_presence(struct pg_store *s, struct store_status_jo
         else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
             code = code ? code : pg_error(s, r, err); /* the first; the rest were not run */
         else if (k == 1)
-            presence_rows(r, jobs, n);
+            rows(r, arg);
         PQclear(r);
         if (sent && k < 3 && (w = await_answer(s, deadline)) != WAIT_OK) {
             sent = false;
@@ -1694,6 +1704,41 @@ static enum usersd_code pipe_presence(struct pg_store *s, struct store_status_jo
     return code ? code : unavailable(err);
 }
 
+/* After pipe_in_savepoint failed: undoes what it did. False when the batch
+ * cannot go on (the connection is gone, or the rollback failed). */
+static bool undo_savepoint(struct pg_store *s, struct usersd_err *err)
+{
+    if (s->lost || !s->conn || PQstatus(s->conn) != CONNECTION_OK) return false;
+    exec_plain(s, "ROLLBACK TO SAVEPOINT many", NULL);
+    return exec_plain(s, "RELEASE SAVEPOINT many", err) == USERSD_OK;
+}
+
+struct presence_jobs {
+    struct store_status_job *jobs;
+    size_t n;
+};
+
+static void presence_jobs_rows(PGresult *r, void *arg)
+{
+    struct presence_jobs *pj = arg;
+    presence_rows(r, pj->jobs, pj->n);
+}
+
+/* The writer's batch: one usersd_set_presence for every change, in a
+ * savepoint of its own inside a batch. */
+static enum usersd_code pipe_presence(struct pg_store *s, struct store_status_job *jobs, size_t n,
+                                      struct usersd_err *err)
+{
+    if (!s->batch) return presence_call(s, jobs, n, err);
+    struct presence_args pa;
+    enum usersd_code code = presence_args(s, jobs, n, &pa, err);
+    if (code) return code;
+    struct presence_jobs pj = {jobs, n};
+    code = pipe_in_savepoint(s, P_SET_PRESENCE, &pa.p, presence_jobs_rows, &pj, err);
+    presence_args_free(&pa);
+    return code;
+}
+
 static enum usersd_code pg_touch(struct store *base, int64_t id, int64_t session, int64_t now,
                                  int64_t before, bool *updated, struct usersd_err *err);
 
@@ -1706,11 +1751,8 @@ static enum usersd_code pg_set_status_many(struct store *base, struct store_stat
     struct usersd_err err = {0};
     enum usersd_code code = n ? pipe_presence(s, jobs, n, &err) : USERSD_OK;
     if (!code) return USERSD_OK;
-    bool fatal = s->lost || !s->conn || PQstatus(s->conn) != CONNECTION_OK;
-    if (!fatal && s->batch) {
-        exec_plain(s, "ROLLBACK TO SAVEPOINT many", NULL);
-        fatal = exec_plain(s, "RELEASE SAVEPOINT many", &err) != USERSD_OK;
-    }
+    bool fatal = s->batch ? !undo_savepoint(s, &err)
+                          : s->lost || !s->conn || PQstatus(s->conn) != CONNECTION_OK;
     if (fatal) {
         for (size_t i = 0; i < n; i++) {
             jobs[i].rc = code;
@@ -1760,6 +1802,41 @@ static enum usersd_code pg_touch(struct store *base, int64_t id, int64_t session
         !(code = run_touch(s, P_SESSION_TOUCH, session, now, before, &used, err)))
         return commit(s, err);
     rollback(s);
+    return code;
+}
+
+static void no_rows(PGresult *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+}
+
+/* One statement for the lot (usersd_refresh, migration 010). On its own it
+ * commits without waiting for the disk (a refresh may be lost to a crash);
+ * inside a batch, in a savepoint, so that its failure costs only itself. */
+static enum usersd_code pg_refresh(struct store *base, const struct usersd_refresh *r, size_t n,
+                                   int64_t interval_us, struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    const size_t stride = sizeof *r / sizeof(int64_t);
+    char *a[3] = {int_array(&r->user_id, n, stride), int_array(&r->session_id, n, stride),
+                  int_array(&r->at, n, stride)};
+    enum usersd_code code = USERSD_OK;
+    if (!a[0] || !a[1] || !a[2]) code = err_set(err, USERSD_ENOMEM, NULL);
+    struct params p = {0};
+    for (int i = 0; i < 3; i++)
+        p_text(&p, a[i]);
+    p_int(&p, interval_us);
+    p_bool(&p, !s->batch);
+    if (!code && s->batch) {
+        /* Undone, the batch goes on; or the batch fails at its next step. */
+        if ((code = pipe_in_savepoint(s, P_REFRESH, &p, no_rows, NULL, err)))
+            undo_savepoint(s, NULL);
+    } else if (!code) {
+        code = run0(s, P_REFRESH, &p, err);
+    }
+    for (int i = 0; i < 3; i++)
+        free(a[i]);
     return code;
 }
 
@@ -2883,6 +2960,7 @@ const struct store_ops store_pg_ops = {
     .set_status = pg_set_status_op,
     .set_status_many = pg_set_status_many,
     .touch = pg_touch,
+    .refresh = pg_refresh,
     .decay = pg_decay,
     .changes = pg_changes,
     .changes_head = pg_changes_head,

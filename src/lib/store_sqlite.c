@@ -1233,6 +1233,26 @@ static enum usersd_code sq_touch(struct store *base, int64_t id, int64_t session
     return code;
 }
 
+/* The refreshes of a flush in one transaction (a savepoint inside the
+ * writer's batch), in the order given: the writer sorts them by user. */
+static enum usersd_code sq_refresh(struct store *base, const struct usersd_refresh *r, size_t n,
+                                   int64_t interval_us, struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    enum usersd_code code = begin(s, err);
+    if (code) return code;
+    bool moved;
+    for (size_t i = 0; i < n && !code; i++) {
+        int64_t before = r[i].at - interval_us;
+        code = run_touch(s, S_TOUCH, r[i].user_id, r[i].at, before, &moved, err);
+        if (!code && r[i].session_id > 0)
+            code = run_touch(s, S_SESSION_TOUCH, r[i].session_id, r[i].at, before, &moved, err);
+    }
+    if (!code) code = commit(s, err);
+    if (code) rollback(s);
+    return code;
+}
+
 /* ---- decay and the change log ------------------------------------------- */
 
 /* Binds ?1..?n as times and steps to completion. */
@@ -2414,6 +2434,7 @@ const struct store_ops store_sqlite_ops = {
     .stats = sq_stats,
     .set_status = sq_set_status,
     .touch = sq_touch,
+    .refresh = sq_refresh,
     .decay = sq_decay,
     .changes = sq_changes,
     .changes_head = sq_changes_head,

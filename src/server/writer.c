@@ -20,15 +20,11 @@
 #define WRITER_CACHE_KIB (48 * 1024)
 #define ACTIVITY_MAX 65536 /* activity queued at most (16 bytes each) */
 
-/* A refresh to write (API.md §7): the caller seen at `at`, their session
- * used. Nobody waits for it: the reply that carried `at` is already sent. */
-struct activity {
-    int64_t user_id, session_id, at;
-};
-
 static struct {
-    struct job_queue q;    /* queued jobs; its lock guards the rest too */
-    struct activity *acts; /* queued activity (nobody waits for it) */
+    struct job_queue q; /* queued jobs; its lock guards the rest too */
+    /* Queued refreshes (API.md §7): nobody waits for them, the replies
+     * that carried them are already sent. */
+    struct usersd_refresh *acts;
     size_t nacts, capacts;
     bool stopping, running;
     pthread_t thread;
@@ -50,7 +46,7 @@ static int by_user(const void *a, const void *b)
     return (x->job->order > y->job->order) - (x->job->order < y->job->order);
 }
 
-static int by_key(const struct activity *x, const struct activity *y)
+static int by_key(const struct usersd_refresh *x, const struct usersd_refresh *y)
 {
     if (x->user_id != y->user_id) return x->user_id < y->user_id ? -1 : 1;
     return (x->session_id > y->session_id) - (x->session_id < y->session_id);
@@ -58,25 +54,26 @@ static int by_key(const struct activity *x, const struct activity *y)
 
 static int by_activity(const void *a, const void *b)
 {
-    const struct activity *x = a, *y = b;
+    const struct usersd_refresh *x = a, *y = b;
     int k = by_key(x, y);
     return k ? k : (x->at > y->at) - (x->at < y->at);
 }
 
-/* The refreshes queued since the last batch, in its transaction: each user
- * and session once (its latest), in key order. Best effort: nobody waits
- * for them, and each is written at most once per activity interval. */
-static void run_activity(struct activity *acts, size_t n)
+/* The refreshes queued since the last batch: each user and session once
+ * (its latest), in key order, in one call. Best effort: nobody waits for
+ * them, and each is written at most once per activity interval. */
+static void run_activity(struct usersd_refresh *acts, size_t n)
 {
     if (!n) return;
     qsort(acts, n, sizeof *acts, by_activity);
-    for (size_t i = 0; i < n; i++) {
-        if (i + 1 < n && !by_key(&acts[i], &acts[i + 1])) continue; /* a later one follows */
-        usersd_refresh(w.core, acts[i].user_id, acts[i].session_id, acts[i].at, NULL);
-    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i + 1 == n || by_key(&acts[i], &acts[i + 1])) /* else a later one follows */
+            acts[kept++] = acts[i];
+    usersd_refresh_many(w.core, acts, kept, NULL);
 }
 
-static void run_batch(struct req **jobs, size_t n, struct activity *acts, size_t nacts)
+static void run_batch(struct req **jobs, size_t n, struct usersd_refresh *acts, size_t nacts)
 {
     static struct usersd_status_job sj[BATCH_MAX]; /* the writer thread's alone */
     static struct usersd_session sess[BATCH_MAX];
@@ -96,6 +93,10 @@ static void run_batch(struct req **jobs, size_t n, struct activity *acts, size_t
                                            .out = &r->job->user,
                                            .err = &r->job->err,
                                            .flags = r->job->flags};
+    }
+    if (!n) { /* refreshes alone: no batch (PostgreSQL commits them without a flush) */
+        run_activity(acts, nacts);
+        return;
     }
     enum usersd_code rc = usersd_batch_begin(w.core, &err);
     if (!rc) run_activity(acts, nacts);
@@ -126,7 +127,7 @@ static void *writer_main(void *arg)
 {
     (void)arg;
     struct req *jobs[BATCH_MAX];
-    struct activity *acts = NULL;
+    struct usersd_refresh *acts = NULL;
     size_t capacts = 0;
     pthread_mutex_lock(&w.q.lock);
     for (;;) {
@@ -138,7 +139,7 @@ static void *writer_main(void *arg)
             n++;
         /* Take the queued activity by swapping arrays: the queue keeps
          * filling meanwhile without a copy. */
-        struct activity *taken = w.acts;
+        struct usersd_refresh *taken = w.acts;
         size_t nacts = w.nacts, taken_cap = w.capacts;
         w.acts = acts;
         w.capacts = capacts;
@@ -209,7 +210,7 @@ void writer_activity(int64_t user_id, int64_t session_id, int64_t at)
     pthread_mutex_lock(&w.q.lock);
     if (w.nacts == w.capacts && w.capacts < ACTIVITY_MAX) {
         size_t cap = w.capacts ? w.capacts * 2 : 256;
-        struct activity *a = realloc(w.acts, cap * sizeof *a);
+        struct usersd_refresh *a = realloc(w.acts, cap * sizeof *a);
         if (a) {
             w.acts = a;
             w.capacts = cap;
@@ -218,7 +219,7 @@ void writer_activity(int64_t user_id, int64_t session_id, int64_t at)
     /* Full (the writer is far behind): this one is dropped; the user's next
      * request, a minute later at most, writes it. */
     if (w.nacts < w.capacts) {
-        w.acts[w.nacts++] = (struct activity){user_id, session_id, at};
+        w.acts[w.nacts++] = (struct usersd_refresh){user_id, session_id, at};
         w.queued++;
         pthread_cond_signal(&w.q.wake);
     }

@@ -459,6 +459,62 @@ static void presence_transitions(void **state)
     usersd_sessions_free(&list);
 }
 
+/* Refreshes in bulk (API.md §7): each user and session moves to its latest
+ * time where older than that time less the interval; a manual status keeps
+ * its last_seen (its session still moves); the status never changes; an
+ * unknown user is skipped; the presence copy that decay reads moves too.
+ * Inside a batch, they commit with it. */
+static void refreshes_in_bulk(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    int64_t a = insert(s, "a", "", 1), b = insert(s, "b", "", 1), c = insert(s, "c", "", 1);
+    int64_t sa = add_session(s, a, 1, 100), sb = add_session(s, b, 2, 100);
+    set(s, a, USERSD_ONLINE, 100);
+    set(s, b, USERSD_ONLINE, 100);
+    struct usersd_user u;
+    struct store_status_change m = {.user_id = b,
+                                    .status = USERSD_AWAY,
+                                    .last_seen = USERSD_NULL_TIME,
+                                    .now = 100,
+                                    .flags = USERSD_STATUS_MANUAL};
+    assert_int_equal(s->ops->set_status(s, &m, &u, NULL), USERSD_OK);
+    struct usersd_refresh r[] = {
+        {a, sa, 300}, {a, sa, 150}, {b, sb, 300}, {c + 99, 0, 300}, {c, 0, 120}};
+    assert_int_equal(s->ops->refresh(s, r, 5, 100, NULL), USERSD_OK);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == 300 && u.online_status == USERSD_ONLINE);
+    assert_int_equal(s->ops->user_get(s, b, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == 100 && u.online_status == USERSD_AWAY && u.status_manual);
+    assert_int_equal(s->ops->user_get(s, c, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == 120 && u.online_status == USERSD_OFFLINE);
+    struct usersd_sessions list = {0};
+    assert_int_equal(s->ops->session_list(s, b, &list, NULL), USERSD_OK);
+    assert_true(list.count == 1 && list.items[0].last_used == 300);
+    usersd_sessions_free(&list);
+    /* within the interval of the last write: nothing moves */
+    struct usersd_refresh again = {a, sa, 350};
+    assert_int_equal(s->ops->refresh(s, &again, 1, 100, NULL), USERSD_OK);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == 300);
+    /* decay reads the presence copy: a refreshed user is not due */
+    int64_t n = -1;
+    assert_int_equal(s->ops->decay(s, 500, 250, USERSD_NULL_TIME, &n, NULL), USERSD_OK);
+    assert_int_equal(n, 0);
+    /* in a batch, with a status change: one commit, or none */
+    struct usersd_refresh later = {a, sa, 600};
+    assert_int_equal(s->ops->batch(s, BATCH_BEGIN, NULL), USERSD_OK);
+    assert_int_equal(s->ops->refresh(s, &later, 1, 100, NULL), USERSD_OK);
+    assert_int_equal(s->ops->batch(s, BATCH_ROLLBACK, NULL), USERSD_OK);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == 300);
+    assert_int_equal(s->ops->batch(s, BATCH_BEGIN, NULL), USERSD_OK);
+    assert_int_equal(s->ops->refresh(s, &later, 1, 100, NULL), USERSD_OK);
+    set(s, c, USERSD_ONLINE, 600);
+    assert_int_equal(s->ops->batch(s, BATCH_COMMIT, NULL), USERSD_OK);
+    assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
+    assert_true(u.last_seen == 600);
+}
+
 /* The change log: pruning drops what was logged before a time, remembers
  * how far it went (a reader behind that mark must resync) and keeps the rest. */
 static void change_log_prune(void **state)
@@ -1141,6 +1197,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(sessions_and_presence, setup, teardown),
         cmocka_unit_test_setup_teardown(session_expiry_and_refresh, setup, teardown),
         cmocka_unit_test_setup_teardown(presence_transitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(refreshes_in_bulk, setup, teardown),
         cmocka_unit_test_setup_teardown(change_log_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(lists_and_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(status_messages, setup, teardown),
