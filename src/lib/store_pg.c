@@ -22,10 +22,16 @@
  * once with EDB (HTTP 503) and only the check reconnects.
  *
  * Change-log order across processes: sequence numbers are handed out in
- * insertion order, but concurrent transactions could commit out of that
- * order and a reader would skip a late-committing lower seq. Every writer of
- * the log therefore takes one transaction-scoped advisory lock just before
- * its insert: seqs are assigned and committed in the same order. */
+ * insertion order, but concurrent transactions commit in any order, and a
+ * reader that passed a late-committing lower seq would never see it.
+ * Writers do not wait for each other: each transaction that logs holds a
+ * claim (a shared advisory lock named after the sequence's value when it
+ * began to log) until it ends, and readers read only up to the horizon
+ * below every claim (migration 011, docs/internals/presence.md). Rows of
+ * users are locked in id order by every statement that locks several, so
+ * writers in different processes do not deadlock; the counters are 64 rows
+ * that add up, so they do not serialize commits either, and the listeners
+ * are woken after the commit, not inside it. */
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -38,7 +44,7 @@
 
 extern const char *const store_pg_migrations[];
 
-#define LOCK_MIGRATE 0x75736d67LL /* advisory lock key; the log's is in P_LOCK_LOG */
+#define LOCK_MIGRATE 0x75736d67LL /* advisory lock key; the log's claims are migration 011's */
 #define CHANNEL "usersd_presence"
 /* A round trip's limit: past the server's statement_timeout (4 s), so a
  * slow statement is cancelled by the server, and within the 5 s API.md
@@ -75,7 +81,6 @@ enum pstmt {
     P_BY_IDS,
     P_STATS,
     P_SET_PRESENCE,
-    P_LOCK_LOG,
     P_LOG_CHANGE,
     P_NOTIFY,
     P_TOUCH,
@@ -147,22 +152,24 @@ static const char *const psql[P_NSTMT] = {
                  "is_active = $5, is_staff = $6 WHERE id = $7",
     [P_UPDATE_PW] = "UPDATE users SET password = $1 WHERE id = $2",
     [P_DELETE] = "DELETE FROM users WHERE id = $1",
-    [P_COUNT] = "SELECT total FROM user_counts WHERE id = 1",
+    /* The counters are 64 rows that add up (migration 011). */
+    [P_COUNT] = "SELECT sum(total) FROM user_counts",
     /* The count (kept by the counters) and the page in one statement: one
      * round trip, one snapshot. The page is cut from presence's index alone
      * (rows skipped by OFFSET are not read) and only its users are joined.
      * An empty page is one row of NULLs. */
-    [P_ONLINE] = "SELECT c.online, u.* FROM user_counts c LEFT JOIN LATERAL (SELECT " USERS_COLS
+    [P_ONLINE] = "SELECT c.online, u.* FROM (SELECT sum(online) AS online FROM user_counts) c "
+                 "LEFT JOIN LATERAL (SELECT " USERS_COLS
                  " FROM (SELECT user_id FROM presence WHERE online_status = 2 "
                  "ORDER BY last_seen DESC NULLS LAST, user_id LIMIT $1 OFFSET $2) o "
-                 "JOIN users ON users.id = o.user_id) u ON true WHERE c.id = 1 "
+                 "JOIN users ON users.id = o.user_id) u ON true "
                  "ORDER BY u.last_seen DESC NULLS LAST, u.id ASC",
     [P_BY_IDS] = "SELECT " USER_COLS " FROM users WHERE id = ANY ($1::bigint[])",
     /* Counters kept by a trigger (migration 003): no scan at any size. */
-    [P_STATS] = "SELECT total, active, staff, online, away FROM user_counts WHERE id = 1",
+    [P_STATS] =
+        "SELECT sum(total), sum(active), sum(staff), sum(online), sum(away) FROM user_counts",
     /* Presence writes, any number in one statement (migration 008). */
     [P_SET_PRESENCE] = "SELECT * FROM usersd_set_presence($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    [P_LOCK_LOG] = "SELECT pg_advisory_xact_lock(1970496359)",
     /* With the user's do not disturb of the moment (every status object
      * shows it). */
     [P_LOG_CHANGE] = "INSERT INTO presence_changes (user_id, username, online_status, last_seen, "
@@ -209,7 +216,7 @@ static const char *const psql[P_NSTMT] = {
         "t AS (UPDATE users SET last_seen = $1 WHERE id IN (SELECT user_id FROM s) "
         "AND NOT status_manual AND (last_seen IS NULL OR last_seen < $1)) "
         "SELECT id FROM s",
-    [P_SESSION_COUNT] = "SELECT sessions FROM user_counts WHERE id = 1",
+    [P_SESSION_COUNT] = "SELECT sum(sessions) FROM user_counts",
     [P_PING] = "SELECT 1",
     [P_DECAY_PENDING] =
         "SELECT EXISTS (SELECT 1 FROM presence WHERE online_status = 2 AND last_seen < $1 "
@@ -224,7 +231,8 @@ static const char *const psql[P_NSTMT] = {
     [P_DECAY_OFFLINE] =
         "WITH o AS (SELECT id, online_status AS prev FROM users WHERE id IN (SELECT user_id "
         "FROM presence WHERE online_status IN (1, 2) AND last_seen < $2 AND NOT manual LIMIT $4) "
-        "AND online_status IN (1, 2) AND last_seen < $2 AND NOT status_manual FOR UPDATE), "
+        "AND online_status IN (1, 2) AND last_seen < $2 AND NOT status_manual "
+        "ORDER BY id FOR UPDATE), "
         "d AS (UPDATE users u SET online_status = 0 FROM o WHERE u.id = o.id "
         "AND u.online_status IN (1, 2) RETURNING u.id, u.username, u.last_seen, o.prev, "
         "u.dnd_until), "
@@ -236,10 +244,11 @@ static const char *const psql[P_NSTMT] = {
         "ON CONFLICT (user_id, at) DO UPDATE SET status = excluded.status) "
         "SELECT count(*) FROM d",
     [P_DECAY_AWAY] =
-        "WITH d AS (UPDATE users SET online_status = 1 WHERE id IN (SELECT user_id FROM presence "
+        "WITH o AS (SELECT id FROM users WHERE id IN (SELECT user_id FROM presence "
         "WHERE online_status = 2 AND last_seen < $2 AND NOT manual LIMIT $4) "
-        "AND online_status = 2 AND last_seen < $2 AND NOT status_manual "
-        "RETURNING id, username, last_seen, dnd_until), "
+        "AND online_status = 2 AND last_seen < $2 AND NOT status_manual ORDER BY id FOR UPDATE), "
+        "d AS (UPDATE users u SET online_status = 1 FROM o WHERE u.id = o.id "
+        "AND u.online_status = 2 RETURNING u.id, u.username, u.last_seen, u.dnd_until), "
         "l AS (INSERT INTO presence_changes (user_id, username, online_status, last_seen, at, "
         "dnd_until) SELECT id, username, 1, last_seen, $1, dnd_until FROM d "
         "ORDER BY last_seen, id), "
@@ -247,10 +256,9 @@ static const char *const psql[P_NSTMT] = {
         "SELECT id, $1, 1, 2 FROM d WHERE $3 "
         "ON CONFLICT (user_id, at) DO UPDATE SET status = excluded.status) "
         "SELECT count(*) FROM d",
-    [P_CHANGES] = "SELECT seq, user_id, username, online_status, last_seen, at, kind, "
-                  "coalesce(session_id, 0), message, message_expires, dnd_until "
-                  "FROM presence_changes WHERE seq > $1 AND ($3::int >> kind) & 1 = 1 "
-                  "ORDER BY seq LIMIT $2",
+    /* Up to the horizon below which nothing can still commit (migration
+     * 011): a reader never passes a seq that commits later. */
+    [P_CHANGES] = "SELECT * FROM usersd_changes($1, $2, $3)",
     [P_HISTORY_INSERT] = "INSERT INTO presence_history (user_id, at, status, prev) "
                          "VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, at) DO UPDATE SET "
                          "status = excluded.status",
@@ -271,14 +279,16 @@ static const char *const psql[P_NSTMT] = {
                         "minute < $1), x AS (UPDATE presence_meta SET history_since = "
                         "greatest(history_since, $1) WHERE id = 1 AND history_since IS NOT NULL) "
                         "SELECT count(*) FROM gone",
-    [P_MINUTE_INSERT] = "INSERT INTO presence_minutes (minute, online, away, offline, online_max) "
-                        "SELECT $1, online, away, total - online - away, online FROM user_counts "
-                        "WHERE id = 1 ON CONFLICT (minute) DO NOTHING RETURNING minute",
+    [P_MINUTE_INSERT] =
+        "INSERT INTO presence_minutes (minute, online, away, offline, online_max) "
+        "SELECT $1, sum(online), sum(away), sum(total - online - away), sum(online) "
+        "FROM user_counts ON CONFLICT (minute) DO NOTHING RETURNING minute",
     /* The minute before closes with the peak the counters kept meanwhile. */
     [P_MINUTE_CLOSE] = "UPDATE presence_minutes SET online_max = greatest(online_max, (SELECT "
                        "online_peak FROM user_counts WHERE id = 1)) WHERE minute = (SELECT "
                        "max(minute) FROM presence_minutes WHERE minute < $1)",
-    [P_PEAK_RESET] = "UPDATE user_counts SET online_peak = online WHERE id = 1",
+    [P_PEAK_RESET] = "UPDATE user_counts SET online_peak = (SELECT sum(online) FROM user_counts) "
+                     "WHERE id = 1",
     [P_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
                   "WHERE minute >= $1 AND minute < $2 ORDER BY minute",
     [P_LIVE_PEAK] = "SELECT online_peak FROM user_counts WHERE id = 1",
@@ -316,7 +326,7 @@ static const char *const psql[P_NSTMT] = {
     [P_PRESENCE_COUNTS] = "SELECT (SELECT count(*) FROM presence WHERE manual), "
                           "(SELECT count(*) FROM users WHERE dnd_until IS NOT NULL)",
     [P_PRUNED] = "SELECT pruned_through FROM presence_meta WHERE id = 1",
-    [P_HEAD] = "SELECT greatest(coalesce((SELECT max(seq) FROM presence_changes), 0), "
+    [P_HEAD] = "SELECT greatest(usersd_log_horizon(), "
                "(SELECT pruned_through FROM presence_meta WHERE id = 1))",
     /* OFFSET 0 keeps max() from becoming a backward walk of the whole log
      * from its newest row: the rows to go are found through the at index. */
@@ -368,6 +378,7 @@ struct pg_store {
     bool ending; /* the server said FATAL between statements: its session is over */
     bool prepared[P_NSTMT];
     bool in_tx;
+    bool notify; /* the open transaction logged: wake the listeners after its commit */
     /* The connection was lost with a transaction open: every call fails
      * until that transaction is rolled back, so that nothing runs outside
      * it on a new connection and no COMMIT succeeds there for nothing. */
@@ -934,12 +945,16 @@ static enum usersd_code commit(struct pg_store *s, struct usersd_err *err)
     s->in_tx = false;
     if (s->lost) {
         s->deadline_ms = PG_DEADLINE_MS;
-        s->lost = false;
+        s->lost = s->notify = false;
         return err_set(err, USERSD_EDB,
                        "the database connection was lost in a transaction; nothing of it was "
                        "committed");
     }
-    enum usersd_code code = exec_plain(s, "COMMIT", err);
+    /* The NOTIFY in a transaction of its own right after (wake_listeners):
+     * if the COMMIT fails, it is not run. */
+    enum usersd_code code =
+        exec_plain(s, s->notify ? "COMMIT; SELECT pg_notify('" CHANNEL "', '')" : "COMMIT", err);
+    s->notify = false;
     s->deadline_ms = PG_DEADLINE_MS;
     /* No answer to the COMMIT: it may have happened or not. Reported as
      * failed (never done), and nothing retries it. */
@@ -958,7 +973,7 @@ static void rollback(struct pg_store *s)
         return;
     }
     if (s->in_tx && !s->lost && PQstatus(s->conn) == CONNECTION_OK) exec_plain(s, "ROLLBACK", NULL);
-    s->in_tx = s->lost = false;
+    s->in_tx = s->lost = s->notify = false;
     s->deadline_ms = PG_DEADLINE_MS;
 }
 
@@ -1263,11 +1278,18 @@ fail:
     return last_fail;
 }
 
-/* Appends a change to the log in the open transaction, in seq order across
- * processes, and wakes the listeners at commit. */
-static enum usersd_code log_lock(struct pg_store *s, struct usersd_err *err)
+/* Wakes the listeners of every process once what was logged is visible:
+ * after the commit of the open transaction (commit() sends the NOTIFY in
+ * a transaction of its own, in the same round trip: a NOTIFY inside the
+ * transaction would hold PostgreSQL's one lock that serializes notifying
+ * commits through this commit's flush), or at once outside one. */
+static enum usersd_code wake_listeners(struct pg_store *s, struct usersd_err *err)
 {
-    return run0(s, P_LOCK_LOG, NULL, err);
+    if (s->in_tx) {
+        s->notify = true;
+        return USERSD_OK;
+    }
+    return run0(s, P_NOTIFY, NULL, err);
 }
 
 static enum usersd_code log_entry(struct pg_store *s, enum usersd_change_kind kind, int64_t user_id,
@@ -1319,11 +1341,7 @@ static enum usersd_code pg_user_delete(struct store *base, int64_t id, int64_t n
     char name[USERSD_USERNAME_MAX + 1];
     int status;
     int64_t last_seen = 0, n = 0;
-    /* The log lock first, then the row: the order every writer of the log
-     * takes them in, so none deadlocks. */
-    if ((code = log_lock(s, err)) ||
-        (code = user_presence(s, id, name, sizeof name, &status, &last_seen, err)))
-        goto out;
+    if ((code = user_presence(s, id, name, sizeof name, &status, &last_seen, err))) goto out;
     if (status != USERSD_OFFLINE &&
         (code = log_entry(s, USERSD_CHANGE_PRESENCE, id, name, USERSD_OFFLINE, last_seen, now, 0,
                           status, err)))
@@ -1337,7 +1355,7 @@ static enum usersd_code pg_user_delete(struct store *base, int64_t id, int64_t n
     /* Its history goes with it (the log keeps the last hour for streams). */
     if ((code = run0(s, P_HISTORY_DELETE_USER, &p, err)) || (code = run0(s, P_DELETE, &p, err)))
         goto out;
-    if ((status != USERSD_OFFLINE || n) && (code = run0(s, P_NOTIFY, NULL, err))) goto out;
+    if ((status != USERSD_OFFLINE || n) && (code = wake_listeners(s, err))) goto out;
     return commit(s, err);
 out:
     rollback(s);
@@ -1600,9 +1618,11 @@ static enum usersd_code presence_args(struct pg_store *s, const struct store_sta
 }
 
 /* Hands each row of P_SET_PRESENCE to its job (o_ord, from 1, first); a
- * job without a row had no user. */
-static void presence_rows(PGresult *r, struct store_status_job *jobs, size_t n)
+ * job without a row had no user. True when one changed a status (o_changed,
+ * the last column). */
+static bool presence_rows(PGresult *r, struct store_status_job *jobs, size_t n)
 {
+    bool changed = false;
     for (size_t k = 0; k < n; k++)
         jobs[k].rc = err_set(jobs[k].err, USERSD_ENOTFOUND, "user not found");
     for (int i = 0; i < PQntuples(r); i++) {
@@ -1611,7 +1631,9 @@ static void presence_rows(PGresult *r, struct store_status_job *jobs, size_t n)
         struct store_status_job *j = &jobs[ord - 1];
         row_user_at(r, i, 1, j->out);
         j->rc = USERSD_OK;
+        changed |= PQgetvalue(r, i, 1 + USER_NCOLS)[0] == 't';
     }
+    return changed;
 }
 
 /* Runs P_SET_PRESENCE for the jobs as one statement (atomic on its own). */
@@ -1624,8 +1646,11 @@ static enum usersd_code presence_call(struct pg_store *s, struct store_status_jo
     PGresult *r = run(s, P_SET_PRESENCE, &pa.p, err);
     presence_args_free(&pa);
     if (!r) return last_fail;
-    presence_rows(r, jobs, n);
+    bool changed = presence_rows(r, jobs, n);
     PQclear(r);
+    /* Committed (or in the open transaction): a lost wake-up costs the
+     * other processes at most their poll interval, not the change. */
+    if (changed) wake_listeners(s, NULL);
     return USERSD_OK;
 }
 
@@ -1716,12 +1741,13 @@ static bool undo_savepoint(struct pg_store *s, struct usersd_err *err)
 struct presence_jobs {
     struct store_status_job *jobs;
     size_t n;
+    bool changed;
 };
 
 static void presence_jobs_rows(PGresult *r, void *arg)
 {
     struct presence_jobs *pj = arg;
-    presence_rows(r, pj->jobs, pj->n);
+    pj->changed = presence_rows(r, pj->jobs, pj->n);
 }
 
 /* The writer's batch: one usersd_set_presence for every change, in a
@@ -1733,9 +1759,10 @@ static enum usersd_code pipe_presence(struct pg_store *s, struct store_status_jo
     struct presence_args pa;
     enum usersd_code code = presence_args(s, jobs, n, &pa, err);
     if (code) return code;
-    struct presence_jobs pj = {jobs, n};
+    struct presence_jobs pj = {jobs, n, false};
     code = pipe_in_savepoint(s, P_SET_PRESENCE, &pa.p, presence_jobs_rows, &pj, err);
     presence_args_free(&pa);
+    if (!code && pj.changed) s->notify = true; /* the batch is a transaction */
     return code;
 }
 
@@ -1866,7 +1893,6 @@ static enum usersd_code pg_decay(struct store *base, int64_t now, int64_t away_b
     for (int round = 0; more && round < DECAY_ROUNDS; round++) {
         enum usersd_code code = begin(s, err);
         if (code) return code;
-        if (log_lock(s, err)) goto fail;
         int64_t done = 0;
         more = false;
         for (int i = 0; i < 2; i++) {
@@ -1881,7 +1907,7 @@ static enum usersd_code pg_decay(struct store *base, int64_t now, int64_t away_b
             done += n;
             more = more || n == DECAY_CHUNK;
         }
-        if (done && run0(s, P_NOTIFY, NULL, err)) goto fail;
+        if (done && wake_listeners(s, err)) goto fail;
         if ((code = commit(s, err))) return code;
         *changed += done; /* committed */
     }
@@ -2247,6 +2273,8 @@ static const char load_begin_sql[] =
 /* The counters as the triggers would have kept them: every count exact,
  * and the online peak raised to the online count (inserts only raise it). */
 static const char load_counts_sql[] =
+    "UPDATE user_counts SET total = 0, active = 0, staff = 0, online = 0, away = 0, sessions = 0 "
+    "WHERE id <> 1; "
     "UPDATE user_counts SET total = c.total, active = c.active, staff = c.staff, "
     "online = c.online, away = c.away, online_peak = greatest(online_peak, c.online), "
     "sessions = (SELECT count(*) FROM sessions) "
@@ -2347,9 +2375,8 @@ static enum usersd_code log_entry(struct pg_store *s, enum usersd_change_kind ki
 }
 
 /* Ends sessions and applies the presence rule (store.h) in the open
- * transaction: the log lock, then the user's row lock (the order every
- * writer of the log uses), so concurrent ends of one user's sessions take
- * turns and the last one sees the others gone. */
+ * transaction: the user's row lock first, so concurrent ends of one user's
+ * sessions take turns and the last one sees the others gone. */
 static enum usersd_code end_sessions(struct pg_store *s, const struct store_session_end *e,
                                      int64_t *ended, struct usersd_err *err)
 {
@@ -2357,8 +2384,8 @@ static enum usersd_code end_sessions(struct pg_store *s, const struct store_sess
     int status;
     int64_t last_seen;
     *ended = 0;
-    enum usersd_code code = log_lock(s, err);
-    if (!code) code = user_presence(s, e->user_id, name, sizeof name, &status, &last_seen, err);
+    enum usersd_code code =
+        user_presence(s, e->user_id, name, sizeof name, &status, &last_seen, err);
     if (!code)
         code =
             delete_sessions(s, e->user_id, e->session_id, e->keep_id, e->unused_since, ended, err);
@@ -2366,7 +2393,7 @@ static enum usersd_code end_sessions(struct pg_store *s, const struct store_sess
     if (e->session_id && !*ended) return err_set(err, USERSD_ENOTFOUND, "session not found");
     if (*ended && ((code = log_entry(s, USERSD_CHANGE_SESSION_END, e->user_id, name, status,
                                      last_seen, e->now, e->session_id, status, err)) ||
-                   (code = run0(s, P_NOTIFY, NULL, err))))
+                   (code = wake_listeners(s, err))))
         return code;
     if ((!*ended && !e->force) || status == USERSD_OFFLINE) return USERSD_OK;
     struct params p = {0};
@@ -2387,7 +2414,7 @@ static enum usersd_code end_sessions(struct pg_store *s, const struct store_sess
     if ((code = log_entry(s, USERSD_CHANGE_PRESENCE, e->user_id, name, USERSD_OFFLINE, e->now,
                           e->now, 0, status, err)))
         return code;
-    return run0(s, P_NOTIFY, NULL, err);
+    return wake_listeners(s, err);
 }
 
 static enum usersd_code pg_session_end(struct store *base, const struct store_session_end *e,
@@ -2551,7 +2578,6 @@ static enum usersd_code beside_write(struct pg_store *s, enum pstmt upd, enum ps
 {
     enum usersd_code code = begin(s, err);
     if (code) return code;
-    if ((code = log_lock(s, err))) goto out;
     code = one_user(run(s, upd, p, err), out, err);
     if (code == USERSD_ENOTFOUND && !set) { /* nothing to clear, or no user */
         rollback(s);
@@ -2566,7 +2592,7 @@ static enum usersd_code beside_write(struct pg_store *s, enum pstmt upd, enum ps
     p_int(&q, now);
     if (with_text) p_text(&q, text);
     p_time(&q, t);
-    if ((code = run0(s, log, &q, err)) || (code = run0(s, P_NOTIFY, NULL, err))) goto out;
+    if ((code = run0(s, log, &q, err)) || (code = wake_listeners(s, err))) goto out;
     return commit(s, err);
 out:
     rollback(s);
@@ -2615,14 +2641,13 @@ static enum usersd_code expire_sweep(struct pg_store *s, enum pstmt pending_stmt
     if (!pending) return USERSD_OK;
     enum usersd_code code = begin(s, err);
     if (code) return code;
-    if ((code = log_lock(s, err))) goto out;
     if (!(r = run(s, sweep, &p, err))) {
         code = last_fail;
         goto out;
     }
     *n = strtoll(PQcmdTuples(r), NULL, 10);
     PQclear(r);
-    if ((*n && (code = run0(s, P_NOTIFY, NULL, err))) || (code = commit(s, err))) goto out;
+    if ((*n && (code = wake_listeners(s, err))) || (code = commit(s, err))) goto out;
     return USERSD_OK;
 out:
     rollback(s);

@@ -889,6 +889,77 @@ static void lost_connection_fails_the_batch(void **state)
 #endif
 }
 
+/* The change log with several writers at once (PostgreSQL, migration 011):
+ * a reader never passes a change that commits later (it stops below a
+ * transaction still open, even when a later one has committed), sees each
+ * once and in order, and goes on past one that never commits (rolled back,
+ * or its process gone mid-batch). */
+static void log_horizon_across_writers(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    if (strcmp(g_kind, "sqlite") == 0) return; /* one writer at a time by design */
+#ifdef USERSD_WITH_PG
+    char url[400];
+    snprintf(url, sizeof url, "%s/%s", g_pg_base, f->path);
+    struct store *w1, *w2;
+    assert_int_equal(store_open(&w1, url, NULL, NULL), USERSD_OK);
+    assert_int_equal(store_open(&w2, url, NULL, NULL), USERSD_OK);
+    int64_t a = insert(s, "a", "", 1), b = insert(s, "b", "", 1), c = insert(s, "c", "", 1);
+    int64_t head = -1, h = -1;
+    assert_int_equal(s->ops->changes_head(s, &head, NULL), USERSD_OK);
+    struct usersd_changes log;
+    /* w1 logs first and stays open; w2 logs after it and commits */
+    assert_int_equal(w1->ops->batch(w1, BATCH_BEGIN, NULL), USERSD_OK);
+    set(w1, a, USERSD_ONLINE, 100);
+    set(w2, b, USERSD_ONLINE, 110);
+    assert_int_equal(log_after(s, head, &log), 0); /* b's seq is above a's, still open */
+    usersd_changes_free(&log);
+    assert_int_equal(s->ops->changes_head(s, &h, NULL), USERSD_OK);
+    assert_true(h == head); /* a stream starting now starts below a */
+    assert_int_equal(w1->ops->batch(w1, BATCH_COMMIT, NULL), USERSD_OK);
+    assert_int_equal(log_after(s, head, &log), 2);
+    assert_true(log.items[0].user_id == a && log.items[1].user_id == b);
+    assert_true(log.items[0].seq < log.items[1].seq);
+    int64_t seen = log.items[1].seq;
+    usersd_changes_free(&log);
+    assert_int_equal(log_after(s, seen, &log), 0); /* nothing twice */
+    usersd_changes_free(&log);
+
+    /* rolled back: its seq is a gap, and the reader goes on past it */
+    assert_int_equal(w1->ops->batch(w1, BATCH_BEGIN, NULL), USERSD_OK);
+    set(w1, c, USERSD_ONLINE, 200);
+    set(w2, a, USERSD_AWAY, 210);
+    assert_int_equal(log_after(s, seen, &log), 0);
+    usersd_changes_free(&log);
+    assert_int_equal(w1->ops->batch(w1, BATCH_ROLLBACK, NULL), USERSD_OK);
+    assert_int_equal(log_after(s, seen, &log), 1);
+    assert_true(log.items[0].user_id == a && log.items[0].online_status == USERSD_AWAY);
+    seen = log.items[0].seq;
+    usersd_changes_free(&log);
+
+    /* w1's process dies mid-batch: its backend ends, and so does its claim */
+    assert_int_equal(w1->ops->batch(w1, BATCH_BEGIN, NULL), USERSD_OK);
+    set(w1, c, USERSD_ONLINE, 300);
+    set(w2, b, USERSD_AWAY, 310);
+    assert_int_equal(log_after(s, seen, &log), 0);
+    usersd_changes_free(&log);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "DO $$ BEGIN PERFORM pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+             "WHERE datname = '%s' AND backend_xid IS NOT NULL; END $$",
+             f->path);
+    assert_int_equal(pg_admin(sql), 0);
+    assert_int_equal(log_after(s, seen, &log), 1);
+    assert_true(log.items[0].user_id == b && log.items[0].online_status == USERSD_AWAY);
+    usersd_changes_free(&log);
+    assert_int_not_equal(w1->ops->batch(w1, BATCH_COMMIT, NULL), USERSD_OK);
+    assert_int_equal(status_of(s, c), USERSD_OFFLINE); /* never committed */
+    store_close(w1);
+    store_close(w2);
+#endif
+}
+
 /* History: every presence change (set, decay, a session's end, deletion)
  * is kept with the status it replaced when history is on, and none when
  * off; a user's rows read by window; pruning by time moves the known
@@ -1205,6 +1276,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(status_many, setup, teardown),
         cmocka_unit_test_setup_teardown(decay_in_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(lost_connection_fails_the_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(log_horizon_across_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(manual_status, setup, teardown),
         cmocka_unit_test_setup_teardown(do_not_disturb, setup, teardown),
     };
