@@ -1339,7 +1339,7 @@ static enum usersd_code pg_user_delete(struct store *base, int64_t id, int64_t n
     enum usersd_code code = begin(s, err);
     if (code) return code;
     char name[USERSD_USERNAME_MAX + 1];
-    int status;
+    int status = USERSD_OFFLINE;
     int64_t last_seen = 0, n = 0;
     if ((code = user_presence(s, id, name, sizeof name, &status, &last_seen, err))) goto out;
     if (status != USERSD_OFFLINE &&
@@ -2381,8 +2381,8 @@ static enum usersd_code end_sessions(struct pg_store *s, const struct store_sess
                                      int64_t *ended, struct usersd_err *err)
 {
     char name[USERSD_USERNAME_MAX + 1];
-    int status;
-    int64_t last_seen;
+    int status = USERSD_OFFLINE;
+    int64_t last_seen = 0;
     *ended = 0;
     enum usersd_code code =
         user_presence(s, e->user_id, name, sizeof name, &status, &last_seen, err);
