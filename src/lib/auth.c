@@ -159,12 +159,12 @@ enum usersd_code usersd_session_resolve(struct usersd *u, const char *key, struc
     unsigned char hash[STORE_TOKEN_HASH_LEN];
     key_hash(key, hash);
     /* Reused only at the very version it was read at (SQLite; PostgreSQL
-     * cannot tell cheaply and always asks): the token lookup was a third of
+     * knows its version only after a read, and always asks): the token lookup was a third of
      * a status GET's own instructions. A revocation is a commit, so it
      * ends the entry; an expiry is a matter of time, so it is checked on
      * every use. */
     uint64_t version;
-    bool versioned = u->store->ops->data_version &&
+    bool versioned = u->store->ops->data_version && !u->store->version_after_read &&
                      u->store->ops->data_version(u->store, &version, NULL) == USERSD_OK;
     struct token_cache_entry *e = &u->tokens[hash[0] % TOKEN_CACHE];
     if (versioned && e->used && e->version == version &&

@@ -359,6 +359,10 @@ enum { BATCH_BEGIN, BATCH_COMMIT, BATCH_ROLLBACK };
 struct store {
     const struct store_ops *ops;
     bool history; /* presence changes are kept as history (history_days > 0) */
+    /* data_version answers only right after a token check, with the version
+     * that check read at (PostgreSQL: no round trip of its own), and not
+     * before one: the token cache, which asks first, is not used. */
+    bool version_after_read;
 };
 
 /* Opens the driver named by url's scheme; migrations report to progress

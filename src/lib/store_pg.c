@@ -185,11 +185,14 @@ static const char *const psql[P_NSTMT] = {
     [P_REFRESH] = "SELECT usersd_refresh($1, $2, $3, $4, $5)",
     [P_SESSION_INSERT] = "INSERT INTO sessions (hash, user_id, created, last_used, user_agent, "
                          "client_ip) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    [P_TOKEN_USER] = "SELECT " TOKEN_COLS " " TOKEN_FROM " WHERE s.hash = $1",
+    /* With the snapshot the row was read in, last (pg_data_version). */
+    [P_TOKEN_USER] =
+        "SELECT " TOKEN_COLS ", pg_current_snapshot()::text " TOKEN_FROM " WHERE s.hash = $1",
     /* The same, and user $2 (usersd_read_hint) from column USER_NCOLS + 3 on, in the
      * same round trip. */
-    [P_TOKEN_USER_HINT] = "SELECT " TOKEN_COLS ", " HINTED_COLS " " TOKEN_FROM
-                          " LEFT JOIN users t ON t.id = $2 WHERE s.hash = $1",
+    [P_TOKEN_USER_HINT] =
+        "SELECT " TOKEN_COLS ", " HINTED_COLS ", pg_current_snapshot()::text " TOKEN_FROM
+        " LEFT JOIN users t ON t.id = $2 WHERE s.hash = $1",
     [P_SESSION_LIST] = "SELECT id, user_id, created, last_used, user_agent, client_ip "
                        "FROM sessions WHERE user_id = $1 ORDER BY last_used DESC, id DESC",
     /* Locks the user's row: two sessions of one user ending at once take
@@ -393,6 +396,11 @@ struct pg_store {
     int64_t hint_id;
     bool hinted, hinted_found;
     struct usersd_user hinted_user;
+    /* The data version (pg_data_version): a hash of the snapshot the last
+     * token check read in, valid while no other statement followed
+     * (snap_fresh, cleared where hinted is) and given out once. */
+    uint64_t snap;
+    bool snap_fresh;
     char *list_sql[32]; /* list queries, prepared as "list<i>" on demand */
     bool list_prepared[32];
 };
@@ -619,7 +627,7 @@ static PGresult *answer(struct pg_store *s, int sent)
 
 static enum usersd_code exec_plain(struct pg_store *s, const char *sql, struct usersd_err *err)
 {
-    s->hinted = false;
+    s->hinted = s->snap_fresh = false;
     PGresult *r = answer(s, s->conn && PQsendQuery(s->conn, sql));
     ExecStatusType st = PQresultStatus(r);
     enum usersd_code code = USERSD_OK;
@@ -830,7 +838,7 @@ static bool conn_alive(struct pg_store *s)
 
 static enum usersd_code ensure_conn(struct pg_store *s, struct usersd_err *err)
 {
-    s->hinted = false; /* a statement follows: what the hint read may change */
+    s->hinted = s->snap_fresh = false; /* a statement follows: what was read may change */
     bool gated = !s->watcher && store_db_gated();
     /* A connection made before the database came back is dropped: it may
      * lead to the old primary. */
@@ -1143,6 +1151,7 @@ static enum usersd_code pg_open(struct store **out, const char *url,
     struct pg_store *s = calloc(1, sizeof *s);
     if (!s) return err_set(err, USERSD_ENOMEM, NULL);
     s->base.ops = &store_pg_ops;
+    s->base.version_after_read = true;
     s->deadline_ms = PG_DEADLINE_MS;
     char line[200];
     if (!parse_params(s, url, line, sizeof line)) {
@@ -2520,6 +2529,15 @@ static enum usersd_code pg_token_user(struct store *base, const unsigned char *h
         row_user_at(r, 0, USER_NCOLS + 3, &s->hinted_user);
         s->hinted_user.id = hint;
     }
+    if (r && PQntuples(r) > 0) {
+        /* FNV-1a of "xmin:xmax:xip,...": the same text, the same
+         * committed transactions visible, the same data. */
+        uint64_t h = 14695981039346656037ULL;
+        for (const char *c = PQgetvalue(r, 0, PQnfields(r) - 1); *c; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+        s->snap = h;
+        s->snap_fresh = true;
+    }
     if (r && PQntuples(r) > 0 && session) {
         memset(session, 0, sizeof *session);
         session->id = col_int(r, 0, USER_NCOLS);
@@ -2529,6 +2547,21 @@ static enum usersd_code pg_token_user(struct store *base, const unsigned char *h
     }
     enum usersd_code code = one_user(r, out, err);
     return code == USERSD_ENOTFOUND ? err_set(err, code, "token not found") : code;
+}
+
+/* The database's version as the token check of this request saw it: a
+ * snapshot names the transactions it sees committed, so while it is the
+ * same, so is every row (any write anywhere moves it: a new transaction id,
+ * or one of the open ones ended). It costs no round trip, and is there only
+ * right after a token check (store.h: version_after_read). */
+static enum usersd_code pg_data_version(struct store *base, uint64_t *version,
+                                        struct usersd_err *err)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    if (!s->snap_fresh) return err_set(err, USERSD_EINVAL, "no snapshot read just now");
+    s->snap_fresh = false;
+    *version = s->snap;
+    return USERSD_OK;
 }
 
 static void pg_read_hint(struct store *base, int64_t user_id)
@@ -2852,7 +2885,7 @@ static enum usersd_code pg_dump_minutes(struct store *base, int64_t after, size_
 static PGresult *run_once(struct pg_store *s, const char *sql, int n, const char *const *v,
                           struct usersd_err *err)
 {
-    s->hinted = false;
+    s->hinted = s->snap_fresh = false;
     PGresult *r = answer(s, s->conn && PQsendQueryParams(s->conn, sql, n, NULL, v, NULL, NULL, 0));
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
@@ -2985,6 +3018,7 @@ const struct store_ops store_pg_ops = {
     .set_status = pg_set_status_op,
     .set_status_many = pg_set_status_many,
     .touch = pg_touch,
+    .data_version = pg_data_version,
     .refresh = pg_refresh,
     .decay = pg_decay,
     .changes = pg_changes,

@@ -7,8 +7,10 @@
  * request and with the database's data version at the time, and serves one
  * again only while that version is still current: any commit by anyone (a
  * heartbeat, a decay, another process) makes every entry stale, so a reply
- * is never older than the database. Where the database cannot tell its
- * version cheaply (PostgreSQL), nothing is kept. */
+ * is never older than the database. PostgreSQL's version is the snapshot
+ * the request's own token check read in (store_pg.c: pg_data_version), so
+ * it costs no round trip: a page is served again while no transaction has
+ * committed anywhere since it was rendered. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -4,9 +4,11 @@ restart is survived; a bad connection string fails clearly. (`usersd copy`
 from SQLite: test_copy.py.)"""
 import json
 import os
+import random
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -55,6 +57,77 @@ class TwoProcesses(unittest.TestCase):
         code, _, st = self.b.request("GET", "/api/users/admin/users/%d/online-status/" % u["id"],
                                      token=tb)
         self.assertEqual((code, st["online_status"]), (200, "offline"))
+
+    def log_of(self, srv, token, ids):
+        """The whole change log as srv serves it, paged: (seq, user, status)
+        of the users ids."""
+        out, since = [], 0
+        for _ in range(200):
+            code, _, body = srv.request(
+                "GET", "/api/users/presence/changes/?since=%d&limit=1000" % since, token=token)
+            self.assertEqual(code, 200, body)
+            if not body["changes"]:
+                return out
+            for c in body["changes"]:
+                self.assertGreater(c["seq"], since)  # in order, none twice
+                since = c["seq"]
+                if c["user_id"] in ids:
+                    out.append((c["seq"], c["user_id"], c["online_status"]))
+        self.fail("the log did not end")
+
+    def test_writers_of_two_processes_log_each_change_once_in_order(self):
+        # Writers of both processes change the same users at once, with no
+        # lock between them (migration 011): each real change is logged
+        # once, from the status it really left (never twice the same status
+        # in a row for a user), and every reader agrees on one order: the
+        # log polled through A, through B, and B's stream, live.
+        ta, tb = self.a.login(), self.b.login()
+        ids = [self.a.create_user(ta, username="race%d" % i)["id"] for i in range(6)]
+        s = Stream(self.b.port, tb)
+        self.assertEqual(s.read_headers(), 200)
+        stop = time.monotonic() + 4
+        errors = []
+
+        def writer(srv, tok, seed):
+            rnd = random.Random(seed)
+            for _ in range(300):
+                if time.monotonic() > stop:
+                    break
+                code, _, body = srv.request(
+                    "POST", "/api/users/admin/users/%d/set-online-status/" % rnd.choice(ids),
+                    {"status": rnd.choice(["online", "away", "offline"])}, token=tok)
+                if code != 200:
+                    errors.append((code, body))
+
+        threads = [threading.Thread(target=writer, args=(srv, tok, k))
+                   for k, (srv, tok) in enumerate([(self.a, ta), (self.b, tb)] * 3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        self.assertEqual(errors, [])
+        for uid in ids:  # offline does not decay: the last word is known
+            self.a.request("POST", "/api/users/admin/users/%d/set-online-status/" % uid,
+                           {"status": "offline"}, token=ta)
+        time.sleep(0.5)
+        via_a, via_b = self.log_of(self.a, ta, ids), self.log_of(self.b, tb, ids)
+        self.assertEqual(via_a, via_b)
+        self.assertGreater(len(via_a), 20)
+        last = {}
+        for seq, uid, status in via_a:
+            self.assertNotEqual(last.get(uid), status,
+                                "user %d logged %s twice in a row (seq %d)" % (uid, status, seq))
+            last[uid] = status
+        self.assertEqual(set(last.values()), {"offline"})
+        streamed = []
+        deadline = time.monotonic() + 20
+        while len(streamed) < len(via_a) and time.monotonic() < deadline:
+            for e in presence(s.events(1, timeout=2)):
+                if e["json"]["user_id"] in ids:
+                    streamed.append((int(e["id"]), e["json"]["user_id"],
+                                     e["json"]["online_status"]))
+        s.close()
+        self.assertEqual(streamed, via_a)
 
     def test_decay_by_two_processes_reports_each_change_once(self):
         ta = self.a.login()
