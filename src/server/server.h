@@ -462,8 +462,9 @@ void writer_submit(struct req *r, int64_t user_id, enum usersd_status status, en
 void writer_reply(struct req *r);
 /* Queues a refresh (API.md §7: a request's activity, a heartbeat of a user
  * already online): the user seen and the session used at `at`, written
- * with the writer's next batch (usersd_refresh), normally milliseconds later
- * (and within WRITER_REFRESH_GRACE_US); the request does not wait. */
+ * with the writer's next batch (usersd_refresh_many), or on its own within
+ * 100 ms (writer.c: REFRESH_DELAY_US; and within WRITER_REFRESH_GRACE_US);
+ * the request does not wait. */
 void writer_activity(int64_t user_id, int64_t session_id, int64_t at);
 /* Waits (at most timeout_us) until every refresh queued before the call
  * has been applied: decay runs after it, so that it never takes away a
@@ -471,8 +472,9 @@ void writer_activity(int64_t user_id, int64_t session_id, int64_t at);
 void writer_wait_refreshes(int64_t timeout_us);
 /* How long decay waits past its thresholds for the refreshes of other
  * processes on their way (usersd_config.decay_grace_us): each writer
- * applies them in its next batch, within milliseconds unless its database
- * stalls; this process's own are waited for (writer_wait_refreshes). */
+ * applies them within REFRESH_DELAY_US (100 ms) and a flush unless its
+ * database stalls; this process's own are waited for
+ * (writer_wait_refreshes). */
 #define WRITER_REFRESH_GRACE_US 500000
 
 /* ---- who follows whom (subs.c), for ?ids= streams ---- */

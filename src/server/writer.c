@@ -7,7 +7,9 @@
  * (usersd_batch_*: each job still atomic on its own), commits once — one
  * disk flush for the lot — and only then resumes the connections, whose
  * replies are therefore durable when sent. Under load a batch holds as many
- * jobs as there are clients waiting; alone, a job waits for nothing. */
+ * jobs as there are clients waiting; alone, a job waits for nothing.
+ * Refreshes (API.md §7), which nobody waits for, go with the next batch,
+ * or on their own once the oldest has waited REFRESH_DELAY_US. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +20,13 @@
 
 #define BATCH_MAX 1024
 #define WRITER_CACHE_KIB (48 * 1024)
-#define ACTIVITY_MAX 65536 /* activity queued at most (16 bytes each) */
+#define ACTIVITY_MAX 65536 /* activity queued at most (24 bytes each) */
+/* Refreshes alone wait this long for company, or until this many are
+ * queued: a flush then carries hundreds, and what it costs a refresh (a
+ * statement, a commit) is shared (API.md §7 allows a second). A status
+ * change takes the queue with it at once. */
+#define REFRESH_DELAY_US 100000
+#define REFRESH_FLUSH_N 4096
 
 static struct {
     struct job_queue q; /* queued jobs; its lock guards the rest too */
@@ -26,7 +34,9 @@ static struct {
      * that carried them are already sent. */
     struct usersd_refresh *acts;
     size_t nacts, capacts;
+    int64_t first_act_us; /* when the oldest queued refresh came (CLOCK_REALTIME) */
     bool stopping, running;
+    bool urgent; /* writer_wait_refreshes: flush the queue now */
     pthread_t thread;
     struct usersd *core;
     /* Refreshes queued so far, and of those the ones applied (committed or
@@ -123,6 +133,29 @@ static void run_batch(struct req **jobs, size_t n, struct usersd_refresh *acts, 
     }
 }
 
+static int64_t real_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* Whether there is work now; else waits for some (or for the queued
+ * refreshes' time to come), w.q.lock held. */
+static bool work_due(void)
+{
+    if (w.q.head || w.stopping || w.urgent || w.nacts >= REFRESH_FLUSH_N) return true;
+    if (!w.nacts) {
+        pthread_cond_wait(&w.q.wake, &w.q.lock);
+        return false;
+    }
+    int64_t due = w.first_act_us + REFRESH_DELAY_US;
+    if (real_us() >= due) return true;
+    struct timespec ts = {.tv_sec = due / 1000000, .tv_nsec = (due % 1000000) * 1000};
+    pthread_cond_timedwait(&w.q.wake, &w.q.lock, &ts);
+    return false;
+}
+
 static void *writer_main(void *arg)
 {
     (void)arg;
@@ -131,9 +164,10 @@ static void *writer_main(void *arg)
     size_t capacts = 0;
     pthread_mutex_lock(&w.q.lock);
     for (;;) {
-        while (!w.q.head && !w.nacts && !w.stopping)
-            pthread_cond_wait(&w.q.wake, &w.q.lock);
+        while (!work_due()) {
+        }
         if (!w.q.head && !w.nacts && w.stopping) break;
+        w.urgent = false;
         size_t n = 0;
         while (n < BATCH_MAX && (jobs[n] = job_queue_take(&w.q)))
             n++;
@@ -219,9 +253,11 @@ void writer_activity(int64_t user_id, int64_t session_id, int64_t at)
     /* Full (the writer is far behind): this one is dropped; the user's next
      * request, a minute later at most, writes it. */
     if (w.nacts < w.capacts) {
+        if (!w.nacts) w.first_act_us = real_us();
         w.acts[w.nacts++] = (struct usersd_refresh){user_id, session_id, at};
         w.queued++;
-        pthread_cond_signal(&w.q.wake);
+        /* the first starts the writer's timer; enough of them end it */
+        if (w.nacts == 1 || w.nacts == REFRESH_FLUSH_N) pthread_cond_signal(&w.q.wake);
     }
     pthread_mutex_unlock(&w.q.lock);
 }
@@ -238,6 +274,10 @@ void writer_wait_refreshes(int64_t timeout_us)
     }
     pthread_mutex_lock(&w.q.lock);
     uint64_t want = w.queued;
+    if (w.applied < want) {
+        w.urgent = true;
+        pthread_cond_signal(&w.q.wake);
+    }
     while (w.running && !w.stopping && w.applied < want &&
            pthread_cond_timedwait(&w.applied_cond, &w.q.lock, &until) == 0) {
     }
