@@ -1,7 +1,7 @@
-/* auth.c — argon2id passwords and login tokens (libsodium).
- * A token key is 256 random bits shown once, in hex; the database keeps only
- * its BLAKE2b hash, so a leaked database holds no usable key. */
-#include <pthread.h>
+/* auth.c — logins and tokens (libsodium; the passwords themselves are
+ * password.c's). A token key is 256 random bits shown once, in hex; the
+ * database keeps only its BLAKE2b hash, so a leaked database holds no
+ * usable key. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,19 +9,6 @@
 #include <sodium.h>
 
 #include "internal.h"
-
-enum usersd_code auth_hash_password(const char *password, char *out, struct usersd_err *err)
-{
-    _Static_assert(crypto_pwhash_STRBYTES <= AUTH_HASH_MAX, "hash buffer too small");
-    /* OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane. libsodium's
-     * "interactive" 64 MiB would alone exceed our 64 MiB RSS budget during
-     * a login; the parameters live in each hash, so they can be raised
-     * later without breaking stored passwords. */
-    if (crypto_pwhash_str_alg(out, password, strlen(password), 2, 19 * 1024 * 1024,
-                              crypto_pwhash_ALG_ARGON2ID13) != 0)
-        return err_set(err, USERSD_ENOMEM, "not enough memory to hash the password");
-    return USERSD_OK;
-}
 
 static void key_hash(const char *key, unsigned char *hash)
 {
@@ -48,20 +35,10 @@ static bool key_wellformed(const char *key)
     return true;
 }
 
-/* A fixed dummy hash, so an unknown username costs the same time as a wrong
- * password and the reply does not tell which users exist. */
-static char dummy[AUTH_HASH_MAX];
-static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
-
-static void make_dummy(void)
-{
-    auth_hash_password("not a password", dummy, NULL);
-}
-
 enum usersd_code usersd_password_check(struct usersd *u, const char *username, const char *password,
                                        struct usersd_user *user, struct usersd_err *err)
 {
-    char hash[AUTH_HASH_MAX];
+    char hash[PASSWORD_HASH_MAX];
     struct usersd_user tmp;
     if (!user) user = &tmp;
     if (!username || !password) return err_set(err, USERSD_EAUTH, "invalid username or password");
@@ -70,13 +47,10 @@ enum usersd_code usersd_password_check(struct usersd *u, const char *username, c
         rc = u->store->ops->user_get_auth(u->store, username, user, hash, err);
     if (rc && rc != USERSD_ENOTFOUND) return rc;
     if (rc == USERSD_ENOTFOUND) {
-        pthread_once(&dummy_once, make_dummy);
-        if (crypto_pwhash_str_verify(dummy, password, strlen(password)) == 0) {
-            /* cannot happen: the dummy password is not a user input */
-        }
+        password_spend(password); /* as long as a wrong password takes */
         return err_set(err, USERSD_EAUTH, "invalid username or password");
     }
-    if (crypto_pwhash_str_verify(hash, password, strlen(password)) != 0)
+    if (!password_matches(hash, password))
         return err_set(err, USERSD_EAUTH, "invalid username or password");
     if (!user->is_active) return err_set(err, USERSD_EAUTH, "this account is inactive");
     messages_fresh(u, user, 1);

@@ -34,7 +34,7 @@ enum usersd_code err_field(struct usersd_err *err, const char *field, const char
 /* Validation of user fields (users.c); on failure EINVAL naming the field. */
 enum usersd_code users_validate(const struct usersd_user_fields *f, bool creating,
                                 struct usersd_err *err);
-/* Counts UTF-8 code points of a valid UTF-8 string. */
+/* UTF-8 (utf8.c). Counts the code points of a valid UTF-8 string. */
 size_t utf8_len(const char *s);
 /* One UTF-8 sequence at s: its length (1-4) with its code point in *cp, or
  * 0 when it is not valid UTF-8 (overlong, surrogate, past U+10FFFF, cut). */
@@ -64,8 +64,13 @@ enum usersd_code history_build(int64_t from, int64_t to, int64_t now, int64_t kn
  * hash, in one transaction. */
 enum usersd_code copy_seed(struct usersd *u, int64_t n, const char *pwhash, struct usersd_err *err);
 
-/* Password hashing (auth.c). out must hold AUTH_HASH_MAX bytes. */
-#define AUTH_HASH_MAX 128
-enum usersd_code auth_hash_password(const char *password, char *out, struct usersd_err *err);
+/* Passwords (password.c): an argon2id hash of password into out, which
+ * holds PASSWORD_HASH_MAX bytes; ENOMEM. */
+#define PASSWORD_HASH_MAX 128
+enum usersd_code password_hash(const char *password, char *out, struct usersd_err *err);
+/* Whether password is the one hash was made from. */
+bool password_matches(const char *hash, const char *password);
+/* Takes as long as checking a wrong password (for an unknown user). */
+void password_spend(const char *password);
 
 #endif

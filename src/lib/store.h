@@ -136,7 +136,7 @@ struct store_ops {
     enum usersd_code (*user_get)(struct store *s, int64_t id, struct usersd_user *out,
                                  struct usersd_err *err);
     /* Case-insensitive username lookup, with the password hash
-     * (AUTH_HASH_MAX bytes). ENOTFOUND when absent. */
+     * (PASSWORD_HASH_MAX bytes). ENOTFOUND when absent. */
     enum usersd_code (*user_get_auth)(struct store *s, const char *username,
                                       struct usersd_user *out, char *pwhash,
                                       struct usersd_err *err);

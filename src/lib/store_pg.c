@@ -1240,7 +1240,7 @@ static enum usersd_code pg_user_get_auth(struct store *base, const char *usernam
     struct params p = {0};
     p_text(&p, username);
     PGresult *r = run((struct pg_store *)base, P_GET_AUTH, &p, err);
-    if (r && PQntuples(r) > 0) col_text(pwhash, AUTH_HASH_MAX, r, 0, USER_NCOLS);
+    if (r && PQntuples(r) > 0) col_text(pwhash, PASSWORD_HASH_MAX, r, 0, USER_NCOLS);
     return one_user(r, out, err);
 }
 

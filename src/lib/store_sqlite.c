@@ -753,7 +753,7 @@ static enum usersd_code sq_user_get_auth(struct store *base, const char *usernam
     enum usersd_code code = USERSD_OK;
     if (rc == SQLITE_ROW) {
         row_user(st, out);
-        copy_text(pwhash, AUTH_HASH_MAX, st, USER_NCOLS);
+        copy_text(pwhash, PASSWORD_HASH_MAX, st, USER_NCOLS);
     } else if (rc == SQLITE_DONE) {
         code = err_set(err, USERSD_ENOTFOUND, "user not found");
     } else {

@@ -26,33 +26,6 @@ void usersd_list_query_init(struct usersd_list_query *q)
     q->per_page = USERSD_PER_PAGE_DEFAULT;
 }
 
-size_t utf8_len(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80) n++;
-    return n;
-}
-
-/* One UTF-8 sequence at s: its length (1-4), or 0 when it is not valid
- * (overlong forms, surrogates and code points past U+10FFFF included). */
-size_t utf8_next(const unsigned char *s, uint32_t *cp)
-{
-    if (s[0] < 0x80) return *cp = s[0], 1;
-    size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-    if (!n || s[0] >= 0xf5) return 0;
-    uint32_t v = s[0] & (0x7f >> n);
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        v = v << 6 | (s[i] & 0x3f);
-    }
-    if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10ffff)) ||
-        (v >= 0xd800 && v <= 0xdfff))
-        return 0;
-    *cp = v;
-    return n;
-}
-
 static bool username_ok(const char *s)
 {
     for (; *s; s++) {
@@ -128,8 +101,8 @@ enum usersd_code usersd_user_create(struct usersd *u, const struct usersd_user_f
 {
     enum usersd_code rc = users_validate(f, true, err);
     if (rc) return rc;
-    char hash[AUTH_HASH_MAX];
-    rc = auth_hash_password(f->password, hash, err);
+    char hash[PASSWORD_HASH_MAX];
+    rc = password_hash(f->password, hash, err);
     if (rc) return rc;
     struct usersd_user nu = {.is_active = true,
                              .online_status = USERSD_OFFLINE,
@@ -166,9 +139,9 @@ enum usersd_code usersd_user_update_keep(struct usersd *u, int64_t id,
     struct usersd_user cur;
     rc = u->store->ops->user_get(u->store, id, &cur, err);
     if (rc) return rc;
-    char hash[AUTH_HASH_MAX];
+    char hash[PASSWORD_HASH_MAX];
     if (f->password) {
-        rc = auth_hash_password(f->password, hash, err);
+        rc = password_hash(f->password, hash, err);
         if (rc) return rc;
     }
     apply_fields(&cur, f);
@@ -315,8 +288,8 @@ enum usersd_code usersd_seed(struct usersd *u, int64_t n, const char *password,
     f.password = password;
     enum usersd_code rc = users_validate(&f, true, err);
     if (rc) return rc;
-    char hash[AUTH_HASH_MAX];
-    rc = auth_hash_password(password, hash, err); /* once, shared by all */
+    char hash[PASSWORD_HASH_MAX];
+    rc = password_hash(password, hash, err); /* once, shared by all */
     if (!rc) rc = copy_seed(u, n, hash, err);
     return rc;
 }

@@ -122,7 +122,7 @@ static void insert_get_roundtrip(void **state)
     assert_true(g.date_joined == 123456789);
     assert_int_equal(g.online_status, USERSD_OFFLINE);
     assert_true(g.last_seen == USERSD_NULL_TIME);
-    char hash[AUTH_HASH_MAX];
+    char hash[PASSWORD_HASH_MAX];
     assert_int_equal(s->ops->user_get_auth(s, "ZO\xc3\xab", &g, hash, NULL), USERSD_OK);
     assert_string_equal(hash, "hash-1");
     assert_int_equal(s->ops->user_get(s, u.id + 100, &g, NULL), USERSD_ENOTFOUND);
@@ -221,7 +221,7 @@ static void update_delete_and_sessions(void **state)
     struct store_session_end upd = {.user_id = a, .now = 11};
     assert_int_equal(s->ops->user_update(s, &u, "new-hash", &upd, NULL), USERSD_OK);
     struct usersd_user g;
-    char hash[AUTH_HASH_MAX];
+    char hash[PASSWORD_HASH_MAX];
     assert_int_equal(s->ops->user_get_auth(s, "a", &g, hash, NULL), USERSD_OK);
     assert_string_equal(hash, "new-hash");
     assert_string_equal(g.last_name, "Changed");
