@@ -51,15 +51,13 @@ static enum usersd_code copy_history(struct usersd *from, struct usersd *to,
         if (n < BATCH) { /* the last batch: its last row is the source's minute in progress */
             struct store_minute_row *rows = NULL;
             size_t k = 0;
-            int64_t live_peak = 0;
             /* Its peak is closed only by the source's next sample, which no
              * longer comes: close it with the peak the source's counters
              * kept, as the source's own reads show it. */
-            rc = src->minutes_read(from->store, m[n - 1].minute, m[n - 1].minute + 1, &rows, &k,
-                                   &live_peak, err);
+            rc = history_minutes(from, m[n - 1].minute, m[n - 1].minute + 1, &rows, &k, err);
+            if (!rc && k == 1) m[n - 1] = rows[0];
             free(rows);
             if (rc) break;
-            if (live_peak > m[n - 1].online_max) m[n - 1].online_max = live_peak;
         }
         rc = dst->load_history(to->store, NULL, 0, m, n, err);
         after = m[n - 1].minute;

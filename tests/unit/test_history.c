@@ -270,26 +270,35 @@ static void counts_over_time(void **state)
 
 /* API.md §9: a point's counts are those at its bucket's start, also for the
  * minute in progress when the sweep has not recorded it yet: never the
- * minute before's. */
+ * minute before's. And the minute that has ended but is not closed yet
+ * (the sweep's sample closes it) reads with the peak that sample gives
+ * it, also in a window that ends before the minute in progress, whose
+ * read records nothing. */
 static void minute_in_progress_before_its_sample(void **state)
 {
     struct fixture *f = *state;
     open_with_history(f, 30);
     int64_t hour = T0 - T0 % S(3600);
-    int64_t a = make_user(f, "a", 0);
+    int64_t a = make_user(f, "a", 0), b = make_user(f, "b", 0);
     f->now = hour;
     assert_int_equal(usersd_history_sample(f->u, NULL), USERSD_OK); /* 10:00: nobody online */
     f->now = hour + S(10);
     assert_int_equal(usersd_set_online(f->u, a, NULL, NULL), USERSD_OK);
+    assert_int_equal(usersd_set_online(f->u, b, NULL, NULL), USERSD_OK); /* 2 */
+    assert_int_equal(usersd_set_offline(f->u, b, NULL, NULL), USERSD_OK);
     f->now = hour + S(60) + 300000; /* 10:01:00.3, the sweep not yet past */
     struct usersd_online_history h;
     struct usersd_err err = {0};
+    assert_int_equal(usersd_online_history(f->u, hour, hour + S(60), 60, &h, &err), USERSD_OK);
+    assert_int_equal(h.count, 1);
+    assert_true(h.points[0].known && h.points[0].online == 0 && h.points[0].online_max == 2);
+    usersd_online_history_free(&h);
     assert_int_equal(usersd_online_history(f->u, hour, hour + S(120), 60, &h, &err), USERSD_OK);
     assert_int_equal(h.count, 2);
-    assert_true(h.points[0].known && h.points[0].online == 0 && h.points[0].online_max == 1);
+    assert_true(h.points[0].known && h.points[0].online == 0 && h.points[0].online_max == 2);
     assert_true(h.points[1].at == hour + S(60) && h.points[1].known);
     assert_int_equal(h.points[1].online, 1); /* at 10:01, not 10:00's 0 */
-    assert_int_equal(h.points[1].offline, 0);
+    assert_int_equal(h.points[1].offline, 1);
     usersd_online_history_free(&h);
     /* the sweep then finds the minute recorded and keeps it */
     f->now = hour + S(61);
