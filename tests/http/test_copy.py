@@ -97,9 +97,7 @@ def counts(db):
 class Copy(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="usersd-copy-")
-
-    def tearDown(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)  # after the servers stop
 
     def source(self):
         """An SQLite deployment with everything copy carries: users of
@@ -107,6 +105,7 @@ class Copy(unittest.TestCase):
         per-minute counts."""
         src = "sqlite:" + os.path.join(self.dir, "old.db")
         old = Server(workdir=self.dir, db=src).start()
+        self.addCleanup(old.stop)  # also when a check fails before the test stops it
         tok = old.login()
         ids = {}
         for name, extra in (("carol", {"email": "carol@example.com", "first_name": "Zoë",
