@@ -20,10 +20,41 @@
 #define BATCH 4096
 /* Synthetic users per seed statement: progress a few times a second. */
 #define SEED_STEP 50000
+#define MINUTE (60 * 1000000LL)
 
 static struct store_progress progress_of(const struct usersd *u, enum usersd_task task)
 {
     return (struct store_progress){u->cfg.progress, u->cfg.progress_ctx, task};
+}
+
+/* The last minute rows: last[0] the latest the source recorded (room for
+ * two). They arrive as a read of the source at the moment of the copy
+ * shows them (history.c): that minute, still open, closed with the peak the
+ * source's counters kept since (only its next sample would have written
+ * it), and the minute in progress, if the source has not recorded it,
+ * recorded from the same counters as that read records it. The
+ * destination's counters start at the copied counts (load_finish), as
+ * after a sample: its own next sample closes the minute in progress with
+ * whatever peak it reaches there. Where the source keeps no history
+ * (kept false), nothing samples: the rows go as they are. */
+static enum usersd_code copy_minutes_last(struct usersd *from, struct usersd *to, bool kept,
+                                          struct store_minute_row *last, struct usersd_err *err)
+{
+    size_t n = 1;
+    enum usersd_code rc = USERSD_OK;
+    if (kept) {
+        struct store_minute_row *rows = NULL;
+        size_t k = 0;
+        rc = history_minutes(from, last[0].minute, last[0].minute + 1, &rows, &k, err);
+        if (!rc && k == 1) last[0] = rows[0];
+        free(rows);
+        int64_t now = usersd_now(from), minute = now - now % MINUTE;
+        struct usersd_stats st;
+        if (!rc && minute > last[0].minute && !(rc = usersd_stats(from, &st, err)))
+            last[n++] = (struct store_minute_row){minute, st.online_users, st.away_users,
+                                                  st.offline_users, st.online_users};
+    }
+    return rc ? rc : to->store->ops->load_history(to->store, NULL, 0, last, n, err);
 }
 
 /* The presence history (changes and per-minute counts) and since when it
@@ -43,31 +74,27 @@ static enum usersd_code copy_history(struct usersd *from, struct usersd *to,
         rc = dst->load_history(to->store, h, n, NULL, 0, err);
         store_progress(pr, "history", done += (int64_t)n, 0);
     }
-    done = 0;
-    store_progress(pr, "minutes", 0, 0);
-    for (int64_t after = INT64_MIN; !rc;) {
-        size_t n = 0;
-        if ((rc = src->dump_minutes(from->store, after, BATCH, m, &n, err)) || !n) break;
-        if (n < BATCH) { /* the last batch: its last row is the source's minute in progress */
-            struct store_minute_row *rows = NULL;
-            size_t k = 0;
-            int64_t live_peak = 0;
-            /* Its peak is closed only by the source's next sample, which no
-             * longer comes: close it with the peak the source's counters
-             * kept, as the source's own reads show it. */
-            rc = src->minutes_read(from->store, m[n - 1].minute, m[n - 1].minute + 1, &rows, &k,
-                                   &live_peak, err);
-            free(rows);
-            if (rc) break;
-            if (live_peak > m[n - 1].online_max) m[n - 1].online_max = live_peak;
-        }
-        rc = dst->load_history(to->store, NULL, 0, m, n, err);
-        after = m[n - 1].minute;
-        store_progress(pr, "minutes", done += (int64_t)n, 0);
-    }
     struct store_history since = {0};
     if (!rc) rc = src->history_read(from->store, 0, 0, 0, &since, err); /* user 0: none */
     free(since.rows);
+    done = 0;
+    store_progress(pr, "minutes", 0, 0);
+    /* Each batch's last row waits for the next one: the very last is open. */
+    size_t held = 0;
+    for (int64_t after = INT64_MIN; !rc;) {
+        size_t n = 0;
+        if ((rc = src->dump_minutes(from->store, after, BATCH - 1, m + held, &n, err)) || !n) break;
+        n += held;
+        after = m[n - 1].minute;
+        if ((rc = dst->load_history(to->store, NULL, 0, m, n - 1, err))) break;
+        m[0] = m[n - 1];
+        held = 1;
+        store_progress(pr, "minutes", done += (int64_t)n - 1, 0);
+    }
+    if (!rc && held) {
+        rc = copy_minutes_last(from, to, since.since != USERSD_NULL_TIME, m, err);
+        store_progress(pr, "minutes", ++done, 0);
+    }
     if (!rc) rc = dst->history_mark(to->store, since.since, false, err);
     free(h);
     free(m);

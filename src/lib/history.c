@@ -126,6 +126,23 @@ enum usersd_code usersd_presence_history(struct usersd *u, int64_t id, int64_t f
     return USERSD_OK;
 }
 
+enum usersd_code history_minutes(struct usersd *u, int64_t from, int64_t to,
+                                 struct store_minute_row **rows, size_t *n, struct usersd_err *err)
+{
+    int64_t live_peak = 0, open = USERSD_NULL_TIME;
+    enum usersd_code rc =
+        u->store->ops->minutes_read(u->store, from, to, rows, n, &live_peak, &open, err);
+    /* The latest row recorded is still open: the counters hold its peak
+     * until its closing sample (the sweep's, a second or so into the next
+     * minute) writes it there. Shown now, so that a read before that
+     * sample, and a copy, see what every read after it sees. Where no
+     * history is kept, nothing samples: the last row is no minute's. */
+    if (!rc && *n && (*rows)[*n - 1].minute == open && u->cfg.history_days > 0 &&
+        live_peak > (*rows)[*n - 1].online_max)
+        (*rows)[*n - 1].online_max = live_peak;
+    return rc;
+}
+
 static const int64_t buckets[] = {60, 300, 3600, 86400};
 
 enum usersd_code usersd_online_history(struct usersd *u, int64_t from, int64_t to, int64_t bucket_s,
@@ -159,7 +176,7 @@ enum usersd_code usersd_online_history(struct usersd *u, int64_t from, int64_t t
     out->count = (size_t)n;
     struct store_minute_row *rows = NULL;
     size_t nrows = 0;
-    int64_t live_peak = 0, now = usersd_now(u);
+    int64_t now = usersd_now(u);
     /* The minute in progress may not be recorded yet (the sweep samples a
      * second or so after it begins): record it now, from the same counters,
      * so that its point is the counts at its start and never the minute
@@ -169,8 +186,7 @@ enum usersd_code usersd_online_history(struct usersd *u, int64_t from, int64_t t
         struct usersd_err ignored = {0};
         u->store->ops->history_sample(u->store, minute, &ignored);
     }
-    rc = u->store->ops->minutes_read(u->store, first - SAMPLE_SLACK, first + n * step, &rows,
-                                     &nrows, &live_peak, err);
+    rc = history_minutes(u, first - SAMPLE_SLACK, first + n * step, &rows, &nrows, err);
     if (rc) {
         usersd_online_history_free(out);
         return rc;
@@ -198,9 +214,6 @@ enum usersd_code usersd_online_history(struct usersd *u, int64_t from, int64_t t
             }
             if (rows[k].online_max > p->online_max) p->online_max = rows[k].online_max;
         }
-        /* The minute in progress closes at the next sample: its peak so far. */
-        if (p->known && now >= p->at && now < p->at + step && live_peak > p->online_max)
-            p->online_max = live_peak;
     }
     free(rows);
     return USERSD_OK;

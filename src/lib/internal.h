@@ -54,9 +54,14 @@ int64_t sessions_active_after(const struct usersd *u);
  * USERSD_USER_AGENT_MAX * 4 + 1 bytes. */
 void sessions_clean_agent(const char *in, char *out, size_t size);
 
-/* History (history.c): a user's intervals over [from, to) from their
- * changes sh, known from `known` (USERSD_NULL_TIME: never) until now, the
- * user's status now being current. Pure; ENOMEM. */
+/* History (history.c): minute rows with from <= minute < to
+ * (store_ops.minutes_read) as a read now shows them: the latest one
+ * recorded with the peak its closing sample will give it (rows malloc'd). */
+enum usersd_code history_minutes(struct usersd *u, int64_t from, int64_t to,
+                                 struct store_minute_row **rows, size_t *n, struct usersd_err *err);
+/* A user's intervals over [from, to) from their changes sh, known from
+ * `known` (USERSD_NULL_TIME: never) until now, the user's status now being
+ * current. Pure; ENOMEM. */
 enum usersd_code history_build(int64_t from, int64_t to, int64_t now, int64_t known, int current,
                                const struct store_history *sh, struct usersd_history *out);
 

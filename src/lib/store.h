@@ -321,11 +321,13 @@ struct store_ops {
     /* The minute row for `minute` from the counters (if absent), the
      * previous row's peak closed. */
     enum usersd_code (*history_sample)(struct store *s, int64_t minute, struct usersd_err *err);
-    /* Minute rows with from <= minute < to, in order (out malloc'd), and
-     * the peak of the minute in progress. */
+    /* Minute rows with from <= minute < to, in order (out malloc'd); the
+     * latest row's minute in the table (*open, USERSD_NULL_TIME: none) and
+     * the peak the counters kept since it was recorded (*live_peak), which
+     * the next sample closes it with. */
     enum usersd_code (*minutes_read)(struct store *s, int64_t from, int64_t to,
                                      struct store_minute_row **out, size_t *n, int64_t *live_peak,
-                                     struct usersd_err *err);
+                                     int64_t *open, struct usersd_err *err);
     /* Copying: history rows after cursor (driver-defined; {0, 0} at the
      * start, moved past the rows returned), each user's rows in time
      * order; minute rows after minute. */

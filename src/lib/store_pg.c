@@ -294,7 +294,10 @@ static const char *const psql[P_NSTMT] = {
                      "WHERE id = 1",
     [P_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
                   "WHERE minute >= $1 AND minute < $2 ORDER BY minute",
-    [P_LIVE_PEAK] = "SELECT online_peak FROM user_counts WHERE id = 1",
+    /* The latest minute row is open: its peak is the counters' until the
+     * next sample closes it. One statement, so the two agree. */
+    [P_LIVE_PEAK] = "SELECT online_peak, (SELECT max(minute) FROM presence_minutes) FROM "
+                    "user_counts WHERE id = 1",
     [P_DUMP_HISTORY] = "SELECT user_id, at, status, prev FROM presence_history "
                        "WHERE (user_id, at) > ($1, $2) ORDER BY user_id, at LIMIT $3",
     [P_DUMP_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
@@ -2817,18 +2820,21 @@ static void row_minute(PGresult *r, int i, struct store_minute_row *m)
 
 static enum usersd_code pg_minutes_read(struct store *base, int64_t from, int64_t to,
                                         struct store_minute_row **out, size_t *n,
-                                        int64_t *live_peak, struct usersd_err *err)
+                                        int64_t *live_peak, int64_t *open, struct usersd_err *err)
 {
     struct pg_store *s = (struct pg_store *)base;
     *out = NULL;
     *n = 0;
-    enum usersd_code code = one_int(run(s, P_LIVE_PEAK, NULL, err), live_peak);
-    if (code) return code;
+    PGresult *r = run(s, P_LIVE_PEAK, NULL, err);
+    if (!r) return last_fail;
+    bool one = PQntuples(r) > 0;
+    *live_peak = one ? col_int(r, 0, 0) : 0;
+    *open = one ? col_time(r, 0, 1) : USERSD_NULL_TIME;
+    PQclear(r);
     struct params p = {0};
     p_int(&p, from);
     p_int(&p, to);
-    PGresult *r = run(s, P_MINUTES, &p, err);
-    if (!r) return last_fail;
+    if (!(r = run(s, P_MINUTES, &p, err))) return last_fail;
     size_t rows = (size_t)PQntuples(r);
     *out = malloc((rows ? rows : 1) * sizeof **out);
     if (!*out) {

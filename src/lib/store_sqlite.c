@@ -230,7 +230,10 @@ static const char *const stmt_sql[S_NSTMT] = {
     [S_PEAK_RESET] = "UPDATE user_counts SET online_peak = online WHERE id = 1",
     [S_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
                   "WHERE minute >= ?1 AND minute < ?2 ORDER BY minute",
-    [S_LIVE_PEAK] = "SELECT online_peak FROM user_counts WHERE id = 1",
+    /* The latest minute row is open: its peak is the counters' until the
+     * next sample closes it. One statement, so the two agree. */
+    [S_LIVE_PEAK] = "SELECT online_peak, (SELECT max(minute) FROM presence_minutes) FROM "
+                    "user_counts WHERE id = 1",
     [S_DUMP_HISTORY] = "SELECT id, user_id, at, status, prev FROM presence_history WHERE id > ?1 "
                        "ORDER BY id LIMIT ?2",
     [S_DUMP_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
@@ -2209,9 +2212,14 @@ static enum usersd_code sq_history_sample(struct store *base, int64_t minute,
     sqlite3_bind_int64(st, 1, minute);
     enum usersd_code code = count_query(s, st, &exists, err);
     if (code || exists) return code;
+    /* A read's sample (history.c) comes inside the GET's read scope, a
+     * transaction no write can start in: the scope ends for the sample
+     * and begins again after it, on the snapshot that has the row. */
+    bool scoped = s->scope;
+    if (scoped) sq_read_scope(base, false, NULL);
     /* Checked again under the write lock: another process may have been
      * first. */
-    if ((code = begin(s, err))) return code;
+    if ((code = begin(s, err))) goto out;
     if (!(st = prep(s, S_MINUTE_EXISTS, err))) code = USERSD_EDB;
     if (!code) {
         sqlite3_bind_int64(st, 1, minute);
@@ -2222,6 +2230,8 @@ static enum usersd_code sq_history_sample(struct store *base, int64_t minute,
         code = exec_simple(s, S_PEAK_RESET, err);
     if (!code) code = commit(s, err);
     if (code) rollback(s);
+out:
+    if (scoped) sq_read_scope(base, true, NULL);
     return code;
 }
 
@@ -2236,20 +2246,25 @@ static void row_minute(sqlite3_stmt *st, struct store_minute_row *m)
 
 static enum usersd_code sq_minutes_read(struct store *base, int64_t from, int64_t to,
                                         struct store_minute_row **out, size_t *n,
-                                        int64_t *live_peak, struct usersd_err *err)
+                                        int64_t *live_peak, int64_t *open, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st = prep(s, S_LIVE_PEAK, err);
     if (!st) return USERSD_EDB;
-    enum usersd_code code = count_query(s, st, live_peak, err);
-    if (code) return code;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *live_peak = sqlite3_column_int64(st, 0);
+        *open = sqlite3_column_type(st, 1) == SQLITE_NULL ? USERSD_NULL_TIME
+                                                          : sqlite3_column_int64(st, 1);
+    }
+    done(st);
+    if (rc != SQLITE_ROW) return db_error(s, err);
     if (!(st = prep(s, S_MINUTES, err))) return USERSD_EDB;
     sqlite3_bind_int64(st, 1, from);
     sqlite3_bind_int64(st, 2, to);
     size_t cap = 0;
-    int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (*n == cap) {
             size_t ncap = cap ? cap * 2 : 64;

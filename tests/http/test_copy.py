@@ -11,6 +11,7 @@ import re
 import select
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -96,9 +97,7 @@ def counts(db):
 class Copy(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="usersd-copy-")
-
-    def tearDown(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)  # after the servers stop
 
     def source(self):
         """An SQLite deployment with everything copy carries: users of
@@ -106,6 +105,7 @@ class Copy(unittest.TestCase):
         per-minute counts."""
         src = "sqlite:" + os.path.join(self.dir, "old.db")
         old = Server(workdir=self.dir, db=src).start()
+        self.addCleanup(old.stop)  # also when a check fails before the test stops it
         tok = old.login()
         ids = {}
         for name, extra in (("carol", {"email": "carol@example.com", "first_name": "Zoë",
@@ -115,10 +115,7 @@ class Copy(unittest.TestCase):
             ids[name] = old.create_user(tok, username=name, **extra)["id"]
         for name, status in (("carol", "away"), ("dave", "online"), ("frank", "online"),
                              ("frank", "offline")):
-            code, _, body = old.request(
-                "POST", "/api/users/admin/users/%d/set-online-status/" % ids[name],
-                {"status": status}, token=tok)
-            self.assertEqual(code, 200, body)
+            self.set_status(old, tok, ids[name], status)
         carol = old.login("carol", "password-123")
         code, _, body = old.request("PUT", "/api/users/me/status-message/",
                                     {"text": "In\ta meeting", "expires_in": 3600}, token=carol)
@@ -155,15 +152,15 @@ class Copy(unittest.TestCase):
             s.pop("last_used")  # the reads themselves are activity
         return v
 
+    def set_status(self, srv, tok, uid, status):
+        code, _, body = srv.request(
+            "POST", "/api/users/admin/users/%d/set-online-status/" % uid, {"status": status},
+            token=tok)
+        self.assertEqual(code, 200, body)
+
     def test_everything_arrives_and_agrees(self):
-        # Known, left (closing note of issue 18): when a minute boundary
-        # falls between reading the source and reading the copy, the
-        # boundary minute's online_max can differ (the live peak of the
-        # minute in progress against a copied row). Start at a minute's
-        # beginning so that both reads fall in one minute (waits < 60 s).
-        into_minute = time.time() % 60
-        if into_minute > 5:
-            time.sleep(60 - into_minute + 0.5)
+        # Wherever minute boundaries fall between the reads (see
+        # test_a_minute_ends_between_the_reads for one on purpose).
         start = rfc3339(time.time() - 60)
         old, src, tok, carol, ids = self.source()
         end = rfc3339(time.time() + 1)
@@ -204,6 +201,76 @@ class Copy(unittest.TestCase):
                 self.assertEqual(counts(back), counts(dst))
         finally:
             new.cleanup()
+
+    def test_a_minute_ends_between_the_reads(self):
+        """A minute whose peak is above its opening count and its count at
+        the end ends between reading the source and reading the copy, and
+        the source stops before the sample that closes that minute (the
+        sweep's, a second or so into the next one): the source's read after
+        the boundary, the copy made then and the copy's read show that
+        minute with the peak it had."""
+        history = "/api/users/management/statistics/history/?from=%s&to=%s&bucket=1m"
+        start = rfc3339(time.time() - 60)
+        old, src, tok, carol, ids = self.source()
+        gina = old.create_user(tok, username="gina")["id"]
+        into = time.time() % 60
+        if into > 45:  # room in this minute for the changes and a read (one wait < 16 s)
+            time.sleep(60 - into + 0.5)
+        minute = time.time() // 60 * 60
+        # this minute recorded (a read over it records it if the sweep has
+        # not): its opening count and its peak so far
+        code, _, body = old.request("GET", history % (rfc3339(minute), rfc3339(minute + 60)),
+                                    token=tok)
+        self.assertEqual(code, 200, body)
+        opening, peak = body["points"][0]["online"], body["points"][0]["online_max"]
+        code, _, st = old.request("GET", "/api/users/management/statistics/", token=tok)
+        online = st["online_users"]
+        for uid, status in ((ids["frank"], "online"), (gina, "online"),  # two more
+                            (ids["dave"], "offline"), (ids["frank"], "offline"),
+                            (gina, "offline")):  # one fewer than before
+            self.set_status(old, tok, uid, status)
+        peak = max(peak, online + 2)
+        # (what set-up left in this minute lowered the count by 1 at most)
+        self.assertGreater(peak, max(opening, online - 1))
+        end = rfc3339(time.time() + 1)
+        time.sleep(1.2)
+
+        def histories(srv):  # the views of history: a minute later, reads are activity
+            v = self.views(srv, tok, carol, ids, start, end)
+            return {k: x for k, x in v.items() if "history" in k}
+        before = histories(old)
+        self.assertEqual(len(before), 4)
+        self.assertLess(time.time(), minute + 59, "the machine is too slow for this minute")
+        last = before[history % (start, end)]["points"][-1]
+        self.assertEqual((last["at"][:16], last["online"], last["online_max"]),
+                         (rfc3339(minute)[:16], opening, peak))
+
+        # The sample that closes the minute held off across the boundary (a
+        # write lock on the source; its reads go on), the source read in the
+        # next minute, then stopped there.
+        lock = sqlite3.connect(src[len("sqlite:"):], isolation_level=None, timeout=10)
+        try:
+            lock.execute("BEGIN IMMEDIATE")
+            time.sleep(max(0.0, minute + 60.5 - time.time()))  # < 60 s
+            self.assertEqual(histories(old), before)
+            self.assertEqual(old.stop(), 0)
+        finally:
+            lock.close()
+
+        dst = db_url(self.dir, "new")
+        p = run("copy", "--from", src, "--to", dst)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        copies = [dst]
+        if DB_KIND == "postgresql":  # and back again, out of PostgreSQL
+            copies.append("sqlite:" + os.path.join(self.dir, "back.db"))
+            p = run("copy", "--from", dst, "--to", copies[-1])
+            self.assertEqual(p.returncode, 0, p.stderr)
+        for db in copies:
+            new = Server(workdir=tempfile.mkdtemp(prefix="usersd-copy2-"), db=db).start()
+            try:
+                self.assertEqual(histories(new), before, db)
+            finally:
+                new.cleanup()
 
 
 class Interrupted(unittest.TestCase):

@@ -1012,23 +1012,48 @@ static void presence_history(void **state)
     /* per-minute counts: a row per minute once, the last one's peak closed */
     const int64_t M = 60000000;
     int64_t b = insert(s, "b", "", 1);
+    struct store_minute_row *rows = NULL;
+    size_t nrows = 0;
+    int64_t live = 0, open = 0;
+    assert_int_equal(s->ops->minutes_read(s, 0, 12 * M, &rows, &nrows, &live, &open, NULL),
+                     USERSD_OK);
+    assert_true(nrows == 0 && open == USERSD_NULL_TIME); /* none recorded yet */
+    free(rows);
     assert_int_equal(s->ops->history_sample(s, 10 * M, NULL), USERSD_OK); /* a away, b offline */
     set(s, b, USERSD_ONLINE, 10 * M + 1);
     set(s, a, USERSD_ONLINE, 10 * M + 2); /* peak 2 */
     set(s, a, USERSD_OFFLINE, 10 * M + 3);
     assert_int_equal(s->ops->history_sample(s, 11 * M, NULL), USERSD_OK);
     assert_int_equal(s->ops->history_sample(s, 11 * M, NULL), USERSD_OK); /* once */
-    struct store_minute_row *rows = NULL;
-    size_t nrows = 0;
-    int64_t live = 0;
-    assert_int_equal(s->ops->minutes_read(s, 0, 12 * M, &rows, &nrows, &live, NULL), USERSD_OK);
+    set(s, b, USERSD_OFFLINE, 11 * M + 1);
+    set(s, a, USERSD_ONLINE, 11 * M + 2); /* 11's peak: 1, as its start */
+    set(s, b, USERSD_ONLINE, 11 * M + 3); /* now 2 */
+    assert_int_equal(s->ops->minutes_read(s, 0, 12 * M, &rows, &nrows, &live, &open, NULL),
+                     USERSD_OK);
     assert_int_equal(nrows, 2);
     assert_true(rows[0].minute == 10 * M && rows[0].online == 0 && rows[0].away == 1 &&
                 rows[0].offline == 1 && rows[0].online_max == 2);
     assert_true(rows[1].minute == 11 * M && rows[1].online == 1 && rows[1].offline == 1 &&
                 rows[1].online_max == 1);
-    assert_int_equal(live, 1);
+    /* 11 is the latest row: open, its peak so far in the counters */
+    assert_true(open == 11 * M && live == 2);
     free(rows);
+    /* also when the window ends before it */
+    assert_int_equal(s->ops->minutes_read(s, 0, 11 * M, &rows, &nrows, &live, &open, NULL),
+                     USERSD_OK);
+    assert_true(nrows == 1 && open == 11 * M && live == 2);
+    free(rows);
+    /* a read's sample, inside the read scope of a GET: recorded, and the
+     * reads after it see it */
+    if (s->ops->read_scope) assert_int_equal(s->ops->read_scope(s, true, NULL), USERSD_OK);
+    assert_int_equal(s->ops->history_sample(s, 12 * M, NULL), USERSD_OK);
+    assert_int_equal(s->ops->minutes_read(s, 0, 13 * M, &rows, &nrows, &live, &open, NULL),
+                     USERSD_OK);
+    assert_int_equal(nrows, 3);
+    assert_true(rows[1].online_max == 2 && rows[2].minute == 12 * M && rows[2].online == 2);
+    assert_true(open == 12 * M && live == 2);
+    free(rows);
+    if (s->ops->read_scope) s->ops->read_scope(s, false, NULL);
 
     /* a deleted user's history goes with it */
     assert_int_equal(s->ops->user_delete(s, a, 2000, NULL), USERSD_OK);

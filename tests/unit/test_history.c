@@ -270,26 +270,35 @@ static void counts_over_time(void **state)
 
 /* API.md §9: a point's counts are those at its bucket's start, also for the
  * minute in progress when the sweep has not recorded it yet: never the
- * minute before's. */
+ * minute before's. And the minute that has ended but is not closed yet
+ * (the sweep's sample closes it) reads with the peak that sample gives
+ * it, also in a window that ends before the minute in progress, whose
+ * read records nothing. */
 static void minute_in_progress_before_its_sample(void **state)
 {
     struct fixture *f = *state;
     open_with_history(f, 30);
     int64_t hour = T0 - T0 % S(3600);
-    int64_t a = make_user(f, "a", 0);
+    int64_t a = make_user(f, "a", 0), b = make_user(f, "b", 0);
     f->now = hour;
     assert_int_equal(usersd_history_sample(f->u, NULL), USERSD_OK); /* 10:00: nobody online */
     f->now = hour + S(10);
     assert_int_equal(usersd_set_online(f->u, a, NULL, NULL), USERSD_OK);
+    assert_int_equal(usersd_set_online(f->u, b, NULL, NULL), USERSD_OK); /* 2 */
+    assert_int_equal(usersd_set_offline(f->u, b, NULL, NULL), USERSD_OK);
     f->now = hour + S(60) + 300000; /* 10:01:00.3, the sweep not yet past */
     struct usersd_online_history h;
     struct usersd_err err = {0};
+    assert_int_equal(usersd_online_history(f->u, hour, hour + S(60), 60, &h, &err), USERSD_OK);
+    assert_int_equal(h.count, 1);
+    assert_true(h.points[0].known && h.points[0].online == 0 && h.points[0].online_max == 2);
+    usersd_online_history_free(&h);
     assert_int_equal(usersd_online_history(f->u, hour, hour + S(120), 60, &h, &err), USERSD_OK);
     assert_int_equal(h.count, 2);
-    assert_true(h.points[0].known && h.points[0].online == 0 && h.points[0].online_max == 1);
+    assert_true(h.points[0].known && h.points[0].online == 0 && h.points[0].online_max == 2);
     assert_true(h.points[1].at == hour + S(60) && h.points[1].known);
     assert_int_equal(h.points[1].online, 1); /* at 10:01, not 10:00's 0 */
-    assert_int_equal(h.points[1].offline, 0);
+    assert_int_equal(h.points[1].offline, 1);
     usersd_online_history_free(&h);
     /* the sweep then finds the minute recorded and keeps it */
     f->now = hour + S(61);
@@ -298,6 +307,116 @@ static void minute_in_progress_before_its_sample(void **state)
     assert_int_equal(usersd_online_history(f->u, hour, hour + S(120), 60, &h, &err), USERSD_OK);
     assert_int_equal(h.points[1].online, 1);
     usersd_online_history_free(&h);
+}
+
+/* Another database on the fixture's clock, keeping history. */
+static struct usersd *open_other(struct fixture *f, char *path, size_t size)
+{
+    snprintf(path, size, "/tmp/usersd-unit-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    char url[96];
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    struct usersd_config cfg;
+    usersd_config_init(&cfg);
+    cfg.db_url = url;
+    cfg.clock = fake_clock;
+    cfg.clock_ctx = f;
+    struct usersd *u = NULL;
+    assert_int_equal(usersd_open(&u, &cfg, NULL), USERSD_OK);
+    return u;
+}
+
+static void close_other(struct usersd *u, const char *path)
+{
+    usersd_close(u);
+    char p[96];
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", path, suffix[i]);
+        unlink(p);
+    }
+}
+
+/* Counts over [from, to) by minute on u, checked to be want's. */
+static void expect_points(struct usersd *u, int64_t from, int64_t to,
+                          const struct usersd_online_history *want)
+{
+    struct usersd_online_history h;
+    assert_int_equal(usersd_online_history(u, from, to, 60, &h, NULL), USERSD_OK);
+    assert_int_equal(h.count, want->count);
+    for (size_t i = 0; i < h.count; i++) {
+        const struct usersd_count_point *p = &h.points[i], *w = &want->points[i];
+        assert_true(p->at == w->at && p->known == w->known);
+        assert_int_equal(p->online, w->online);
+        assert_int_equal(p->away, w->away);
+        assert_int_equal(p->offline, w->offline);
+        assert_int_equal(p->online_max, w->online_max);
+    }
+    usersd_online_history_free(&h);
+}
+
+/* usersd copy: the copy's counts over time read, whenever they are read,
+ * as the source's read at the moment of the copy: the minute the source
+ * recorded last closed with the peak it had, the minute in progress as
+ * that read records it (when the source stopped in an earlier minute); and
+ * the copy's own next sample closes the minute in progress with the peak
+ * it reaches there. */
+static void copy_reads_as_the_source_did(void **state)
+{
+    struct fixture *f = *state;
+    open_with_history(f, 30);
+    int64_t hour = T0 - T0 % S(3600), users = 0;
+    int64_t a = make_user(f, "a", 0), b = make_user(f, "b", 0), c = make_user(f, "c", 0);
+    f->now = hour;
+    assert_int_equal(usersd_history_prune(f->u, NULL), USERSD_OK);  /* history kept from here */
+    assert_int_equal(usersd_history_sample(f->u, NULL), USERSD_OK); /* 10:00: nobody online */
+    f->now = hour + S(10);
+    assert_int_equal(usersd_set_online(f->u, a, NULL, NULL), USERSD_OK);
+    assert_int_equal(usersd_set_online(f->u, b, NULL, NULL), USERSD_OK); /* 2 */
+    assert_int_equal(usersd_set_offline(f->u, b, NULL, NULL), USERSD_OK);
+    /* the source stops: no sample closes 10:00 */
+    struct usersd_err err = {0};
+    struct usersd_online_history same, later;
+    char same_path[64], later_path[64];
+
+    /* a copy within 10:00, where the rest of 10:00 happens then */
+    f->now = hour + S(30);
+    assert_int_equal(usersd_online_history(f->u, hour, hour + S(60), 60, &same, &err), USERSD_OK);
+    assert_int_equal(same.points[0].online_max, 2);
+    struct usersd *dst_same = open_other(f, same_path, sizeof same_path);
+    assert_int_equal(usersd_copy(f->u, dst_same, &users, NULL, &err), USERSD_OK);
+    assert_int_equal(users, 3);
+    f->now = hour + S(40);
+    assert_int_equal(usersd_set_online(dst_same, b, NULL, NULL), USERSD_OK);
+    assert_int_equal(usersd_set_online(dst_same, c, NULL, NULL), USERSD_OK); /* 3 */
+    assert_int_equal(usersd_set_offline(dst_same, c, NULL, NULL), USERSD_OK);
+    assert_int_equal(usersd_set_offline(dst_same, b, NULL, NULL), USERSD_OK);
+
+    /* a copy at 10:01:30, 10:01 not recorded by the source (nothing read
+     * it before the copy) */
+    f->now = hour + S(90);
+    struct usersd *dst_later = open_other(f, later_path, sizeof later_path);
+    assert_int_equal(usersd_copy(f->u, dst_later, &users, NULL, &err), USERSD_OK);
+    assert_int_equal(usersd_online_history(f->u, hour, hour + S(120), 60, &later, &err), USERSD_OK);
+    assert_true(later.points[0].online_max == 2 && later.points[1].online == 1 &&
+                later.points[1].offline == 2 && later.points[1].online_max == 1);
+
+    /* read at 10:05, before and after each copy's own sample */
+    f->now = hour + S(300);
+    same.points[0].online_max = 3;
+    for (int sampled = 0; sampled < 2; sampled++) {
+        expect_points(dst_same, hour, hour + S(60), &same);
+        expect_points(dst_later, hour, hour + S(120), &later);
+        assert_int_equal(usersd_history_sample(dst_same, NULL), USERSD_OK);
+        assert_int_equal(usersd_history_sample(dst_later, NULL), USERSD_OK);
+    }
+
+    usersd_online_history_free(&same);
+    usersd_online_history_free(&later);
+    close_other(dst_same, same_path);
+    close_other(dst_later, later_path);
 }
 
 /* Status messages: validation, an end that hides the message at once, the
@@ -370,6 +489,7 @@ int main(void)
         T(a_day_of_changes),
         T(counts_over_time),
         T(minute_in_progress_before_its_sample),
+        T(copy_reads_as_the_source_did),
         T(status_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
