@@ -15,8 +15,11 @@
 -- apart; delay() gives each connection that becomes free the next slot. When
 -- every connection is busy the slots fall behind the clock and are sent at
 -- once: the achieved rate then falls short of the offered one, and the
--- lateness (send time - slot, in request()) shows the backlog that wrk's
--- own latency, measured from the send, leaves out.
+-- lateness of each slot (when a connection became free to take it, less
+-- the slot) is the wait for a free connection that wrk's own latency,
+-- measured from the send, leaves out. A slot still ahead when it is taken
+-- counts as on time: if wrk itself is then scheduled late (a neighbour on
+-- its core), that is the client's delay, not the server's.
 local ffi = require("ffi")
 ffi.cdef [[
 typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
@@ -40,8 +43,6 @@ end
 
 -- per thread (wrk gives each thread its own Lua state); done() reads them
 next_slot = nil
-slots = {} -- the claimed slots not yet sent, oldest first
-slot_head, slot_tail = 1, 0
 seq = 0
 -- lateness histogram: bucket b counts sends 2^(b-1)..2^b - 1 ms late (b = 0: < 1 ms)
 late = {}
@@ -58,23 +59,7 @@ init = function(args)
   math.randomseed(os.time())
 end
 
-delay = function()
-  local now = now_us()
-  if not next_slot then next_slot = now end
-  local slot = next_slot
-  next_slot = next_slot + step_us
-  slot_tail = slot_tail + 1
-  slots[slot_tail] = slot
-  local d = slot - now
-  if d <= 0 then return 0 end
-  return math.floor(d / 1000 + 0.5)
-end
-
-local function note_late()
-  if slot_head > slot_tail then return end
-  local l = now_us() - slots[slot_head]
-  slots[slot_head] = nil
-  slot_head = slot_head + 1
+local function note_late(l)
   if l < 0 then l = 0 end
   if l > late_max_us then late_max_us = l end
   local ms, b = l / 1000, 0
@@ -82,8 +67,18 @@ local function note_late()
   late[b] = late[b] + 1
 end
 
+delay = function()
+  local now = now_us()
+  if not next_slot then next_slot = now end
+  local slot = next_slot
+  next_slot = next_slot + step_us
+  local d = slot - now
+  note_late(-d)
+  if d <= 0 then return 0 end
+  return math.floor(d / 1000 + 0.5)
+end
+
 request = function()
-  note_late()
   seq = seq + 1
   if kind == "change" then
     return wrk.format("POST", "/api/users/me/online-status/",

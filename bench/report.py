@@ -398,6 +398,12 @@ if procs:
                     top[k2] = top.get(k2, 0) + v / len(rs)
             tops = ", ".join("%s %.0f %%" % (k2, 100 * v) for k2, v in
                              sorted(top.items(), key=lambda kv: -kv[1])[:3])
+            wrapped = load == "refresh" and any(
+                u["requests"] > r.get("users_per_process", 1 << 62) for r in rs for u in r["usersd"])
+            if wrapped:
+                tops = (tops + "; " if tops else "") + ("some processes sent more heartbeats than "
+                                                        "they had users: writes/s counts each "
+                                                        "user once (BENCH_PROCESS_TOKENS)")
             procs_sum[(load, npr)] = {"wps": med(wps), "lock": share("Lock"), "dcpu": dcpu,
                                       "spread": spread(wps)}
             print("| %s | %d | %.0f | %.0f (spread %.0f %%) | %.1f | %.0f | %.0f | %.2f | %.1f %% "
@@ -472,6 +478,10 @@ def big(db):
     return max(ns) if ns else None
 
 
+def n0(x):
+    return "{:,.0f}".format(x)
+
+
 def judged(ok, n):
     if n is None or n < 1000000:
         return "— (at %s users, not 1M)" % size(n) if n else "not measured"
@@ -497,15 +507,15 @@ if a and b and b["rps"]:
     q = a["rps"] / b["rps"]
     row("SQLite: refreshing heartbeats ≥ 80 % of heartbeats that write nothing at 1M (36 % "
         "before), the no-write rate up from 24.1k/s",
-        "%.0f %% (%.0f against %.0f/s; spreads %.0f %%, %.0f %%)" % (
-            100 * q, a["rps"], b["rps"], a["spread"], b["spread"]), judged(q >= 0.8, sq))
+        "%.0f %% (%s against %s/s; spreads %.0f %%, %.0f %%)" % (
+            100 * q, n0(a["rps"]), n0(b["rps"]), a["spread"], b["spread"]), judged(q >= 0.8, sq))
 else:
     row("SQLite: refreshing heartbeats ≥ 80 % of heartbeats that write nothing at 1M", nm, nm)
 a, b = table.get(("sqlite", sq, "set_status")), table.get(("sqlite", 1000, "set_status"))
 if a and b and b["rps"] and sq != 1000:
     q = a["rps"] / b["rps"]
     row("SQLite: random status changes at 1M ≥ 80 % of the 1k rate (34 % before; moonshot "
-        "30k/s)", "%.0f %% (%.0f against %.0f/s)" % (100 * q, a["rps"], b["rps"]),
+        "30k/s)", "%.0f %% (%s against %s/s)" % (100 * q, n0(a["rps"]), n0(b["rps"])),
         judged(q >= 0.8, sq))
 else:
     row("SQLite: random status changes at 1M ≥ 80 % of the 1k rate", nm, nm)
@@ -541,14 +551,14 @@ if len(rf) >= 2:
         verdict = "met (grows)" if grows else "met (flat: usersd and PostgreSQL share one core here)"
     row("PostgreSQL: the cluster's refresh rate grows with processes until PostgreSQL's CPU is "
         "the bound (here every process and the cluster share core 0: the rate must not fall)",
-        ", ".join("%d: %.0f/s" % (n, w) for n, w in rf), verdict)
+        ", ".join("%d: %s/s" % (n, n0(w)) for n, w in rf), verdict)
 else:
     row("PostgreSQL: the cluster's refresh rate grows with processes", nm, nm)
 a, b = table.get(("postgresql", pg, "status")), table.get(("sqlite", sq, "status"))
 if a and b and b["rps"] and pg == sq:
     q = a["rps"] / b["rps"]
     row("PostgreSQL: status GET ≥ 40 % of SQLite's rate (26 % before)",
-        "%.0f %% (%.0f against %.0f/s)" % (100 * q, a["rps"], b["rps"]), judged(q >= 0.4, pg))
+        "%.0f %% (%s against %s/s)" % (100 * q, n0(a["rps"]), n0(b["rps"])), judged(q >= 0.4, pg))
 else:
     row("PostgreSQL: status GET ≥ 40 % of SQLite's rate", nm, nm)
 lists = ("online_page_1", "online_page_500", "list_status", "list_pages", "list_search_one",
@@ -565,7 +575,7 @@ for db, n in (("sqlite", sq), ("postgresql", pg)):
         row("%s: every list and search page p99 ≤ 50 ms at 1M" % db, nm, nm)
 a = table.get(("postgresql", pg, "online_page_1"))
 if a:
-    row("PostgreSQL: the online page ≥ 5k/s (1.2k/s before)", "%.0f/s (online_page_1)" % a["rps"],
+    row("PostgreSQL: the online page ≥ 5k/s (1.2k/s before)", "%s/s (online_page_1)" % n0(a["rps"]),
         judged(a["rps"] >= 5000, pg))
 else:
     row("PostgreSQL: the online page ≥ 5k/s", nm, nm)

@@ -28,7 +28,9 @@
 #   BENCH_PG_USERS   the big size on PostgreSQL (default USERS)
 # A whole run at a million users takes 23-26 minutes here: most of it A/B
 # rounds, the rest seeding (a minute or two), warm-ups, the mix, the flood
-# and the streams.
+# and the streams; million_online and pg_processes (issue 19) add an
+# estimated 10-15 minutes (written and checked at small sizes, not yet run
+# whole at a million).
 #   BENCH_ROUNDS     rounds per scenario (3)
 #   BENCH_HEARTBEAT_USERS  distinct users heartbeating at the big size (100000)
 #   BENCH_FLOOD      logins in the flood (1000)
@@ -447,7 +449,7 @@ million_online() {
         ksteps="$ksteps $k"
     done
     [ "$top" = 0 ] || ksteps="$ksteps $top"
-    kmax=$(echo $ksteps | awk '{print $NF}')
+    kmax=$(echo "$ksteps" | awk '{print $NF}')
     stop_usersd main
     # each step's users: K·(timed + 1 warm + 1 spare seconds)/30
     online_tokens $((kmax * (osecs + 2) / 30 + 1000))
@@ -568,7 +570,9 @@ pg_processes() {
     stop_usersd main
     ptok=${BENCH_PROCESS_TOKENS:-200000}
     online_tokens "$ptok"
-    ptok=$(wc -l < "$work/online-tokens")
+    # the first ptok of them (million_online may have minted more)
+    have=$(wc -l < "$work/online-tokens")
+    [ "$have" -lt "$ptok" ] && ptok=$have
     for np in ${BENCH_PROCESSES:-1 2 4}; do
         pids="" ports=""
         for _ in $(seq "$np"); do
@@ -618,14 +622,13 @@ procs_round() { # PROCESSES LOAD SECONDS [ROUND]: one round of LOAD on every pro
             sleep 0.05
         done
     fi
-    k=0 wpids=""
+    k=0 wpids="" per=$((ptok / $1))
     for port in $ports; do
         k=$((k + 1))
         if [ "$2" = set ]; then
             wrk_run "http://127.0.0.1:$port" set_online_away / "$work/tokens" "$c" "$d" > "$work/procs-$k" &
         else
             # each process its own users: the k-th slice of the tokens
-            per=$((ptok / $1))
             sed -n "$(((k - 1) * per + 1)),$((k * per))p" "$work/online-tokens" > "$work/procs-tok-$k"
             BENCH_TOKEN_START=0 wrk_run "http://127.0.0.1:$port" heartbeat_seq / "$work/procs-tok-$k" \
                 "$c" "$d" > "$work/procs-$k" &
@@ -646,7 +649,7 @@ procs_round() { # PROCESSES LOAD SECONDS [ROUND]: one round of LOAD on every pro
     log1=$(db_value "SELECT coalesce(max(seq), 0) FROM presence_changes")
     waits=$(python3 "$root/bench/bench_db.py" waits "$work/waits")
     per_proc=$(for f in $(seq "$1"); do cat "$work/procs-$f"; done | paste -sd, -)
-    echo "{\"users\": $size, \"db\": \"$backend\", \"scenario\": \"pg_processes\", \"processes\": $1, \"load\": \"$2\", \"round\": $4, \"seconds\": $d, \"connections\": $conns, \"usersd\": [$per_proc], \"usersd_cpu_us\": $cpu_us, \"db_cpu_us\": $dcpu_us, \"users_seen\": $seen, \"log_rows\": $((log1 - log0)), \"waits\": $waits}" >> "$out"
+    echo "{\"users\": $size, \"db\": \"$backend\", \"scenario\": \"pg_processes\", \"processes\": $1, \"load\": \"$2\", \"round\": $4, \"seconds\": $d, \"connections\": $conns, \"users_per_process\": $per, \"usersd\": [$per_proc], \"usersd_cpu_us\": $cpu_us, \"db_cpu_us\": $dcpu_us, \"users_seen\": $seen, \"log_rows\": $((log1 - log0)), \"waits\": $waits}" >> "$out"
 }
 
 backend=sqlite
