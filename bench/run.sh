@@ -29,7 +29,7 @@
 # A whole run at a million users takes 23-26 minutes here: most of it A/B
 # rounds, the rest seeding (a minute or two), warm-ups, the mix, the flood
 # and the streams; million_online and pg_processes (issue 19) add an
-# estimated 10-15 minutes (written and checked at small sizes, not yet run
+# estimated 10-20 minutes (written and checked at small sizes, not yet run
 # whole at a million).
 #   BENCH_ROUNDS     rounds per scenario (3)
 #   BENCH_HEARTBEAT_USERS  distinct users heartbeating at the big size (100000)
@@ -45,8 +45,8 @@
 #                    a partial run writes there too: point it elsewhere)
 #   million_online (issue 19; at the big size, on each database): K users
 #   online beating every 30 s at the default --activity-interval, K raised
-#   until the p99 passes 50 ms or the achieved rate falls short (about 2-3
-#   minutes a database at 1M, most of it the steps' 10 s rounds and primes)
+#   until the p99 passes 50 ms or the achieved rate falls short (estimated
+#   at 3-7 minutes a database at 1M: 4-7 steps of ~30-60 s)
 #   BENCH_ONLINE_STEPS    the K tried, in order ("100000 250000 500000
 #                         1000000 1500000 2000000"; capped by the users)
 #   BENCH_ONLINE_SECONDS  timed seconds a step (10)
@@ -56,7 +56,7 @@
 #   pg_processes (issue 19; PostgreSQL, at the big size): 1, 2 and 4 usersd
 #   processes on one database, set-status and refreshing heartbeats, lock
 #   waits sampled from pg_stat_activity (BENCH_ROUNDS rounds of
-#   SECONDS_PER_ROUND each; 2-3 minutes at 1M)
+#   SECONDS_PER_ROUND each; ~2.5 minutes at 20,000 users, more at 1M)
 #   BENCH_PROCESSES       the process counts ("1 2 4")
 #   BENCH_PROCESS_TOKENS  distinct users for the refreshes (200000)
 #   BENCH_BIN        the usersd binary to measure (default build/usersd; e.g.
@@ -588,6 +588,7 @@ pg_processes() {
             procs_round "$np" refresh "$secs" "$r"
         done
         for p in $pids; do upid=$p; stop_usersd "pg_processes_$np"; done
+        pids=""
         echo "  pg_processes $np done" >&2
     done
     serve
