@@ -1,7 +1,8 @@
 -- wrk script for usersd's benchmark scenarios. Configured by environment:
---   BENCH_MODE    static | pages | status | set | heartbeat | heartbeat_seq
---                 | mixed | login
+--   BENCH_MODE    static | pages | status | set | set_online_away | heartbeat
+--                 | heartbeat_seq | mixed | login
 --                 (pages: BENCH_PATH's {page} becomes a random page 1..20;
+--                 set_online_away: set, online or away at random;
 --                 heartbeat: a random token of BENCH_TOKENS; heartbeat_seq:
 --                 the tokens in turn, so with N tokens each user's
 --                 heartbeats are N requests apart; login: user seed<k>, k
@@ -37,9 +38,9 @@ local function get_status()
   return wrk.format("GET", "/api/users/admin/users/" .. id .. "/online-status/", auth(1))
 end
 
-local function set_status()
+local function set_status(choices)
   local id = math.random(1, users)
-  local body = '{"status": "' .. statuses[math.random(1, 3)] .. '"}'
+  local body = '{"status": "' .. statuses[math.random(1, choices or 3)] .. '"}'
   return wrk.format("POST", "/api/users/admin/users/" .. id .. "/set-online-status/", auth(1), body)
 end
 
@@ -63,6 +64,8 @@ request = function()
     return get_status()
   elseif mode == "set" then
     return set_status()
+  elseif mode == "set_online_away" then
+    return set_status(2)
   elseif mode == "heartbeat" then
     return wrk.format("POST", "/api/users/me/heartbeat/", auth(math.random(1, #tokens)))
   elseif mode == "heartbeat_seq" then
