@@ -595,6 +595,37 @@ static void sq_global_init(void)
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* The planner's statistics (sqlite_stat1) are taken by a bulk load, when a
+ * table may still be nearly empty: with sessions known as one row, the
+ * token lookup (sessions.hash, a unique index) became a scan of every
+ * session, a millisecond a request at 100,000 sessions. A table now ten
+ * times the size its statistics say (and of a thousand rows or more) is
+ * analyzed again, on a sample (analysis_limit): milliseconds, at open and
+ * after seeding sessions. Best effort: a failure leaves the old ones. */
+static void stats_refresh(struct sqlite_store *s)
+{
+    static const char *const check =
+        "SELECT t.name FROM (SELECT 'users' AS name, total AS n FROM user_counts WHERE id = 1 "
+        "UNION ALL SELECT 'presence', total FROM user_counts WHERE id = 1 "
+        "UNION ALL SELECT 'sessions', sessions FROM user_counts WHERE id = 1) t "
+        "JOIN (SELECT tbl, max(CAST(stat AS INTEGER)) AS n FROM sqlite_stat1 GROUP BY tbl) k "
+        "ON k.tbl = t.name WHERE t.n >= 1000 AND t.n > 10 * k.n";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, check, -1, &st, NULL) != SQLITE_OK) return; /* no stat1 yet */
+    char stale[3][16];
+    int n = 0;
+    while (n < 3 && sqlite3_step(st) == SQLITE_ROW)
+        snprintf(stale[n++], sizeof stale[0], "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st); /* before writing the table it read */
+    for (int i = 0; i < n; i++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "ANALYZE %s", stale[i]);
+        sqlite3_exec(s->db, "PRAGMA analysis_limit = 1000", NULL, NULL, NULL);
+        sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        sqlite3_exec(s->db, "PRAGMA analysis_limit = 0", NULL, NULL, NULL);
+    }
+}
+
 static enum usersd_code sq_open(struct store **out, const char *path,
                                 const struct store_progress *progress, struct usersd_err *err)
 {
@@ -636,6 +667,7 @@ static enum usersd_code sq_open(struct store **out, const char *path,
         sq_close(&s->base);
         return code;
     }
+    stats_refresh(s);
     *out = &s->base;
     return USERSD_OK;
 }
@@ -2407,6 +2439,7 @@ static enum usersd_code sq_session_seed(struct store *base, const unsigned char 
 out:
     sqlite3_finalize(pick);
     if (code) rollback(s);
+    if (!code && !s->batch) stats_refresh(s); /* sessions may have grown tenfold */
     return code;
 }
 

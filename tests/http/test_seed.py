@@ -125,6 +125,28 @@ class SeedTokens(unittest.TestCase):
         m = re.search(r"^usersd_sessions (\d+)$", text, re.M)
         self.assertEqual(int(m.group(1)), 1235)  # and the admin's login
 
+    def test_token_lookup_keeps_its_index_after_seeding(self):
+        """A bulk load takes the planner's statistics while sessions holds
+        the admin's one: the tokens minted after it must not leave the
+        token lookup planned as a scan of every session (SQLite)."""
+        if not self.db.startswith("sqlite:"):
+            self.skipTest("SQLite's planner statistics")
+        import sqlite3
+        self.server()  # the admin logs in: one session
+        self.assertEqual(self.seed("--users", "1200", "--tokens", "1100",
+                                   self.path("t")).returncode, 0)
+        self.assertEqual(self.me(self.tokens("t")[0])["is_active"], True)
+        c = sqlite3.connect(self.db[len("sqlite:"):])
+        rows = c.execute("SELECT max(CAST(stat AS INTEGER)) FROM sqlite_stat1 "
+                         "WHERE tbl = 'sessions'").fetchone()[0]
+        self.assertGreaterEqual(rows, 1000)
+        plan = " ".join(r[-1] for r in c.execute(
+            "EXPLAIN QUERY PLAN SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id "
+            "WHERE s.hash = x'00'"))
+        c.close()
+        self.assertIn("USING INDEX", plan)
+        self.assertNotIn("SCAN s", plan)
+
     def test_only_active_users_and_never_more_than_there_are(self):
         srv = self.server()
         self.assertEqual(self.seed("--users", "10").returncode, 0)
