@@ -1879,9 +1879,9 @@ static enum usersd_code pg_refresh(struct store *base, const struct usersd_refre
     return code;
 }
 
-/* Users decayed per transaction, and transactions per sweep at most: the
- * log lock is held briefly (a thousand changes in one transaction also
- * keep the counters' row from growing a long chain of versions; all of a
+/* Users decayed per transaction, and transactions per sweep at most: row
+ * locks are held briefly (a thousand changes in one transaction also keep
+ * the counters' rows from growing long chains of versions; all of a
  * million's 90,000 due at once took minutes, past the statement timeout,
  * and was retried for ever). */
 #define DECAY_CHUNK 1000
@@ -2606,7 +2606,7 @@ static enum usersd_code pg_session_count(struct store *base, int64_t *n, struct 
  * p's parameters) returning the user, set or — when there is something —
  * cleared, and when it changed, the log row (log: $1-$5 the user, name,
  * status, last_seen, at, then the rest of lp) and the wake-up, in one
- * transaction under the log lock. out receives the user; ENOTFOUND. */
+ * transaction. out receives the user; ENOTFOUND. */
 static enum usersd_code beside_write(struct pg_store *s, enum pstmt upd, enum pstmt log, bool set,
                                      int64_t id, const struct params *p, int64_t now,
                                      const char *text, bool with_text, int64_t t,
@@ -2663,7 +2663,7 @@ static enum usersd_code pg_dnd(struct store *base, int64_t id, bool on, int64_t 
 
 /* The sweep of ended ones: a look through the partial index (pending),
  * then, when something is due, one statement (sweep) that updates and
- * logs the same rows, under the log lock. Both bind $1 = now. */
+ * logs the same rows. Both bind $1 = now. */
 static enum usersd_code expire_sweep(struct pg_store *s, enum pstmt pending_stmt, enum pstmt sweep,
                                      int64_t now, int64_t *n, struct usersd_err *err)
 {
