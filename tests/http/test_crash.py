@@ -1,4 +1,5 @@
-"""kill -9 under concurrent writes loses no acknowledged write (API.md §5).
+"""kill -9 under concurrent writes loses no acknowledged write (API.md §5),
+and at most the last second of refreshes (§7).
 
 `make test` runs one round; `make soak` runs USERSD_SOAK_ROUNDS=20 of them
 on both drivers, each round killing the server at a random moment while
@@ -110,6 +111,46 @@ class KillNine(unittest.TestCase):
                 self.assertEqual((code, body.get("username")), (200, name), round_no)
         self.assertGreater(len(created), 0)
         print("%d rounds, %d users created and acknowledged, all kept" % (ROUNDS, len(created)))
+
+
+class RefreshesAndKillNine(unittest.TestCase):
+    def test_a_crash_loses_at_most_the_last_second_of_refreshes(self):
+        """API.md §7: a refresh is answered before it is written, so kill -9
+        may lose the last second of them, and nothing else: one answered
+        more than a second before the kill is there after it, and the
+        status change acknowledged just before the kill too."""
+        args = ["--activity-interval", "1", "--away-after", "0", "--offline-after", "0"]
+        srv = Server(args).start()
+        workdir, db = srv.dir, srv.db
+        self.addCleanup(srv.cleanup)
+        admin = srv.login()
+        uid = srv.create_user(admin, username="beat")["id"]
+        other = srv.create_user(admin, username="other")["id"]
+        token = srv.login("beat", "password-123")  # online now
+        time.sleep(1.2)  # past the interval: the next heartbeat is a refresh
+        code, _, old = srv.request("POST", "/api/users/me/heartbeat/", token=token)
+        self.assertEqual(code, 200, old)
+        time.sleep(1.2)  # older than a second at the kill
+        code, _, new = srv.request("POST", "/api/users/me/heartbeat/", token=token)
+        self.assertEqual(code, 200, new)
+        self.assertNotEqual(new["last_seen"], old["last_seen"])
+        code, _, st = srv.request("POST", "/api/users/admin/users/%d/set-online-status/" % other,
+                                  {"status": "away"}, token=admin)
+        self.assertEqual(code, 200, st)
+        srv.proc.send_signal(signal.SIGKILL)  # the second refresh may be on its way
+        srv.proc.wait(timeout=10)
+        srv.log.close()
+        srv = Server(args, workdir=workdir, db=db).start()
+        self.addCleanup(srv.stop)
+        admin = srv.login()
+        code, _, got = srv.request("GET", "/api/users/admin/users/%d/online-status/" % uid,
+                                   token=admin)
+        self.assertEqual(code, 200, got)
+        self.assertEqual(got["online_status"], "online")
+        self.assertIn(got["last_seen"], (old["last_seen"], new["last_seen"]))
+        code, _, got = srv.request("GET", "/api/users/admin/users/%d/online-status/" % other,
+                                   token=admin)
+        self.assertEqual((code, got["online_status"]), (200, "away"))
 
 
 if __name__ == "__main__":
