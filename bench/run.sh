@@ -718,9 +718,10 @@ want stream_ids_10000 streams && specs="10000:1000:100"
 streams "${BENCH_STREAM_IDS_USERS:-100000}" $specs
 fi
 
-# PostgreSQL: where usersd goes when one machine is not enough. No page or
-# token is kept there (it has no cheap data version), so every read asks.
-# usersd and the PostgreSQL server share core 0.
+# PostgreSQL: where usersd goes when one machine is not enough. Pages are
+# kept there under the snapshot the token check read in (no token is: the
+# version is known only after the check). usersd and the PostgreSQL server
+# share core 0.
 if case "$dbs" in *" postgresql "*) true ;; *) false ;; esac &&
     "$root/scripts/pg-cluster.sh" start "$work/pg" >&2; then
     pgdir=$(cat "$work/pg/data_dir")

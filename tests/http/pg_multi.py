@@ -6,6 +6,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -128,6 +129,66 @@ class TwoProcesses(unittest.TestCase):
                                      e["json"]["online_status"]))
         s.close()
         self.assertEqual(streamed, via_a)
+
+    def test_a_process_killed_mid_batch_costs_the_others_nothing(self):
+        # A dies (kill -9) while its writer has batches in flight: its open
+        # transaction ends with its connection, and the log read through B
+        # and B's stream go on past it, every change once and in order.
+        ta, tb = self.a.login(), self.b.login()
+        ids = [self.a.create_user(ta, username="kill%d" % i)["id"] for i in range(6)]
+        s = Stream(self.b.port, tb)
+        self.assertEqual(s.read_headers(), 200)
+        stop = time.monotonic() + 3
+        errors = []
+
+        def writer(srv, tok, seed, mine):
+            rnd = random.Random(seed)
+            for _ in range(300):
+                if time.monotonic() > stop:
+                    break
+                try:
+                    code, _, body = srv.request(
+                        "POST", "/api/users/admin/users/%d/set-online-status/" % rnd.choice(ids),
+                        {"status": rnd.choice(["online", "away", "offline"])}, token=tok)
+                except OSError:
+                    if mine:
+                        errors.append("connection lost")
+                    return  # A is gone
+                if mine and code != 200:
+                    errors.append((code, body))
+
+        threads = [threading.Thread(target=writer, args=(srv, tok, k, srv is self.b))
+                   for k, (srv, tok) in enumerate([(self.a, ta), (self.b, tb)] * 3)]
+        for t in threads:
+            t.start()
+        time.sleep(1.2)
+        self.a.proc.send_signal(signal.SIGKILL)  # mid-batch: A writes all the time
+        self.a.proc.wait(timeout=10)
+        for t in threads:
+            t.join(timeout=30)
+        self.assertEqual(errors, [])  # B's writers never noticed
+        for uid in ids:
+            code, _, body = self.b.request(
+                "POST", "/api/users/admin/users/%d/set-online-status/" % uid,
+                {"status": "offline"}, token=tb)
+            self.assertEqual(code, 200, body)
+        time.sleep(0.5)
+        logged = self.log_of(self.b, tb, ids)
+        last = {}
+        for seq, uid, status in logged:
+            self.assertNotEqual(last.get(uid), status, "user %d logged %s twice (seq %d)"
+                                % (uid, status, seq))
+            last[uid] = status
+        self.assertEqual(set(last.values()), {"offline"})
+        streamed = []
+        deadline = time.monotonic() + 20
+        while len(streamed) < len(logged) and time.monotonic() < deadline:
+            for e in presence(s.events(1, timeout=2)):
+                if e["json"]["user_id"] in ids:
+                    streamed.append((int(e["id"]), e["json"]["user_id"],
+                                     e["json"]["online_status"]))
+        s.close()
+        self.assertEqual(streamed, logged)
 
     def test_decay_by_two_processes_reports_each_change_once(self):
         ta = self.a.login()

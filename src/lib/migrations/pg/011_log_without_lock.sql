@@ -117,11 +117,20 @@ BEGIN
         UPDATE user_counts SET total = total + dt, active = active + da, staff = staff + ds,
             online = online + dn, away = away + dw WHERE id = usersd_count_slot();
     END IF;
-    IF dn > 0 THEN
-        PERFORM usersd_raise_peak();
-    END IF;
     RETURN NULL;
 END $$;
+
+-- The peak once per statement, not per row: a sum of the 64 rows per row
+-- brought online made one statement over 200,000 users never end (each
+-- sum read the versions the statement's own updates had left).
+CREATE FUNCTION usersd_peak_after() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM usersd_raise_peak();
+    RETURN NULL;
+END $$;
+CREATE TRIGGER users_peak AFTER INSERT OR UPDATE OF online_status ON users
+    FOR EACH STATEMENT WHEN (current_setting('usersd.batch', true) IS DISTINCT FROM 'on')
+    EXECUTE FUNCTION usersd_peak_after();
 
 CREATE OR REPLACE FUNCTION usersd_count_sessions() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
