@@ -50,8 +50,8 @@ fuzz:
 	@FUZZ_RUNS=$(FUZZ_RUNS) fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 # The benchmark suite (bench/run.sh): usersd against nginx on this machine,
-# at 1,000 and BENCH_USERS users; writes bench/RESULTS.md (~25 min at a
-# million; BENCH_SCENARIOS, BENCH_DBS and BENCH_OUT run a part elsewhere,
+# at 1,000 and BENCH_USERS users; writes bench/RESULTS.md (about an hour at
+# a million; BENCH_SCENARIOS, BENCH_DBS and BENCH_OUT run a part elsewhere,
 # see bench/run.sh).
 BENCH_USERS ?= 1000000
 bench: build

@@ -44,8 +44,19 @@ local function set_status(choices)
   return wrk.format("POST", "/api/users/admin/users/" .. id .. "/set-online-status/", auth(1), body)
 end
 
+-- Seeded from /dev/urandom, not the clock: wrk processes started in the
+-- same second (pg_processes runs one per usersd) would pick the same users
+-- in the same order, and their writes would wait on each other's rows.
+local function seed()
+  local f = io.open("/dev/urandom", "rb")
+  local b = f and f:read(4)
+  if f then f:close() end
+  if not b then return os.time() end
+  return ((b:byte(1) * 256 + b:byte(2)) * 256 + b:byte(3)) * 128 + b:byte(4) % 128
+end
+
 init = function(args)
-  math.randomseed(os.time())
+  math.randomseed(seed())
   next_token = tonumber(os.getenv("BENCH_TOKEN_START") or "") or
                math.random(0, math.max(#tokens - 1, 0))
 end

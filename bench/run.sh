@@ -26,11 +26,10 @@
 #                    scenarios, on each database)
 #   BENCH_DBS        "sqlite postgresql" (default): the databases
 #   BENCH_PG_USERS   the big size on PostgreSQL (default USERS)
-# A whole run at a million users takes 23-26 minutes here: most of it A/B
-# rounds, the rest seeding (a minute or two), warm-ups, the mix, the flood
-# and the streams; million_online and pg_processes (issue 19) add an
-# estimated 10-20 minutes (written and checked at small sizes, not yet run
-# whole at a million).
+# A whole run at a million users takes about an hour here: 23-26 minutes
+# of A/B rounds, seeding, warm-ups, the mix, the flood and the streams;
+# million_online ~10 minutes a database (a prime and three loads a step),
+# pg_processes ~5 minutes a round (a prime of 200,000 users each).
 #   BENCH_ROUNDS     rounds per scenario (3)
 #   BENCH_HEARTBEAT_USERS  distinct users heartbeating at the big size (100000)
 #   BENCH_FLOOD      logins in the flood (1000)
