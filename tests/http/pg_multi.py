@@ -76,6 +76,64 @@ class TwoProcesses(unittest.TestCase):
                     out.append((c["seq"], c["user_id"], c["online_status"]))
         self.fail("the log did not end")
 
+    def writers(self, ids, seconds, tokens, errors, lost_ok=None):
+        """Three writer threads per process (tokens: ta, tb), each setting
+        random statuses of ids until seconds pass; a refusal goes to errors,
+        and so does a lost connection, except to the server lost_ok."""
+        stop = time.monotonic() + seconds
+
+        def writer(srv, tok, seed):
+            rnd = random.Random(seed)
+            for _ in range(300):
+                if time.monotonic() > stop:
+                    break
+                try:
+                    code, _, body = srv.request(
+                        "POST", "/api/users/admin/users/%d/set-online-status/" % rnd.choice(ids),
+                        {"status": rnd.choice(["online", "away", "offline"])}, token=tok)
+                except OSError:
+                    if srv is not lost_ok:
+                        errors.append("connection lost")
+                    return
+                if code != 200 and srv is not lost_ok:
+                    errors.append((code, body))
+
+        threads = [threading.Thread(target=writer, args=(srv, tok, k))
+                   for k, (srv, tok) in enumerate(list(zip((self.a, self.b), tokens)) * 3)]
+        for t in threads:
+            t.start()
+        return threads
+
+    def assert_each_change_once(self, logged):
+        """Never the same status twice in a row for a user (a change
+        logged twice, or from a status it did not leave), each ending
+        offline as last set."""
+        last = {}
+        for seq, uid, status in logged:
+            self.assertNotEqual(last.get(uid), status,
+                                "user %d logged %s twice in a row (seq %d)" % (uid, status, seq))
+            last[uid] = status
+        self.assertEqual(set(last.values()), {"offline"})
+
+    def streamed(self, s, ids, n):
+        """(id, user, status) of the next n events about ids on stream s."""
+        out = []
+        deadline = time.monotonic() + 20
+        while len(out) < n and time.monotonic() < deadline:
+            for e in presence(s.events(1, timeout=2)):
+                if e["json"]["user_id"] in ids:
+                    out.append((int(e["id"]), e["json"]["user_id"], e["json"]["online_status"]))
+        s.close()
+        return out
+
+    def all_offline(self, srv, token, ids):
+        for uid in ids:  # offline does not decay: the last word is known
+            code, _, body = srv.request(
+                "POST", "/api/users/admin/users/%d/set-online-status/" % uid,
+                {"status": "offline"}, token=token)
+            self.assertEqual(code, 200, body)
+        time.sleep(0.5)
+
     def test_writers_of_two_processes_log_each_change_once_in_order(self):
         # Writers of both processes change the same users at once, with no
         # lock between them (migration 011): each real change is logged
@@ -86,49 +144,16 @@ class TwoProcesses(unittest.TestCase):
         ids = [self.a.create_user(ta, username="race%d" % i)["id"] for i in range(6)]
         s = Stream(self.b.port, tb)
         self.assertEqual(s.read_headers(), 200)
-        stop = time.monotonic() + 4
         errors = []
-
-        def writer(srv, tok, seed):
-            rnd = random.Random(seed)
-            for _ in range(300):
-                if time.monotonic() > stop:
-                    break
-                code, _, body = srv.request(
-                    "POST", "/api/users/admin/users/%d/set-online-status/" % rnd.choice(ids),
-                    {"status": rnd.choice(["online", "away", "offline"])}, token=tok)
-                if code != 200:
-                    errors.append((code, body))
-
-        threads = [threading.Thread(target=writer, args=(srv, tok, k))
-                   for k, (srv, tok) in enumerate([(self.a, ta), (self.b, tb)] * 3)]
-        for t in threads:
-            t.start()
-        for t in threads:
+        for t in self.writers(ids, 4, (ta, tb), errors):
             t.join(timeout=30)
         self.assertEqual(errors, [])
-        for uid in ids:  # offline does not decay: the last word is known
-            self.a.request("POST", "/api/users/admin/users/%d/set-online-status/" % uid,
-                           {"status": "offline"}, token=ta)
-        time.sleep(0.5)
+        self.all_offline(self.a, ta, ids)
         via_a, via_b = self.log_of(self.a, ta, ids), self.log_of(self.b, tb, ids)
         self.assertEqual(via_a, via_b)
         self.assertGreater(len(via_a), 20)
-        last = {}
-        for seq, uid, status in via_a:
-            self.assertNotEqual(last.get(uid), status,
-                                "user %d logged %s twice in a row (seq %d)" % (uid, status, seq))
-            last[uid] = status
-        self.assertEqual(set(last.values()), {"offline"})
-        streamed = []
-        deadline = time.monotonic() + 20
-        while len(streamed) < len(via_a) and time.monotonic() < deadline:
-            for e in presence(s.events(1, timeout=2)):
-                if e["json"]["user_id"] in ids:
-                    streamed.append((int(e["id"]), e["json"]["user_id"],
-                                     e["json"]["online_status"]))
-        s.close()
-        self.assertEqual(streamed, via_a)
+        self.assert_each_change_once(via_a)
+        self.assertEqual(self.streamed(s, ids, len(via_a)), via_a)
 
     def test_a_process_killed_mid_batch_costs_the_others_nothing(self):
         # A dies (kill -9) while its writer has batches in flight: its open
@@ -138,57 +163,18 @@ class TwoProcesses(unittest.TestCase):
         ids = [self.a.create_user(ta, username="kill%d" % i)["id"] for i in range(6)]
         s = Stream(self.b.port, tb)
         self.assertEqual(s.read_headers(), 200)
-        stop = time.monotonic() + 3
         errors = []
-
-        def writer(srv, tok, seed, mine):
-            rnd = random.Random(seed)
-            for _ in range(300):
-                if time.monotonic() > stop:
-                    break
-                try:
-                    code, _, body = srv.request(
-                        "POST", "/api/users/admin/users/%d/set-online-status/" % rnd.choice(ids),
-                        {"status": rnd.choice(["online", "away", "offline"])}, token=tok)
-                except OSError:
-                    if mine:
-                        errors.append("connection lost")
-                    return  # A is gone
-                if mine and code != 200:
-                    errors.append((code, body))
-
-        threads = [threading.Thread(target=writer, args=(srv, tok, k, srv is self.b))
-                   for k, (srv, tok) in enumerate([(self.a, ta), (self.b, tb)] * 3)]
-        for t in threads:
-            t.start()
+        threads = self.writers(ids, 3, (ta, tb), errors, lost_ok=self.a)
         time.sleep(1.2)
         self.a.proc.send_signal(signal.SIGKILL)  # mid-batch: A writes all the time
         self.a.proc.wait(timeout=10)
         for t in threads:
             t.join(timeout=30)
         self.assertEqual(errors, [])  # B's writers never noticed
-        for uid in ids:
-            code, _, body = self.b.request(
-                "POST", "/api/users/admin/users/%d/set-online-status/" % uid,
-                {"status": "offline"}, token=tb)
-            self.assertEqual(code, 200, body)
-        time.sleep(0.5)
+        self.all_offline(self.b, tb, ids)
         logged = self.log_of(self.b, tb, ids)
-        last = {}
-        for seq, uid, status in logged:
-            self.assertNotEqual(last.get(uid), status, "user %d logged %s twice (seq %d)"
-                                % (uid, status, seq))
-            last[uid] = status
-        self.assertEqual(set(last.values()), {"offline"})
-        streamed = []
-        deadline = time.monotonic() + 20
-        while len(streamed) < len(logged) and time.monotonic() < deadline:
-            for e in presence(s.events(1, timeout=2)):
-                if e["json"]["user_id"] in ids:
-                    streamed.append((int(e["id"]), e["json"]["user_id"],
-                                     e["json"]["online_status"]))
-        s.close()
-        self.assertEqual(streamed, logged)
+        self.assert_each_change_once(logged)
+        self.assertEqual(self.streamed(s, ids, len(logged)), logged)
 
     def test_decay_by_two_processes_reports_each_change_once(self):
         ta = self.a.login()
