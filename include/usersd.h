@@ -224,12 +224,27 @@ struct usersd_config {
      * refresh may wait in a queue before it is written (usersd_refresh), so
      * that decay never takes away a user whose refresh is on its way. */
     int64_t decay_grace_us;
+    /* SQLite: this handle's commits never checkpoint the WAL themselves
+     * (by default the commit that fills 10,000 pages does, and every write
+     * queued behind it waits); the caller runs usersd_checkpoint from a
+     * thread of its own instead (false). */
+    bool checkpoint_apart;
 };
 /* Defaults: sqlite:usersd.db, 600, 3600, 60, 3600, real clock, 2592000, 30,
  * no progress callback, no decay grace. */
 USERSD_API void usersd_config_init(struct usersd_config *cfg);
 
 struct usersd;
+
+/* Copies what the WAL holds into the database file without waiting for
+ * any reader or writer (SQLite's passive checkpoint; nothing to do on
+ * PostgreSQL, where both counts are 0). For a thread of its own when the
+ * handles were opened with checkpoint_apart. *wal_frames gets the pages
+ * the WAL holds, *left those not yet copied (either may be NULL); the WAL
+ * starts again from its beginning at the first write after a checkpoint
+ * that left none. */
+USERSD_API enum usersd_code usersd_checkpoint(struct usersd *u, int64_t *wal_frames, int64_t *left,
+                                              struct usersd_err *err);
 
 /* Opens the database named by cfg->db_url, creating or upgrading its schema.
  * On success *out is a new handle owned by the caller (usersd_close).

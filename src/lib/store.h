@@ -118,6 +118,12 @@ struct store_ops {
     /* Sets the handle's page cache to kib KiB; NULL where the database
      * server keeps the cache (PostgreSQL). */
     enum usersd_code (*set_cache)(struct store *s, int64_t kib, struct usersd_err *err);
+    /* CHECKPOINT_APART: this handle's commits stop checkpointing;
+     * CHECKPOINT_NOW: a passive checkpoint (usersd_checkpoint), the WAL's
+     * pages in frames[0], those not yet copied in frames[1]. NULL when the
+     * driver has none to do. */
+    enum usersd_code (*checkpoint)(struct store *s, int what, int64_t frames[2],
+                                   struct usersd_err *err);
     const char *alias; /* another scheme name, or NULL */
     bool full_url;     /* open gets the whole URL, not what follows "scheme:" */
     /* target is the URL after "scheme:" (or the whole URL, see full_url).
@@ -357,6 +363,7 @@ struct store_ops {
 };
 
 enum { BATCH_BEGIN, BATCH_COMMIT, BATCH_ROLLBACK };
+enum { CHECKPOINT_APART, CHECKPOINT_NOW };
 
 struct store {
     const struct store_ops *ops;

@@ -681,6 +681,24 @@ static enum usersd_code sq_set_cache(struct store *base, int64_t kib, struct use
     return USERSD_OK;
 }
 
+/* PASSIVE copies what no reader still needs and never waits: the writer
+ * goes on committing meanwhile (only the WAL's next reset waits for a
+ * checkpoint that went to its end). */
+static enum usersd_code sq_checkpoint(struct store *base, int what, int64_t frames[2],
+                                      struct usersd_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    if (what == CHECKPOINT_APART)
+        return sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint = 0", NULL, NULL, NULL) == SQLITE_OK
+                   ? USERSD_OK
+                   : db_error(s, err);
+    int log = 0, copied = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+    frames[0] = log > 0 ? log : 0;
+    frames[1] = log > copied ? log - copied : 0;
+    return rc == SQLITE_OK || rc == SQLITE_BUSY ? USERSD_OK : db_error(s, err);
+}
+
 static enum usersd_code sq_ping(struct store *base, struct usersd_err *err)
 {
     return exec_simple((struct sqlite_store *)base, S_PING, err);
@@ -2467,6 +2485,7 @@ static enum usersd_code sq_set_status_many(struct store *base, struct store_stat
 const struct store_ops store_sqlite_ops = {
     .scheme = "sqlite",
     .set_cache = sq_set_cache,
+    .checkpoint = sq_checkpoint,
     .open = sq_open,
     .close = sq_close,
     .ping = sq_ping,

@@ -46,13 +46,27 @@ enum usersd_code usersd_open(struct usersd **out, const struct usersd_config *cf
         return rc;
     }
     u->store->history = u->cfg.history_days > 0;
-    if (cfg->cache_kib > 0 && u->store->ops->set_cache &&
-        (rc = u->store->ops->set_cache(u->store, cfg->cache_kib, err))) {
+    if ((cfg->cache_kib > 0 && u->store->ops->set_cache &&
+         (rc = u->store->ops->set_cache(u->store, cfg->cache_kib, err))) ||
+        (cfg->checkpoint_apart && u->store->ops->checkpoint &&
+         (rc = u->store->ops->checkpoint(u->store, CHECKPOINT_APART, NULL, err)))) {
         usersd_close(u);
         return rc;
     }
     *out = u;
     return USERSD_OK;
+}
+
+enum usersd_code usersd_checkpoint(struct usersd *u, int64_t *wal_frames, int64_t *left,
+                                   struct usersd_err *err)
+{
+    int64_t frames[2] = {0, 0};
+    enum usersd_code rc = USERSD_OK;
+    if (u->store->ops->checkpoint)
+        rc = u->store->ops->checkpoint(u->store, CHECKPOINT_NOW, frames, err);
+    if (wal_frames) *wal_frames = frames[0];
+    if (left) *left = frames[1];
+    return rc;
 }
 
 void usersd_close(struct usersd *u)

@@ -46,6 +46,7 @@ struct usersd_config server_core_config(void)
     c.session_ttl_s = g_cfg->session_ttl_s;
     c.history_days = g_cfg->history_days;
     c.decay_grace_us = WRITER_REFRESH_GRACE_US; /* refreshes are queued (writer.c) */
+    c.checkpoint_apart = true;                  /* writer.c's checkpointer does it */
     return c;
 }
 

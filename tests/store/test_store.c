@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -513,6 +514,38 @@ static void refreshes_in_bulk(void **state)
     assert_int_equal(s->ops->batch(s, BATCH_COMMIT, NULL), USERSD_OK);
     assert_int_equal(s->ops->user_get(s, a, &u, NULL), USERSD_OK);
     assert_true(u.last_seen == 600);
+}
+
+/* Checkpoints apart from the commits (SQLite, usersd_config.checkpoint_apart):
+ * writes stay in the WAL until a checkpoint copies them into the file, and
+ * the WAL starts again from its beginning after one that left nothing. */
+static void checkpoint_apart(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = f->s;
+    if (strcmp(g_kind, "sqlite") != 0) return; /* PostgreSQL has none to do */
+    int64_t fr[2] = {-1, -1};
+    assert_int_equal(s->ops->checkpoint(s, CHECKPOINT_APART, fr, NULL), USERSD_OK);
+    assert_int_equal(s->ops->checkpoint(s, CHECKPOINT_NOW, fr, NULL), USERSD_OK);
+    assert_int_equal(fr[1], 0);
+    struct stat before, after;
+    assert_int_equal(stat(f->path, &before), 0);
+    char name[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "ck%d", i);
+        insert(s, name, "", i);
+    }
+    assert_int_equal(stat(f->path, &after), 0);
+    assert_true(after.st_size == before.st_size); /* all of it still in the WAL */
+    assert_int_equal(s->ops->checkpoint(s, CHECKPOINT_NOW, fr, NULL), USERSD_OK);
+    int64_t grown = fr[0];
+    assert_true(grown > 300); /* a commit each, none checkpointed */
+    assert_int_equal(fr[1], 0);
+    assert_int_equal(stat(f->path, &after), 0);
+    assert_true(after.st_size > before.st_size);
+    insert(s, "ck-after", "", 1000); /* the WAL begins again */
+    assert_int_equal(s->ops->checkpoint(s, CHECKPOINT_NOW, fr, NULL), USERSD_OK);
+    assert_true(fr[0] > 0 && fr[0] < grown);
 }
 
 /* The change log: pruning drops what was logged before a time, remembers
@@ -1294,6 +1327,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(session_expiry_and_refresh, setup, teardown),
         cmocka_unit_test_setup_teardown(presence_transitions, setup, teardown),
         cmocka_unit_test_setup_teardown(refreshes_in_bulk, setup, teardown),
+        cmocka_unit_test_setup_teardown(checkpoint_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(change_log_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(lists_and_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(status_messages, setup, teardown),
