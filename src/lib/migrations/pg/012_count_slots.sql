@@ -7,12 +7,14 @@
 -- odds of such a pair are one in three, and a bench run that drew one
 -- spent a fifth of its backends' time waiting on that row.
 --
--- Now a backend claims a row the first time it counts: the first row
--- whose session-level advisory lock (namespace 1970496371) it can take,
--- kept until the backend ends, whichever way; the claim is remembered in
--- the session setting usersd.count_slot. Two live backends never share a
--- row while there are 64 rows to go round; past that, the pid's row, as
--- before. The function is STABLE to its callers (the same answer for the
+-- Now a backend claims a row the first time it counts: the first of rows
+-- 2-64 whose session-level advisory lock (namespace 1970496371) it can
+-- take, kept until the backend ends, whichever way; the claim is
+-- remembered in the session setting usersd.count_slot. Row 1 is left out:
+-- it holds the online peak, which any writer may lock for a moment
+-- (usersd_raise_peak), and a backend counting there would wait for it.
+-- Two live backends never share a row while there are 63 rows to go
+-- round; past that, a row by pid, as before. The function is STABLE to its callers (the same answer for the
 -- whole session once claimed), so `WHERE id = usersd_count_slot()` stays
 -- an index lookup evaluated once.
 --
@@ -26,11 +28,11 @@ BEGIN
     IF s IS NOT NULL AND s <> '' THEN
         RETURN s::INT;
     END IF;
-    FOR i IN 1..64 LOOP
+    FOR i IN 2..64 LOOP
         IF pg_try_advisory_lock(1970496371, i) THEN
             PERFORM set_config('usersd.count_slot', i::TEXT, false);
             RETURN i;
         END IF;
     END LOOP;
-    RETURN 1 + pg_backend_pid() % 64;
+    RETURN 2 + pg_backend_pid() % 63;
 END $$;
