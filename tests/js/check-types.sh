@@ -3,13 +3,13 @@
 # JSDoc with TypeScript's checkJs, and tests/js/types.ts — every call made
 # through usersd.d.ts — in strict mode. Installs typescript, pinned, into
 # WORK from the npm registry on first use. Exits 77 (ctest: skipped) where
-# Node.js 20+ and npm, or the package, are not available.
+# Node.js 18+ (Debian 12's) and npm, or the package, are not available.
 #   tests/js/check-types.sh WORK
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$1
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { echo "check-types: no node/npm: skipped"; exit 77; }
-[ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] || { echo "check-types: node < 20: skipped"; exit 77; }
+[ "$(node -p 'process.versions.node.split(".")[0]')" -ge 18 ] || { echo "check-types: node < 18: skipped"; exit 77; }
 mkdir -p "$work"
 if [ ! -x "$work/node_modules/.bin/tsc" ]; then
     (cd "$work" && npm install --no-audit --no-fund --silent typescript@5.9.3 >/dev/null 2>&1) ||
