@@ -136,6 +136,15 @@ async function boot() {
   }
   document.getElementById('logout').addEventListener('click', logout);
   window.addEventListener('hashchange', route);
+  // The header's menu closes as menus do: Escape (the focus back on its
+  // button) or a click elsewhere.
+  const menu = document.getElementById('mine');
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape' || !menu.open) return;
+    menu.open = false;
+    menu.querySelector('summary').focus();
+  });
+  document.addEventListener('click', (e) => { if (menu.open && !menu.contains(e.target)) menu.open = false; });
   if (!hint()) {
     showLogin('');
     return;

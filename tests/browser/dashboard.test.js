@@ -587,7 +587,7 @@ async function myMenu(page) {
   const top = page.getByRole('banner');
   const summary = top.locator('summary');
   if ((await top.locator('details[open]').count()) === 0) await summary.click();
-  await top.getByRole('button', { name: 'Appear away' }).waitFor({ timeout: WAIT });
+  await top.locator('details[open]').getByRole('button').first().waitFor({ timeout: WAIT });
   return top;
 }
 
@@ -620,6 +620,7 @@ test('appear away from the header: a heartbeat keeps it away, marked manual to t
   await staff.goto(B + '/#/users?search=eve');
   await until(async () => /away manual/.test(await staff.getByRole('table', { name: 'Users' }).locator('tbody').textContent()), 'the users table to say manual');
   await staff.done();
+  await myMenu(page); // the click on "My page" closed it
   await top.getByRole('button', { name: 'Back online' }).click();
   await until(async () => /^eve online$/.test((await top.locator('summary').textContent()).trim()), 'the header to say online');
   await page.getByRole('heading', { name: 'eve online', level: 1, exact: true }).waitFor({ timeout: WAIT });
@@ -768,6 +769,19 @@ test('the keyboard reaches every status control, in the header and on my page', 
   await page.keyboard.press('Enter');
   await until(async () => (await main.getByRole('button', { name: 'Turn off do not disturb' }).count()) === 0, 'off');
   assert.equal((await focused()).name, '30 minutes');
+  // the header's menu: Escape closes it and gives the focus back to its
+  // button; a click elsewhere closes it too
+  const menu = page.locator('#mine');
+  if (!(await menu.evaluate((m) => m.open))) await menu.locator('summary').click(); // Tab opened it
+  await menu.getByRole('button').first().focus();
+  assert.equal(await menu.evaluate((m) => m.open), true);
+  await page.keyboard.press('Escape');
+  assert.equal(await menu.evaluate((m) => m.open), false);
+  assert.ok((await focused()).name.startsWith('ida'), 'the focus on the menu\'s button');
+  await menu.locator('summary').click();
+  assert.equal(await menu.evaluate((m) => m.open), true);
+  await page.getByRole('heading', { level: 1 }).click();
+  assert.equal(await menu.evaluate((m) => m.open), false);
   await page.done();
 });
 
