@@ -111,9 +111,18 @@ function badge(u) {
   const d = u.dnd;
   return h('span', { class: 'st' }, h('span', { class: 'badge ' + u.online_status }, u.online_status),
     u.status_manual ? ' ' : '', u.status_manual ? h('span', { class: 'tag' }, 'manual') : '', d ? ' ' : '',
-    d ? h('span', { class: 'badge dnd', title: d.until && exactTime(d.until) },
-      'Do not disturb' + (d.until ? ' until ' + new Date(d.until).toLocaleString('en-GB',
-        new Date(d.until).toDateString() === new Date().toDateString() ? { timeStyle: 'short' } : { dateStyle: 'medium', timeStyle: 'short' }) : '')) : '');
+    d ? h('span', { class: 'badge dnd', title: d.until && exactTime(d.until), 'data-until': d.until || '' },
+      dndText(d.until)) : '');
+}
+
+// "Do not disturb until 14:30" today, with the date on another day; the
+// clock below writes it again, so a badge left open past midnight drops
+// the date when its day comes.
+function dndText(until, now = Date.now()) {
+  if (!until) return 'Do not disturb';
+  const d = new Date(until);
+  const today = d.toDateString() === new Date(now).toDateString();
+  return 'Do not disturb until ' + d.toLocaleString('en-GB', today ? { timeStyle: 'short' } : { dateStyle: 'medium', timeStyle: 'short' });
 }
 
 // The user as a view holds it, after a change: `user` (a reply of ours, the
@@ -203,6 +212,9 @@ function timeUntil(iso) {
 setInterval(() => {
   const now = Date.now();
   for (const t of document.querySelectorAll('time[data-ago]')) t.textContent = ago(t.dateTime, now);
+  for (const b of document.querySelectorAll('.badge.dnd[data-until]')) {
+    if (b.dataset.until) b.textContent = dndText(b.dataset.until, now);
+  }
 }, 20000);
 
 function duration(seconds) {

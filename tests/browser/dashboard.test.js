@@ -711,6 +711,31 @@ test('do not disturb: 30 minutes shows its end to another user live; 1 hour, tom
   await page.done();
 });
 
+test('do not disturb until another day: the badge drops the date when that day comes, page left open', async () => {
+  const ivy = await createUser('ivy');
+  const tok = await login('ivy');
+  // ends at 10:00 local, two days from now; the page's clock starts at
+  // 23:59 the evening before, and runs on across midnight
+  const end = new Date();
+  end.setDate(end.getDate() + 2);
+  end.setHours(10, 0, 0, 0);
+  const eve = new Date(end);
+  eve.setHours(0, 0, 0, 0);
+  eve.setMinutes(-1);
+  assert.equal((await api('PUT', '/api/users/me/dnd/', { until: end.toISOString() }, tok)).status, 200);
+  const page = await newPage();
+  await page.clock.install({ time: eve });
+  await logIn(page, 'ivy');
+  const badge = page.getByRole('banner').locator('.badge.dnd');
+  await badge.waitFor({ timeout: WAIT });
+  const dated = end.toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'short' });
+  assert.equal((await badge.textContent()).trim(), 'Do not disturb until ' + dated);
+  await page.clock.fastForward('02:00'); // past midnight: the clock's next tick
+  await until(async () => (await badge.textContent()).trim() === 'Do not disturb until 10:00', 'the badge without the date');
+  assert.equal((await statusOf(ivy.id)).dnd.until !== null, true);
+  await page.done();
+});
+
 test('staff: a manual status and do not disturb for a user, from their page', async () => {
   const hal = await createUser('hal');
   const page = await newPage();
