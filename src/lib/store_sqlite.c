@@ -341,6 +341,11 @@ struct sqlite_store {
     int64_t scope_dv;
 };
 
+/* Decodes row i of a statement into ctx; non-OK stops the reading. */
+typedef enum usersd_code row_fn(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err);
+/* Maps a failed step to the caller's error. */
+typedef enum usersd_code fail_fn(struct sqlite_store *s, struct usersd_err *err);
+
 static enum usersd_code db_error(struct sqlite_store *s, struct usersd_err *err)
 {
     int rc = sqlite3_errcode(s->db);
@@ -423,13 +428,180 @@ static void bind_time(sqlite3_stmt *st, int i, int64_t t)
         sqlite3_bind_int64(st, i, t);
 }
 
-static enum usersd_code exec_simple(struct sqlite_store *s, enum stmt_id id, struct usersd_err *err)
+/* ---- running statements ------------------------------------------------- */
+
+/* One value bound to a statement: ?1 takes the first of a list. */
+struct sq_arg {
+    enum { SQ_INT, SQ_TIME, SQ_TEXT, SQ_BLOB, SQ_NULL } kind;
+    int64_t i;
+    const void *p;
+    int len;
+};
+#define V_INT(v) ((struct sq_arg){.kind = SQ_INT, .i = (int64_t)(v)})
+#define V_TIME(t) ((struct sq_arg){.kind = SQ_TIME, .i = (t)}) /* USERSD_NULL_TIME: NULL */
+#define V_TEXT(t) ((struct sq_arg){.kind = SQ_TEXT, .p = (t)}) /* NULL: NULL; not copied */
+#define V_BLOB(b, n) ((struct sq_arg){.kind = SQ_BLOB, .p = (b), .len = (int)(n)})
+#define V_NULL ((struct sq_arg){.kind = SQ_NULL})
+/* The values as the (array, count) pair the helpers take. */
+#define ARGS(...)                                                                                  \
+    (const struct sq_arg[]){__VA_ARGS__},                                                          \
+        (int)(sizeof((const struct sq_arg[]){__VA_ARGS__}) / sizeof(struct sq_arg))
+
+static void bind_args(sqlite3_stmt *st, const struct sq_arg *a, int n)
+{
+    for (int i = 0; i < n; i++) {
+        switch (a[i].kind) {
+        case SQ_INT:
+            sqlite3_bind_int64(st, i + 1, a[i].i);
+            break;
+        case SQ_TIME:
+            bind_time(st, i + 1, a[i].i);
+            break;
+        case SQ_TEXT:
+            sqlite3_bind_text(st, i + 1, a[i].p, -1, SQLITE_STATIC);
+            break;
+        case SQ_BLOB:
+            sqlite3_bind_blob(st, i + 1, a[i].p, a[i].len, SQLITE_STATIC);
+            break;
+        case SQ_NULL:
+            sqlite3_bind_null(st, i + 1);
+            break;
+        }
+    }
+}
+
+/* The prepared statement id with the n values of a bound to ?1..?n; NULL
+ * (err filled) when it cannot be prepared. */
+static sqlite3_stmt *stmt(struct sqlite_store *s, enum stmt_id id, const struct sq_arg *a, int n,
+                          struct usersd_err *err)
 {
     sqlite3_stmt *st = prep(s, id, err);
+    if (st) bind_args(st, a, n);
+    return st;
+}
+
+/* Steps st over at most max rows, handing row i to row(st, i, ctx, err)
+ * (NULL: the rows are not read), then resets st whatever happened.
+ * USERSD_OK when the rows ran out or max were read; else row's code, or
+ * the database's (db_error). *n (may be NULL) gets how many rows were
+ * read. A NULL st is one prep could not prepare (err is filled): EDB. */
+static enum usersd_code rows(struct sqlite_store *s, sqlite3_stmt *st, size_t max, row_fn *row,
+                             void *ctx, size_t *n, struct usersd_err *err)
+{
+    if (!st) return USERSD_EDB;
+    size_t k = 0;
+    if (n) *n = 0;
+    enum usersd_code code = USERSD_OK;
+    int rc = SQLITE_DONE;
+    while (!code && k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (row) code = row(st, k, ctx, err);
+        if (!code) k++;
+    }
+    done(st);
+    if (n) *n = k;
+    if (code) return code;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+}
+
+/* At most one row. *found (may be NULL: then no row at all is a database
+ * error, as for a count) says whether there was one. */
+static enum usersd_code one(struct sqlite_store *s, sqlite3_stmt *st, row_fn *row, void *ctx,
+                            bool *found, struct usersd_err *err)
+{
+    size_t n;
+    enum usersd_code code = rows(s, st, 1, row, ctx, &n, err);
+    if (found) *found = n == 1;
+    if (!code && !n && !found) code = db_error(s, err);
+    return code;
+}
+
+/* Steps st once (a write, or a read whose rows do not matter) and resets
+ * it; a failure is mapped by fail. A NULL st: EDB, as for rows(). */
+static enum usersd_code step_with(struct sqlite_store *s, sqlite3_stmt *st, fail_fn *fail,
+                                  struct usersd_err *err)
+{
     if (!st) return USERSD_EDB;
     int rc = sqlite3_step(st);
     done(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? USERSD_OK : fail(s, err);
+}
+
+/* Statement id with the n values of a, stepped once. */
+static enum usersd_code run(struct sqlite_store *s, enum stmt_id id, const struct sq_arg *a, int n,
+                            struct usersd_err *err)
+{
+    return step_with(s, stmt(s, id, a, n, err), db_error, err);
+}
+
+static enum usersd_code exec_simple(struct sqlite_store *s, enum stmt_id id, struct usersd_err *err)
+{
+    return run(s, id, NULL, 0, err);
+}
+
+/* Room for items[count] in an array of *cap items of size bytes, grown
+ * (doubled, from first) when full: the array, perhaps moved, or NULL when
+ * out of memory (items is then left as it was). */
+static void *grow(void *items, size_t *cap, size_t count, size_t size, size_t first)
+{
+    if (count < *cap) return items;
+    size_t ncap = *cap ? *cap * 2 : first;
+    void *p = realloc(items, ncap * size);
+    if (p) *cap = ncap;
+    return p;
+}
+
+/* Decoders for rows(): ctx is an array of what the statement returns. */
+
+/* Column 0 as an integer (a count, an id, a flag). */
+static enum usersd_code dec_int64(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)err;
+    ((int64_t *)ctx)[i] = sqlite3_column_int64(st, 0);
+    return USERSD_OK;
+}
+
+static enum usersd_code dec_user(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)err;
+    row_user(st, &((struct usersd_user *)ctx)[i]);
+    return USERSD_OK;
+}
+
+/* Column 0 of the last row as an integer (ctx: one int64_t). */
+static enum usersd_code dec_int64_last(sqlite3_stmt *st, size_t i, void *ctx,
+                                       struct usersd_err *err)
+{
+    (void)i, (void)err;
+    *(int64_t *)ctx = sqlite3_column_int64(st, 0);
+    return USERSD_OK;
+}
+
+/* Columns 0 and 1 as integers (ctx: two int64_t a row). */
+static enum usersd_code dec_int64_pair(sqlite3_stmt *st, size_t i, void *ctx,
+                                       struct usersd_err *err)
+{
+    (void)err;
+    ((int64_t *)ctx)[2 * i] = sqlite3_column_int64(st, 0);
+    ((int64_t *)ctx)[2 * i + 1] = sqlite3_column_int64(st, 1);
+    return USERSD_OK;
+}
+
+/* Column 0 as a time: NULL is USERSD_NULL_TIME. */
+static enum usersd_code dec_time(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)err;
+    ((int64_t *)ctx)[i] = col_time(st, 0);
+    return USERSD_OK;
+}
+
+/* A user row followed by its password hash. */
+static enum usersd_code dec_user_row(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)err;
+    struct store_user_row *r = &((struct store_user_row *)ctx)[i];
+    row_user(st, &r->user);
+    copy_text(r->pwhash, sizeof r->pwhash, st, USER_NCOLS);
+    return USERSD_OK;
 }
 
 static enum usersd_code begin(struct sqlite_store *s, struct usersd_err *err)
@@ -470,9 +642,6 @@ static enum usersd_code sq_read_scope(struct store *base, bool begin_, struct us
     return USERSD_OK;
 }
 
-static enum usersd_code count_query(struct sqlite_store *s, sqlite3_stmt *st, int64_t *out,
-                                    struct usersd_err *err);
-
 /* PRAGMA data_version moves with other connections' commits, total_changes
  * with this connection's own writes: together, any change. */
 static enum usersd_code sq_data_version(struct store *base, uint64_t *version,
@@ -482,8 +651,7 @@ static enum usersd_code sq_data_version(struct store *base, uint64_t *version,
     int64_t dv = s->scope_dv;
     enum usersd_code code = USERSD_OK;
     if (!s->scope || !s->scope_dv_known) {
-        sqlite3_stmt *st = prep(s, S_DATA_VERSION, err);
-        code = st ? count_query(s, st, &dv, err) : USERSD_EDB;
+        code = one(s, prep(s, S_DATA_VERSION, err), dec_int64, &dv, NULL, err);
         if (!code && s->scope) {
             s->scope_dv = dv;
             s->scope_dv_known = true;
@@ -528,6 +696,13 @@ static enum usersd_code write_error(struct sqlite_store *s, struct usersd_err *e
         return rc;
     }
     return db_error(s, err);
+}
+
+/* run, a unique-constraint failure named (write_error). */
+static enum usersd_code run_unique(struct sqlite_store *s, enum stmt_id id, const struct sq_arg *a,
+                                   int n, struct usersd_err *err)
+{
+    return step_with(s, stmt(s, id, a, n, err), write_error, err);
 }
 
 /* ---- migrations --------------------------------------------------------- */
@@ -715,19 +890,17 @@ static enum usersd_code sq_user_insert(struct store *base, struct usersd_user *u
     struct sqlite_store *s = (struct sqlite_store *)base;
     enum usersd_code code = begin(s, err);
     if (code) return code;
-    sqlite3_stmt *st = prep(s, S_INSERT, err);
+    sqlite3_stmt *st = stmt(s, S_INSERT,
+                            ARGS(V_TEXT(u->username), V_TEXT(u->email), V_TEXT(u->first_name),
+                                 V_TEXT(u->last_name), V_TEXT(pwhash), V_INT(u->is_active),
+                                 V_INT(u->is_staff), V_INT(u->date_joined)),
+                            err);
     if (!st) {
         rollback(s);
         return USERSD_EDB;
     }
-    sqlite3_bind_text(st, 1, u->username, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, u->email, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, u->first_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, u->last_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, pwhash, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 6, u->is_active);
-    sqlite3_bind_int(st, 7, u->is_staff);
-    sqlite3_bind_int64(st, 8, u->date_joined);
+    /* RETURNING id: a row, then the end (rows() would map its error with
+     * db_error, not write_error). */
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         u->id = sqlite3_column_int64(st, 0);
@@ -757,41 +930,41 @@ static enum usersd_code sq_user_insert(struct store *base, struct usersd_user *u
 static enum usersd_code presence_insert(struct sqlite_store *s, const struct usersd_user *u,
                                         struct usersd_err *err)
 {
-    sqlite3_stmt *st = prep(s, S_PRESENCE_INSERT, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, u->id);
-    sqlite3_bind_int(st, 2, (int)u->online_status);
-    bind_time(st, 3, u->last_seen);
-    sqlite3_bind_int(st, 4, u->status_manual);
-    int rc = sqlite3_step(st);
-    done(st);
-    return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+    return run(
+        s, S_PRESENCE_INSERT,
+        ARGS(V_INT(u->id), V_INT(u->online_status), V_TIME(u->last_seen), V_INT(u->status_manual)),
+        err);
 }
 
-/* Runs a statement expected to return at most one user row. */
-static enum usersd_code one_user(struct sqlite_store *s, sqlite3_stmt *st, struct usersd_user *out,
-                                 struct usersd_err *err)
+/* Runs a statement expected to return at most one row: none is ENOTFOUND
+ * with what (the thing not found). */
+static enum usersd_code one_found(struct sqlite_store *s, sqlite3_stmt *st, row_fn *row, void *ctx,
+                                  const char *what, struct usersd_err *err)
 {
-    int rc = sqlite3_step(st);
-    enum usersd_code code = USERSD_OK;
-    if (rc == SQLITE_ROW)
-        row_user(st, out);
-    else if (rc == SQLITE_DONE)
-        code = err_set(err, USERSD_ENOTFOUND, "user not found");
-    else
-        code = db_error(s, err);
-    done(st);
-    return code;
+    bool found;
+    enum usersd_code code = one(s, st, row, ctx, &found, err);
+    return code || found ? code : err_set(err, USERSD_ENOTFOUND, "%s not found", what);
 }
 
 static enum usersd_code sq_user_get(struct store *base, int64_t id, struct usersd_user *out,
                                     struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_GET, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    return one_user(s, st, out, err);
+    return one_found(s, stmt(s, S_GET, ARGS(V_INT(id)), err), dec_user, out, "user", err);
+}
+
+struct auth_row {
+    struct usersd_user *user;
+    char *pwhash;
+};
+
+static enum usersd_code dec_auth(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)i, (void)err;
+    struct auth_row *a = ctx;
+    row_user(st, a->user);
+    copy_text(a->pwhash, PASSWORD_HASH_MAX, st, USER_NCOLS);
+    return USERSD_OK;
 }
 
 static enum usersd_code sq_user_get_auth(struct store *base, const char *username,
@@ -799,21 +972,9 @@ static enum usersd_code sq_user_get_auth(struct store *base, const char *usernam
                                          struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_GET_AUTH, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    enum usersd_code code = USERSD_OK;
-    if (rc == SQLITE_ROW) {
-        row_user(st, out);
-        copy_text(pwhash, PASSWORD_HASH_MAX, st, USER_NCOLS);
-    } else if (rc == SQLITE_DONE) {
-        code = err_set(err, USERSD_ENOTFOUND, "user not found");
-    } else {
-        code = db_error(s, err);
-    }
-    done(st);
-    return code;
+    struct auth_row a = {out, pwhash};
+    return one_found(s, stmt(s, S_GET_AUTH, ARGS(V_TEXT(username)), err), dec_auth, &a, "user",
+                     err);
 }
 
 static enum usersd_code end_sessions(struct sqlite_store *s, const struct store_session_end *e,
@@ -826,34 +987,17 @@ static enum usersd_code sq_user_update(struct store *base, const struct usersd_u
     struct sqlite_store *s = (struct sqlite_store *)base;
     enum usersd_code code = begin(s, err);
     if (code) return code;
-    sqlite3_stmt *st = prep(s, S_UPDATE, err);
-    if (!st) goto fail;
-    sqlite3_bind_text(st, 1, u->username, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, u->email, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, u->first_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, u->last_name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 5, u->is_active);
-    sqlite3_bind_int(st, 6, u->is_staff);
-    sqlite3_bind_int64(st, 7, u->id);
-    int rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) {
-        code = write_error(s, err);
+    if ((code = run_unique(s, S_UPDATE,
+                           ARGS(V_TEXT(u->username), V_TEXT(u->email), V_TEXT(u->first_name),
+                                V_TEXT(u->last_name), V_INT(u->is_active), V_INT(u->is_staff),
+                                V_INT(u->id)),
+                           err)))
         goto out;
-    }
     if (sqlite3_changes(s->db) == 0) {
         code = err_set(err, USERSD_ENOTFOUND, "user not found");
         goto out;
     }
-    if (pwhash) {
-        st = prep(s, S_UPDATE_PW, err);
-        if (!st) goto fail;
-        sqlite3_bind_text(st, 1, pwhash, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, u->id);
-        rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) goto fail;
-    }
+    if (pwhash && (code = run(s, S_UPDATE_PW, ARGS(V_TEXT(pwhash), V_INT(u->id)), err))) goto out;
     /* A new password ends the other sessions; a deactivated user's sessions
      * all end, and so does its presence. */
     if (pwhash || !u->is_active) {
@@ -868,10 +1012,6 @@ static enum usersd_code sq_user_update(struct store *base, const struct usersd_u
 out:
     if (code) rollback(s);
     return code;
-fail:
-    code = db_error(s, err);
-    rollback(s);
-    return code;
 }
 
 static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kind kind,
@@ -883,23 +1023,34 @@ static enum usersd_code log_row(struct sqlite_store *s, enum usersd_change_kind 
                                 int64_t last_seen, int64_t at, int64_t session_id,
                                 struct usersd_err *err);
 
+/* S_USER_PRESENCE's row: name, status, last_seen, history_head (each
+ * pointer may be NULL: not read). */
+struct presence_row {
+    char *username;
+    size_t size;
+    int *status;
+    int64_t *last_seen, *head;
+};
+
+static enum usersd_code dec_presence(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)i, (void)err;
+    struct presence_row *p = ctx;
+    if (p->username) copy_text(p->username, p->size, st, 0);
+    if (p->status) *p->status = sqlite3_column_int(st, 1);
+    if (p->last_seen) *p->last_seen = col_time(st, 2);
+    if (p->head) *p->head = col_time(st, 3);
+    return USERSD_OK;
+}
+
 /* The user's name and presence, in the open transaction; ENOTFOUND. */
 static enum usersd_code user_presence(struct sqlite_store *s, int64_t id, char *username,
                                       size_t size, int *status, int64_t *last_seen,
                                       struct usersd_err *err)
 {
-    sqlite3_stmt *st = prep(s, S_USER_PRESENCE, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        copy_text(username, size, st, 0);
-        *status = sqlite3_column_int(st, 1);
-        *last_seen = col_time(st, 2);
-    }
-    done(st);
-    if (rc == SQLITE_DONE) return err_set(err, USERSD_ENOTFOUND, "user not found");
-    return rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
+    struct presence_row p = {username, size, status, last_seen, NULL};
+    return one_found(s, stmt(s, S_USER_PRESENCE, ARGS(V_INT(id)), err), dec_presence, &p, "user",
+                     err);
 }
 
 /* Deletes the user's sessions but keep (0: all); *n gets how many. */
@@ -907,16 +1058,14 @@ static enum usersd_code delete_sessions(struct sqlite_store *s, int64_t user_id,
                                         int64_t keep, int64_t unused_since, int64_t *n,
                                         struct usersd_err *err)
 {
-    sqlite3_stmt *st = prep(s, one ? S_SESSION_DELETE_ONE : S_SESSION_DELETE_ALL, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, user_id);
-    sqlite3_bind_int64(st, 2, one ? one : keep);
-    if (one) sqlite3_bind_int64(st, 3, unused_since > 0 ? unused_since : INT64_MAX);
-    int rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) return db_error(s, err);
-    *n = sqlite3_changes(s->db);
-    return USERSD_OK;
+    enum usersd_code code =
+        one ? run(s, S_SESSION_DELETE_ONE,
+                  ARGS(V_INT(user_id), V_INT(one),
+                       V_INT(unused_since > 0 ? unused_since : INT64_MAX)),
+                  err)
+            : run(s, S_SESSION_DELETE_ALL, ARGS(V_INT(user_id), V_INT(keep)), err);
+    if (!code) *n = sqlite3_changes(s->db);
+    return code;
 }
 
 static enum usersd_code sq_user_delete(struct store *base, int64_t id, int64_t now,
@@ -926,7 +1075,7 @@ static enum usersd_code sq_user_delete(struct store *base, int64_t id, int64_t n
     enum usersd_code code = begin(s, err);
     if (code) return code;
     char name[USERSD_USERNAME_MAX + 1];
-    int status;
+    int status = USERSD_OFFLINE; /* set by user_presence */
     int64_t last_seen = 0, n = 0;
     if ((code = user_presence(s, id, name, sizeof name, &status, &last_seen, err))) goto out;
     /* A user not offline is logged going offline, so streams do not show
@@ -942,21 +1091,9 @@ static enum usersd_code sq_user_delete(struct store *base, int64_t id, int64_t n
     /* Its history goes with it (the log keeps the last hour for streams),
      * then its presence (whose history_head leads the way), then itself. */
     static const enum stmt_id gone[] = {S_HISTORY_DELETE_USER, S_PRESENCE_DELETE, S_DELETE};
-    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
-        sqlite3_stmt *st = prep(s, gone[i], err);
-        if (!st) {
-            code = USERSD_EDB;
-            goto out;
-        }
-        sqlite3_bind_int64(st, 1, id);
-        int rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) {
-            code = db_error(s, err);
-            goto out;
-        }
-    }
-    code = commit(s, err);
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0] && !code; i++)
+        code = run(s, gone[i], ARGS(V_INT(id)), err);
+    if (!code) code = commit(s, err);
 out:
     if (code) rollback(s);
     return code;
@@ -965,17 +1102,13 @@ out:
 static enum usersd_code count_query(struct sqlite_store *s, sqlite3_stmt *st, int64_t *out,
                                     struct usersd_err *err)
 {
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-    done(st);
-    return rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
+    return one(s, st, dec_int64, out, NULL, err);
 }
 
 static enum usersd_code sq_user_count(struct store *base, int64_t *out, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_COUNT, err);
-    return st ? count_query(s, st, out, err) : USERSD_EDB;
+    return count_query(s, prep(s, S_COUNT, err), out, err);
 }
 
 static sqlite3_stmt *list_stmt(struct sqlite_store *s, const char *sql, struct usersd_err *err)
@@ -1009,17 +1142,13 @@ static enum usersd_code collect(struct sqlite_store *s, sqlite3_stmt *st, size_t
     out->users = malloc((cap ? cap : 1) * sizeof *out->users); /* rows fill every field */
     out->count = 0;
     if (!out->users) return err_set(err, USERSD_ENOMEM, NULL);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->count < cap)
-        row_user(st, &out->users[out->count++]);
-    done(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    enum usersd_code code = rows(s, st, cap, dec_user, out->users, &out->count, err);
+    if (code) {
         free(out->users);
         out->users = NULL;
         out->count = 0;
-        return db_error(s, err);
     }
-    return USERSD_OK;
+    return code;
 }
 
 /* Escapes LIKE's wildcards so a search is a plain substring. */
@@ -1089,18 +1218,20 @@ static enum usersd_code sq_user_list(struct store *base, const struct usersd_lis
             code = USERSD_EDB;
             break;
         }
-        int i = search ? 2 : 1;
-        if (search) sqlite3_bind_text(st, 1, pattern, -1, SQLITE_STATIC);
-        if (q->online_status >= 0) sqlite3_bind_int(st, i++, q->online_status);
-        if (q->is_active >= 0) sqlite3_bind_int(st, i++, q->is_active);
-        if (q->is_staff >= 0) sqlite3_bind_int(st, i++, q->is_staff);
-        if (pass == 0) {
-            code = count_query(s, st, &out->total_count, err);
-        } else {
-            sqlite3_bind_int(st, i++, q->per_page);
-            sqlite3_bind_int64(st, i, (int64_t)(q->page - 1) * q->per_page);
-            code = collect(s, st, (size_t)q->per_page, out, err);
+        /* In the order the filters went into where, then the page. */
+        struct sq_arg a[6];
+        int n = 0;
+        if (search) a[n++] = V_TEXT(pattern);
+        if (q->online_status >= 0) a[n++] = V_INT(q->online_status);
+        if (q->is_active >= 0) a[n++] = V_INT(q->is_active);
+        if (q->is_staff >= 0) a[n++] = V_INT(q->is_staff);
+        if (pass == 1) {
+            a[n++] = V_INT(q->per_page);
+            a[n++] = V_INT((int64_t)(q->page - 1) * q->per_page);
         }
+        bind_args(st, a, n);
+        code = pass == 0 ? count_query(s, st, &out->total_count, err)
+                         : collect(s, st, (size_t)q->per_page, out, err);
     }
     free(pattern);
     return code;
@@ -1110,14 +1241,11 @@ static enum usersd_code sq_online_page(struct store *base, int page, int per_pag
                                        struct usersd_page *out, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_ONLINE_COUNT, err);
-    if (!st) return USERSD_EDB;
-    enum usersd_code code = count_query(s, st, &out->total_count, err);
+    enum usersd_code code = count_query(s, prep(s, S_ONLINE_COUNT, err), &out->total_count, err);
     if (code) return code;
-    st = prep(s, S_ONLINE, err);
+    sqlite3_stmt *st =
+        stmt(s, S_ONLINE, ARGS(V_INT(per_page), V_INT((int64_t)(page - 1) * per_page)), err);
     if (!st) return USERSD_EDB;
-    sqlite3_bind_int(st, 1, per_page);
-    sqlite3_bind_int64(st, 2, (int64_t)(page - 1) * per_page);
     return collect(s, st, (size_t)per_page, out, err);
 }
 
@@ -1136,25 +1264,45 @@ static enum usersd_code sq_users_by_ids(struct store *base, const int64_t *ids, 
     return USERSD_OK;
 }
 
+static enum usersd_code dec_stats(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)i, (void)err;
+    struct usersd_stats *out = ctx;
+    out->total_users = sqlite3_column_int64(st, 0);
+    out->active_users = sqlite3_column_int64(st, 1);
+    out->staff_users = sqlite3_column_int64(st, 2);
+    out->online_users = sqlite3_column_int64(st, 3);
+    out->away_users = sqlite3_column_int64(st, 4);
+    return USERSD_OK;
+}
+
 static enum usersd_code sq_stats(struct store *base, struct usersd_stats *out,
                                  struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_STATS, err);
-    if (!st) return USERSD_EDB;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        out->total_users = sqlite3_column_int64(st, 0);
-        out->active_users = sqlite3_column_int64(st, 1);
-        out->staff_users = sqlite3_column_int64(st, 2);
-        out->online_users = sqlite3_column_int64(st, 3);
-        out->away_users = sqlite3_column_int64(st, 4);
-    }
-    done(st);
-    return rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
+    return one(s, prep(s, S_STATS, err), dec_stats, out, NULL, err);
 }
 
 /* ---- presence ----------------------------------------------------------- */
+
+/* S_PRESENCE_OF's row. */
+struct presence_of {
+    int status;
+    int64_t last_seen, head;
+    bool manual;
+};
+
+static enum usersd_code dec_presence_of(sqlite3_stmt *st, size_t i, void *ctx,
+                                        struct usersd_err *err)
+{
+    (void)i, (void)err;
+    struct presence_of *p = ctx;
+    p->status = sqlite3_column_int(st, 0);
+    p->last_seen = col_time(st, 1);
+    p->head = col_time(st, 2);
+    p->manual = sqlite3_column_int(st, 3) != 0;
+    return USERSD_OK;
+}
 
 /* A status transition, the one hot write: one read of the narrow presence
  * row, then for a heartbeat of an online user one update, and for a real
@@ -1169,21 +1317,18 @@ static enum usersd_code sq_set_status(struct store *base, const struct store_sta
     bool own_tx = !s->batch;
     enum usersd_code code = own_tx ? exec_simple(s, S_BEGIN, err) : USERSD_OK;
     if (code) return code;
-    bool wrote = false;
-    sqlite3_stmt *st = prep(s, S_PRESENCE_OF, err);
-    if (!st) goto fail;
-    sqlite3_bind_int64(st, 1, c->user_id);
-    int rc = sqlite3_step(st);
-    int old = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    int64_t old_seen = rc == SQLITE_ROW ? col_time(st, 1) : USERSD_NULL_TIME;
-    int64_t head = rc == SQLITE_ROW ? col_time(st, 2) : USERSD_NULL_TIME;
-    bool old_manual = rc == SQLITE_ROW && sqlite3_column_int(st, 3) != 0;
-    done(st);
-    if (rc == SQLITE_DONE) {
+    bool wrote = false, found;
+    struct presence_of p = {-1, USERSD_NULL_TIME, USERSD_NULL_TIME, false};
+    if ((code = one(s, stmt(s, S_PRESENCE_OF, ARGS(V_INT(c->user_id)), err), dec_presence_of, &p,
+                    &found, err)))
+        goto out;
+    if (!found) {
         if (own_tx) exec_simple(s, S_ROLLBACK, NULL);
         return err_set(err, USERSD_ENOTFOUND, "user not found");
     }
-    if (rc != SQLITE_ROW) goto fail;
+    int old = p.status;
+    int64_t old_seen = p.last_seen, head = p.head;
+    bool old_manual = p.manual;
     /* An automatic write leaves a manual status (and its last_seen) be. */
     bool keep = (c->flags & USERSD_STATUS_AUTO) && old_manual;
     int status = keep ? old : (int)c->status;
@@ -1192,37 +1337,28 @@ static enum usersd_code sq_set_status(struct store *base, const struct store_sta
     bool change = old != status;
     char name[USERSD_USERNAME_MAX + 1] = "";
     if (change) { /* the log names the user */
-        if (!(st = prep(s, S_USERNAME, err))) goto fail;
-        sqlite3_bind_int64(st, 1, c->user_id);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) copy_text(name, sizeof name, st, 0);
-        done(st);
-        if (rc != SQLITE_ROW) goto fail;
+        struct presence_row n = {.username = name, .size = sizeof name};
+        if ((code = one(s, stmt(s, S_USERNAME, ARGS(V_INT(c->user_id)), err), dec_presence, &n,
+                        NULL, err)))
+            goto out;
         if (s->base.history) {
-            if (!(st = prep(s, S_HISTORY_ADD, err))) goto fail;
-            sqlite3_bind_int64(st, 1, c->user_id);
-            sqlite3_bind_int64(st, 2, c->now);
-            sqlite3_bind_int(st, 3, status);
-            sqlite3_bind_int(st, 4, old);
-            bind_time(st, 5, head);
-            rc = sqlite3_step(st);
-            done(st);
+            sqlite3_stmt *st = stmt(
+                s, S_HISTORY_ADD,
+                ARGS(V_INT(c->user_id), V_INT(c->now), V_INT(status), V_INT(old), V_TIME(head)),
+                err);
+            if (!st) goto fail;
             wrote = true;
-            if (rc != SQLITE_DONE) goto fail;
+            if ((code = step_with(s, st, db_error, err))) goto out;
             head = sqlite3_last_insert_rowid(s->db);
         }
     }
     if (change || seen != old_seen || manual != old_manual) {
-        if (!(st = prep(s, S_PRESENCE_SET, err))) goto fail;
-        sqlite3_bind_int64(st, 1, c->user_id);
-        sqlite3_bind_int(st, 2, status);
-        bind_time(st, 3, seen);
-        bind_time(st, 4, head);
-        sqlite3_bind_int(st, 5, manual);
-        rc = sqlite3_step(st);
-        done(st);
+        sqlite3_stmt *st = stmt(
+            s, S_PRESENCE_SET,
+            ARGS(V_INT(c->user_id), V_INT(status), V_TIME(seen), V_TIME(head), V_INT(manual)), err);
+        if (!st) goto fail;
         wrote = true;
-        if (rc != SQLITE_DONE) goto fail;
+        if ((code = step_with(s, st, db_error, err))) goto out;
     }
     if (change && (code = log_row(s, USERSD_CHANGE_PRESENCE, c->user_id, name, status, seen, c->now,
                                   0, err))) {
@@ -1258,16 +1394,9 @@ static enum usersd_code run_touch(struct sqlite_store *s, enum stmt_id id_stmt, 
                                   int64_t now, int64_t before, bool *changed,
                                   struct usersd_err *err)
 {
-    sqlite3_stmt *st = prep(s, id_stmt, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int64(st, 2, id);
-    sqlite3_bind_int64(st, 3, before);
-    int rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) return db_error(s, err);
-    *changed = sqlite3_changes(s->db) > 0;
-    return USERSD_OK;
+    enum usersd_code code = run(s, id_stmt, ARGS(V_INT(now), V_INT(id), V_INT(before)), err);
+    if (!code) *changed = sqlite3_changes(s->db) > 0;
+    return code;
 }
 
 static enum usersd_code sq_touch(struct store *base, int64_t id, int64_t session, int64_t now,
@@ -1308,76 +1437,53 @@ static enum usersd_code sq_refresh(struct store *base, const struct usersd_refre
 
 /* ---- decay and the change log ------------------------------------------- */
 
-/* Binds ?1..?n as times and steps to completion. */
-static enum usersd_code run_times(struct sqlite_store *s, enum stmt_id id, int n, const int64_t *t,
-                                  struct usersd_err *err)
-{
-    sqlite3_stmt *st = prep(s, id, err);
-    if (!st) return USERSD_EDB;
-    for (int i = 0; i < n; i++)
-        bind_time(st, i + 1, t[i]);
-    int rc = sqlite3_step(st);
-    done(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
-}
-
 #define DECAY_CHUNK 1000 /* users decayed per transaction: the write lock is held briefly */
+
+struct decay_due {
+    int64_t id, last_seen;
+    int status;
+    char name[USERSD_USERNAME_MAX + 1];
+};
+
+static enum usersd_code dec_decay_due(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)err;
+    struct decay_due *d = &((struct decay_due *)ctx)[i];
+    d->id = sqlite3_column_int64(st, 0);
+    copy_text(d->name, sizeof d->name, st, 1);
+    d->status = sqlite3_column_int(st, 2);
+    d->last_seen = col_time(st, 3);
+    return USERSD_OK;
+}
 
 static enum usersd_code sq_decay(struct store *base, int64_t now, int64_t away_before,
                                  int64_t offline_before, int64_t *changed, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     *changed = 0;
-    sqlite3_stmt *st = prep(s, S_DECAY_PENDING, err);
-    if (!st) return USERSD_EDB;
-    bind_time(st, 1, away_before);
-    bind_time(st, 2, offline_before);
-    int rc = sqlite3_step(st);
-    int pending = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-    done(st);
-    if (rc != SQLITE_ROW) return db_error(s, err);
-    if (!pending) return USERSD_OK;
+    int64_t pending = 0;
+    enum usersd_code code = count_query(
+        s, stmt(s, S_DECAY_PENDING, ARGS(V_TIME(away_before), V_TIME(offline_before)), err),
+        &pending, err);
+    if (code || !pending) return code;
 
-    struct due {
-        int64_t id, last_seen;
-        int status;
-        char name[USERSD_USERNAME_MAX + 1];
-    } *due = malloc(DECAY_CHUNK * sizeof *due);
+    struct decay_due *due = malloc(DECAY_CHUNK * sizeof *due);
     if (!due) return err_set(err, USERSD_ENOMEM, NULL);
-    enum usersd_code code = USERSD_OK;
     /* A chunk per transaction: the users due are read and changed under the
      * same write lock, so processes sweeping at once each change (and log)
      * a user once. Past both cut-offs, a user goes straight offline. */
     for (int round = 0; round < 100 && !code; round++) {
         if ((code = begin(s, err))) break;
         size_t n = 0;
-        if (!(st = prep(s, S_DECAY_DUE, err))) code = USERSD_EDB;
-        if (!code) {
-            bind_time(st, 1, away_before);
-            bind_time(st, 2, offline_before);
-            sqlite3_bind_int(st, 3, DECAY_CHUNK);
-            while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < DECAY_CHUNK) {
-                due[n].id = sqlite3_column_int64(st, 0);
-                copy_text(due[n].name, sizeof due[n].name, st, 1);
-                due[n].status = sqlite3_column_int(st, 2);
-                due[n].last_seen = col_time(st, 3);
-                n++;
-            }
-            done(st);
-            if (rc != SQLITE_ROW && rc != SQLITE_DONE) code = db_error(s, err);
-        }
+        code =
+            rows(s,
+                 stmt(s, S_DECAY_DUE,
+                      ARGS(V_TIME(away_before), V_TIME(offline_before), V_INT(DECAY_CHUNK)), err),
+                 DECAY_CHUNK, dec_decay_due, due, &n, err);
         for (size_t i = 0; i < n && !code; i++) {
             bool off = offline_before != USERSD_NULL_TIME && due[i].last_seen < offline_before;
             int to = off ? USERSD_OFFLINE : USERSD_AWAY;
-            if (!(st = prep(s, S_DECAY_SET, err))) {
-                code = USERSD_EDB;
-                break;
-            }
-            sqlite3_bind_int64(st, 1, due[i].id);
-            sqlite3_bind_int(st, 2, to);
-            rc = sqlite3_step(st);
-            done(st);
-            if (rc != SQLITE_DONE) code = db_error(s, err);
+            code = run(s, S_DECAY_SET, ARGS(V_INT(due[i].id), V_INT(to)), err);
             /* Decay never moves last_seen. */
             if (!code)
                 code = log_entry(s, USERSD_CHANGE_PRESENCE, due[i].id, due[i].name, to,
@@ -1395,55 +1501,49 @@ static enum usersd_code sq_decay(struct store *base, int64_t now, int64_t away_b
     return code;
 }
 
+/* Grown as rows come: the stream hub asks for up to 1,000 after every
+ * group commit and usually gets a few, and zeroing 1,000 entries (an mmap
+ * and page faults each time) cost more than the query. */
+struct change_rows {
+    struct usersd_changes *out;
+    size_t cap;
+};
+
+static enum usersd_code dec_change(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)i;
+    struct change_rows *r = ctx;
+    struct usersd_changes *out = r->out;
+    struct usersd_change *items = grow(out->items, &r->cap, out->count, sizeof *items, 16);
+    if (!items) return err_set(err, USERSD_ENOMEM, NULL);
+    out->items = items;
+    struct usersd_change *c = &out->items[out->count++];
+    memset(c, 0, sizeof *c);
+    c->seq = sqlite3_column_int64(st, 0);
+    c->user_id = sqlite3_column_int64(st, 1);
+    copy_text(c->username, sizeof c->username, st, 2);
+    c->online_status = (enum usersd_status)sqlite3_column_int(st, 3);
+    c->last_seen = col_time(st, 4);
+    c->at = sqlite3_column_int64(st, 5);
+    c->kind = (enum usersd_change_kind)sqlite3_column_int(st, 6);
+    c->session_id = sqlite3_column_int64(st, 7);
+    copy_text(c->status_text, sizeof c->status_text, st, 8);
+    c->status_expires = col_time(st, 9);
+    store_dnd_read(col_time(st, 10), &c->dnd, &c->dnd_until);
+    return USERSD_OK;
+}
+
 static enum usersd_code sq_changes(struct store *base, int64_t since, int limit, unsigned kinds,
                                    struct usersd_changes *out, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_CHANGES, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, since);
-    sqlite3_bind_int(st, 2, limit);
-    sqlite3_bind_int(st, 3, (int)kinds);
-    /* Grown as rows come: the stream hub asks for up to 1,000 after every
-     * group commit and usually gets a few, and zeroing 1,000 entries (an
-     * mmap and page faults each time) cost more than the query. */
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->count < (size_t)limit) {
-        if (out->count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct usersd_change *items = realloc(out->items, ncap * sizeof *items);
-            if (!items) {
-                done(st);
-                usersd_changes_free(out);
-                return err_set(err, USERSD_ENOMEM, NULL);
-            }
-            out->items = items;
-            cap = ncap;
-        }
-        struct usersd_change *c = &out->items[out->count++];
-        memset(c, 0, sizeof *c);
-        c->seq = sqlite3_column_int64(st, 0);
-        c->user_id = sqlite3_column_int64(st, 1);
-        copy_text(c->username, sizeof c->username, st, 2);
-        c->online_status = (enum usersd_status)sqlite3_column_int(st, 3);
-        c->last_seen = col_time(st, 4);
-        c->at = sqlite3_column_int64(st, 5);
-        c->kind = (enum usersd_change_kind)sqlite3_column_int(st, 6);
-        c->session_id = sqlite3_column_int64(st, 7);
-        copy_text(c->status_text, sizeof c->status_text, st, 8);
-        c->status_expires = col_time(st, 9);
-        store_dnd_read(col_time(st, 10), &c->dnd, &c->dnd_until);
-    }
-    done(st);
-    enum usersd_code code = USERSD_OK;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) code = db_error(s, err);
+    struct change_rows c = {out, 0};
+    enum usersd_code code =
+        rows(s, stmt(s, S_CHANGES, ARGS(V_INT(since), V_INT(limit), V_INT((int)kinds)), err),
+             (size_t)limit, dec_change, &c, NULL, err);
     /* Checked after the read: a prune that ran in between is seen here. */
     int64_t pruned = 0;
-    if (!code && (st = prep(s, S_PRUNED, err)) != NULL)
-        code = count_query(s, st, &pruned, err);
-    else if (!code)
-        code = USERSD_EDB;
+    if (!code) code = count_query(s, prep(s, S_PRUNED, err), &pruned, err);
     if (!code && since < pruned)
         code = err_set(err, USERSD_EGONE,
                        "changes after %lld were pruned; read the current state and continue "
@@ -1456,8 +1556,7 @@ static enum usersd_code sq_changes(struct store *base, int64_t since, int limit,
 static enum usersd_code sq_changes_head(struct store *base, int64_t *seq, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_HEAD, err);
-    return st ? count_query(s, st, seq, err) : USERSD_EDB;
+    return count_query(s, prep(s, S_HEAD, err), seq, err);
 }
 
 static enum usersd_code sq_changes_prune(struct store *base, int64_t before, struct usersd_err *err)
@@ -1465,71 +1564,50 @@ static enum usersd_code sq_changes_prune(struct store *base, int64_t before, str
     struct sqlite_store *s = (struct sqlite_store *)base;
     enum usersd_code code = begin(s, err);
     if (code) return code;
-    sqlite3_stmt *st = prep(s, S_PRUNE_MAX, err);
-    if (!st) goto fail;
-    sqlite3_bind_int64(st, 1, before);
-    int rc = sqlite3_step(st);
-    bool any = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
-    int64_t upto = any ? sqlite3_column_int64(st, 0) : 0;
-    done(st);
-    if (rc != SQLITE_ROW) goto fail;
-    if (any) {
-        if ((code = run_times(s, S_PRUNE_DELETE, 1, &upto, err))) goto out;
-        if ((code = run_times(s, S_PRUNE_META, 1, &upto, err))) goto out;
+    /* max(seq): NULL when nothing is that old. */
+    int64_t upto = USERSD_NULL_TIME;
+    if ((code = one(s, stmt(s, S_PRUNE_MAX, ARGS(V_INT(before)), err), dec_time, &upto, NULL, err)))
+        goto out;
+    if (upto != USERSD_NULL_TIME) {
+        if ((code = run(s, S_PRUNE_DELETE, ARGS(V_TIME(upto)), err))) goto out;
+        if ((code = run(s, S_PRUNE_META, ARGS(V_TIME(upto)), err))) goto out;
     }
     code = commit(s, err);
 out:
     if (code) rollback(s);
-    return code;
-fail:
-    code = db_error(s, err);
-    rollback(s);
     return code;
 }
 
 /* ---- copying ------------------------------------------------------------ */
 
 static enum usersd_code sq_dump_users(struct store *base, int64_t after, size_t cap,
-                                      struct store_user_row *rows, size_t *n,
-                                      struct usersd_err *err)
+                                      struct store_user_row *out, size_t *n, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_DUMP_USERS, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, after);
-    sqlite3_bind_int64(st, 2, (int64_t)cap);
-    int rc;
-    *n = 0;
-    while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        row_user(st, &rows[*n].user);
-        copy_text(rows[*n].pwhash, sizeof rows[0].pwhash, st, USER_NCOLS);
-        (*n)++;
-    }
-    done(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+    return rows(s, stmt(s, S_DUMP_USERS, ARGS(V_INT(after), V_INT(cap)), err), cap, dec_user_row,
+                out, n, err);
+}
+
+/* hash, then the session. */
+static enum usersd_code dec_session_row(sqlite3_stmt *st, size_t i, void *ctx,
+                                        struct usersd_err *err)
+{
+    (void)err;
+    struct store_session_row *r = &((struct store_session_row *)ctx)[i];
+    memset(r, 0, sizeof *r);
+    if (sqlite3_column_bytes(st, 0) == STORE_TOKEN_HASH_LEN)
+        memcpy(r->hash, sqlite3_column_blob(st, 0), STORE_TOKEN_HASH_LEN);
+    row_session(st, 1, &r->s);
+    return USERSD_OK;
 }
 
 static enum usersd_code sq_dump_sessions(struct store *base, int64_t after, size_t cap,
-                                         struct store_session_row *rows, size_t *n,
+                                         struct store_session_row *out, size_t *n,
                                          struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_DUMP_SESSIONS, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, after);
-    sqlite3_bind_int64(st, 2, (int64_t)cap);
-    int rc;
-    *n = 0;
-    while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct store_session_row *r = &rows[*n];
-        memset(r, 0, sizeof *r);
-        if (sqlite3_column_bytes(st, 0) == STORE_TOKEN_HASH_LEN)
-            memcpy(r->hash, sqlite3_column_blob(st, 0), STORE_TOKEN_HASH_LEN);
-        row_session(st, 1, &r->s);
-        (*n)++;
-    }
-    done(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+    return rows(s, stmt(s, S_DUMP_SESSIONS, ARGS(V_INT(after), V_INT(cap)), err), cap,
+                dec_session_row, out, n, err);
 }
 
 /* Inside a bulk load (load_begin): the rows go in as they are, ids included. */
@@ -1540,40 +1618,27 @@ static enum usersd_code sq_load(struct store *base, const struct store_user_row 
     struct sqlite_store *s = (struct sqlite_store *)base;
     for (size_t i = 0; i < nu; i++) {
         const struct usersd_user *u = &users[i].user;
-        sqlite3_stmt *st = prep(s, S_LOAD_USER, err);
-        if (!st) return USERSD_EDB;
-        sqlite3_bind_int64(st, 1, u->id);
-        sqlite3_bind_text(st, 2, u->username, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, u->email, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, u->first_name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, u->last_name, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 6, u->is_active);
-        sqlite3_bind_int(st, 7, u->is_staff);
-        sqlite3_bind_int64(st, 8, u->date_joined);
-        if (u->status_text[0]) sqlite3_bind_text(st, 9, u->status_text, -1, SQLITE_STATIC);
-        bind_time(st, 10, u->status_text[0] ? u->status_expires : USERSD_NULL_TIME);
-        sqlite3_bind_text(st, 11, users[i].pwhash, -1, SQLITE_STATIC);
-        bind_time(st, 12, store_dnd_col(u->dnd, u->dnd_until));
-        int rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) return write_error(s, err);
-        enum usersd_code code = presence_insert(s, u, err);
+        bool text = u->status_text[0] != 0; /* no message: NULL, and no expiry */
+        enum usersd_code code = run_unique(
+            s, S_LOAD_USER,
+            ARGS(V_INT(u->id), V_TEXT(u->username), V_TEXT(u->email), V_TEXT(u->first_name),
+                 V_TEXT(u->last_name), V_INT(u->is_active), V_INT(u->is_staff),
+                 V_INT(u->date_joined), text ? V_TEXT(u->status_text) : V_NULL,
+                 V_TIME(text ? u->status_expires : USERSD_NULL_TIME), V_TEXT(users[i].pwhash),
+                 V_TIME(store_dnd_col(u->dnd, u->dnd_until))),
+            err);
+        if (!code) code = presence_insert(s, u, err);
         if (code) return code;
     }
     for (size_t i = 0; i < ns; i++) {
         const struct usersd_session *x = &sessions[i].s;
-        sqlite3_stmt *st = prep(s, S_LOAD_SESSION, err);
-        if (!st) return USERSD_EDB;
-        sqlite3_bind_blob(st, 1, sessions[i].hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, x->id);
-        sqlite3_bind_int64(st, 3, x->user_id);
-        sqlite3_bind_int64(st, 4, x->created);
-        sqlite3_bind_int64(st, 5, x->last_used);
-        sqlite3_bind_text(st, 6, x->user_agent, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 7, x->client_ip, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) return db_error(s, err);
+        enum usersd_code code =
+            run(s, S_LOAD_SESSION,
+                ARGS(V_BLOB(sessions[i].hash, STORE_TOKEN_HASH_LEN), V_INT(x->id),
+                     V_INT(x->user_id), V_INT(x->created), V_INT(x->last_used),
+                     V_TEXT(x->user_agent), V_TEXT(x->client_ip)),
+                err);
+        if (code) return code;
     }
     return USERSD_OK;
 }
@@ -1693,8 +1758,8 @@ static enum usersd_code sq_load_finish(struct store *base, int64_t head,
     /* Fresh statistics, so the planner keeps choosing the indexes. */
     if (!code) code = exec_simple(s, S_ANALYZE, err);
     if (!code) code = load_exec(s, "DROP TABLE temp.usersd_load_ddl", err);
-    if (!code && head >= 0 && !(code = run_times(s, S_LOAD_SEQ, 1, &head, err)))
-        code = run_times(s, S_PRUNE_META, 1, &head, err);
+    if (!code && head >= 0 && !(code = run(s, S_LOAD_SEQ, ARGS(V_TIME(head)), err)))
+        code = run(s, S_PRUNE_META, ARGS(V_TIME(head)), err);
     if (!code) code = commit(s, err);
     if (!code) store_progress(progress, "indexes", total, total);
     return code;
@@ -1711,22 +1776,15 @@ static enum usersd_code sq_seed(struct store *base, int64_t *first_id, int64_t f
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     if (!from) {
-        sqlite3_stmt *max = prep(s, S_MAX_ID, err);
-        enum usersd_code code = max ? count_query(s, max, first_id, err) : USERSD_EDB;
+        enum usersd_code code = count_query(s, prep(s, S_MAX_ID, err), first_id, err);
         if (code) return code;
     }
     static const enum stmt_id steps[] = {S_SEED, S_SEED_PRESENCE};
     for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
-        sqlite3_stmt *st = prep(s, steps[k], err);
-        if (!st) return USERSD_EDB;
-        sqlite3_bind_int64(st, 1, from);
-        sqlite3_bind_text(st, 2, pwhash, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, now);
-        sqlite3_bind_int64(st, 4, n);
-        sqlite3_bind_int64(st, 5, *first_id);
-        int rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) return write_error(s, err);
+        enum usersd_code code = run_unique(
+            s, steps[k], ARGS(V_INT(from), V_TEXT(pwhash), V_INT(now), V_INT(n), V_INT(*first_id)),
+            err);
+        if (code) return code;
     }
     return USERSD_OK;
 }
@@ -1738,21 +1796,11 @@ static enum usersd_code sq_seed(struct store *base, int64_t *first_id, int64_t f
 static enum usersd_code history_append(struct sqlite_store *s, int64_t user_id, int64_t at,
                                        int status, int prev, struct usersd_err *err)
 {
-    sqlite3_stmt *st = prep(s, S_HISTORY_INSERT, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, user_id);
-    sqlite3_bind_int64(st, 2, at);
-    sqlite3_bind_int(st, 3, status);
-    sqlite3_bind_int(st, 4, prev);
-    int rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) return db_error(s, err);
-    if (!(st = prep(s, S_HISTORY_HEAD_SET, err))) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, user_id);
-    sqlite3_bind_int64(st, 2, sqlite3_last_insert_rowid(s->db));
-    rc = sqlite3_step(st);
-    done(st);
-    return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+    enum usersd_code code =
+        run(s, S_HISTORY_INSERT, ARGS(V_INT(user_id), V_INT(at), V_INT(status), V_INT(prev)), err);
+    if (code) return code;
+    return run(s, S_HISTORY_HEAD_SET, ARGS(V_INT(user_id), V_INT(sqlite3_last_insert_rowid(s->db))),
+               err);
 }
 
 /* Appends one entry to the change log in the open transaction. */
@@ -1761,21 +1809,10 @@ static enum usersd_code log_row(struct sqlite_store *s, enum usersd_change_kind 
                                 int64_t last_seen, int64_t at, int64_t session_id,
                                 struct usersd_err *err)
 {
-    sqlite3_stmt *st = prep(s, S_LOG_CHANGE, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, user_id);
-    sqlite3_bind_text(st, 2, username, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, status);
-    bind_time(st, 4, last_seen);
-    sqlite3_bind_int64(st, 5, at);
-    sqlite3_bind_int(st, 6, (int)kind);
-    if (kind == USERSD_CHANGE_SESSION_END)
-        sqlite3_bind_int64(st, 7, session_id);
-    else
-        sqlite3_bind_null(st, 7);
-    int rc = sqlite3_step(st);
-    done(st);
-    return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+    return run(s, S_LOG_CHANGE,
+               ARGS(V_INT(user_id), V_TEXT(username), V_INT(status), V_TIME(last_seen), V_INT(at),
+                    V_INT(kind), kind == USERSD_CHANGE_SESSION_END ? V_INT(session_id) : V_NULL),
+               err);
 }
 
 /* log_row, and a presence change (from prev to status) into the history
@@ -1798,8 +1835,8 @@ static enum usersd_code end_sessions(struct sqlite_store *s, const struct store_
                                      int64_t *ended, struct usersd_err *err)
 {
     char name[USERSD_USERNAME_MAX + 1];
-    int status;
-    int64_t last_seen;
+    int status = USERSD_OFFLINE; /* set by user_presence */
+    int64_t last_seen = USERSD_NULL_TIME;
     *ended = 0;
     enum usersd_code code =
         user_presence(s, e->user_id, name, sizeof name, &status, &last_seen, err);
@@ -1812,21 +1849,13 @@ static enum usersd_code end_sessions(struct sqlite_store *s, const struct store_
                                     last_seen, e->now, e->session_id, status, err)))
         return code;
     if ((!*ended && !e->force) || status == USERSD_OFFLINE) return USERSD_OK;
-    sqlite3_stmt *st = prep(s, S_SESSION_ACTIVE, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, e->user_id);
-    sqlite3_bind_int64(st, 2, e->active_after);
-    int rc = sqlite3_step(st);
-    bool active = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
-    done(st);
-    if (rc != SQLITE_ROW) return db_error(s, err);
+    int64_t active = 0;
+    if ((code = count_query(
+             s, stmt(s, S_SESSION_ACTIVE, ARGS(V_INT(e->user_id), V_INT(e->active_after)), err),
+             &active, err)))
+        return code;
     if (active) return USERSD_OK;
-    if (!(st = prep(s, S_GO_OFFLINE, err))) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, e->user_id);
-    sqlite3_bind_int64(st, 2, e->now);
-    rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) return db_error(s, err);
+    if ((code = run(s, S_GO_OFFLINE, ARGS(V_INT(e->user_id), V_INT(e->now)), err))) return code;
     return sqlite3_changes(s->db) ? log_entry(s, USERSD_CHANGE_PRESENCE, e->user_id, name,
                                               USERSD_OFFLINE, e->now, e->now, 0, status, err)
                                   : USERSD_OK;
@@ -1846,35 +1875,35 @@ static enum usersd_code sq_session_end(struct store *base, const struct store_se
     return code;
 }
 
+struct expired {
+    int64_t id, user_id;
+};
+
+static enum usersd_code dec_expired(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)err;
+    struct expired *x = &((struct expired *)ctx)[i];
+    x->id = sqlite3_column_int64(st, 0);
+    x->user_id = sqlite3_column_int64(st, 1);
+    return USERSD_OK;
+}
+
 static enum usersd_code sq_session_expire(struct store *base, int64_t before, int64_t now,
                                           int64_t active_after, int limit, int64_t *ended,
                                           struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     *ended = 0;
-    struct {
-        int64_t id, user_id;
-    } *due = malloc((size_t)(limit > 0 ? limit : 1) * sizeof *due);
+    struct expired *due = malloc((size_t)(limit > 0 ? limit : 1) * sizeof *due);
     if (!due) return err_set(err, USERSD_ENOMEM, NULL);
     enum usersd_code code = begin(s, err);
     if (code) {
         free(due);
         return code;
     }
-    sqlite3_stmt *st = prep(s, S_SESSIONS_EXPIRED, err);
     size_t n = 0;
-    int rc = SQLITE_ERROR;
-    if (st) {
-        sqlite3_bind_int64(st, 1, before);
-        sqlite3_bind_int(st, 2, limit);
-        while (n < (size_t)limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-            due[n].id = sqlite3_column_int64(st, 0);
-            due[n].user_id = sqlite3_column_int64(st, 1);
-            n++;
-        }
-        done(st);
-    }
-    if (!st || (rc != SQLITE_ROW && rc != SQLITE_DONE)) code = st ? db_error(s, err) : USERSD_EDB;
+    code = rows(s, stmt(s, S_SESSIONS_EXPIRED, ARGS(V_INT(before), V_INT(limit)), err),
+                (size_t)limit, dec_expired, due, &n, err);
     for (size_t i = 0; i < n && !code; i++) {
         struct store_session_end e = {.user_id = due[i].user_id,
                                       .session_id = due[i].id,
@@ -1902,21 +1931,11 @@ static enum usersd_code sq_session_refresh(struct store *base, const int64_t *id
     enum usersd_code code = begin(s, err);
     if (code) return code;
     for (size_t i = 0; i < n && !code; i++) {
-        sqlite3_stmt *st = prep(s, S_SESSION_REFRESH, err);
-        if (!st) {
-            code = USERSD_EDB;
+        /* RETURNING user_id: every row is read, so the update completes. */
+        int64_t user = 0;
+        if ((code = rows(s, stmt(s, S_SESSION_REFRESH, ARGS(V_INT(now), V_INT(ids[i])), err),
+                         SIZE_MAX, dec_int64_last, &user, NULL, err)))
             break;
-        }
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_int64(st, 2, ids[i]);
-        int rc = sqlite3_step(st);
-        int64_t user = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-        if (rc == SQLITE_ROW) rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) {
-            code = db_error(s, err);
-            break;
-        }
         alive[i] = user != 0;
         bool seen;
         if (user) code = run_touch(s, S_TOUCH, user, now, now, &seen, err);
@@ -1926,22 +1945,45 @@ static enum usersd_code sq_session_refresh(struct store *base, const int64_t *id
     return code;
 }
 
+static enum usersd_code session_insert(struct sqlite_store *s, const unsigned char *hash,
+                                       int64_t user_id, int64_t created, int64_t last_used,
+                                       const char *user_agent, const char *client_ip,
+                                       struct usersd_err *err)
+{
+    return run(s, S_SESSION_INSERT,
+               ARGS(V_BLOB(hash, STORE_TOKEN_HASH_LEN), V_INT(user_id), V_INT(created),
+                    V_INT(last_used), V_TEXT(user_agent), V_TEXT(client_ip)),
+               err);
+}
+
 static enum usersd_code sq_session_insert(struct store *base, struct store_session_row *row,
                                           struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_SESSION_INSERT, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_blob(st, 1, row->hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, row->s.user_id);
-    sqlite3_bind_int64(st, 3, row->s.created);
-    sqlite3_bind_int64(st, 4, row->s.last_used);
-    sqlite3_bind_text(st, 5, row->s.user_agent, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, row->s.client_ip, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) return db_error(s, err);
-    row->s.id = sqlite3_last_insert_rowid(s->db);
+    enum usersd_code code =
+        session_insert(s, row->hash, row->s.user_id, row->s.created, row->s.last_used,
+                       row->s.user_agent, row->s.client_ip, err);
+    if (!code) row->s.id = sqlite3_last_insert_rowid(s->db);
+    return code;
+}
+
+struct token_row {
+    struct usersd_user *user;
+    struct usersd_session *session; /* may be NULL */
+};
+
+static enum usersd_code dec_token(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)i, (void)err;
+    struct token_row *t = ctx;
+    row_user(st, t->user);
+    if (t->session) {
+        memset(t->session, 0, sizeof *t->session);
+        t->session->id = sqlite3_column_int64(st, USER_NCOLS);
+        t->session->user_id = t->user->id;
+        t->session->created = sqlite3_column_int64(st, USER_NCOLS + 1);
+        t->session->last_used = sqlite3_column_int64(st, USER_NCOLS + 2);
+    }
     return USERSD_OK;
 }
 
@@ -1950,27 +1992,29 @@ static enum usersd_code sq_token_user(struct store *base, const unsigned char *h
                                       struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_TOKEN_USER, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_blob(st, 1, hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    enum usersd_code code = USERSD_OK;
-    if (rc == SQLITE_ROW) {
-        row_user(st, out);
-        if (session) {
-            memset(session, 0, sizeof *session);
-            session->id = sqlite3_column_int64(st, USER_NCOLS);
-            session->user_id = out->id;
-            session->created = sqlite3_column_int64(st, USER_NCOLS + 1);
-            session->last_used = sqlite3_column_int64(st, USER_NCOLS + 2);
-        }
-    } else if (rc == SQLITE_DONE) {
-        code = err_set(err, USERSD_ENOTFOUND, "token not found");
-    } else {
-        code = db_error(s, err);
-    }
-    done(st);
-    return code;
+    struct token_row t = {out, session};
+    return one_found(s, stmt(s, S_TOKEN_USER, ARGS(V_BLOB(hash, STORE_TOKEN_HASH_LEN)), err),
+                     dec_token, &t, "token", err);
+}
+
+/* Grown as rows come. */
+struct session_rows {
+    struct usersd_sessions *out;
+    size_t cap;
+};
+
+static enum usersd_code dec_session(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)i;
+    struct session_rows *r = ctx;
+    struct usersd_sessions *out = r->out;
+    struct usersd_session *items = grow(out->items, &r->cap, out->count, sizeof *items, 8);
+    if (!items) return err_set(err, USERSD_ENOMEM, NULL);
+    out->items = items;
+    struct usersd_session *x = &out->items[out->count++];
+    memset(x, 0, sizeof *x);
+    row_session(st, 0, x);
+    return USERSD_OK;
 }
 
 static enum usersd_code sq_session_list(struct store *base, int64_t user_id,
@@ -1980,40 +2024,17 @@ static enum usersd_code sq_session_list(struct store *base, int64_t user_id,
     struct usersd_user who;
     enum usersd_code code = sq_user_get(base, user_id, &who, err);
     if (code) return code;
-    sqlite3_stmt *st = prep(s, S_SESSION_LIST, err);
+    sqlite3_stmt *st = stmt(s, S_SESSION_LIST, ARGS(V_INT(user_id)), err);
     if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, user_id);
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (out->count == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            struct usersd_session *items = realloc(out->items, ncap * sizeof *items);
-            if (!items) {
-                done(st);
-                usersd_sessions_free(out);
-                return err_set(err, USERSD_ENOMEM, NULL);
-            }
-            out->items = items;
-            cap = ncap;
-        }
-        struct usersd_session *x = &out->items[out->count++];
-        memset(x, 0, sizeof *x);
-        row_session(st, 0, x);
-    }
-    done(st);
-    if (rc != SQLITE_DONE) {
-        usersd_sessions_free(out);
-        return db_error(s, err);
-    }
-    return USERSD_OK;
+    struct session_rows r = {out, 0};
+    if ((code = rows(s, st, SIZE_MAX, dec_session, &r, NULL, err))) usersd_sessions_free(out);
+    return code;
 }
 
 static enum usersd_code sq_session_count(struct store *base, int64_t *n, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_SESSION_COUNT, err);
-    return st ? count_query(s, st, n, err) : USERSD_EDB;
+    return count_query(s, prep(s, S_SESSION_COUNT, err), n, err);
 }
 
 /* ---- status messages and do not disturb ------------------------------------ */
@@ -2031,35 +2052,28 @@ static enum usersd_code beside_write(struct sqlite_store *s, enum stmt_id upd, e
 {
     enum usersd_code code = begin(s, err);
     if (code) return code;
-    sqlite3_stmt *st = prep(s, upd, err);
-    if (!st) {
+    struct sq_arg a[7];
+    int n = 0;
+    a[n++] = V_INT(id);
+    if (set && with_text) a[n++] = V_TEXT(text);
+    if (set) a[n++] = V_TIME(t);
+    if ((code = run(s, upd, a, n, err))) {
         rollback(s);
-        return USERSD_EDB;
+        return code;
     }
-    sqlite3_bind_int64(st, 1, id);
-    int i = 2;
-    if (set && with_text) sqlite3_bind_text(st, i++, text, -1, SQLITE_STATIC);
-    if (set) bind_time(st, i, t);
-    int rc = sqlite3_step(st);
-    done(st);
-    bool changed = rc == SQLITE_DONE && sqlite3_changes(s->db) > 0;
-    if (rc != SQLITE_DONE) code = db_error(s, err);
+    bool changed = sqlite3_changes(s->db) > 0;
     /* Nothing to clear, or no such user: the user as it is, or ENOTFOUND. */
-    if (!code) code = sq_user_get(&s->base, id, out, err);
-    if (!code && changed && (st = prep(s, log, err)) == NULL) code = USERSD_EDB;
+    code = sq_user_get(&s->base, id, out, err);
     if (!code && changed) {
-        sqlite3_bind_int64(st, 1, out->id);
-        sqlite3_bind_text(st, 2, out->username, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, (int)out->online_status);
-        bind_time(st, 4, out->last_seen);
-        sqlite3_bind_int64(st, 5, now);
-        i = 6;
-        if (with_text && set) sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
-        if (with_text) i++;
-        bind_time(st, i, set ? t : USERSD_NULL_TIME);
-        rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) code = db_error(s, err);
+        n = 0;
+        a[n++] = V_INT(out->id);
+        a[n++] = V_TEXT(out->username);
+        a[n++] = V_INT(out->online_status);
+        a[n++] = V_TIME(out->last_seen);
+        a[n++] = V_INT(now);
+        if (with_text) a[n++] = set ? V_TEXT(text) : V_NULL;
+        a[n++] = V_TIME(set ? t : USERSD_NULL_TIME);
+        code = run(s, log, a, n, err);
     }
     if (!code) code = commit(s, err);
     if (code) rollback(s);
@@ -2090,14 +2104,13 @@ static enum usersd_code expire_sweep(struct sqlite_store *s, enum stmt_id pendin
                                      struct usersd_err *err)
 {
     *n = 0;
-    sqlite3_stmt *st = prep(s, pending_stmt, err);
-    if (!st) return USERSD_EDB;
     int64_t pending = 0;
-    sqlite3_bind_int64(st, 1, now);
-    enum usersd_code code = count_query(s, st, &pending, err);
+    enum usersd_code code =
+        count_query(s, stmt(s, pending_stmt, ARGS(V_INT(now)), err), &pending, err);
     if (code || !pending) return code;
     if ((code = begin(s, err))) return code;
-    if (!(code = run_times(s, log, 1, &now, err)) && !(code = run_times(s, upd, 1, &now, err))) {
+    if (!(code = run(s, log, ARGS(V_TIME(now)), err)) &&
+        !(code = run(s, upd, ARGS(V_TIME(now)), err))) {
         *n = sqlite3_changes(s->db);
         code = commit(s, err);
     }
@@ -2126,74 +2139,67 @@ static enum usersd_code sq_presence_counts(struct store *base, int64_t *manual, 
                                            struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_PRESENCE_COUNTS, err);
-    if (!st) return USERSD_EDB;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *manual = sqlite3_column_int64(st, 0);
-        *dnd = sqlite3_column_int64(st, 1);
-    }
-    done(st);
-    return rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
+    int64_t c[2] = {0, 0};
+    enum usersd_code code = one(s, prep(s, S_PRESENCE_COUNTS, err), dec_int64_pair, c, NULL, err);
+    if (!code) *manual = c[0], *dnd = c[1];
+    return code;
 }
 
 /* ---- history ---------------------------------------------------------------- */
+
+/* S_HISTORY_ROW's row: the change, and the row before it (back). */
+struct chain_row {
+    struct store_history_row r;
+    int64_t *back;
+};
+
+static enum usersd_code dec_chain_row(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)i, (void)err;
+    struct chain_row *c = ctx;
+    c->r.at = sqlite3_column_int64(st, 0);
+    c->r.status = sqlite3_column_int(st, 1);
+    c->r.prev = sqlite3_column_int(st, 2);
+    *c->back = col_time(st, 3);
+    return USERSD_OK;
+}
 
 static enum usersd_code sq_history_read(struct store *base, int64_t id, int64_t start, int64_t end,
                                         struct store_history *out, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = prep(s, S_HISTORY_SINCE, err);
-    if (!st) return USERSD_EDB;
-    int rc = sqlite3_step(st);
-    out->since = rc == SQLITE_ROW ? col_time(st, 0) : USERSD_NULL_TIME;
-    done(st);
-    if (rc != SQLITE_ROW) return db_error(s, err);
-    if (!(st = prep(s, S_USER_PRESENCE, err))) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    rc = sqlite3_step(st);
-    int64_t at_row = rc == SQLITE_ROW ? col_time(st, 3) : USERSD_NULL_TIME;
-    done(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(s, err);
+    out->since = USERSD_NULL_TIME;
+    enum usersd_code code = one(s, prep(s, S_HISTORY_SINCE, err), dec_time, &out->since, NULL, err);
+    if (code) return code;
+    /* The user's latest change (none: an unknown user, or no history). */
+    int64_t at_row = USERSD_NULL_TIME;
+    struct presence_row p = {.head = &at_row};
+    bool found;
+    if ((code =
+             one(s, stmt(s, S_USER_PRESENCE, ARGS(V_INT(id)), err), dec_presence, &p, &found, err)))
+        return code;
     /* Walk the user's chain back from their latest change: the rows at or
      * after end (the last of them is `next`), those inside the window (kept,
      * newest first, reversed below), and the first at or before start. */
     size_t cap = 0;
-    enum usersd_code code = USERSD_OK;
     while (at_row != USERSD_NULL_TIME && !code) {
-        if (!(st = prep(s, S_HISTORY_ROW, err))) {
-            code = USERSD_EDB;
+        struct chain_row c = {.r = {.user_id = id}, .back = &at_row};
+        if ((code = one(s, stmt(s, S_HISTORY_ROW, ARGS(V_INT(at_row)), err), dec_chain_row, &c,
+                        &found, err)))
             break;
-        }
-        sqlite3_bind_int64(st, 1, at_row);
-        rc = sqlite3_step(st);
-        struct store_history_row r = {0};
-        if (rc == SQLITE_ROW) {
-            r = (struct store_history_row){id, sqlite3_column_int64(st, 0),
-                                           sqlite3_column_int(st, 1), sqlite3_column_int(st, 2)};
-            at_row = col_time(st, 3);
-        }
-        done(st);
-        if (rc == SQLITE_DONE) break; /* pruned: the chain ends here */
-        if (rc != SQLITE_ROW) {
-            code = db_error(s, err);
-            break;
-        }
+        if (!found) break; /* pruned: the chain ends here */
+        struct store_history_row r = c.r;
         if (r.at >= end) {
             out->have_next = true;
             out->next = r;
         } else if (r.at > start) {
-            if (out->count == cap) {
-                size_t ncap = cap ? cap * 2 : 32;
-                struct store_history_row *rows = realloc(out->rows, ncap * sizeof *rows);
-                if (!rows) {
-                    code = err_set(err, USERSD_ENOMEM, NULL);
-                    break;
-                }
-                out->rows = rows;
-                cap = ncap;
+            struct store_history_row *rows = grow(out->rows, &cap, out->count, sizeof *rows, 32);
+            if (!rows) {
+                code = err_set(err, USERSD_ENOMEM, NULL);
+                break;
             }
+            out->rows = rows;
             out->rows[out->count++] = r;
         } else {
             out->have_first = true;
@@ -2218,8 +2224,8 @@ static enum usersd_code sq_history_read(struct store *base, int64_t id, int64_t 
 static enum usersd_code sq_history_mark(struct store *base, int64_t since, bool only_if_unset,
                                         struct usersd_err *err)
 {
-    return run_times((struct sqlite_store *)base,
-                     only_if_unset ? S_HISTORY_MARK_UNSET : S_HISTORY_MARK, 1, &since, err);
+    return run((struct sqlite_store *)base, only_if_unset ? S_HISTORY_MARK_UNSET : S_HISTORY_MARK,
+               ARGS(V_TIME(since)), err);
 }
 
 static enum usersd_code sq_history_prune(struct store *base, int64_t before, int limit, int64_t *n,
@@ -2229,20 +2235,10 @@ static enum usersd_code sq_history_prune(struct store *base, int64_t before, int
     *n = 0;
     enum usersd_code code = begin(s, err);
     if (code) return code;
-    sqlite3_stmt *st = prep(s, S_HISTORY_PRUNE, err);
-    int rc = SQLITE_ERROR;
-    if (st) {
-        sqlite3_bind_int64(st, 1, before);
-        sqlite3_bind_int(st, 2, limit);
-        rc = sqlite3_step(st);
-        done(st);
-    }
-    if (rc != SQLITE_DONE) {
-        code = st ? db_error(s, err) : USERSD_EDB;
-    } else {
+    if (!(code = run(s, S_HISTORY_PRUNE, ARGS(V_INT(before), V_INT(limit)), err))) {
         *n = sqlite3_changes(s->db);
-        if (!(code = run_times(s, S_MINUTES_PRUNE, 1, &before, err)) &&
-            !(code = run_times(s, S_HISTORY_MOVE_SINCE, 1, &before, err)))
+        if (!(code = run(s, S_MINUTES_PRUNE, ARGS(V_TIME(before)), err)) &&
+            !(code = run(s, S_HISTORY_MOVE_SINCE, ARGS(V_TIME(before)), err)))
             code = commit(s, err);
     }
     if (code) {
@@ -2256,11 +2252,9 @@ static enum usersd_code sq_history_sample(struct store *base, int64_t minute,
                                           struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_MINUTE_EXISTS, err);
-    if (!st) return USERSD_EDB;
     int64_t exists = 0;
-    sqlite3_bind_int64(st, 1, minute);
-    enum usersd_code code = count_query(s, st, &exists, err);
+    enum usersd_code code =
+        count_query(s, stmt(s, S_MINUTE_EXISTS, ARGS(V_INT(minute)), err), &exists, err);
     if (code || exists) return code;
     /* A read's sample (history.c) comes inside the GET's read scope, a
      * transaction no write can start in: the scope ends for the sample
@@ -2270,13 +2264,9 @@ static enum usersd_code sq_history_sample(struct store *base, int64_t minute,
     /* Checked again under the write lock: another process may have been
      * first. */
     if ((code = begin(s, err))) goto out;
-    if (!(st = prep(s, S_MINUTE_EXISTS, err))) code = USERSD_EDB;
-    if (!code) {
-        sqlite3_bind_int64(st, 1, minute);
-        code = count_query(s, st, &exists, err);
-    }
-    if (!code && !exists && !(code = run_times(s, S_MINUTE_CLOSE, 1, &minute, err)) &&
-        !(code = run_times(s, S_MINUTE_INSERT, 1, &minute, err)))
+    code = count_query(s, stmt(s, S_MINUTE_EXISTS, ARGS(V_INT(minute)), err), &exists, err);
+    if (!code && !exists && !(code = run(s, S_MINUTE_CLOSE, ARGS(V_TIME(minute)), err)) &&
+        !(code = run(s, S_MINUTE_INSERT, ARGS(V_TIME(minute)), err)))
         code = exec_simple(s, S_PEAK_RESET, err);
     if (!code) code = commit(s, err);
     if (code) rollback(s);
@@ -2294,6 +2284,41 @@ static void row_minute(sqlite3_stmt *st, struct store_minute_row *m)
     m->online_max = sqlite3_column_int64(st, 4);
 }
 
+static enum usersd_code dec_minute(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)err;
+    row_minute(st, &((struct store_minute_row *)ctx)[i]);
+    return USERSD_OK;
+}
+
+/* Grown as rows come. */
+struct minute_rows {
+    struct store_minute_row **out;
+    size_t *n, cap;
+};
+
+static enum usersd_code dec_minute_grow(sqlite3_stmt *st, size_t i, void *ctx,
+                                        struct usersd_err *err)
+{
+    (void)i;
+    struct minute_rows *m = ctx;
+    struct store_minute_row *rows = grow(*m->out, &m->cap, *m->n, sizeof *rows, 64);
+    if (!rows) return err_set(err, USERSD_ENOMEM, NULL);
+    *m->out = rows;
+    row_minute(st, &(*m->out)[(*m->n)++]);
+    return USERSD_OK;
+}
+
+/* S_LIVE_PEAK's row: the peak, and the open minute (NULL: none). */
+static enum usersd_code dec_live_peak(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)i, (void)err;
+    int64_t *v = ctx;
+    v[0] = sqlite3_column_int64(st, 0);
+    v[1] = col_time(st, 1);
+    return USERSD_OK;
+}
+
 static enum usersd_code sq_minutes_read(struct store *base, int64_t from, int64_t to,
                                         struct store_minute_row **out, size_t *n,
                                         int64_t *live_peak, int64_t *open, struct usersd_err *err)
@@ -2301,84 +2326,58 @@ static enum usersd_code sq_minutes_read(struct store *base, int64_t from, int64_
     struct sqlite_store *s = (struct sqlite_store *)base;
     *out = NULL;
     *n = 0;
-    sqlite3_stmt *st = prep(s, S_LIVE_PEAK, err);
+    int64_t peak[2] = {0, USERSD_NULL_TIME};
+    enum usersd_code code = one(s, prep(s, S_LIVE_PEAK, err), dec_live_peak, peak, NULL, err);
+    if (code) return code;
+    *live_peak = peak[0];
+    *open = peak[1];
+    sqlite3_stmt *st = stmt(s, S_MINUTES, ARGS(V_INT(from), V_INT(to)), err);
     if (!st) return USERSD_EDB;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *live_peak = sqlite3_column_int64(st, 0);
-        *open = sqlite3_column_type(st, 1) == SQLITE_NULL ? USERSD_NULL_TIME
-                                                          : sqlite3_column_int64(st, 1);
-    }
-    done(st);
-    if (rc != SQLITE_ROW) return db_error(s, err);
-    if (!(st = prep(s, S_MINUTES, err))) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, from);
-    sqlite3_bind_int64(st, 2, to);
-    size_t cap = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            struct store_minute_row *rows = realloc(*out, ncap * sizeof *rows);
-            if (!rows) {
-                done(st);
-                free(*out);
-                *out = NULL;
-                *n = 0;
-                return err_set(err, USERSD_ENOMEM, NULL);
-            }
-            *out = rows;
-            cap = ncap;
-        }
-        row_minute(st, &(*out)[(*n)++]);
-    }
-    done(st);
-    if (rc != SQLITE_DONE) {
+    struct minute_rows m = {out, n, 0};
+    if ((code = rows(s, st, SIZE_MAX, dec_minute_grow, &m, NULL, err))) {
         free(*out);
         *out = NULL;
         *n = 0;
-        return db_error(s, err);
     }
+    return code;
+}
+
+struct history_dump {
+    struct store_history_row *rows;
+    int64_t *cursor; /* [0]: the last row's id */
+};
+
+static enum usersd_code dec_history_dump(sqlite3_stmt *st, size_t i, void *ctx,
+                                         struct usersd_err *err)
+{
+    (void)err;
+    struct history_dump *d = ctx;
+    d->cursor[0] = sqlite3_column_int64(st, 0);
+    d->rows[i].user_id = sqlite3_column_int64(st, 1);
+    d->rows[i].at = sqlite3_column_int64(st, 2);
+    d->rows[i].status = sqlite3_column_int(st, 3);
+    d->rows[i].prev = sqlite3_column_int(st, 4);
     return USERSD_OK;
 }
 
 static enum usersd_code sq_dump_history(struct store *base, int64_t cursor[2], size_t cap,
-                                        struct store_history_row *rows, size_t *n,
+                                        struct store_history_row *out, size_t *n,
                                         struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_DUMP_HISTORY, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, cursor[0]); /* rowid order: time order, each user's in turn */
-    sqlite3_bind_int64(st, 2, (int64_t)cap);
-    int rc = SQLITE_DONE;
-    *n = 0;
-    while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cursor[0] = sqlite3_column_int64(st, 0);
-        rows[*n].user_id = sqlite3_column_int64(st, 1);
-        rows[*n].at = sqlite3_column_int64(st, 2);
-        rows[*n].status = sqlite3_column_int(st, 3);
-        rows[*n].prev = sqlite3_column_int(st, 4);
-        (*n)++;
-    }
-    done(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+    /* rowid order: time order, each user's in turn */
+    struct history_dump d = {out, cursor};
+    return rows(s, stmt(s, S_DUMP_HISTORY, ARGS(V_INT(cursor[0]), V_INT(cap)), err), cap,
+                dec_history_dump, &d, n, err);
 }
 
 static enum usersd_code sq_dump_minutes(struct store *base, int64_t after, size_t cap,
-                                        struct store_minute_row *rows, size_t *n,
+                                        struct store_minute_row *out, size_t *n,
                                         struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_DUMP_MINUTES, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, after);
-    sqlite3_bind_int64(st, 2, (int64_t)cap);
-    int rc = SQLITE_DONE;
-    *n = 0;
-    while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        row_minute(st, &rows[(*n)++]);
-    done(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
+    return rows(s, stmt(s, S_DUMP_MINUTES, ARGS(V_INT(after), V_INT(cap)), err), cap, dec_minute,
+                out, n, err);
 }
 
 /* Inside a bulk load (load_begin). */
@@ -2393,17 +2392,11 @@ static enum usersd_code sq_load_history(struct store *base, const struct store_h
     for (size_t i = 0; i < nh && !code; i++)
         code = history_append(s, h[i].user_id, h[i].at, h[i].status, h[i].prev, err);
     for (size_t i = 0; i < nm && !code; i++) {
-        sqlite3_stmt *st = prep(s, S_LOAD_MINUTE, err);
-        if (!st) return USERSD_EDB;
         const struct store_minute_row *r = &m[i];
-        sqlite3_bind_int64(st, 1, r->minute);
-        sqlite3_bind_int64(st, 2, r->online);
-        sqlite3_bind_int64(st, 3, r->away);
-        sqlite3_bind_int64(st, 4, r->offline);
-        sqlite3_bind_int64(st, 5, r->online_max);
-        int rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) code = db_error(s, err);
+        code = run(s, S_LOAD_MINUTE,
+                   ARGS(V_INT(r->minute), V_INT(r->online), V_INT(r->away), V_INT(r->offline),
+                        V_INT(r->online_max)),
+                   err);
     }
     return code;
 }
@@ -2423,36 +2416,17 @@ static enum usersd_code sq_session_seed(struct store *base, const unsigned char 
         code = db_error(s, err);
         goto out;
     }
-    sqlite3_bind_int64(pick, 1, (sqlite3_int64)k);
+    bind_args(pick, ARGS(V_INT(k)));
     size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(pick)) == SQLITE_ROW && n < k)
-        user_ids[n++] = sqlite3_column_int64(pick, 0);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        code = db_error(s, err);
-        goto out;
-    }
+    if ((code = rows(s, pick, k, dec_int64, user_ids, &n, err))) goto out;
     if (n < k) {
         code = err_field(err, "tokens", "only %zu users are active: cannot mint %zu tokens", n, k);
         goto out;
     }
     /* One transaction: SQLite inserts ~100k rows a second this way. */
-    for (size_t i = 0; i < k && !code; i++) {
-        sqlite3_stmt *st = prep(s, S_SESSION_INSERT, err);
-        if (!st) {
-            code = USERSD_EDB;
-            break;
-        }
-        sqlite3_bind_blob(st, 1, hashes + i * STORE_TOKEN_HASH_LEN, STORE_TOKEN_HASH_LEN,
-                          SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, user_ids[i]);
-        sqlite3_bind_int64(st, 3, now);
-        sqlite3_bind_int64(st, 4, now);
-        sqlite3_bind_text(st, 5, "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, "", -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE) code = db_error(s, err);
-        done(st);
-    }
+    for (size_t i = 0; i < k && !code; i++)
+        code = session_insert(s, hashes + i * STORE_TOKEN_HASH_LEN, user_ids[i], now, now, "", "",
+                              err);
     if (!code) code = commit(s, err);
 out:
     sqlite3_finalize(pick);
