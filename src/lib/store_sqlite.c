@@ -1,119 +1,20 @@
-/* store_sqlite.c — the SQLite driver (the embedded default).
+/* store_sqlite.c — the SQLite driver (the embedded default): opening and
+ * closing, the prepared statements and the helpers that run them,
+ * migrations, transactions and batches, and store_sqlite_ops, which
+ * reaches the other files of the driver (store_sqlite_int.h lists them).
  *
  * One connection per handle, used by one thread (SQLITE_OPEN_NOMUTEX).
  * WAL lets readers run beside the one writer; synchronous=FULL makes every
  * commit durable before the call returns, so a 2xx survives kill -9 and
  * power loss alike. Statements are prepared once per connection and kept. */
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "store_sqlite_int.h"
 
 extern const char *const store_sqlite_migrations[];
-
-/* A user is the users row and its presence row (migration 008). */
-#define USER_COLS                                                                                  \
-    "u.id, u.username, u.email, u.first_name, u.last_name, u.is_active, u.is_staff, "              \
-    "u.date_joined, p.online_status, p.last_seen, u.status_text, u.status_expires, p.manual, "     \
-    "u.dnd_until"
-#define USER_NCOLS 14 /* what follows USER_COLS starts at this column */
-#define USER_FROM "users u JOIN presence p ON p.user_id = u.id"
-
-enum stmt_id {
-    S_BEGIN,
-    S_COMMIT,
-    S_ROLLBACK,
-    S_BEGIN_READ,
-    S_DATA_VERSION,
-    S_SAVEPOINT,
-    S_RELEASE,
-    S_ROLLBACK_TO,
-    S_INSERT,
-    S_GET,
-    S_GET_AUTH,
-    S_UPDATE,
-    S_UPDATE_PW,
-    S_DELETE,
-    S_COUNT,
-    S_ONLINE,
-    S_ONLINE_COUNT,
-    S_STATS,
-    S_LOG_CHANGE,
-    S_TOUCH,
-    S_SESSION_TOUCH,
-    S_SESSION_INSERT,
-    S_TOKEN_USER,
-    S_SESSION_LIST,
-    S_USER_PRESENCE,
-    S_SESSION_DELETE_ONE,
-    S_SESSION_DELETE_ALL,
-    S_SESSION_ACTIVE,
-    S_GO_OFFLINE,
-    S_SESSIONS_EXPIRED,
-    S_SESSION_REFRESH,
-    S_SESSION_COUNT,
-    S_PING,
-    S_DECAY_PENDING,
-    S_DECAY_DUE,
-    S_DECAY_SET,
-    S_CHANGES,
-    S_HISTORY_INSERT,
-    S_HISTORY_DELETE_USER,
-    S_HISTORY_HEAD_SET,
-    S_HISTORY_SINCE,
-    S_HISTORY_ROW,
-    S_HISTORY_MARK,
-    S_HISTORY_MARK_UNSET,
-    S_HISTORY_PRUNE,
-    S_MINUTES_PRUNE,
-    S_HISTORY_MOVE_SINCE,
-    S_MINUTE_EXISTS,
-    S_MINUTE_CLOSE,
-    S_MINUTE_INSERT,
-    S_PEAK_RESET,
-    S_MINUTES,
-    S_LIVE_PEAK,
-    S_DUMP_HISTORY,
-    S_DUMP_MINUTES,
-    S_LOAD_MINUTE,
-    S_MESSAGE_SET,
-    S_MESSAGE_CLEAR,
-    S_LOG_MESSAGE,
-    S_MESSAGE_PENDING,
-    S_LOG_MESSAGE_EXPIRED,
-    S_MESSAGE_EXPIRE,
-    S_DND_SET,
-    S_DND_CLEAR,
-    S_LOG_DND,
-    S_DND_PENDING,
-    S_LOG_DND_EXPIRED,
-    S_DND_EXPIRE,
-    S_PRESENCE_COUNTS,
-    S_PRUNED,
-    S_HEAD,
-    S_PRUNE_MAX,
-    S_PRUNE_DELETE,
-    S_PRUNE_META,
-    S_DUMP_USERS,
-    S_DUMP_SESSIONS,
-    S_LOAD_USER,
-    S_LOAD_SESSION,
-    S_LOAD_SEQ,
-    S_SEED,
-    S_ANALYZE,
-    S_SEED_PRESENCE,
-    S_PRESENCE_INSERT,
-    S_PRESENCE_DELETE,
-    S_MAX_ID,
-    S_PRESENCE_OF,
-    S_PRESENCE_SET,
-    S_USERNAME,
-    S_HISTORY_ADD,
-    S_NSTMT
-};
 
 static const char *const stmt_sql[S_NSTMT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -320,28 +221,7 @@ static const char *const stmt_sql[S_NSTMT] = {
                    "VALUES ('presence_changes', ?)",
 };
 
-/* List queries vary with their filters and ordering; each distinct SQL text
- * is prepared once and kept here. */
-#define LIST_CACHE 48
-
-struct sqlite_store {
-    struct store base; /* first: the driver is reached through it */
-    sqlite3 *db;
-    sqlite3_stmt *stmt[S_NSTMT];
-    struct {
-        char *sql;
-        sqlite3_stmt *stmt;
-    } list_cache[LIST_CACHE];
-    unsigned list_next; /* round-robin victim when the cache is full */
-    bool batch;         /* inside usersd_batch_begin: transactions are savepoints */
-    bool batch_failed;  /* a write of the batch failed half-way: it commits nothing */
-    /* Inside a read scope the snapshot cannot move, so PRAGMA data_version
-     * is read once per scope (the token lookup and the page cache both ask). */
-    bool scope, scope_dv_known;
-    int64_t scope_dv;
-};
-
-static enum usersd_code db_error(struct sqlite_store *s, struct usersd_err *err)
+enum usersd_code sq_db_error(struct sqlite_store *s, struct usersd_err *err)
 {
     int rc = sqlite3_errcode(s->db);
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
@@ -349,12 +229,12 @@ static enum usersd_code db_error(struct sqlite_store *s, struct usersd_err *err)
     return err_set(err, USERSD_EDB, "database error: %s", sqlite3_errmsg(s->db));
 }
 
-static sqlite3_stmt *prep(struct sqlite_store *s, enum stmt_id id, struct usersd_err *err)
+sqlite3_stmt *sq_prep(struct sqlite_store *s, enum stmt_id id, struct usersd_err *err)
 {
     if (!s->stmt[id]) {
         if (sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[id],
                                NULL) != SQLITE_OK) {
-            db_error(s, err);
+            sq_db_error(s, err);
             return NULL;
         }
     }
@@ -362,7 +242,7 @@ static sqlite3_stmt *prep(struct sqlite_store *s, enum stmt_id id, struct usersd
 }
 
 /* Resets a statement so the next use starts clean and its locks go. */
-static void done(sqlite3_stmt *st)
+void sq_done(sqlite3_stmt *st)
 {
     if (st) {
         sqlite3_reset(st);
@@ -370,7 +250,7 @@ static void done(sqlite3_stmt *st)
     }
 }
 
-static void copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
+void sq_copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
     size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
@@ -380,39 +260,39 @@ static void copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
 }
 
 /* A time column: NULL is USERSD_NULL_TIME. */
-static int64_t col_time(sqlite3_stmt *st, int col)
+int64_t sq_col_time(sqlite3_stmt *st, int col)
 {
     return sqlite3_column_type(st, col) == SQLITE_NULL ? USERSD_NULL_TIME
                                                        : sqlite3_column_int64(st, col);
 }
 
-static void row_user(sqlite3_stmt *st, struct usersd_user *u)
+void sq_row_user(sqlite3_stmt *st, struct usersd_user *u)
 {
     u->id = sqlite3_column_int64(st, 0);
-    copy_text(u->username, sizeof u->username, st, 1);
-    copy_text(u->email, sizeof u->email, st, 2);
-    copy_text(u->first_name, sizeof u->first_name, st, 3);
-    copy_text(u->last_name, sizeof u->last_name, st, 4);
+    sq_copy_text(u->username, sizeof u->username, st, 1);
+    sq_copy_text(u->email, sizeof u->email, st, 2);
+    sq_copy_text(u->first_name, sizeof u->first_name, st, 3);
+    sq_copy_text(u->last_name, sizeof u->last_name, st, 4);
     u->is_active = sqlite3_column_int(st, 5) != 0;
     u->is_staff = sqlite3_column_int(st, 6) != 0;
     u->date_joined = sqlite3_column_int64(st, 7);
     u->online_status = (enum usersd_status)sqlite3_column_int(st, 8);
-    u->last_seen = col_time(st, 9);
-    copy_text(u->status_text, sizeof u->status_text, st, 10);
-    u->status_expires = col_time(st, 11);
+    u->last_seen = sq_col_time(st, 9);
+    sq_copy_text(u->status_text, sizeof u->status_text, st, 10);
+    u->status_expires = sq_col_time(st, 11);
     u->status_manual = sqlite3_column_int(st, 12) != 0;
-    store_dnd_read(col_time(st, 13), &u->dnd, &u->dnd_until);
+    store_dnd_read(sq_col_time(st, 13), &u->dnd, &u->dnd_until);
 }
 
 /* id, user_id, created, last_used, user_agent, client_ip from column col. */
-static void row_session(sqlite3_stmt *st, int col, struct usersd_session *x)
+void sq_row_session(sqlite3_stmt *st, int col, struct usersd_session *x)
 {
     x->id = sqlite3_column_int64(st, col);
     x->user_id = sqlite3_column_int64(st, col + 1);
     x->created = sqlite3_column_int64(st, col + 2);
     x->last_used = sqlite3_column_int64(st, col + 3);
-    copy_text(x->user_agent, sizeof x->user_agent, st, col + 4);
-    copy_text(x->client_ip, sizeof x->client_ip, st, col + 5);
+    sq_copy_text(x->user_agent, sizeof x->user_agent, st, col + 4);
+    sq_copy_text(x->client_ip, sizeof x->client_ip, st, col + 5);
 }
 
 static void bind_time(sqlite3_stmt *st, int i, int64_t t)
@@ -423,55 +303,182 @@ static void bind_time(sqlite3_stmt *st, int i, int64_t t)
         sqlite3_bind_int64(st, i, t);
 }
 
-static enum usersd_code exec_simple(struct sqlite_store *s, enum stmt_id id, struct usersd_err *err)
+/* ---- running statements ------------------------------------------------- */
+
+void sq_bind_args(sqlite3_stmt *st, const struct sq_arg *a, int n)
 {
-    sqlite3_stmt *st = prep(s, id, err);
+    for (int i = 0; i < n; i++) {
+        switch (a[i].kind) {
+        case SQ_INT:
+            sqlite3_bind_int64(st, i + 1, a[i].i);
+            break;
+        case SQ_TIME:
+            bind_time(st, i + 1, a[i].i);
+            break;
+        case SQ_TEXT:
+            sqlite3_bind_text(st, i + 1, a[i].p, -1, SQLITE_STATIC);
+            break;
+        case SQ_BLOB:
+            sqlite3_bind_blob(st, i + 1, a[i].p, a[i].len, SQLITE_STATIC);
+            break;
+        case SQ_NULL:
+            sqlite3_bind_null(st, i + 1);
+            break;
+        }
+    }
+}
+
+/* The prepared statement id with the n values of a bound to ?1..?n; NULL
+ * (err filled) when it cannot be prepared. */
+sqlite3_stmt *sq_stmt(struct sqlite_store *s, enum stmt_id id, const struct sq_arg *a, int n,
+                      struct usersd_err *err)
+{
+    sqlite3_stmt *st = sq_prep(s, id, err);
+    if (st) sq_bind_args(st, a, n);
+    return st;
+}
+
+/* Steps st over at most max rows, handing row i to row(st, i, ctx, err)
+ * (NULL: the rows are not read), then resets st whatever happened.
+ * USERSD_OK when the rows ran out or max were read; else row's code, or
+ * the database's (sq_db_error). *n (may be NULL) gets how many rows were
+ * read. A NULL st is one prep could not prepare (err is filled): EDB. */
+enum usersd_code sq_rows(struct sqlite_store *s, sqlite3_stmt *st, size_t max, row_fn *row,
+                         void *ctx, size_t *n, struct usersd_err *err)
+{
+    if (!st) return USERSD_EDB;
+    size_t k = 0;
+    if (n) *n = 0;
+    enum usersd_code code = USERSD_OK;
+    int rc = SQLITE_DONE;
+    while (!code && k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (row) code = row(st, k, ctx, err);
+        if (!code) k++;
+    }
+    sq_done(st);
+    if (n) *n = k;
+    if (code) return code;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : sq_db_error(s, err);
+}
+
+/* At most one row. *found (may be NULL: then no row at all is a database
+ * error, as for a count) says whether there was one. */
+enum usersd_code sq_one(struct sqlite_store *s, sqlite3_stmt *st, row_fn *row, void *ctx,
+                        bool *found, struct usersd_err *err)
+{
+    size_t n;
+    enum usersd_code code = sq_rows(s, st, 1, row, ctx, &n, err);
+    if (found) *found = n == 1;
+    if (!code && !n && !found) code = sq_db_error(s, err);
+    return code;
+}
+
+/* Runs a statement expected to return at most one row: none is ENOTFOUND
+ * with what (the thing not found). */
+enum usersd_code sq_one_found(struct sqlite_store *s, sqlite3_stmt *st, row_fn *row, void *ctx,
+                              const char *what, struct usersd_err *err)
+{
+    bool found;
+    enum usersd_code code = sq_one(s, st, row, ctx, &found, err);
+    return code || found ? code : err_set(err, USERSD_ENOTFOUND, "%s not found", what);
+}
+
+enum usersd_code sq_count_query(struct sqlite_store *s, sqlite3_stmt *st, int64_t *out,
+                                struct usersd_err *err)
+{
+    return sq_one(s, st, sq_dec_int64, out, NULL, err);
+}
+
+/* Steps st once (a write, or a read whose rows do not matter) and resets
+ * it; a failure is mapped by fail. A NULL st: EDB, as for sq_rows(). */
+enum usersd_code sq_step_with(struct sqlite_store *s, sqlite3_stmt *st, fail_fn *fail,
+                              struct usersd_err *err)
+{
     if (!st) return USERSD_EDB;
     int rc = sqlite3_step(st);
-    done(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
+    sq_done(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? USERSD_OK : fail(s, err);
 }
 
-static enum usersd_code begin(struct sqlite_store *s, struct usersd_err *err)
+/* Statement id with the n values of a, stepped once. */
+enum usersd_code sq_run(struct sqlite_store *s, enum stmt_id id, const struct sq_arg *a, int n,
+                        struct usersd_err *err)
 {
-    return exec_simple(s, s->batch ? S_SAVEPOINT : S_BEGIN, err);
+    return sq_step_with(s, sq_stmt(s, id, a, n, err), sq_db_error, err);
 }
 
-static enum usersd_code commit(struct sqlite_store *s, struct usersd_err *err)
+enum usersd_code sq_exec_simple(struct sqlite_store *s, enum stmt_id id, struct usersd_err *err)
 {
-    return exec_simple(s, s->batch ? S_RELEASE : S_COMMIT, err);
+    return sq_run(s, id, NULL, 0, err);
 }
 
-static void rollback(struct sqlite_store *s)
+/* Room for items[count] in an array of *cap items of size bytes, grown
+ * (doubled, from first) when full: the array, perhaps moved, or NULL when
+ * out of memory (items is then left as it was). */
+void *sq_grow(void *items, size_t *cap, size_t count, size_t size, size_t first)
+{
+    if (count < *cap) return items;
+    size_t ncap = *cap ? *cap * 2 : first;
+    void *p = realloc(items, ncap * size);
+    if (p) *cap = ncap;
+    return p;
+}
+
+/* Decoders for sq_rows(): ctx is an array of what the statement returns. */
+
+/* Column 0 as an integer (a count, an id, a flag). */
+enum usersd_code sq_dec_int64(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)err;
+    ((int64_t *)ctx)[i] = sqlite3_column_int64(st, 0);
+    return USERSD_OK;
+}
+
+/* Column 0 as a time: NULL is USERSD_NULL_TIME. */
+enum usersd_code sq_dec_time(sqlite3_stmt *st, size_t i, void *ctx, struct usersd_err *err)
+{
+    (void)err;
+    ((int64_t *)ctx)[i] = sq_col_time(st, 0);
+    return USERSD_OK;
+}
+
+enum usersd_code sq_begin(struct sqlite_store *s, struct usersd_err *err)
+{
+    return sq_exec_simple(s, s->batch ? S_SAVEPOINT : S_BEGIN, err);
+}
+
+enum usersd_code sq_commit(struct sqlite_store *s, struct usersd_err *err)
+{
+    return sq_exec_simple(s, s->batch ? S_RELEASE : S_COMMIT, err);
+}
+
+void sq_rollback(struct sqlite_store *s)
 {
     if (s->batch) {
-        exec_simple(s, S_ROLLBACK_TO, NULL);
-        exec_simple(s, S_RELEASE, NULL);
+        sq_exec_simple(s, S_ROLLBACK_TO, NULL);
+        sq_exec_simple(s, S_RELEASE, NULL);
     } else if (!sqlite3_get_autocommit(s->db)) {
-        exec_simple(s, S_ROLLBACK, NULL);
+        sq_exec_simple(s, S_ROLLBACK, NULL);
     }
 }
 
 /* One read transaction for several reads: SQLite takes its WAL read lock
  * (fcntl calls) once instead of once per statement. */
-static enum usersd_code sq_read_scope(struct store *base, bool begin_, struct usersd_err *err)
+enum usersd_code sq_read_scope(struct store *base, bool begin_, struct usersd_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     s->scope_dv_known = false;
     if (begin_) {
         if (!sqlite3_get_autocommit(s->db))
             return err_set(err, USERSD_EINVAL, "a transaction is already open");
-        enum usersd_code code = exec_simple(s, S_BEGIN_READ, err);
+        enum usersd_code code = sq_exec_simple(s, S_BEGIN_READ, err);
         s->scope = code == USERSD_OK;
         return code;
     }
     s->scope = false;
-    if (!sqlite3_get_autocommit(s->db) && !s->batch) exec_simple(s, S_COMMIT, NULL);
+    if (!sqlite3_get_autocommit(s->db) && !s->batch) sq_exec_simple(s, S_COMMIT, NULL);
     return USERSD_OK;
 }
-
-static enum usersd_code count_query(struct sqlite_store *s, sqlite3_stmt *st, int64_t *out,
-                                    struct usersd_err *err);
 
 /* PRAGMA data_version moves with other connections' commits, total_changes
  * with this connection's own writes: together, any change. */
@@ -482,8 +489,7 @@ static enum usersd_code sq_data_version(struct store *base, uint64_t *version,
     int64_t dv = s->scope_dv;
     enum usersd_code code = USERSD_OK;
     if (!s->scope || !s->scope_dv_known) {
-        sqlite3_stmt *st = prep(s, S_DATA_VERSION, err);
-        code = st ? count_query(s, st, &dv, err) : USERSD_EDB;
+        code = sq_one(s, sq_prep(s, S_DATA_VERSION, err), sq_dec_int64, &dv, NULL, err);
         if (!code && s->scope) {
             s->scope_dv = dv;
             s->scope_dv_known = true;
@@ -498,27 +504,27 @@ static enum usersd_code sq_batch(struct store *base, int what, struct usersd_err
     struct sqlite_store *s = (struct sqlite_store *)base;
     if (what == BATCH_BEGIN) {
         if (s->batch) return err_set(err, USERSD_EINVAL, "a batch is already open");
-        enum usersd_code code = exec_simple(s, S_BEGIN, err);
+        enum usersd_code code = sq_exec_simple(s, S_BEGIN, err);
         s->batch = code == USERSD_OK;
         s->batch_failed = false;
         return code;
     }
     s->batch = false;
     if (what == BATCH_COMMIT && s->batch_failed) {
-        rollback(s);
+        sq_rollback(s);
         return err_set(err, USERSD_EDB, "a write of this batch failed; nothing was committed");
     }
     if (what == BATCH_COMMIT) {
-        enum usersd_code code = exec_simple(s, S_COMMIT, err);
-        if (code) rollback(s);
+        enum usersd_code code = sq_exec_simple(s, S_COMMIT, err);
+        if (code) sq_rollback(s);
         return code;
     }
-    rollback(s);
+    sq_rollback(s);
     return USERSD_OK;
 }
 
 /* A unique-constraint failure names the column or index it hit. */
-static enum usersd_code write_error(struct sqlite_store *s, struct usersd_err *err)
+enum usersd_code sq_write_error(struct sqlite_store *s, struct usersd_err *err)
 {
     if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_UNIQUE) {
         bool email = strstr(sqlite3_errmsg(s->db), "email") != NULL;
@@ -527,7 +533,14 @@ static enum usersd_code write_error(struct sqlite_store *s, struct usersd_err *e
         if (err) snprintf(err->field, sizeof err->field, "%s", email ? "email" : "username");
         return rc;
     }
-    return db_error(s, err);
+    return sq_db_error(s, err);
+}
+
+/* run, a unique-constraint failure named (sq_write_error). */
+enum usersd_code sq_run_unique(struct sqlite_store *s, enum stmt_id id, const struct sq_arg *a,
+                               int n, struct usersd_err *err)
+{
+    return sq_step_with(s, sq_stmt(s, id, a, n, err), sq_write_error, err);
 }
 
 /* ---- migrations --------------------------------------------------------- */
@@ -602,7 +615,7 @@ static void sq_global_init(void)
  * times the size its statistics say (and of a thousand rows or more) is
  * analyzed again, on a sample (analysis_limit): milliseconds, at open and
  * after seeding sessions. Best effort: a failure leaves the old ones. */
-static void stats_refresh(struct sqlite_store *s)
+void sq_stats_refresh(struct sqlite_store *s)
 {
     static const char *const check =
         "SELECT t.name FROM (SELECT 'users' AS name, total AS n FROM user_counts WHERE id = 1 "
@@ -667,7 +680,7 @@ static enum usersd_code sq_open(struct store **out, const char *path,
         sq_close(&s->base);
         return code;
     }
-    stats_refresh(s);
+    sq_stats_refresh(s);
     *out = &s->base;
     return USERSD_OK;
 }
@@ -677,7 +690,7 @@ static enum usersd_code sq_set_cache(struct store *base, int64_t kib, struct use
     struct sqlite_store *s = (struct sqlite_store *)base;
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA cache_size = -%lld", (long long)kib);
-    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) return db_error(s, err);
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) return sq_db_error(s, err);
     return USERSD_OK;
 }
 
@@ -691,1795 +704,17 @@ static enum usersd_code sq_checkpoint(struct store *base, int what, int64_t fram
     if (what == CHECKPOINT_APART)
         return sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint = 0", NULL, NULL, NULL) == SQLITE_OK
                    ? USERSD_OK
-                   : db_error(s, err);
+                   : sq_db_error(s, err);
     int log = 0, copied = 0;
     int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
     frames[0] = log > 0 ? log : 0;
     frames[1] = log > copied ? log - copied : 0;
-    return rc == SQLITE_OK || rc == SQLITE_BUSY ? USERSD_OK : db_error(s, err);
+    return rc == SQLITE_OK || rc == SQLITE_BUSY ? USERSD_OK : sq_db_error(s, err);
 }
 
 static enum usersd_code sq_ping(struct store *base, struct usersd_err *err)
 {
-    return exec_simple((struct sqlite_store *)base, S_PING, err);
-}
-
-/* ---- users -------------------------------------------------------------- */
-
-static enum usersd_code presence_insert(struct sqlite_store *s, const struct usersd_user *u,
-                                        struct usersd_err *err);
-
-static enum usersd_code sq_user_insert(struct store *base, struct usersd_user *u,
-                                       const char *pwhash, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    sqlite3_stmt *st = prep(s, S_INSERT, err);
-    if (!st) {
-        rollback(s);
-        return USERSD_EDB;
-    }
-    sqlite3_bind_text(st, 1, u->username, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, u->email, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, u->first_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, u->last_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, pwhash, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 6, u->is_active);
-    sqlite3_bind_int(st, 7, u->is_staff);
-    sqlite3_bind_int64(st, 8, u->date_joined);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        u->id = sqlite3_column_int64(st, 0);
-        rc = sqlite3_step(st);
-    }
-    done(st);
-    if (rc != SQLITE_DONE) {
-        code = write_error(s, err);
-        rollback(s);
-        return code;
-    }
-    /* A new user is offline, never seen, with no message, nothing manual,
-     * no do not disturb. */
-    u->online_status = USERSD_OFFLINE;
-    u->last_seen = USERSD_NULL_TIME;
-    u->status_text[0] = 0;
-    u->status_expires = USERSD_NULL_TIME;
-    u->status_manual = false;
-    u->dnd = false;
-    u->dnd_until = USERSD_NULL_TIME;
-    if ((code = presence_insert(s, u, err)) || (code = commit(s, err))) rollback(s);
-    return code;
-}
-
-/* The presence row of u (id, online_status, last_seen), in the open
- * transaction. */
-static enum usersd_code presence_insert(struct sqlite_store *s, const struct usersd_user *u,
-                                        struct usersd_err *err)
-{
-    sqlite3_stmt *st = prep(s, S_PRESENCE_INSERT, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, u->id);
-    sqlite3_bind_int(st, 2, (int)u->online_status);
-    bind_time(st, 3, u->last_seen);
-    sqlite3_bind_int(st, 4, u->status_manual);
-    int rc = sqlite3_step(st);
-    done(st);
-    return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
-}
-
-/* Runs a statement expected to return at most one user row. */
-static enum usersd_code one_user(struct sqlite_store *s, sqlite3_stmt *st, struct usersd_user *out,
-                                 struct usersd_err *err)
-{
-    int rc = sqlite3_step(st);
-    enum usersd_code code = USERSD_OK;
-    if (rc == SQLITE_ROW)
-        row_user(st, out);
-    else if (rc == SQLITE_DONE)
-        code = err_set(err, USERSD_ENOTFOUND, "user not found");
-    else
-        code = db_error(s, err);
-    done(st);
-    return code;
-}
-
-static enum usersd_code sq_user_get(struct store *base, int64_t id, struct usersd_user *out,
-                                    struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_GET, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    return one_user(s, st, out, err);
-}
-
-static enum usersd_code sq_user_get_auth(struct store *base, const char *username,
-                                         struct usersd_user *out, char *pwhash,
-                                         struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_GET_AUTH, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    enum usersd_code code = USERSD_OK;
-    if (rc == SQLITE_ROW) {
-        row_user(st, out);
-        copy_text(pwhash, PASSWORD_HASH_MAX, st, USER_NCOLS);
-    } else if (rc == SQLITE_DONE) {
-        code = err_set(err, USERSD_ENOTFOUND, "user not found");
-    } else {
-        code = db_error(s, err);
-    }
-    done(st);
-    return code;
-}
-
-static enum usersd_code end_sessions(struct sqlite_store *s, const struct store_session_end *e,
-                                     int64_t *ended, struct usersd_err *err);
-
-static enum usersd_code sq_user_update(struct store *base, const struct usersd_user *u,
-                                       const char *pwhash, const struct store_session_end *end,
-                                       struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    sqlite3_stmt *st = prep(s, S_UPDATE, err);
-    if (!st) goto fail;
-    sqlite3_bind_text(st, 1, u->username, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, u->email, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, u->first_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, u->last_name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 5, u->is_active);
-    sqlite3_bind_int(st, 6, u->is_staff);
-    sqlite3_bind_int64(st, 7, u->id);
-    int rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) {
-        code = write_error(s, err);
-        goto out;
-    }
-    if (sqlite3_changes(s->db) == 0) {
-        code = err_set(err, USERSD_ENOTFOUND, "user not found");
-        goto out;
-    }
-    if (pwhash) {
-        st = prep(s, S_UPDATE_PW, err);
-        if (!st) goto fail;
-        sqlite3_bind_text(st, 1, pwhash, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, u->id);
-        rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) goto fail;
-    }
-    /* A new password ends the other sessions; a deactivated user's sessions
-     * all end, and so does its presence. */
-    if (pwhash || !u->is_active) {
-        struct store_session_end e = *end;
-        e.user_id = u->id;
-        e.session_id = 0;
-        if (!u->is_active) e.keep_id = 0, e.force = true;
-        int64_t n;
-        if ((code = end_sessions(s, &e, &n, err))) goto out;
-    }
-    code = commit(s, err);
-out:
-    if (code) rollback(s);
-    return code;
-fail:
-    code = db_error(s, err);
-    rollback(s);
-    return code;
-}
-
-static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kind kind,
-                                  int64_t user_id, const char *username, int status,
-                                  int64_t last_seen, int64_t at, int64_t session_id, int prev,
-                                  struct usersd_err *err);
-static enum usersd_code log_row(struct sqlite_store *s, enum usersd_change_kind kind,
-                                int64_t user_id, const char *username, int status,
-                                int64_t last_seen, int64_t at, int64_t session_id,
-                                struct usersd_err *err);
-
-/* The user's name and presence, in the open transaction; ENOTFOUND. */
-static enum usersd_code user_presence(struct sqlite_store *s, int64_t id, char *username,
-                                      size_t size, int *status, int64_t *last_seen,
-                                      struct usersd_err *err)
-{
-    sqlite3_stmt *st = prep(s, S_USER_PRESENCE, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        copy_text(username, size, st, 0);
-        *status = sqlite3_column_int(st, 1);
-        *last_seen = col_time(st, 2);
-    }
-    done(st);
-    if (rc == SQLITE_DONE) return err_set(err, USERSD_ENOTFOUND, "user not found");
-    return rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
-}
-
-/* Deletes the user's sessions but keep (0: all); *n gets how many. */
-static enum usersd_code delete_sessions(struct sqlite_store *s, int64_t user_id, int64_t one,
-                                        int64_t keep, int64_t unused_since, int64_t *n,
-                                        struct usersd_err *err)
-{
-    sqlite3_stmt *st = prep(s, one ? S_SESSION_DELETE_ONE : S_SESSION_DELETE_ALL, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, user_id);
-    sqlite3_bind_int64(st, 2, one ? one : keep);
-    if (one) sqlite3_bind_int64(st, 3, unused_since > 0 ? unused_since : INT64_MAX);
-    int rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) return db_error(s, err);
-    *n = sqlite3_changes(s->db);
-    return USERSD_OK;
-}
-
-static enum usersd_code sq_user_delete(struct store *base, int64_t id, int64_t now,
-                                       struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    char name[USERSD_USERNAME_MAX + 1];
-    int status;
-    int64_t last_seen = 0, n = 0;
-    if ((code = user_presence(s, id, name, sizeof name, &status, &last_seen, err))) goto out;
-    /* A user not offline is logged going offline, so streams do not show
-     * it online forever; its sessions end (and their streams close). */
-    if (status != USERSD_OFFLINE &&
-        (code = log_entry(s, USERSD_CHANGE_PRESENCE, id, name, USERSD_OFFLINE, last_seen, now, 0,
-                          status, err)))
-        goto out;
-    if ((code = delete_sessions(s, id, 0, 0, 0, &n, err))) goto out;
-    if (n && (code = log_entry(s, USERSD_CHANGE_SESSION_END, id, name, USERSD_OFFLINE, last_seen,
-                               now, 0, USERSD_OFFLINE, err)))
-        goto out;
-    /* Its history goes with it (the log keeps the last hour for streams),
-     * then its presence (whose history_head leads the way), then itself. */
-    static const enum stmt_id gone[] = {S_HISTORY_DELETE_USER, S_PRESENCE_DELETE, S_DELETE};
-    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
-        sqlite3_stmt *st = prep(s, gone[i], err);
-        if (!st) {
-            code = USERSD_EDB;
-            goto out;
-        }
-        sqlite3_bind_int64(st, 1, id);
-        int rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) {
-            code = db_error(s, err);
-            goto out;
-        }
-    }
-    code = commit(s, err);
-out:
-    if (code) rollback(s);
-    return code;
-}
-
-static enum usersd_code count_query(struct sqlite_store *s, sqlite3_stmt *st, int64_t *out,
-                                    struct usersd_err *err)
-{
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-    done(st);
-    return rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
-}
-
-static enum usersd_code sq_user_count(struct store *base, int64_t *out, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_COUNT, err);
-    return st ? count_query(s, st, out, err) : USERSD_EDB;
-}
-
-static sqlite3_stmt *list_stmt(struct sqlite_store *s, const char *sql, struct usersd_err *err)
-{
-    for (int i = 0; i < LIST_CACHE; i++)
-        if (s->list_cache[i].sql && strcmp(s->list_cache[i].sql, sql) == 0)
-            return s->list_cache[i].stmt;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-        db_error(s, err);
-        return NULL;
-    }
-    char *copy = strdup(sql);
-    if (!copy) {
-        sqlite3_finalize(st);
-        err_set(err, USERSD_ENOMEM, NULL);
-        return NULL;
-    }
-    unsigned slot = s->list_next++ % LIST_CACHE;
-    sqlite3_finalize(s->list_cache[slot].stmt);
-    free(s->list_cache[slot].sql);
-    s->list_cache[slot].sql = copy;
-    s->list_cache[slot].stmt = st;
-    return st;
-}
-
-/* Reads every user row of st into a new array. */
-static enum usersd_code collect(struct sqlite_store *s, sqlite3_stmt *st, size_t cap,
-                                struct usersd_page *out, struct usersd_err *err)
-{
-    out->users = malloc((cap ? cap : 1) * sizeof *out->users); /* rows fill every field */
-    out->count = 0;
-    if (!out->users) return err_set(err, USERSD_ENOMEM, NULL);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->count < cap)
-        row_user(st, &out->users[out->count++]);
-    done(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        free(out->users);
-        out->users = NULL;
-        out->count = 0;
-        return db_error(s, err);
-    }
-    return USERSD_OK;
-}
-
-/* Escapes LIKE's wildcards so a search is a plain substring. */
-
-/* The search as one FTS5 phrase: in double quotes, quotes doubled, so every
- * character is literal and the trigrams must follow one another (a
- * substring). */
-static char *fts_phrase(const char *search)
-{
-    size_t n = strlen(search);
-    char *p = malloc(2 * n + 3), *o = p;
-    if (!p) return NULL;
-    *o++ = '"';
-    for (const char *c = search; *c; c++) {
-        if (*c == '"') *o++ = '"';
-        *o++ = *c;
-    }
-    *o++ = '"';
-    *o = 0;
-    return p;
-}
-
-static enum usersd_code sq_user_list(struct store *base, const struct usersd_list_query *q,
-                                     struct usersd_page *out, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    char where[512] = "", sql[1024];
-    size_t w = 0;
-    bool search = q->search && *q->search;
-#define ADD(cond)                                                                                  \
-    w += (size_t)snprintf(where + w, sizeof where - w, "%s%s", w ? " AND " : " WHERE ", cond)
-    /* The search comes first so it owns ?1; each plain ? after it takes the
-     * next number, in the order the filters are bound below. */
-    /* 3 characters or more: the trigram index (migration 004); shorter:
-     * LIKE, as the trigram index cannot answer it. */
-    bool fts = search && utf8_len(q->search) >= 3;
-    if (fts)
-        ADD("u.id IN (SELECT rowid FROM users_search WHERE users_search MATCH ?1)");
-    else if (search)
-        ADD("(u.username LIKE ?1 ESCAPE '\\' OR u.email LIKE ?1 ESCAPE '\\' OR u.first_name LIKE "
-            "?1 "
-            "ESCAPE '\\' OR u.last_name LIKE ?1 ESCAPE '\\')");
-    if (q->online_status >= 0) ADD("p.online_status = ?");
-    if (q->is_active >= 0) ADD("u.is_active = ?");
-    if (q->is_staff >= 0) ADD("u.is_staff = ?");
-#undef ADD
-    static const char *const keys[] = {"u.id", "u.username", "u.date_joined", "p.last_seen"};
-    const char *dir = q->descending ? "DESC" : "ASC";
-    char order[128];
-    if (q->order == USERSD_ORDER_ID)
-        snprintf(order, sizeof order, "u.id %s", dir);
-    else
-        snprintf(order, sizeof order, "%s %s NULLS LAST, u.id ASC", keys[q->order], dir);
-
-    char *pattern = !search ? NULL : fts ? fts_phrase(q->search) : store_like_pattern(q->search);
-    if (search && !pattern) return err_set(err, USERSD_ENOMEM, NULL);
-    enum usersd_code code = USERSD_OK;
-    for (int pass = out->total_count >= 0; pass < 2 && !code; pass++) {
-        if (pass == 0)
-            snprintf(sql, sizeof sql, "SELECT count(*) FROM " USER_FROM "%s", where);
-        else
-            snprintf(sql, sizeof sql,
-                     "SELECT " USER_COLS " FROM " USER_FROM "%s ORDER BY %s LIMIT ? OFFSET ?",
-                     where, order);
-        sqlite3_stmt *st = list_stmt(s, sql, err);
-        if (!st) {
-            code = USERSD_EDB;
-            break;
-        }
-        int i = search ? 2 : 1;
-        if (search) sqlite3_bind_text(st, 1, pattern, -1, SQLITE_STATIC);
-        if (q->online_status >= 0) sqlite3_bind_int(st, i++, q->online_status);
-        if (q->is_active >= 0) sqlite3_bind_int(st, i++, q->is_active);
-        if (q->is_staff >= 0) sqlite3_bind_int(st, i++, q->is_staff);
-        if (pass == 0) {
-            code = count_query(s, st, &out->total_count, err);
-        } else {
-            sqlite3_bind_int(st, i++, q->per_page);
-            sqlite3_bind_int64(st, i, (int64_t)(q->page - 1) * q->per_page);
-            code = collect(s, st, (size_t)q->per_page, out, err);
-        }
-    }
-    free(pattern);
-    return code;
-}
-
-static enum usersd_code sq_online_page(struct store *base, int page, int per_page,
-                                       struct usersd_page *out, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_ONLINE_COUNT, err);
-    if (!st) return USERSD_EDB;
-    enum usersd_code code = count_query(s, st, &out->total_count, err);
-    if (code) return code;
-    st = prep(s, S_ONLINE, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int(st, 1, per_page);
-    sqlite3_bind_int64(st, 2, (int64_t)(page - 1) * per_page);
-    return collect(s, st, (size_t)per_page, out, err);
-}
-
-static enum usersd_code sq_users_by_ids(struct store *base, const int64_t *ids, size_t n,
-                                        struct usersd_user *out, size_t *found,
-                                        struct usersd_err *err)
-{
-    *found = 0;
-    for (size_t i = 0; i < n; i++) {
-        enum usersd_code code = sq_user_get(base, ids[i], &out[*found], err);
-        if (code == USERSD_OK)
-            (*found)++;
-        else if (code != USERSD_ENOTFOUND)
-            return code;
-    }
-    return USERSD_OK;
-}
-
-static enum usersd_code sq_stats(struct store *base, struct usersd_stats *out,
-                                 struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_STATS, err);
-    if (!st) return USERSD_EDB;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        out->total_users = sqlite3_column_int64(st, 0);
-        out->active_users = sqlite3_column_int64(st, 1);
-        out->staff_users = sqlite3_column_int64(st, 2);
-        out->online_users = sqlite3_column_int64(st, 3);
-        out->away_users = sqlite3_column_int64(st, 4);
-    }
-    done(st);
-    return rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
-}
-
-/* ---- presence ----------------------------------------------------------- */
-
-/* A status transition, the one hot write: one read of the narrow presence
- * row, then for a heartbeat of an online user one update, and for a real
- * change the name for the log, a history row, one update and the log row.
- * Inside the writer's batch it takes no savepoint: every check comes before
- * the first write, so a refused call (an unknown user) has nothing to
- * undo, and a database error half-way fails the whole batch. */
-static enum usersd_code sq_set_status(struct store *base, const struct store_status_change *c,
-                                      struct usersd_user *out, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    bool own_tx = !s->batch;
-    enum usersd_code code = own_tx ? exec_simple(s, S_BEGIN, err) : USERSD_OK;
-    if (code) return code;
-    bool wrote = false;
-    sqlite3_stmt *st = prep(s, S_PRESENCE_OF, err);
-    if (!st) goto fail;
-    sqlite3_bind_int64(st, 1, c->user_id);
-    int rc = sqlite3_step(st);
-    int old = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    int64_t old_seen = rc == SQLITE_ROW ? col_time(st, 1) : USERSD_NULL_TIME;
-    int64_t head = rc == SQLITE_ROW ? col_time(st, 2) : USERSD_NULL_TIME;
-    bool old_manual = rc == SQLITE_ROW && sqlite3_column_int(st, 3) != 0;
-    done(st);
-    if (rc == SQLITE_DONE) {
-        if (own_tx) exec_simple(s, S_ROLLBACK, NULL);
-        return err_set(err, USERSD_ENOTFOUND, "user not found");
-    }
-    if (rc != SQLITE_ROW) goto fail;
-    /* An automatic write leaves a manual status (and its last_seen) be. */
-    bool keep = (c->flags & USERSD_STATUS_AUTO) && old_manual;
-    int status = keep ? old : (int)c->status;
-    bool manual = keep || (c->flags & USERSD_STATUS_MANUAL);
-    int64_t seen = !keep && c->last_seen != USERSD_NULL_TIME ? c->last_seen : old_seen;
-    bool change = old != status;
-    char name[USERSD_USERNAME_MAX + 1] = "";
-    if (change) { /* the log names the user */
-        if (!(st = prep(s, S_USERNAME, err))) goto fail;
-        sqlite3_bind_int64(st, 1, c->user_id);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) copy_text(name, sizeof name, st, 0);
-        done(st);
-        if (rc != SQLITE_ROW) goto fail;
-        if (s->base.history) {
-            if (!(st = prep(s, S_HISTORY_ADD, err))) goto fail;
-            sqlite3_bind_int64(st, 1, c->user_id);
-            sqlite3_bind_int64(st, 2, c->now);
-            sqlite3_bind_int(st, 3, status);
-            sqlite3_bind_int(st, 4, old);
-            bind_time(st, 5, head);
-            rc = sqlite3_step(st);
-            done(st);
-            wrote = true;
-            if (rc != SQLITE_DONE) goto fail;
-            head = sqlite3_last_insert_rowid(s->db);
-        }
-    }
-    if (change || seen != old_seen || manual != old_manual) {
-        if (!(st = prep(s, S_PRESENCE_SET, err))) goto fail;
-        sqlite3_bind_int64(st, 1, c->user_id);
-        sqlite3_bind_int(st, 2, status);
-        bind_time(st, 3, seen);
-        bind_time(st, 4, head);
-        sqlite3_bind_int(st, 5, manual);
-        rc = sqlite3_step(st);
-        done(st);
-        wrote = true;
-        if (rc != SQLITE_DONE) goto fail;
-    }
-    if (change && (code = log_row(s, USERSD_CHANGE_PRESENCE, c->user_id, name, status, seen, c->now,
-                                  0, err))) {
-        wrote = true;
-        goto out;
-    }
-    if (own_tx && (code = exec_simple(s, S_COMMIT, err))) goto out;
-    if (!c->presence_only) return sq_user_get(base, c->user_id, out, err);
-    /* The presence is the reply (a heartbeat, a set-status): the wide row is
-     * not read again. */
-    memset(out, 0, sizeof *out);
-    out->id = c->user_id;
-    snprintf(out->username, sizeof out->username, "%s", name);
-    out->online_status = (enum usersd_status)status;
-    out->last_seen = seen;
-    out->status_expires = USERSD_NULL_TIME;
-    out->status_manual = manual;
-    out->dnd_until = USERSD_NULL_TIME;
-    return USERSD_OK;
-fail:
-    code = db_error(s, err);
-out:
-    if (own_tx)
-        rollback(s);
-    else if (wrote)
-        s->batch_failed = true;
-    return code;
-}
-
-/* Runs a statement that binds (now, id, before); *changed tells whether a
- * row changed. */
-static enum usersd_code run_touch(struct sqlite_store *s, enum stmt_id id_stmt, int64_t id,
-                                  int64_t now, int64_t before, bool *changed,
-                                  struct usersd_err *err)
-{
-    sqlite3_stmt *st = prep(s, id_stmt, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int64(st, 2, id);
-    sqlite3_bind_int64(st, 3, before);
-    int rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) return db_error(s, err);
-    *changed = sqlite3_changes(s->db) > 0;
-    return USERSD_OK;
-}
-
-static enum usersd_code sq_touch(struct store *base, int64_t id, int64_t session, int64_t now,
-                                 int64_t before, bool *updated, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    if (!session) return run_touch(s, S_TOUCH, id, now, before, updated, err);
-    /* The user and the session move together: one commit. */
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    bool used;
-    if (!(code = run_touch(s, S_TOUCH, id, now, before, updated, err)) &&
-        !(code = run_touch(s, S_SESSION_TOUCH, session, now, before, &used, err)))
-        code = commit(s, err);
-    if (code) rollback(s);
-    return code;
-}
-
-/* The refreshes of a flush in one transaction (a savepoint inside the
- * writer's batch), in the order given: the writer sorts them by user. */
-static enum usersd_code sq_refresh(struct store *base, const struct usersd_refresh *r, size_t n,
-                                   int64_t interval_us, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    bool moved;
-    for (size_t i = 0; i < n && !code; i++) {
-        int64_t before = r[i].at - interval_us;
-        code = run_touch(s, S_TOUCH, r[i].user_id, r[i].at, before, &moved, err);
-        if (!code && r[i].session_id > 0)
-            code = run_touch(s, S_SESSION_TOUCH, r[i].session_id, r[i].at, before, &moved, err);
-    }
-    if (!code) code = commit(s, err);
-    if (code) rollback(s);
-    return code;
-}
-
-/* ---- decay and the change log ------------------------------------------- */
-
-/* Binds ?1..?n as times and steps to completion. */
-static enum usersd_code run_times(struct sqlite_store *s, enum stmt_id id, int n, const int64_t *t,
-                                  struct usersd_err *err)
-{
-    sqlite3_stmt *st = prep(s, id, err);
-    if (!st) return USERSD_EDB;
-    for (int i = 0; i < n; i++)
-        bind_time(st, i + 1, t[i]);
-    int rc = sqlite3_step(st);
-    done(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
-}
-
-#define DECAY_CHUNK 1000 /* users decayed per transaction: the write lock is held briefly */
-
-static enum usersd_code sq_decay(struct store *base, int64_t now, int64_t away_before,
-                                 int64_t offline_before, int64_t *changed, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    *changed = 0;
-    sqlite3_stmt *st = prep(s, S_DECAY_PENDING, err);
-    if (!st) return USERSD_EDB;
-    bind_time(st, 1, away_before);
-    bind_time(st, 2, offline_before);
-    int rc = sqlite3_step(st);
-    int pending = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-    done(st);
-    if (rc != SQLITE_ROW) return db_error(s, err);
-    if (!pending) return USERSD_OK;
-
-    struct due {
-        int64_t id, last_seen;
-        int status;
-        char name[USERSD_USERNAME_MAX + 1];
-    } *due = malloc(DECAY_CHUNK * sizeof *due);
-    if (!due) return err_set(err, USERSD_ENOMEM, NULL);
-    enum usersd_code code = USERSD_OK;
-    /* A chunk per transaction: the users due are read and changed under the
-     * same write lock, so processes sweeping at once each change (and log)
-     * a user once. Past both cut-offs, a user goes straight offline. */
-    for (int round = 0; round < 100 && !code; round++) {
-        if ((code = begin(s, err))) break;
-        size_t n = 0;
-        if (!(st = prep(s, S_DECAY_DUE, err))) code = USERSD_EDB;
-        if (!code) {
-            bind_time(st, 1, away_before);
-            bind_time(st, 2, offline_before);
-            sqlite3_bind_int(st, 3, DECAY_CHUNK);
-            while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < DECAY_CHUNK) {
-                due[n].id = sqlite3_column_int64(st, 0);
-                copy_text(due[n].name, sizeof due[n].name, st, 1);
-                due[n].status = sqlite3_column_int(st, 2);
-                due[n].last_seen = col_time(st, 3);
-                n++;
-            }
-            done(st);
-            if (rc != SQLITE_ROW && rc != SQLITE_DONE) code = db_error(s, err);
-        }
-        for (size_t i = 0; i < n && !code; i++) {
-            bool off = offline_before != USERSD_NULL_TIME && due[i].last_seen < offline_before;
-            int to = off ? USERSD_OFFLINE : USERSD_AWAY;
-            if (!(st = prep(s, S_DECAY_SET, err))) {
-                code = USERSD_EDB;
-                break;
-            }
-            sqlite3_bind_int64(st, 1, due[i].id);
-            sqlite3_bind_int(st, 2, to);
-            rc = sqlite3_step(st);
-            done(st);
-            if (rc != SQLITE_DONE) code = db_error(s, err);
-            /* Decay never moves last_seen. */
-            if (!code)
-                code = log_entry(s, USERSD_CHANGE_PRESENCE, due[i].id, due[i].name, to,
-                                 due[i].last_seen, now, 0, due[i].status, err);
-        }
-        if (!code) code = commit(s, err);
-        if (code) {
-            rollback(s);
-            break;
-        }
-        *changed += (int64_t)n;
-        if (n < DECAY_CHUNK) break;
-    }
-    free(due);
-    return code;
-}
-
-static enum usersd_code sq_changes(struct store *base, int64_t since, int limit, unsigned kinds,
-                                   struct usersd_changes *out, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_CHANGES, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, since);
-    sqlite3_bind_int(st, 2, limit);
-    sqlite3_bind_int(st, 3, (int)kinds);
-    /* Grown as rows come: the stream hub asks for up to 1,000 after every
-     * group commit and usually gets a few, and zeroing 1,000 entries (an
-     * mmap and page faults each time) cost more than the query. */
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->count < (size_t)limit) {
-        if (out->count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct usersd_change *items = realloc(out->items, ncap * sizeof *items);
-            if (!items) {
-                done(st);
-                usersd_changes_free(out);
-                return err_set(err, USERSD_ENOMEM, NULL);
-            }
-            out->items = items;
-            cap = ncap;
-        }
-        struct usersd_change *c = &out->items[out->count++];
-        memset(c, 0, sizeof *c);
-        c->seq = sqlite3_column_int64(st, 0);
-        c->user_id = sqlite3_column_int64(st, 1);
-        copy_text(c->username, sizeof c->username, st, 2);
-        c->online_status = (enum usersd_status)sqlite3_column_int(st, 3);
-        c->last_seen = col_time(st, 4);
-        c->at = sqlite3_column_int64(st, 5);
-        c->kind = (enum usersd_change_kind)sqlite3_column_int(st, 6);
-        c->session_id = sqlite3_column_int64(st, 7);
-        copy_text(c->status_text, sizeof c->status_text, st, 8);
-        c->status_expires = col_time(st, 9);
-        store_dnd_read(col_time(st, 10), &c->dnd, &c->dnd_until);
-    }
-    done(st);
-    enum usersd_code code = USERSD_OK;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) code = db_error(s, err);
-    /* Checked after the read: a prune that ran in between is seen here. */
-    int64_t pruned = 0;
-    if (!code && (st = prep(s, S_PRUNED, err)) != NULL)
-        code = count_query(s, st, &pruned, err);
-    else if (!code)
-        code = USERSD_EDB;
-    if (!code && since < pruned)
-        code = err_set(err, USERSD_EGONE,
-                       "changes after %lld were pruned; read the current state and continue "
-                       "from the newest sequence",
-                       (long long)since);
-    if (code) usersd_changes_free(out);
-    return code;
-}
-
-static enum usersd_code sq_changes_head(struct store *base, int64_t *seq, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_HEAD, err);
-    return st ? count_query(s, st, seq, err) : USERSD_EDB;
-}
-
-static enum usersd_code sq_changes_prune(struct store *base, int64_t before, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    sqlite3_stmt *st = prep(s, S_PRUNE_MAX, err);
-    if (!st) goto fail;
-    sqlite3_bind_int64(st, 1, before);
-    int rc = sqlite3_step(st);
-    bool any = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
-    int64_t upto = any ? sqlite3_column_int64(st, 0) : 0;
-    done(st);
-    if (rc != SQLITE_ROW) goto fail;
-    if (any) {
-        if ((code = run_times(s, S_PRUNE_DELETE, 1, &upto, err))) goto out;
-        if ((code = run_times(s, S_PRUNE_META, 1, &upto, err))) goto out;
-    }
-    code = commit(s, err);
-out:
-    if (code) rollback(s);
-    return code;
-fail:
-    code = db_error(s, err);
-    rollback(s);
-    return code;
-}
-
-/* ---- copying ------------------------------------------------------------ */
-
-static enum usersd_code sq_dump_users(struct store *base, int64_t after, size_t cap,
-                                      struct store_user_row *rows, size_t *n,
-                                      struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_DUMP_USERS, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, after);
-    sqlite3_bind_int64(st, 2, (int64_t)cap);
-    int rc;
-    *n = 0;
-    while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        row_user(st, &rows[*n].user);
-        copy_text(rows[*n].pwhash, sizeof rows[0].pwhash, st, USER_NCOLS);
-        (*n)++;
-    }
-    done(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
-}
-
-static enum usersd_code sq_dump_sessions(struct store *base, int64_t after, size_t cap,
-                                         struct store_session_row *rows, size_t *n,
-                                         struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_DUMP_SESSIONS, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, after);
-    sqlite3_bind_int64(st, 2, (int64_t)cap);
-    int rc;
-    *n = 0;
-    while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct store_session_row *r = &rows[*n];
-        memset(r, 0, sizeof *r);
-        if (sqlite3_column_bytes(st, 0) == STORE_TOKEN_HASH_LEN)
-            memcpy(r->hash, sqlite3_column_blob(st, 0), STORE_TOKEN_HASH_LEN);
-        row_session(st, 1, &r->s);
-        (*n)++;
-    }
-    done(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
-}
-
-/* Inside a bulk load (load_begin): the rows go in as they are, ids included. */
-static enum usersd_code sq_load(struct store *base, const struct store_user_row *users, size_t nu,
-                                const struct store_session_row *sessions, size_t ns,
-                                struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    for (size_t i = 0; i < nu; i++) {
-        const struct usersd_user *u = &users[i].user;
-        sqlite3_stmt *st = prep(s, S_LOAD_USER, err);
-        if (!st) return USERSD_EDB;
-        sqlite3_bind_int64(st, 1, u->id);
-        sqlite3_bind_text(st, 2, u->username, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, u->email, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, u->first_name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, u->last_name, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 6, u->is_active);
-        sqlite3_bind_int(st, 7, u->is_staff);
-        sqlite3_bind_int64(st, 8, u->date_joined);
-        if (u->status_text[0]) sqlite3_bind_text(st, 9, u->status_text, -1, SQLITE_STATIC);
-        bind_time(st, 10, u->status_text[0] ? u->status_expires : USERSD_NULL_TIME);
-        sqlite3_bind_text(st, 11, users[i].pwhash, -1, SQLITE_STATIC);
-        bind_time(st, 12, store_dnd_col(u->dnd, u->dnd_until));
-        int rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) return write_error(s, err);
-        enum usersd_code code = presence_insert(s, u, err);
-        if (code) return code;
-    }
-    for (size_t i = 0; i < ns; i++) {
-        const struct usersd_session *x = &sessions[i].s;
-        sqlite3_stmt *st = prep(s, S_LOAD_SESSION, err);
-        if (!st) return USERSD_EDB;
-        sqlite3_bind_blob(st, 1, sessions[i].hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, x->id);
-        sqlite3_bind_int64(st, 3, x->user_id);
-        sqlite3_bind_int64(st, 4, x->created);
-        sqlite3_bind_int64(st, 5, x->last_used);
-        sqlite3_bind_text(st, 6, x->user_agent, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 7, x->client_ip, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) return db_error(s, err);
-    }
-    return USERSD_OK;
-}
-
-/* Runs one piece of SQL made at run time (the load's DDL). */
-static enum usersd_code load_exec(struct sqlite_store *s, const char *sql, struct usersd_err *err)
-{
-    char *msg = NULL;
-    if (!sql) return err_set(err, USERSD_ENOMEM, NULL);
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) == SQLITE_OK) return USERSD_OK;
-    enum usersd_code code =
-        err_set(err, USERSD_EDB, "database error: %s", msg ? msg : sqlite3_errmsg(s->db));
-    sqlite3_free(msg);
-    return code;
-}
-
-/* What a bulk load sets aside, kept in a temporary table of this
- * connection's transaction (so it goes with a rollback): the secondary
- * indexes of the loaded tables, and the triggers that keep the counters and
- * the search index row by row. load_finish puts them back from their own
- * SQL and redoes their work once: a sort per index, one search rebuild, one
- * count. */
-static const char load_save_sql[] =
-    "DROP TABLE IF EXISTS temp.usersd_load_ddl; "
-    "CREATE TEMP TABLE usersd_load_ddl AS SELECT type, name, sql FROM main.sqlite_master "
-    "WHERE (type = 'index' AND sql IS NOT NULL "
-    "AND tbl_name IN ('users', 'presence', 'sessions', 'presence_history')) "
-    "OR (type = 'trigger' AND name IN ('users_count_insert', 'users_search_insert', "
-    "'presence_count_insert', 'sessions_count_insert'))";
-
-/* The saved rows: "DROP <type> <name>" (drop) or their CREATE statements,
- * indexes first (create); *n of them, each sqlite3_free'd by the caller. */
-static enum usersd_code load_ddl(struct sqlite_store *s, bool drop, char ***out, size_t *n,
-                                 size_t *indexes, struct usersd_err *err)
-{
-    sqlite3_stmt *st = NULL;
-    *out = NULL;
-    *n = *indexes = 0;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT type, name, sql FROM temp.usersd_load_ddl "
-                           "ORDER BY type = 'trigger', name",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_error(s, err);
-    enum usersd_code code = USERSD_OK;
-    int rc;
-    while (!code && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *type = (const char *)sqlite3_column_text(st, 0);
-        const char *name = (const char *)sqlite3_column_text(st, 1);
-        const char *sql = (const char *)sqlite3_column_text(st, 2);
-        char **grown = realloc(*out, (*n + 1) * sizeof **out);
-        if (!grown) {
-            code = err_set(err, USERSD_ENOMEM, NULL);
-            break;
-        }
-        *out = grown;
-        (*out)[*n] =
-            drop ? sqlite3_mprintf("DROP %s main.\"%w\"", type, name) : sqlite3_mprintf("%s", sql);
-        if (!(*out)[(*n)++]) code = err_set(err, USERSD_ENOMEM, NULL);
-        if (strcmp(type, "index") == 0) (*indexes)++;
-    }
-    if (!code && rc != SQLITE_DONE) code = db_error(s, err);
-    sqlite3_finalize(st);
-    return code;
-}
-
-static void load_ddl_free(char **ddl, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        sqlite3_free(ddl[i]);
-    free(ddl);
-}
-
-static enum usersd_code sq_load_begin(struct store *base, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (!code) code = load_exec(s, load_save_sql, err);
-    char **ddl = NULL;
-    size_t n = 0, indexes = 0;
-    if (!code) code = load_ddl(s, true, &ddl, &n, &indexes, err);
-    for (size_t i = 0; !code && i < n; i++)
-        code = load_exec(s, ddl[i], err);
-    load_ddl_free(ddl, n);
-    return code;
-}
-
-/* The counters as the triggers would have kept them: every count exact,
- * and the online peak raised to the online count (inserts only raise it). */
-static const char load_counts_sql[] =
-    "UPDATE user_counts SET total = u.total, active = u.active, staff = u.staff, "
-    "online = p.online, away = p.away, online_peak = max(online_peak, p.online), "
-    "sessions = (SELECT count(*) FROM sessions) "
-    "FROM (SELECT count(*) AS total, coalesce(sum(is_active <> 0), 0) AS active, "
-    "coalesce(sum(is_staff <> 0), 0) AS staff FROM users) AS u, "
-    "(SELECT coalesce(sum(online_status = 2), 0) AS online, "
-    "coalesce(sum(online_status = 1), 0) AS away FROM presence) AS p WHERE id = 1";
-
-static enum usersd_code sq_load_finish(struct store *base, int64_t head,
-                                       const struct store_progress *progress,
-                                       struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    char **ddl = NULL;
-    size_t n = 0, indexes = 0;
-    enum usersd_code code = load_ddl(s, false, &ddl, &n, &indexes, err);
-    int64_t total = (int64_t)indexes + 2; /* and the search index, the statistics */
-    for (size_t i = 0; !code && i < n; i++) {
-        if (i < indexes) store_progress(progress, "indexes", (int64_t)i, total);
-        code = load_exec(s, ddl[i], err);
-    }
-    load_ddl_free(ddl, n);
-    store_progress(progress, "indexes", total - 2, total);
-    if (!code)
-        code = load_exec(s, "INSERT INTO users_search (users_search) VALUES ('rebuild')", err);
-    if (!code) code = load_exec(s, load_counts_sql, err);
-    store_progress(progress, "indexes", total - 1, total);
-    /* Fresh statistics, so the planner keeps choosing the indexes. */
-    if (!code) code = exec_simple(s, S_ANALYZE, err);
-    if (!code) code = load_exec(s, "DROP TABLE temp.usersd_load_ddl", err);
-    if (!code && head >= 0 && !(code = run_times(s, S_LOAD_SEQ, 1, &head, err)))
-        code = run_times(s, S_PRUNE_META, 1, &head, err);
-    if (!code) code = commit(s, err);
-    if (!code) store_progress(progress, "indexes", total, total);
-    return code;
-}
-
-static void sq_load_abort(struct store *base)
-{
-    rollback((struct sqlite_store *)base);
-}
-
-/* The users, then their presence rows: two set-based statements a piece. */
-static enum usersd_code sq_seed(struct store *base, int64_t *first_id, int64_t from, int64_t n,
-                                int64_t now, const char *pwhash, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    if (!from) {
-        sqlite3_stmt *max = prep(s, S_MAX_ID, err);
-        enum usersd_code code = max ? count_query(s, max, first_id, err) : USERSD_EDB;
-        if (code) return code;
-    }
-    static const enum stmt_id steps[] = {S_SEED, S_SEED_PRESENCE};
-    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
-        sqlite3_stmt *st = prep(s, steps[k], err);
-        if (!st) return USERSD_EDB;
-        sqlite3_bind_int64(st, 1, from);
-        sqlite3_bind_text(st, 2, pwhash, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, now);
-        sqlite3_bind_int64(st, 4, n);
-        sqlite3_bind_int64(st, 5, *first_id);
-        int rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) return write_error(s, err);
-    }
-    return USERSD_OK;
-}
-
-/* ---- sessions ----------------------------------------------------------- */
-
-/* Appends a history row for user_id at the hot end of the history, chained
- * to their previous one, and makes it their latest (open transaction). */
-static enum usersd_code history_append(struct sqlite_store *s, int64_t user_id, int64_t at,
-                                       int status, int prev, struct usersd_err *err)
-{
-    sqlite3_stmt *st = prep(s, S_HISTORY_INSERT, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, user_id);
-    sqlite3_bind_int64(st, 2, at);
-    sqlite3_bind_int(st, 3, status);
-    sqlite3_bind_int(st, 4, prev);
-    int rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) return db_error(s, err);
-    if (!(st = prep(s, S_HISTORY_HEAD_SET, err))) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, user_id);
-    sqlite3_bind_int64(st, 2, sqlite3_last_insert_rowid(s->db));
-    rc = sqlite3_step(st);
-    done(st);
-    return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
-}
-
-/* Appends one entry to the change log in the open transaction. */
-static enum usersd_code log_row(struct sqlite_store *s, enum usersd_change_kind kind,
-                                int64_t user_id, const char *username, int status,
-                                int64_t last_seen, int64_t at, int64_t session_id,
-                                struct usersd_err *err)
-{
-    sqlite3_stmt *st = prep(s, S_LOG_CHANGE, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, user_id);
-    sqlite3_bind_text(st, 2, username, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, status);
-    bind_time(st, 4, last_seen);
-    sqlite3_bind_int64(st, 5, at);
-    sqlite3_bind_int(st, 6, (int)kind);
-    if (kind == USERSD_CHANGE_SESSION_END)
-        sqlite3_bind_int64(st, 7, session_id);
-    else
-        sqlite3_bind_null(st, 7);
-    int rc = sqlite3_step(st);
-    done(st);
-    return rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
-}
-
-/* log_row, and a presence change (from prev to status) into the history
- * too, when kept. */
-static enum usersd_code log_entry(struct sqlite_store *s, enum usersd_change_kind kind,
-                                  int64_t user_id, const char *username, int status,
-                                  int64_t last_seen, int64_t at, int64_t session_id, int prev,
-                                  struct usersd_err *err)
-{
-    enum usersd_code code =
-        log_row(s, kind, user_id, username, status, last_seen, at, session_id, err);
-    if (code || kind != USERSD_CHANGE_PRESENCE || !s->base.history) return code;
-    return history_append(s, user_id, at, status, prev, err);
-}
-
-/* Ends sessions and applies the presence rule (store.h), in the open
- * transaction, which holds the write lock: no other writer sees the
- * sessions gone but the status not yet decided. */
-static enum usersd_code end_sessions(struct sqlite_store *s, const struct store_session_end *e,
-                                     int64_t *ended, struct usersd_err *err)
-{
-    char name[USERSD_USERNAME_MAX + 1];
-    int status;
-    int64_t last_seen;
-    *ended = 0;
-    enum usersd_code code =
-        user_presence(s, e->user_id, name, sizeof name, &status, &last_seen, err);
-    if (!code)
-        code =
-            delete_sessions(s, e->user_id, e->session_id, e->keep_id, e->unused_since, ended, err);
-    if (code) return code;
-    if (e->session_id && !*ended) return err_set(err, USERSD_ENOTFOUND, "session not found");
-    if (*ended && (code = log_entry(s, USERSD_CHANGE_SESSION_END, e->user_id, name, status,
-                                    last_seen, e->now, e->session_id, status, err)))
-        return code;
-    if ((!*ended && !e->force) || status == USERSD_OFFLINE) return USERSD_OK;
-    sqlite3_stmt *st = prep(s, S_SESSION_ACTIVE, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, e->user_id);
-    sqlite3_bind_int64(st, 2, e->active_after);
-    int rc = sqlite3_step(st);
-    bool active = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
-    done(st);
-    if (rc != SQLITE_ROW) return db_error(s, err);
-    if (active) return USERSD_OK;
-    if (!(st = prep(s, S_GO_OFFLINE, err))) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, e->user_id);
-    sqlite3_bind_int64(st, 2, e->now);
-    rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) return db_error(s, err);
-    return sqlite3_changes(s->db) ? log_entry(s, USERSD_CHANGE_PRESENCE, e->user_id, name,
-                                              USERSD_OFFLINE, e->now, e->now, 0, status, err)
-                                  : USERSD_OK;
-}
-
-static enum usersd_code sq_session_end(struct store *base, const struct store_session_end *e,
-                                       int64_t *ended, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    if (!(code = end_sessions(s, e, ended, err))) code = commit(s, err);
-    if (code) {
-        rollback(s);
-        *ended = 0;
-    }
-    return code;
-}
-
-static enum usersd_code sq_session_expire(struct store *base, int64_t before, int64_t now,
-                                          int64_t active_after, int limit, int64_t *ended,
-                                          struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    *ended = 0;
-    struct {
-        int64_t id, user_id;
-    } *due = malloc((size_t)(limit > 0 ? limit : 1) * sizeof *due);
-    if (!due) return err_set(err, USERSD_ENOMEM, NULL);
-    enum usersd_code code = begin(s, err);
-    if (code) {
-        free(due);
-        return code;
-    }
-    sqlite3_stmt *st = prep(s, S_SESSIONS_EXPIRED, err);
-    size_t n = 0;
-    int rc = SQLITE_ERROR;
-    if (st) {
-        sqlite3_bind_int64(st, 1, before);
-        sqlite3_bind_int(st, 2, limit);
-        while (n < (size_t)limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-            due[n].id = sqlite3_column_int64(st, 0);
-            due[n].user_id = sqlite3_column_int64(st, 1);
-            n++;
-        }
-        done(st);
-    }
-    if (!st || (rc != SQLITE_ROW && rc != SQLITE_DONE)) code = st ? db_error(s, err) : USERSD_EDB;
-    for (size_t i = 0; i < n && !code; i++) {
-        struct store_session_end e = {.user_id = due[i].user_id,
-                                      .session_id = due[i].id,
-                                      .now = now,
-                                      .active_after = active_after,
-                                      .unused_since = before};
-        int64_t one = 0;
-        code = end_sessions(s, &e, &one, err);
-        if (code == USERSD_ENOTFOUND) code = USERSD_OK; /* its user went meanwhile */
-        *ended += one;
-    }
-    free(due);
-    if (!code) code = commit(s, err);
-    if (code) {
-        rollback(s);
-        *ended = 0;
-    }
-    return code;
-}
-
-static enum usersd_code sq_session_refresh(struct store *base, const int64_t *ids, size_t n,
-                                           int64_t now, bool *alive, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    for (size_t i = 0; i < n && !code; i++) {
-        sqlite3_stmt *st = prep(s, S_SESSION_REFRESH, err);
-        if (!st) {
-            code = USERSD_EDB;
-            break;
-        }
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_int64(st, 2, ids[i]);
-        int rc = sqlite3_step(st);
-        int64_t user = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-        if (rc == SQLITE_ROW) rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) {
-            code = db_error(s, err);
-            break;
-        }
-        alive[i] = user != 0;
-        bool seen;
-        if (user) code = run_touch(s, S_TOUCH, user, now, now, &seen, err);
-    }
-    if (!code) code = commit(s, err);
-    if (code) rollback(s);
-    return code;
-}
-
-static enum usersd_code sq_session_insert(struct store *base, struct store_session_row *row,
-                                          struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_SESSION_INSERT, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_blob(st, 1, row->hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, row->s.user_id);
-    sqlite3_bind_int64(st, 3, row->s.created);
-    sqlite3_bind_int64(st, 4, row->s.last_used);
-    sqlite3_bind_text(st, 5, row->s.user_agent, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, row->s.client_ip, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    done(st);
-    if (rc != SQLITE_DONE) return db_error(s, err);
-    row->s.id = sqlite3_last_insert_rowid(s->db);
-    return USERSD_OK;
-}
-
-static enum usersd_code sq_token_user(struct store *base, const unsigned char *hash,
-                                      struct usersd_user *out, struct usersd_session *session,
-                                      struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_TOKEN_USER, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_blob(st, 1, hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    enum usersd_code code = USERSD_OK;
-    if (rc == SQLITE_ROW) {
-        row_user(st, out);
-        if (session) {
-            memset(session, 0, sizeof *session);
-            session->id = sqlite3_column_int64(st, USER_NCOLS);
-            session->user_id = out->id;
-            session->created = sqlite3_column_int64(st, USER_NCOLS + 1);
-            session->last_used = sqlite3_column_int64(st, USER_NCOLS + 2);
-        }
-    } else if (rc == SQLITE_DONE) {
-        code = err_set(err, USERSD_ENOTFOUND, "token not found");
-    } else {
-        code = db_error(s, err);
-    }
-    done(st);
-    return code;
-}
-
-static enum usersd_code sq_session_list(struct store *base, int64_t user_id,
-                                        struct usersd_sessions *out, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    struct usersd_user who;
-    enum usersd_code code = sq_user_get(base, user_id, &who, err);
-    if (code) return code;
-    sqlite3_stmt *st = prep(s, S_SESSION_LIST, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, user_id);
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (out->count == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            struct usersd_session *items = realloc(out->items, ncap * sizeof *items);
-            if (!items) {
-                done(st);
-                usersd_sessions_free(out);
-                return err_set(err, USERSD_ENOMEM, NULL);
-            }
-            out->items = items;
-            cap = ncap;
-        }
-        struct usersd_session *x = &out->items[out->count++];
-        memset(x, 0, sizeof *x);
-        row_session(st, 0, x);
-    }
-    done(st);
-    if (rc != SQLITE_DONE) {
-        usersd_sessions_free(out);
-        return db_error(s, err);
-    }
-    return USERSD_OK;
-}
-
-static enum usersd_code sq_session_count(struct store *base, int64_t *n, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_SESSION_COUNT, err);
-    return st ? count_query(s, st, n, err) : USERSD_EDB;
-}
-
-/* ---- status messages and do not disturb ------------------------------------ */
-
-/* What both share: one update of the user's row — set (upd_set: ?1 the
- * user, then the text when with_text, then the time), or clear (upd_clear:
- * ?1, changing nothing when there is nothing) — and when it changed, a log
- * row (log: ?1-?5 the user, name, status, last_seen, at, then the text when
- * with_text, then the time) of what it became, in one transaction. out
- * receives the user after; ENOTFOUND. */
-static enum usersd_code beside_write(struct sqlite_store *s, enum stmt_id upd, enum stmt_id log,
-                                     bool set, bool with_text, int64_t id, const char *text,
-                                     int64_t t, int64_t now, struct usersd_user *out,
-                                     struct usersd_err *err)
-{
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    sqlite3_stmt *st = prep(s, upd, err);
-    if (!st) {
-        rollback(s);
-        return USERSD_EDB;
-    }
-    sqlite3_bind_int64(st, 1, id);
-    int i = 2;
-    if (set && with_text) sqlite3_bind_text(st, i++, text, -1, SQLITE_STATIC);
-    if (set) bind_time(st, i, t);
-    int rc = sqlite3_step(st);
-    done(st);
-    bool changed = rc == SQLITE_DONE && sqlite3_changes(s->db) > 0;
-    if (rc != SQLITE_DONE) code = db_error(s, err);
-    /* Nothing to clear, or no such user: the user as it is, or ENOTFOUND. */
-    if (!code) code = sq_user_get(&s->base, id, out, err);
-    if (!code && changed && (st = prep(s, log, err)) == NULL) code = USERSD_EDB;
-    if (!code && changed) {
-        sqlite3_bind_int64(st, 1, out->id);
-        sqlite3_bind_text(st, 2, out->username, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, (int)out->online_status);
-        bind_time(st, 4, out->last_seen);
-        sqlite3_bind_int64(st, 5, now);
-        i = 6;
-        if (with_text && set) sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
-        if (with_text) i++;
-        bind_time(st, i, set ? t : USERSD_NULL_TIME);
-        rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) code = db_error(s, err);
-    }
-    if (!code) code = commit(s, err);
-    if (code) rollback(s);
-    return code;
-}
-
-static enum usersd_code sq_status_message(struct store *base, int64_t id, const char *text,
-                                          int64_t expires, int64_t now, struct usersd_user *out,
-                                          struct usersd_err *err)
-{
-    return beside_write((struct sqlite_store *)base, text ? S_MESSAGE_SET : S_MESSAGE_CLEAR,
-                        S_LOG_MESSAGE, text != NULL, true, id, text, expires, now, out, err);
-}
-
-static enum usersd_code sq_dnd(struct store *base, int64_t id, bool on, int64_t until, int64_t now,
-                               struct usersd_user *out, struct usersd_err *err)
-{
-    return beside_write((struct sqlite_store *)base, on ? S_DND_SET : S_DND_CLEAR, S_LOG_DND, on,
-                        false, id, NULL, store_dnd_col(on, until), now, out, err);
-}
-
-/* The sweep of ended ones: a cheap look through the partial index
- * (pending), and only when something is due, the log rows (log) and the
- * update (upd), which see the same rows: one transaction under the write
- * lock. Each binds ?1 = now. */
-static enum usersd_code expire_sweep(struct sqlite_store *s, enum stmt_id pending_stmt,
-                                     enum stmt_id log, enum stmt_id upd, int64_t now, int64_t *n,
-                                     struct usersd_err *err)
-{
-    *n = 0;
-    sqlite3_stmt *st = prep(s, pending_stmt, err);
-    if (!st) return USERSD_EDB;
-    int64_t pending = 0;
-    sqlite3_bind_int64(st, 1, now);
-    enum usersd_code code = count_query(s, st, &pending, err);
-    if (code || !pending) return code;
-    if ((code = begin(s, err))) return code;
-    if (!(code = run_times(s, log, 1, &now, err)) && !(code = run_times(s, upd, 1, &now, err))) {
-        *n = sqlite3_changes(s->db);
-        code = commit(s, err);
-    }
-    if (code) {
-        rollback(s);
-        *n = 0;
-    }
-    return code;
-}
-
-static enum usersd_code sq_status_message_expire(struct store *base, int64_t now, int64_t *n,
-                                                 struct usersd_err *err)
-{
-    return expire_sweep((struct sqlite_store *)base, S_MESSAGE_PENDING, S_LOG_MESSAGE_EXPIRED,
-                        S_MESSAGE_EXPIRE, now, n, err);
-}
-
-static enum usersd_code sq_dnd_expire(struct store *base, int64_t now, int64_t *n,
-                                      struct usersd_err *err)
-{
-    return expire_sweep((struct sqlite_store *)base, S_DND_PENDING, S_LOG_DND_EXPIRED, S_DND_EXPIRE,
-                        now, n, err);
-}
-
-static enum usersd_code sq_presence_counts(struct store *base, int64_t *manual, int64_t *dnd,
-                                           struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_PRESENCE_COUNTS, err);
-    if (!st) return USERSD_EDB;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *manual = sqlite3_column_int64(st, 0);
-        *dnd = sqlite3_column_int64(st, 1);
-    }
-    done(st);
-    return rc == SQLITE_ROW ? USERSD_OK : db_error(s, err);
-}
-
-/* ---- history ---------------------------------------------------------------- */
-
-static enum usersd_code sq_history_read(struct store *base, int64_t id, int64_t start, int64_t end,
-                                        struct store_history *out, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = prep(s, S_HISTORY_SINCE, err);
-    if (!st) return USERSD_EDB;
-    int rc = sqlite3_step(st);
-    out->since = rc == SQLITE_ROW ? col_time(st, 0) : USERSD_NULL_TIME;
-    done(st);
-    if (rc != SQLITE_ROW) return db_error(s, err);
-    if (!(st = prep(s, S_USER_PRESENCE, err))) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, id);
-    rc = sqlite3_step(st);
-    int64_t at_row = rc == SQLITE_ROW ? col_time(st, 3) : USERSD_NULL_TIME;
-    done(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(s, err);
-    /* Walk the user's chain back from their latest change: the rows at or
-     * after end (the last of them is `next`), those inside the window (kept,
-     * newest first, reversed below), and the first at or before start. */
-    size_t cap = 0;
-    enum usersd_code code = USERSD_OK;
-    while (at_row != USERSD_NULL_TIME && !code) {
-        if (!(st = prep(s, S_HISTORY_ROW, err))) {
-            code = USERSD_EDB;
-            break;
-        }
-        sqlite3_bind_int64(st, 1, at_row);
-        rc = sqlite3_step(st);
-        struct store_history_row r = {0};
-        if (rc == SQLITE_ROW) {
-            r = (struct store_history_row){id, sqlite3_column_int64(st, 0),
-                                           sqlite3_column_int(st, 1), sqlite3_column_int(st, 2)};
-            at_row = col_time(st, 3);
-        }
-        done(st);
-        if (rc == SQLITE_DONE) break; /* pruned: the chain ends here */
-        if (rc != SQLITE_ROW) {
-            code = db_error(s, err);
-            break;
-        }
-        if (r.at >= end) {
-            out->have_next = true;
-            out->next = r;
-        } else if (r.at > start) {
-            if (out->count == cap) {
-                size_t ncap = cap ? cap * 2 : 32;
-                struct store_history_row *rows = realloc(out->rows, ncap * sizeof *rows);
-                if (!rows) {
-                    code = err_set(err, USERSD_ENOMEM, NULL);
-                    break;
-                }
-                out->rows = rows;
-                cap = ncap;
-            }
-            out->rows[out->count++] = r;
-        } else {
-            out->have_first = true;
-            out->first = r;
-            break;
-        }
-    }
-    if (code) {
-        free(out->rows);
-        out->rows = NULL;
-        out->count = 0;
-        return code;
-    }
-    for (size_t i = 0; i < out->count / 2; i++) { /* oldest first */
-        struct store_history_row t = out->rows[i];
-        out->rows[i] = out->rows[out->count - 1 - i];
-        out->rows[out->count - 1 - i] = t;
-    }
-    return USERSD_OK;
-}
-
-static enum usersd_code sq_history_mark(struct store *base, int64_t since, bool only_if_unset,
-                                        struct usersd_err *err)
-{
-    return run_times((struct sqlite_store *)base,
-                     only_if_unset ? S_HISTORY_MARK_UNSET : S_HISTORY_MARK, 1, &since, err);
-}
-
-static enum usersd_code sq_history_prune(struct store *base, int64_t before, int limit, int64_t *n,
-                                         struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    *n = 0;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    sqlite3_stmt *st = prep(s, S_HISTORY_PRUNE, err);
-    int rc = SQLITE_ERROR;
-    if (st) {
-        sqlite3_bind_int64(st, 1, before);
-        sqlite3_bind_int(st, 2, limit);
-        rc = sqlite3_step(st);
-        done(st);
-    }
-    if (rc != SQLITE_DONE) {
-        code = st ? db_error(s, err) : USERSD_EDB;
-    } else {
-        *n = sqlite3_changes(s->db);
-        if (!(code = run_times(s, S_MINUTES_PRUNE, 1, &before, err)) &&
-            !(code = run_times(s, S_HISTORY_MOVE_SINCE, 1, &before, err)))
-            code = commit(s, err);
-    }
-    if (code) {
-        rollback(s);
-        *n = 0;
-    }
-    return code;
-}
-
-static enum usersd_code sq_history_sample(struct store *base, int64_t minute,
-                                          struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_MINUTE_EXISTS, err);
-    if (!st) return USERSD_EDB;
-    int64_t exists = 0;
-    sqlite3_bind_int64(st, 1, minute);
-    enum usersd_code code = count_query(s, st, &exists, err);
-    if (code || exists) return code;
-    /* A read's sample (history.c) comes inside the GET's read scope, a
-     * transaction no write can start in: the scope ends for the sample
-     * and begins again after it, on the snapshot that has the row. */
-    bool scoped = s->scope;
-    if (scoped) sq_read_scope(base, false, NULL);
-    /* Checked again under the write lock: another process may have been
-     * first. */
-    if ((code = begin(s, err))) goto out;
-    if (!(st = prep(s, S_MINUTE_EXISTS, err))) code = USERSD_EDB;
-    if (!code) {
-        sqlite3_bind_int64(st, 1, minute);
-        code = count_query(s, st, &exists, err);
-    }
-    if (!code && !exists && !(code = run_times(s, S_MINUTE_CLOSE, 1, &minute, err)) &&
-        !(code = run_times(s, S_MINUTE_INSERT, 1, &minute, err)))
-        code = exec_simple(s, S_PEAK_RESET, err);
-    if (!code) code = commit(s, err);
-    if (code) rollback(s);
-out:
-    if (scoped) sq_read_scope(base, true, NULL);
-    return code;
-}
-
-static void row_minute(sqlite3_stmt *st, struct store_minute_row *m)
-{
-    m->minute = sqlite3_column_int64(st, 0);
-    m->online = sqlite3_column_int64(st, 1);
-    m->away = sqlite3_column_int64(st, 2);
-    m->offline = sqlite3_column_int64(st, 3);
-    m->online_max = sqlite3_column_int64(st, 4);
-}
-
-static enum usersd_code sq_minutes_read(struct store *base, int64_t from, int64_t to,
-                                        struct store_minute_row **out, size_t *n,
-                                        int64_t *live_peak, int64_t *open, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    *out = NULL;
-    *n = 0;
-    sqlite3_stmt *st = prep(s, S_LIVE_PEAK, err);
-    if (!st) return USERSD_EDB;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *live_peak = sqlite3_column_int64(st, 0);
-        *open = sqlite3_column_type(st, 1) == SQLITE_NULL ? USERSD_NULL_TIME
-                                                          : sqlite3_column_int64(st, 1);
-    }
-    done(st);
-    if (rc != SQLITE_ROW) return db_error(s, err);
-    if (!(st = prep(s, S_MINUTES, err))) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, from);
-    sqlite3_bind_int64(st, 2, to);
-    size_t cap = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            struct store_minute_row *rows = realloc(*out, ncap * sizeof *rows);
-            if (!rows) {
-                done(st);
-                free(*out);
-                *out = NULL;
-                *n = 0;
-                return err_set(err, USERSD_ENOMEM, NULL);
-            }
-            *out = rows;
-            cap = ncap;
-        }
-        row_minute(st, &(*out)[(*n)++]);
-    }
-    done(st);
-    if (rc != SQLITE_DONE) {
-        free(*out);
-        *out = NULL;
-        *n = 0;
-        return db_error(s, err);
-    }
-    return USERSD_OK;
-}
-
-static enum usersd_code sq_dump_history(struct store *base, int64_t cursor[2], size_t cap,
-                                        struct store_history_row *rows, size_t *n,
-                                        struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_DUMP_HISTORY, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, cursor[0]); /* rowid order: time order, each user's in turn */
-    sqlite3_bind_int64(st, 2, (int64_t)cap);
-    int rc = SQLITE_DONE;
-    *n = 0;
-    while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cursor[0] = sqlite3_column_int64(st, 0);
-        rows[*n].user_id = sqlite3_column_int64(st, 1);
-        rows[*n].at = sqlite3_column_int64(st, 2);
-        rows[*n].status = sqlite3_column_int(st, 3);
-        rows[*n].prev = sqlite3_column_int(st, 4);
-        (*n)++;
-    }
-    done(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
-}
-
-static enum usersd_code sq_dump_minutes(struct store *base, int64_t after, size_t cap,
-                                        struct store_minute_row *rows, size_t *n,
-                                        struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = prep(s, S_DUMP_MINUTES, err);
-    if (!st) return USERSD_EDB;
-    sqlite3_bind_int64(st, 1, after);
-    sqlite3_bind_int64(st, 2, (int64_t)cap);
-    int rc = SQLITE_DONE;
-    *n = 0;
-    while (*n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        row_minute(st, &rows[(*n)++]);
-    done(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? USERSD_OK : db_error(s, err);
-}
-
-/* Inside a bulk load (load_begin). */
-static enum usersd_code sq_load_history(struct store *base, const struct store_history_row *h,
-                                        size_t nh, const struct store_minute_row *m, size_t nm,
-                                        struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    enum usersd_code code = USERSD_OK;
-    /* Each user's rows come in time order (both drivers dump them so):
-     * appended, they chain as they did. */
-    for (size_t i = 0; i < nh && !code; i++)
-        code = history_append(s, h[i].user_id, h[i].at, h[i].status, h[i].prev, err);
-    for (size_t i = 0; i < nm && !code; i++) {
-        sqlite3_stmt *st = prep(s, S_LOAD_MINUTE, err);
-        if (!st) return USERSD_EDB;
-        const struct store_minute_row *r = &m[i];
-        sqlite3_bind_int64(st, 1, r->minute);
-        sqlite3_bind_int64(st, 2, r->online);
-        sqlite3_bind_int64(st, 3, r->away);
-        sqlite3_bind_int64(st, 4, r->offline);
-        sqlite3_bind_int64(st, 5, r->online_max);
-        int rc = sqlite3_step(st);
-        done(st);
-        if (rc != SQLITE_DONE) code = db_error(s, err);
-    }
-    return code;
-}
-
-/* ---- load testing ------------------------------------------------------- */
-
-static enum usersd_code sq_session_seed(struct store *base, const unsigned char *hashes, size_t k,
-                                        int64_t now, int64_t *user_ids, struct usersd_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *pick = NULL;
-    enum usersd_code code = begin(s, err);
-    if (code) return code;
-    /* Run once per seeding, so not kept among the prepared statements. */
-    if (sqlite3_prepare_v2(s->db, "SELECT id FROM users WHERE is_active ORDER BY random() LIMIT ?",
-                           -1, &pick, NULL) != SQLITE_OK) {
-        code = db_error(s, err);
-        goto out;
-    }
-    sqlite3_bind_int64(pick, 1, (sqlite3_int64)k);
-    size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(pick)) == SQLITE_ROW && n < k)
-        user_ids[n++] = sqlite3_column_int64(pick, 0);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        code = db_error(s, err);
-        goto out;
-    }
-    if (n < k) {
-        code = err_field(err, "tokens", "only %zu users are active: cannot mint %zu tokens", n, k);
-        goto out;
-    }
-    /* One transaction: SQLite inserts ~100k rows a second this way. */
-    for (size_t i = 0; i < k && !code; i++) {
-        sqlite3_stmt *st = prep(s, S_SESSION_INSERT, err);
-        if (!st) {
-            code = USERSD_EDB;
-            break;
-        }
-        sqlite3_bind_blob(st, 1, hashes + i * STORE_TOKEN_HASH_LEN, STORE_TOKEN_HASH_LEN,
-                          SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, user_ids[i]);
-        sqlite3_bind_int64(st, 3, now);
-        sqlite3_bind_int64(st, 4, now);
-        sqlite3_bind_text(st, 5, "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, "", -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE) code = db_error(s, err);
-        done(st);
-    }
-    if (!code) code = commit(s, err);
-out:
-    sqlite3_finalize(pick);
-    if (code) rollback(s);
-    if (!code && !s->batch) stats_refresh(s); /* sessions may have grown tenfold */
-    return code;
-}
-
-/* A batch of changes is simply each in turn (each its own savepoint in
- * the writer's batch), the caller's activity after it as
- * usersd_session_activity would write it (best effort, as there). */
-static enum usersd_code sq_set_status_many(struct store *base, struct store_status_job *jobs,
-                                           size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        struct store_status_job *j = &jobs[i];
-        j->rc = sq_set_status(base, &j->c, j->out, j->err);
-        if (j->rc || !j->c.touch) continue;
-        int64_t seen = j->out->last_seen;
-        if (!j->c.session_id && seen != USERSD_NULL_TIME && seen >= j->c.touch_before) continue;
-        bool updated = false;
-        if (sq_touch(base, j->c.user_id, j->c.session_id, j->c.now, j->c.touch_before, &updated,
-                     NULL) == USERSD_OK &&
-            updated)
-            j->out->last_seen = j->c.now;
-    }
-    return USERSD_OK;
+    return sq_exec_simple((struct sqlite_store *)base, S_PING, err);
 }
 
 const struct store_ops store_sqlite_ops = {
