@@ -659,11 +659,12 @@ static enum usersd_code sq_open(struct store **out, const char *path,
     sqlite3_busy_timeout(s->db, 5000);
     char *msg = NULL;
     /* The automatic checkpoint at 10,000 log pages instead of SQLite's
-     * 1,000: the group-commit writer runs it, and at 1,000 it stopped for
-     * one every few batches (set-online-status at 1M users 11.6k → 14.2k/s;
-     * a passive checkpoint from a background thread instead gained nothing
-     * on one core and one disk, bench/NOTES.md). The log file is cut back
-     * to 64 MiB after each reset. */
+     * 1,000: at 1,000 a writer stopped for one every few batches
+     * (set-online-status at 1M users 11.6k → 14.2k/s). The server turns it
+     * off and checkpoints from a thread of its own (checkpoint_apart,
+     * writer.c): a write queued behind the commit that ran it waited too
+     * long (bench/NOTES.md). The log file is cut back to 64 MiB after each
+     * reset. */
     if (sqlite3_exec(s->db,
                      "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
                      "PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 10000; "
