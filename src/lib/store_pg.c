@@ -1080,6 +1080,50 @@ static enum usersd_code one_int(PGresult *r, int64_t *out)
     return USERSD_OK;
 }
 
+/* Decodes row i of a result into item; ctx is what the caller passed on. */
+typedef void row_fn(PGresult *r, int i, void *item, const void *ctx);
+
+/* Decodes the first rows of r, up to cap, into items (size bytes each) and
+ * clears r; *n the count. A NULL r (run failed) gives last_fail. */
+static enum usersd_code rows_into(PGresult *r, size_t cap, void *items, size_t size, row_fn *row,
+                                  const void *ctx, size_t *n)
+{
+    if (!r) return last_fail;
+    for (*n = 0; *n < cap && *n < (size_t)PQntuples(r); (*n)++)
+        row(r, (int)*n, (char *)items + *n * size, ctx);
+    PQclear(r);
+    return USERSD_OK;
+}
+
+/* The same into a new zeroed array (*items, never NULL on success: free()
+ * it). Out of memory: *items NULL, r cleared. */
+static enum usersd_code rows_new(PGresult *r, size_t cap, size_t size, row_fn *row, const void *ctx,
+                                 void **items, size_t *n, struct usersd_err *err)
+{
+    *items = NULL;
+    *n = 0;
+    if (!r) return last_fail;
+    size_t rows = (size_t)PQntuples(r);
+    if (rows > cap) rows = cap;
+    if (!(*items = calloc(rows ? rows : 1, size))) {
+        PQclear(r);
+        return err_set(err, USERSD_ENOMEM, NULL);
+    }
+    return rows_into(r, rows, *items, size, row, ctx, n);
+}
+
+static void dec_user(PGresult *r, int i, void *item, const void *ctx)
+{
+    (void)ctx;
+    row_user(r, i, item);
+}
+
+static void dec_session(PGresult *r, int i, void *item, const void *ctx)
+{
+    (void)ctx;
+    row_session(r, i, 0, item);
+}
+
 /* ---- migrations and open ----------------------------------------------- */
 
 static enum usersd_code migrate(struct pg_store *s, const struct store_progress *progress,
@@ -1384,18 +1428,11 @@ static enum usersd_code collect(PGresult *r, size_t cap, struct usersd_page *out
                                 struct usersd_err *err)
 {
     if (!r) return last_fail;
-    size_t n = (size_t)PQntuples(r);
-    if (n > cap) n = cap;
-    out->users = calloc(n ? n : 1, sizeof *out->users);
-    out->count = 0;
-    if (!out->users) {
-        PQclear(r);
-        return err_set(err, USERSD_ENOMEM, NULL);
-    }
-    for (size_t i = 0; i < n; i++)
-        row_user(r, (int)i, &out->users[out->count++]);
-    PQclear(r);
-    return USERSD_OK;
+    void *users;
+    enum usersd_code code =
+        rows_new(r, cap, sizeof *out->users, dec_user, NULL, &users, &out->count, err);
+    out->users = users;
+    return code;
 }
 
 /* A list query's SQL varies with its filters; each text is prepared once. */
@@ -1541,11 +1578,7 @@ static enum usersd_code pg_users_by_ids(struct store *base, const int64_t *ids, 
     p_text(&p, list);
     PGresult *r = run((struct pg_store *)base, P_BY_IDS, &p, err);
     free(list);
-    if (!r) return last_fail;
-    for (int i = 0; i < PQntuples(r) && *found < n; i++)
-        row_user(r, i, &out[(*found)++]);
-    PQclear(r);
-    return USERSD_OK;
+    return rows_into(r, n, out, sizeof *out, dec_user, NULL, found);
 }
 
 static enum usersd_code pg_stats(struct store *base, struct usersd_stats *out,
@@ -1929,6 +1962,23 @@ fail:
     return last_fail;
 }
 
+static void dec_change(PGresult *r, int i, void *item, const void *ctx)
+{
+    (void)ctx;
+    struct usersd_change *c = item;
+    c->seq = col_int(r, i, 0);
+    c->user_id = col_int(r, i, 1);
+    col_text(c->username, sizeof c->username, r, i, 2);
+    c->online_status = (enum usersd_status)col_int(r, i, 3);
+    c->last_seen = col_time(r, i, 4);
+    c->at = col_int(r, i, 5);
+    c->kind = (enum usersd_change_kind)col_int(r, i, 6);
+    c->session_id = col_int(r, i, 7);
+    col_text(c->status_text, sizeof c->status_text, r, i, 8);
+    c->status_expires = col_time(r, i, 9);
+    store_dnd_read(col_time(r, i, 10), &c->dnd, &c->dnd_until);
+}
+
 static enum usersd_code pg_changes(struct store *base, int64_t since, int limit, unsigned kinds,
                                    struct usersd_changes *out, struct usersd_err *err)
 {
@@ -1939,29 +1989,13 @@ static enum usersd_code pg_changes(struct store *base, int64_t since, int limit,
     p_int(&p, kinds);
     PGresult *r = run(s, P_CHANGES, &p, err);
     if (!r) return last_fail;
-    size_t n = (size_t)PQntuples(r);
-    out->items = calloc(n ? n : 1, sizeof *out->items);
-    if (!out->items) {
-        PQclear(r);
-        return err_set(err, USERSD_ENOMEM, NULL);
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct usersd_change *c = &out->items[out->count++];
-        c->seq = col_int(r, (int)i, 0);
-        c->user_id = col_int(r, (int)i, 1);
-        col_text(c->username, sizeof c->username, r, (int)i, 2);
-        c->online_status = (enum usersd_status)col_int(r, (int)i, 3);
-        c->last_seen = col_time(r, (int)i, 4);
-        c->at = col_int(r, (int)i, 5);
-        c->kind = (enum usersd_change_kind)col_int(r, (int)i, 6);
-        c->session_id = col_int(r, (int)i, 7);
-        col_text(c->status_text, sizeof c->status_text, r, (int)i, 8);
-        c->status_expires = col_time(r, (int)i, 9);
-        store_dnd_read(col_time(r, (int)i, 10), &c->dnd, &c->dnd_until);
-    }
-    PQclear(r);
+    void *items;
+    enum usersd_code code =
+        rows_new(r, SIZE_MAX, sizeof *out->items, dec_change, NULL, &items, &out->count, err);
+    out->items = items;
+    if (code) return code;
     int64_t pruned = 0; /* after the read, so a prune in between is seen */
-    enum usersd_code code = one_int(run(s, P_PRUNED, NULL, err), &pruned);
+    code = one_int(run(s, P_PRUNED, NULL, err), &pruned);
     if (!code && since < pruned)
         code = err_set(err, USERSD_EGONE,
                        "changes after %lld were pruned; read the current state and continue "
@@ -2011,6 +2045,26 @@ static enum usersd_code pg_changes_wait(struct store *base, int timeout_ms, bool
 
 /* ---- copying ------------------------------------------------------------ */
 
+static void dec_user_row(PGresult *r, int i, void *item, const void *ctx)
+{
+    (void)ctx;
+    struct store_user_row *x = item;
+    row_user(r, i, &x->user);
+    col_text(x->pwhash, sizeof x->pwhash, r, i, USER_NCOLS);
+}
+
+static void dec_session_row(PGresult *r, int i, void *item, const void *ctx)
+{
+    (void)ctx;
+    struct store_session_row *x = item;
+    memset(x, 0, sizeof *x);
+    size_t len = 0;
+    unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 0), &len);
+    if (b && len == STORE_TOKEN_HASH_LEN) memcpy(x->hash, b, len);
+    PQfreemem(b);
+    row_session(r, i, 1, &x->s);
+}
+
 static enum usersd_code pg_dump_users(struct store *base, int64_t after, size_t cap,
                                       struct store_user_row *rows, size_t *n,
                                       struct usersd_err *err)
@@ -2018,14 +2072,8 @@ static enum usersd_code pg_dump_users(struct store *base, int64_t after, size_t 
     struct params p = {0};
     p_int(&p, after);
     p_int(&p, (int64_t)cap);
-    PGresult *r = run((struct pg_store *)base, P_DUMP_USERS, &p, err);
-    if (!r) return last_fail;
-    for (*n = 0; *n < cap && *n < (size_t)PQntuples(r); (*n)++) {
-        row_user(r, (int)*n, &rows[*n].user);
-        col_text(rows[*n].pwhash, sizeof rows[0].pwhash, r, (int)*n, USER_NCOLS);
-    }
-    PQclear(r);
-    return USERSD_OK;
+    return rows_into(run((struct pg_store *)base, P_DUMP_USERS, &p, err), cap, rows, sizeof *rows,
+                     dec_user_row, NULL, n);
 }
 
 static enum usersd_code pg_dump_sessions(struct store *base, int64_t after, size_t cap,
@@ -2035,20 +2083,8 @@ static enum usersd_code pg_dump_sessions(struct store *base, int64_t after, size
     struct params p = {0};
     p_int(&p, after);
     p_int(&p, (int64_t)cap);
-    PGresult *r = run((struct pg_store *)base, P_DUMP_SESSIONS, &p, err);
-    if (!r) return last_fail;
-    for (*n = 0; *n < cap && *n < (size_t)PQntuples(r); (*n)++) {
-        struct store_session_row *x = &rows[*n];
-        int i = (int)*n;
-        memset(x, 0, sizeof *x);
-        size_t len = 0;
-        unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 0), &len);
-        if (b && len == STORE_TOKEN_HASH_LEN) memcpy(x->hash, b, len);
-        PQfreemem(b);
-        row_session(r, i, 1, &x->s);
-    }
-    PQclear(r);
-    return USERSD_OK;
+    return rows_into(run((struct pg_store *)base, P_DUMP_SESSIONS, &p, err), cap, rows,
+                     sizeof *rows, dec_session_row, NULL, n);
 }
 
 /* Bulk loads send rows with COPY … FROM STDIN in its text format: one
@@ -2583,16 +2619,10 @@ static enum usersd_code pg_session_list(struct store *base, int64_t user_id,
     p_int(&p, user_id);
     PGresult *r = run(s, P_SESSION_LIST, &p, err);
     if (!r) return last_fail;
-    size_t n = (size_t)PQntuples(r);
-    out->items = calloc(n ? n : 1, sizeof *out->items);
-    if (!out->items) {
-        PQclear(r);
-        return err_set(err, USERSD_ENOMEM, NULL);
-    }
-    for (size_t i = 0; i < n; i++)
-        row_session(r, (int)i, 0, &out->items[out->count++]);
-    PQclear(r);
-    return USERSD_OK;
+    void *items;
+    code = rows_new(r, SIZE_MAX, sizeof *out->items, dec_session, NULL, &items, &out->count, err);
+    out->items = items;
+    return code;
 }
 
 static enum usersd_code pg_session_count(struct store *base, int64_t *n, struct usersd_err *err)
@@ -2716,6 +2746,13 @@ static enum usersd_code pg_presence_counts(struct store *base, int64_t *manual, 
 
 /* ---- history ---------------------------------------------------------------- */
 
+/* at, status, prev of the user *ctx. */
+static void dec_history(PGresult *r, int i, void *item, const void *ctx)
+{
+    *(struct store_history_row *)item = (struct store_history_row){
+        *(const int64_t *)ctx, col_int(r, i, 0), (int)col_int(r, i, 1), (int)col_int(r, i, 2)};
+}
+
 static enum usersd_code pg_history_read(struct store *base, int64_t id, int64_t start, int64_t end,
                                         struct store_history *out, struct usersd_err *err)
 {
@@ -2737,16 +2774,11 @@ static enum usersd_code pg_history_read(struct store *base, int64_t id, int64_t 
     PQclear(r);
     p_int(&p, end);
     if (!(r = run(s, P_HISTORY_ROWS, &p, err))) return last_fail;
-    size_t n = (size_t)PQntuples(r);
-    out->rows = malloc((n ? n : 1) * sizeof *out->rows);
-    if (!out->rows) {
-        PQclear(r);
-        return err_set(err, USERSD_ENOMEM, NULL);
-    }
-    for (size_t i = 0; i < n; i++)
-        out->rows[out->count++] = (struct store_history_row){
-            id, col_int(r, (int)i, 0), (int)col_int(r, (int)i, 1), (int)col_int(r, (int)i, 2)};
-    PQclear(r);
+    void *rows;
+    enum usersd_code code =
+        rows_new(r, SIZE_MAX, sizeof *out->rows, dec_history, &id, &rows, &out->count, err);
+    out->rows = rows;
+    if (code) return code;
     p = (struct params){0};
     p_int(&p, id);
     p_int(&p, end);
@@ -2809,8 +2841,10 @@ out:
     return code;
 }
 
-static void row_minute(PGresult *r, int i, struct store_minute_row *m)
+static void row_minute(PGresult *r, int i, void *item, const void *ctx)
 {
+    (void)ctx;
+    struct store_minute_row *m = item;
     m->minute = col_int(r, i, 0);
     m->online = col_int(r, i, 1);
     m->away = col_int(r, i, 2);
@@ -2835,16 +2869,18 @@ static enum usersd_code pg_minutes_read(struct store *base, int64_t from, int64_
     p_int(&p, from);
     p_int(&p, to);
     if (!(r = run(s, P_MINUTES, &p, err))) return last_fail;
-    size_t rows = (size_t)PQntuples(r);
-    *out = malloc((rows ? rows : 1) * sizeof **out);
-    if (!*out) {
-        PQclear(r);
-        return err_set(err, USERSD_ENOMEM, NULL);
-    }
-    for (; *n < rows; (*n)++)
-        row_minute(r, (int)*n, &(*out)[*n]);
-    PQclear(r);
-    return USERSD_OK;
+    void *rows;
+    enum usersd_code code = rows_new(r, SIZE_MAX, sizeof **out, row_minute, NULL, &rows, n, err);
+    *out = rows;
+    return code;
+}
+
+/* user_id, at, status, prev. */
+static void dec_history_row(PGresult *r, int i, void *item, const void *ctx)
+{
+    (void)ctx;
+    *(struct store_history_row *)item = (struct store_history_row){
+        col_int(r, i, 0), col_int(r, i, 1), (int)col_int(r, i, 2), (int)col_int(r, i, 3)};
 }
 
 static enum usersd_code pg_dump_history(struct store *base, int64_t cursor[2], size_t cap,
@@ -2856,17 +2892,13 @@ static enum usersd_code pg_dump_history(struct store *base, int64_t cursor[2], s
     p_int(&p, cursor[0]);
     p_int(&p, cursor[0] ? cursor[1] : INT64_MIN);
     p_int(&p, (int64_t)cap);
-    PGresult *r = run((struct pg_store *)base, P_DUMP_HISTORY, &p, err);
-    if (!r) return last_fail;
-    for (*n = 0; *n < cap && *n < (size_t)PQntuples(r); (*n)++) {
-        int i = (int)*n;
-        rows[*n] = (struct store_history_row){col_int(r, i, 0), col_int(r, i, 1),
-                                              (int)col_int(r, i, 2), (int)col_int(r, i, 3)};
-        cursor[0] = rows[*n].user_id;
-        cursor[1] = rows[*n].at;
+    enum usersd_code code = rows_into(run((struct pg_store *)base, P_DUMP_HISTORY, &p, err), cap,
+                                      rows, sizeof *rows, dec_history_row, NULL, n);
+    if (!code && *n) {
+        cursor[0] = rows[*n - 1].user_id;
+        cursor[1] = rows[*n - 1].at;
     }
-    PQclear(r);
-    return USERSD_OK;
+    return code;
 }
 
 static enum usersd_code pg_dump_minutes(struct store *base, int64_t after, size_t cap,
@@ -2876,12 +2908,8 @@ static enum usersd_code pg_dump_minutes(struct store *base, int64_t after, size_
     struct params p = {0};
     p_int(&p, after);
     p_int(&p, (int64_t)cap);
-    PGresult *r = run((struct pg_store *)base, P_DUMP_MINUTES, &p, err);
-    if (!r) return last_fail;
-    for (*n = 0; *n < cap && *n < (size_t)PQntuples(r); (*n)++)
-        row_minute(r, (int)*n, &rows[*n]);
-    PQclear(r);
-    return USERSD_OK;
+    return rows_into(run((struct pg_store *)base, P_DUMP_MINUTES, &p, err), cap, rows, sizeof *rows,
+                     row_minute, NULL, n);
 }
 
 /* ---- load testing ------------------------------------------------------- */
