@@ -44,6 +44,15 @@ void store_close(struct store *s)
     if (s) s->ops->close(s);
 }
 
+enum usersd_code store_check_pruned(int64_t since, int64_t pruned, struct usersd_err *err)
+{
+    if (since >= pruned) return USERSD_OK;
+    return err_set(err, USERSD_EGONE,
+                   "changes after %lld were pruned; read the current state and continue from "
+                   "the newest sequence",
+                   (long long)since);
+}
+
 void store_progress(const struct store_progress *p, const char *step, int64_t done, int64_t total)
 {
     if (!p || !p->fn) return;

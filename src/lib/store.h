@@ -23,6 +23,11 @@ struct store_progress {
 /* Calls p->fn (when p and p->fn are set) with this step and count. */
 void store_progress(const struct store_progress *p, const char *step, int64_t done, int64_t total);
 
+/* A change-log read after `since`, where the log is pruned up to `pruned`
+ * (read after the rows, so a prune in between is seen): EGONE when the
+ * reader is behind the prune, with what to do about it. */
+enum usersd_code store_check_pruned(int64_t since, int64_t pruned, struct usersd_err *err);
+
 /* Whole rows, for copying one database into another. */
 struct store_user_row {
     struct usersd_user user;

@@ -371,11 +371,7 @@ enum usersd_code pg_changes(struct store *base, int64_t since, int limit, unsign
     if (code) return code;
     int64_t pruned = 0; /* after the read, so a prune in between is seen */
     code = pg_one_int(pg_run(s, P_PRUNED, NULL, err), &pruned);
-    if (!code && since < pruned)
-        code = err_set(err, USERSD_EGONE,
-                       "changes after %lld were pruned; read the current state and continue "
-                       "from the newest sequence",
-                       (long long)since);
+    if (!code) code = store_check_pruned(since, pruned, err);
     if (code) usersd_changes_free(out);
     return code;
 }

@@ -290,11 +290,7 @@ enum usersd_code sq_changes(struct store *base, int64_t since, int limit, unsign
     /* Checked after the read: a prune that ran in between is seen here. */
     int64_t pruned = 0;
     if (!code) code = sq_count_query(s, sq_prep(s, S_PRUNED, err), &pruned, err);
-    if (!code && since < pruned)
-        code = err_set(err, USERSD_EGONE,
-                       "changes after %lld were pruned; read the current state and continue "
-                       "from the newest sequence",
-                       (long long)since);
+    if (!code) code = store_check_pruned(since, pruned, err);
     if (code) usersd_changes_free(out);
     return code;
 }
