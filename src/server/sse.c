@@ -51,8 +51,7 @@
  * seconds, for the tests). */
 static int64_t keepalive_us = 15000000;
 #define PRUNE_EVERY_US 60000000
-#define REPLAY_MAX 10000 /* Last-Event-ID replay bound, events */
-#define EXPIRE_EVERY_US 1000000
+#define REPLAY_MAX 10000        /* Last-Event-ID replay bound, events */
 #define SAMPLE_EVERY_US 1000000 /* the per-minute history row: checked every second */
 #define REFRESH_CHUNK 256       /* sessions refreshed per transaction */
 /* The response's own buffer, which only an HTTP/1.0 reader's stream uses
@@ -209,6 +208,17 @@ static void close_session(int64_t user_id, int64_t session_id)
  * interval, and at most half of the away window and of offline_after, so
  * decay never sees a connected user idle and ending another session of
  * theirs finds this one in use. */
+/* The session sweep: a tenth of the time to live, from 1 s to a minute. A
+ * token is refused once its time is up (checked when read); the sweep
+ * removes the row and may take the user offline. On PostgreSQL it walks
+ * the table (no index has last_used, so refreshes stay heap-only), hence
+ * not every second at the default 30 days. */
+static int64_t expire_every_us(void)
+{
+    int64_t us = server_config()->session_ttl_s * 100000;
+    return us < 1000000 ? 1000000 : us > 60000000 ? 60000000 : us;
+}
+
 static int64_t refresh_every_us(void)
 {
     const struct server_config *cfg = server_config();
@@ -411,7 +421,7 @@ static void *hub_main(void *arg)
                 metrics_sessions_ended(0, n);
                 server_log("sessions: %lld expired", (long long)n);
             }
-            next_expire = now + EXPIRE_EVERY_US;
+            next_expire = now + expire_every_us();
         }
         if (now >= next_refresh) {
             refresh_streams();
