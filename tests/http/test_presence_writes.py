@@ -2,6 +2,7 @@
 (one usersd_set_status_many per batch; PostgreSQL sends the whole batch as
 one statement) keeps each request's own answer, and two processes writing
 the same users at once log each real change exactly once, in commit order.
+SQLite only: the WAL starts again under writes that never pause.
 PostgreSQL only: the server's background sweeps never walk the users table
 (a generic plan of a prepared statement once did, twice a second)."""
 import os
@@ -311,6 +312,71 @@ class PresenceCopy(unittest.TestCase):
         finally:
             srv.cleanup()
             shutil.rmtree(d, ignore_errors=True)
+
+
+def wal_header(path):
+    """(checkpoint sequence, size) of a SQLite WAL file; (None, 0) before it
+    exists. The sequence (bytes 12-15, big-endian) moves each time the WAL
+    starts again from its beginning."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+            size = os.fstat(f.fileno()).st_size
+    except FileNotFoundError:
+        return None, 0
+    return (int.from_bytes(head[12:16], "big") if len(head) >= 16 else None), size
+
+
+@unittest.skipUnless(DB_KIND == "sqlite", "SQLite's WAL")
+class WalBound(unittest.TestCase):
+    """The server's commits leave checkpoints to a thread of their own
+    (usersd_config.checkpoint_apart): under writes that never pause, the
+    WAL still starts again from its beginning, again and again, and stays
+    bounded. Without the thread nothing would ever copy it back."""
+
+    def test_the_wal_restarts_under_writes_that_never_pause(self):
+        srv = Server(["--away-after", "0", "--offline-after", "0"]).start()
+        try:
+            admin = srv.login()
+            ids = [srv.create_user(admin, username="wal%d" % i)["id"] for i in range(40)]
+            wal = srv.db[len("sqlite:"):] + "-wal"
+            stop = threading.Event()
+            failures = []
+
+            def writer(k):
+                n = 0
+                while not stop.is_set() and n < 20000:
+                    uid = ids[(k * 7 + n) % len(ids)]
+                    code, body = set_status(srv, admin, uid, STATUSES[n % 3])
+                    if code != 200:
+                        failures.append((code, body))
+                        return
+                    n += 1
+
+            threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+            for t in threads:
+                t.start()
+            seqs, biggest = set(), 0
+            deadline = time.monotonic() + 60
+            while (time.monotonic() < deadline and len(seqs) < 4 and biggest < 96 << 20
+                   and not failures):
+                seq, size = wal_header(wal)
+                if seq is not None:
+                    seqs.add(seq)
+                biggest = max(biggest, size)
+                time.sleep(0.05)
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+                self.assertFalse(t.is_alive(), "a writer did not stop")
+            self.assertEqual(failures, [])
+            # three restarts seen while the writers kept writing
+            self.assertGreaterEqual(len(seqs), 4, "the WAL never started again: %s" % seqs)
+            # 8,192 pages (32 MiB) before the checkpoint takes the writer's
+            # turn, and what one more pass lets through
+            self.assertLess(biggest, 96 << 20, "the WAL grew to %d bytes" % biggest)
+        finally:
+            srv.cleanup()
 
 
 @unittest.skipUnless(DB_KIND == "postgresql", "PostgreSQL's plans")
