@@ -594,6 +594,10 @@ static void sq_close(struct store *base)
         sqlite3_finalize(s->list_cache[i].stmt);
         free(s->list_cache[i].sql);
     }
+    for (int i = 0; i < MATCH_CACHE; i++) {
+        free(s->matches[i].key);
+        free(s->matches[i].ids);
+    }
     sqlite3_close(s->db);
     free(s);
 }

@@ -126,6 +126,19 @@ enum stmt_id {
  * is prepared once and kept here. */
 #define LIST_CACHE 48
 
+/* A search's matches, every id in the list's order, kept while the
+ * database is unchanged (inside a read scope, where it cannot change under
+ * the page): the other pages of the same search are then id lookups, not
+ * the search again. A search with more matches keeps only its count. */
+#define MATCH_CACHE 4
+#define MATCH_MAX 20000
+struct sq_matches {
+    char *key;        /* the ids' SQL and its values; NULL: a free slot */
+    uint64_t version; /* the data version they were read at */
+    int64_t count;    /* every match */
+    int64_t *ids;     /* count of them, or NULL when count > MATCH_MAX */
+};
+
 struct sqlite_store {
     struct store base; /* first: the driver is reached through it */
     sqlite3 *db;
@@ -135,8 +148,10 @@ struct sqlite_store {
         sqlite3_stmt *stmt;
     } list_cache[LIST_CACHE];
     unsigned list_next; /* round-robin victim when the cache is full */
-    bool batch;         /* inside usersd_batch_begin: transactions are savepoints */
-    bool batch_failed;  /* a write of the batch failed half-way: it commits nothing */
+    struct sq_matches matches[MATCH_CACHE];
+    unsigned matches_next; /* the same, for matches */
+    bool batch;            /* inside usersd_batch_begin: transactions are savepoints */
+    bool batch_failed;     /* a write of the batch failed half-way: it commits nothing */
     /* Inside a read scope the snapshot cannot move, so PRAGMA data_version
      * is read once per scope (the token lookup and the page cache both ask). */
     bool scope, scope_dv_known;

@@ -246,6 +246,90 @@ static char *fts_phrase(const char *search)
     return p;
 }
 
+/* The matches of a search (the ids' SQL sql, its where, its values a) at
+ * the database's version now: kept, or read and kept (sq_matches). The
+ * count is read first, the ids only when they are at most MATCH_MAX. */
+static enum usersd_code matches_find(struct sqlite_store *s, const char *sql, const char *where,
+                                     const struct sq_arg *a, int n, struct sq_matches **out,
+                                     struct usersd_err *err)
+{
+    *out = NULL;
+    uint64_t version;
+    enum usersd_code code = s->base.ops->data_version(&s->base, &version, err);
+    if (code) return code;
+    /* The key: the SQL and each value after it (the search is the only text). */
+    size_t len = strlen(sql) + 1 + 24 * (size_t)n; /* a separator and up to 20 digits each */
+    for (int i = 0; i < n; i++)
+        if (a[i].kind == SQ_TEXT) len += strlen(a[i].p);
+    char *key = malloc(len);
+    if (!key) return err_set(err, USERSD_ENOMEM, NULL);
+    size_t k = (size_t)snprintf(key, len, "%s", sql);
+    for (int i = 0; i < n; i++)
+        k += (size_t)(a[i].kind == SQ_TEXT
+                          ? snprintf(key + k, len - k, "\x1f%s", (char *)a[i].p)
+                          : snprintf(key + k, len - k, "\x1f%lld", (long long)a[i].i));
+    for (int i = 0; i < MATCH_CACHE; i++) {
+        struct sq_matches *m = &s->matches[i];
+        if (m->key && m->version == version && strcmp(m->key, key) == 0) {
+            free(key);
+            *out = m;
+            return USERSD_OK;
+        }
+    }
+    struct sq_matches got = {.key = key, .version = version};
+    char count_sql[1024];
+    snprintf(count_sql, sizeof count_sql, "SELECT count(*) FROM " USER_FROM "%s", where);
+    sqlite3_stmt *st = list_stmt(s, count_sql, err);
+    if (!st) code = USERSD_EDB;
+    if (!code) {
+        sq_bind_args(st, a, n);
+        code = sq_count_query(s, st, &got.count, err);
+    }
+    if (!code && got.count <= MATCH_MAX) {
+        size_t rows = 0;
+        if (!(got.ids = malloc(((size_t)got.count + 1) * sizeof *got.ids)))
+            code = err_set(err, USERSD_ENOMEM, NULL);
+        else if (!(st = list_stmt(s, sql, err)))
+            code = USERSD_EDB;
+        else {
+            sq_bind_args(st, a, n);
+            code = sq_rows(s, st, (size_t)got.count, sq_dec_int64, got.ids, &rows, err);
+            got.count = (int64_t)rows; /* the same snapshot: the same rows */
+        }
+    }
+    if (code) {
+        free(got.key);
+        free(got.ids);
+        return code;
+    }
+    struct sq_matches *m = &s->matches[s->matches_next++ % MATCH_CACHE];
+    free(m->key);
+    free(m->ids);
+    *m = got;
+    *out = m;
+    return USERSD_OK;
+}
+
+/* A page of kept matches: a lookup by id for each of its users. */
+static enum usersd_code page_of_matches(struct sqlite_store *s, const struct sq_matches *m,
+                                        const struct usersd_list_query *q, struct usersd_page *out,
+                                        struct usersd_err *err)
+{
+    out->users = malloc((size_t)q->per_page * sizeof *out->users);
+    out->count = 0;
+    if (!out->users) return err_set(err, USERSD_ENOMEM, NULL);
+    int64_t first = (int64_t)(q->page - 1) * q->per_page;
+    enum usersd_code code = USERSD_OK;
+    for (int64_t i = first; i < m->count && i < first + q->per_page && !code; i++)
+        if (!(code = sq_user_get(&s->base, m->ids[i], &out->users[out->count], err))) out->count++;
+    if (code) {
+        free(out->users);
+        out->users = NULL;
+        out->count = 0;
+    }
+    return code;
+}
+
 enum usersd_code sq_user_list(struct store *base, const struct usersd_list_query *q,
                               struct usersd_page *out, struct usersd_err *err)
 {
@@ -280,7 +364,28 @@ enum usersd_code sq_user_list(struct store *base, const struct usersd_list_query
 
     char *pattern = !search ? NULL : fts ? fts_phrase(q->search) : store_like_pattern(q->search);
     if (search && !pattern) return err_set(err, USERSD_ENOMEM, NULL);
+    /* In the order the filters went into where, then the page. */
+    struct sq_arg a[6];
+    int n = 0;
+    if (search) a[n++] = V_TEXT(pattern);
+    if (q->online_status >= 0) a[n++] = V_INT(q->online_status);
+    if (q->is_active >= 0) a[n++] = V_INT(q->is_active);
+    if (q->is_staff >= 0) a[n++] = V_INT(q->is_staff);
+    int filters = n;
+
+    /* A search costs in proportion to its matches, and a dashboard pages
+     * through the same one: inside a read scope its matches are kept. */
     enum usersd_code code = USERSD_OK;
+    struct sq_matches *m = NULL;
+    if (search && s->scope) {
+        snprintf(sql, sizeof sql, "SELECT u.id FROM " USER_FROM "%s ORDER BY %s", where, order);
+        code = matches_find(s, sql, where, a, filters, &m, err);
+        if (!code && m && out->total_count < 0) out->total_count = m->count;
+        if (!code && m && m->ids) {
+            free(pattern);
+            return page_of_matches(s, m, q, out, err);
+        }
+    }
     for (int pass = out->total_count >= 0; pass < 2 && !code; pass++) {
         if (pass == 0)
             snprintf(sql, sizeof sql, "SELECT count(*) FROM " USER_FROM "%s", where);
@@ -293,13 +398,7 @@ enum usersd_code sq_user_list(struct store *base, const struct usersd_list_query
             code = USERSD_EDB;
             break;
         }
-        /* In the order the filters went into where, then the page. */
-        struct sq_arg a[6];
-        int n = 0;
-        if (search) a[n++] = V_TEXT(pattern);
-        if (q->online_status >= 0) a[n++] = V_INT(q->online_status);
-        if (q->is_active >= 0) a[n++] = V_INT(q->is_active);
-        if (q->is_staff >= 0) a[n++] = V_INT(q->is_staff);
+        n = filters;
         if (pass == 1) {
             a[n++] = V_INT(q->per_page);
             a[n++] = V_INT((int64_t)(q->page - 1) * q->per_page);
