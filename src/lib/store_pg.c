@@ -59,6 +59,8 @@ extern const char *const store_pg_migrations[];
 #define PG_SESSION_SETTINGS                                                                        \
     "SET statement_timeout = '4s'; SET lock_timeout = '3s'; SET TIME ZONE 'UTC'"
 
+#define COUNTS "user_counts WHERE id BETWEEN 1 AND 64" /* every counter row */
+
 static const char *const psql[P_NSTMT] = {
     [P_INSERT] =
         "INSERT INTO users (username, email, first_name, last_name, is_active, is_staff, "
@@ -69,13 +71,14 @@ static const char *const psql[P_NSTMT] = {
                  "is_active = $5, is_staff = $6 WHERE id = $7",
     [P_UPDATE_PW] = "UPDATE users SET password = $1 WHERE id = $2",
     [P_DELETE] = "DELETE FROM users WHERE id = $1",
-    /* The counters are 64 rows that add up (migration 011). */
-    [P_COUNT] = "SELECT sum(total) FROM user_counts",
+    /* The counters are 64 rows that add up (migration 011), read through
+     * their key (migration 014: the table's file may be far larger). */
+    [P_COUNT] = "SELECT sum(total) FROM " COUNTS,
     /* The count (kept by the counters) and the page in one statement: one
      * round trip, one snapshot. The page is cut from presence's index alone
      * (rows skipped by OFFSET are not read) and only its users are joined.
      * An empty page is one row of NULLs. */
-    [P_ONLINE] = "SELECT c.online, u.* FROM (SELECT sum(online) AS online FROM user_counts) c "
+    [P_ONLINE] = "SELECT c.online, u.* FROM (SELECT sum(online) AS online FROM " COUNTS ") c "
                  "LEFT JOIN LATERAL (SELECT " USERS_COLS
                  " FROM (SELECT user_id FROM presence WHERE online_status = 2 "
                  "ORDER BY last_seen DESC NULLS LAST, user_id LIMIT $1 OFFSET $2) o "
@@ -83,8 +86,7 @@ static const char *const psql[P_NSTMT] = {
                  "ORDER BY u.last_seen DESC NULLS LAST, u.id ASC",
     [P_BY_IDS] = "SELECT " USER_COLS " FROM users WHERE id = ANY ($1::bigint[])",
     /* Counters kept by a trigger (migration 003): no scan at any size. */
-    [P_STATS] =
-        "SELECT sum(total), sum(active), sum(staff), sum(online), sum(away) FROM user_counts",
+    [P_STATS] = "SELECT sum(total), sum(active), sum(staff), sum(online), sum(away) FROM " COUNTS,
     /* Presence writes, any number in one statement (migration 008). */
     [P_SET_PRESENCE] = "SELECT * FROM usersd_set_presence($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     /* With the user's do not disturb of the moment (every status object
@@ -137,7 +139,7 @@ static const char *const psql[P_NSTMT] = {
         "t AS (UPDATE users SET last_seen = $1 WHERE id IN (SELECT user_id FROM s) "
         "AND NOT status_manual AND (last_seen IS NULL OR last_seen < $1)) "
         "SELECT id FROM s",
-    [P_SESSION_COUNT] = "SELECT sum(sessions) FROM user_counts",
+    [P_SESSION_COUNT] = "SELECT sum(sessions) FROM " COUNTS,
     [P_PING] = "SELECT 1",
     [P_DECAY_PENDING] =
         "SELECT EXISTS (SELECT 1 FROM presence WHERE online_status = 2 AND last_seen < $1 "
@@ -203,12 +205,12 @@ static const char *const psql[P_NSTMT] = {
     [P_MINUTE_INSERT] =
         "INSERT INTO presence_minutes (minute, online, away, offline, online_max) "
         "SELECT $1, sum(online), sum(away), sum(total - online - away), sum(online) "
-        "FROM user_counts ON CONFLICT (minute) DO NOTHING RETURNING minute",
+        "FROM " COUNTS " ON CONFLICT (minute) DO NOTHING RETURNING minute",
     /* The minute before closes with the peak the counters kept meanwhile. */
     [P_MINUTE_CLOSE] = "UPDATE presence_minutes SET online_max = greatest(online_max, (SELECT "
                        "online_peak FROM user_counts WHERE id = 1)) WHERE minute = (SELECT "
                        "max(minute) FROM presence_minutes WHERE minute < $1)",
-    [P_PEAK_RESET] = "UPDATE user_counts SET online_peak = (SELECT sum(online) FROM user_counts) "
+    [P_PEAK_RESET] = "UPDATE user_counts SET online_peak = (SELECT sum(online) FROM " COUNTS ") "
                      "WHERE id = 1",
     [P_MINUTES] = "SELECT minute, online, away, offline, online_max FROM presence_minutes "
                   "WHERE minute >= $1 AND minute < $2 ORDER BY minute",

@@ -30,10 +30,11 @@ struct fx {
 #ifdef USERSD_WITH_PG
 #include <libpq-fe.h>
 
-static int pg_admin(const char *sql)
+/* A command on database db (no rows back); 0 when it succeeds. */
+static int pg_admin_in(const char *db, const char *sql)
 {
-    char url[320];
-    snprintf(url, sizeof url, "%s/postgres", g_pg_base);
+    char url[400];
+    snprintf(url, sizeof url, "%s/%s", g_pg_base, db);
     PGconn *c = PQconnectdb(url);
     PGresult *r = PQexec(c, sql);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -41,6 +42,11 @@ static int pg_admin(const char *sql)
     PQclear(r);
     PQfinish(c);
     return ok ? 0 : -1;
+}
+
+static int pg_admin(const char *sql)
+{
+    return pg_admin_in("postgres", sql);
 }
 
 /* One integer from a query on database db; -1 when it fails. */
@@ -931,6 +937,82 @@ static void decay_in_chunks(void **state)
     free(pg.users);
 }
 
+/* The ids of one list page (total_count read afresh). */
+static int list_ids(struct store *s, struct usersd_list_query *q, int page, int64_t *ids,
+                    int64_t *total)
+{
+    struct usersd_page p = {.total_count = -1};
+    q->page = page;
+    assert_int_equal(s->ops->user_list(s, q, &p, NULL), USERSD_OK);
+    for (size_t i = 0; i < p.count; i++)
+        ids[i] = p.users[i].id;
+    *total = p.total_count;
+    free(p.users);
+    return (int)p.count;
+}
+
+/* A search paged inside a read scope (SQLite keeps its matches there while
+ * nothing changes): every page is the one read outside a scope, another
+ * search or filter is not mistaken for it, and a write since shows. */
+static void search_pages_in_a_scope(void **state)
+{
+    struct store *s = ((struct fx *)*state)->s;
+    int64_t who[9];
+    for (int i = 0; i < 9; i++) {
+        char name[32];
+        snprintf(name, sizeof name, i < 7 ? "findme%d" : "other%d", i);
+        who[i] = insert(s, name, "", 1000 + i);
+    }
+    set(s, who[1], USERSD_ONLINE, 100);
+    set(s, who[4], USERSD_ONLINE, 100);
+    struct usersd_list_query q;
+    usersd_list_query_init(&q);
+    q.search = "findme";
+    q.order = USERSD_ORDER_DATE_JOINED;
+    q.descending = true;
+    q.per_page = 3;
+    int64_t plain[3][3], kept[3][3], total;
+    int np[3], nk[3];
+    for (int pg = 0; pg < 3; pg++) {
+        np[pg] = list_ids(s, &q, pg + 1, plain[pg], &total);
+        assert_int_equal(total, 7);
+    }
+    assert_true(np[0] == 3 && np[1] == 3 && np[2] == 1 && plain[0][0] == who[6]);
+    for (int round = 0; round < 2; round++) { /* the second round: from what was kept */
+        if (s->ops->read_scope) assert_int_equal(s->ops->read_scope(s, true, NULL), USERSD_OK);
+        for (int pg = 2; pg >= 0; pg--) {
+            nk[pg] = list_ids(s, &q, pg + 1, kept[pg], &total);
+            assert_int_equal(total, 7);
+            assert_int_equal(nk[pg], np[pg]);
+            assert_memory_equal(kept[pg], plain[pg], sizeof(int64_t) * (size_t)nk[pg]);
+        }
+        /* the same search, filtered: not the same matches */
+        q.online_status = USERSD_ONLINE;
+        assert_int_equal(list_ids(s, &q, 1, kept[0], &total), 2);
+        assert_true(total == 2 && kept[0][0] == who[4] && kept[0][1] == who[1]);
+        q.online_status = -1;
+        /* another search */
+        q.search = "other";
+        assert_int_equal(list_ids(s, &q, 1, kept[0], &total), 2);
+        assert_true(total == 2 && kept[0][0] == who[8]);
+        q.search = "findme";
+        /* past the end: no row, the count known */
+        assert_int_equal(list_ids(s, &q, 9, kept[0], &total), 0);
+        assert_int_equal(total, 7);
+        if (s->ops->read_scope) s->ops->read_scope(s, false, NULL);
+    }
+    /* a write: the next scope reads the matches again */
+    int64_t late = insert(s, "findme-late", "", 2000);
+    set(s, who[6], USERSD_ONLINE, 200);
+    if (s->ops->read_scope) assert_int_equal(s->ops->read_scope(s, true, NULL), USERSD_OK);
+    assert_int_equal(list_ids(s, &q, 1, kept[0], &total), 3);
+    assert_true(total == 8 && kept[0][0] == late && kept[0][1] == who[6]);
+    q.online_status = USERSD_ONLINE;
+    assert_int_equal(list_ids(s, &q, 1, kept[0], &total), 3);
+    assert_true(total == 3 && kept[0][0] == who[6]);
+    if (s->ops->read_scope) s->ops->read_scope(s, false, NULL);
+}
+
 /* A batch whose connection is lost commits nothing: a later call may not
  * reconnect and run outside the lost transaction, and the commit may not
  * succeed there for nothing (PostgreSQL; SQLite has no connection). */
@@ -1070,6 +1152,66 @@ static void count_rows_apart(void **state)
         nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
     assert_int_equal(now, before + 1);
     store_close(w2);
+#endif
+}
+
+#ifdef USERSD_WITH_PG
+/* user_counts's scans, once they stop moving (statistics reach the view
+ * when a backend ends or idles: bounded polling). */
+static long long counts_scans(const char *db, const char *which)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT %s FROM pg_stat_user_tables WHERE relname = 'user_counts'",
+             which);
+    long long v = pg_admin_int(db, sql), was = -2;
+    for (int i = 0; i < 20 && v != was; i++) {
+        nanosleep(&(struct timespec){.tv_nsec = 300000000}, NULL);
+        was = v;
+        v = pg_admin_int(db, sql);
+    }
+    return v;
+}
+#endif
+
+/* PostgreSQL: the counters are read through their key, so a file left
+ * large (a bulk load, a long transaction: thousands of pages for 64 rows)
+ * is not read whole by every count (migration 014). */
+static void counts_by_key(void **state)
+{
+    struct fx *f = *state;
+    if (strcmp(g_kind, "sqlite") == 0) return; /* one row, by its key */
+#ifdef USERSD_WITH_PG
+    insert(f->s, "a", "", 1);
+    set(f->s, insert(f->s, "b", "", 1), USERSD_ONLINE, 10);
+    /* the fixture's handle ends, and its statistics with it */
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(pg_admin_in(f->path, "DO $$ BEGIN FOR i IN 1..20000 LOOP UPDATE user_counts "
+                                          "SET total = total WHERE id = 9; END LOOP; END $$"),
+                     0);
+    assert_int_equal(pg_admin_in(f->path, "VACUUM (ANALYZE) user_counts"), 0);
+    assert_true(pg_admin_int(f->path, "SELECT pg_relation_size('user_counts') / 8192") > 50);
+    long long seq = counts_scans(f->path, "seq_scan"), idx = counts_scans(f->path, "idx_scan");
+    struct store *w;
+    char url[400];
+    snprintf(url, sizeof url, "%s/%s", g_pg_base, f->path);
+    assert_int_equal(store_open(&w, url, NULL, NULL), USERSD_OK);
+    for (int i = 0; i < 5; i++) {
+        struct usersd_stats st = {0};
+        struct usersd_page p = {0};
+        int64_t n = 0;
+        assert_int_equal(w->ops->stats(w, &st, NULL), USERSD_OK);
+        assert_true(st.total_users == 2 && st.online_users == 1);
+        assert_int_equal(w->ops->user_count(w, &n, NULL), USERSD_OK);
+        assert_int_equal(n, 2);
+        assert_int_equal(w->ops->online_page(w, 1, 10, &p, NULL), USERSD_OK);
+        assert_true(p.total_count == 1 && p.count == 1);
+        free(p.users);
+    }
+    store_close(w);
+    assert_true(counts_scans(f->path, "idx_scan") >= idx + 15);
+    assert_int_equal(counts_scans(f->path, "seq_scan"), seq);
+    assert_int_equal(store_open(&f->s, url, NULL, NULL), USERSD_OK); /* for the teardown */
 #endif
 }
 
@@ -1417,6 +1559,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(lost_connection_fails_the_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(log_horizon_across_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(count_rows_apart, setup, teardown),
+        cmocka_unit_test_setup_teardown(search_pages_in_a_scope, setup, teardown),
+        cmocka_unit_test_setup_teardown(counts_by_key, setup, teardown),
         cmocka_unit_test_setup_teardown(manual_status, setup, teardown),
         cmocka_unit_test_setup_teardown(do_not_disturb, setup, teardown),
     };
