@@ -246,10 +246,22 @@ static char *fts_phrase(const char *search)
     return p;
 }
 
-/* The matches of a search (the ids' SQL sql, its where, its values a) at
- * the database's version now: kept, or read and kept (sq_matches). The
- * count is read first, the ids only when they are at most MATCH_MAX. */
-static enum usersd_code matches_find(struct sqlite_store *s, const char *sql, const char *where,
+/* A list's count: count_sql with its n values a. */
+static enum usersd_code count_of(struct sqlite_store *s, const char *count_sql,
+                                 const struct sq_arg *a, int n, int64_t *out,
+                                 struct usersd_err *err)
+{
+    sqlite3_stmt *st = list_stmt(s, count_sql, err);
+    if (!st) return USERSD_EDB;
+    sq_bind_args(st, a, n);
+    return sq_count_query(s, st, out, err);
+}
+
+/* The matches of a search (the ids' SQL sql, its count's count_sql, their
+ * values a) at the database's version now: kept, or read and kept
+ * (sq_matches). The count is read first, the ids only when they are at
+ * most MATCH_MAX. */
+static enum usersd_code matches_find(struct sqlite_store *s, const char *sql, const char *count_sql,
                                      const struct sq_arg *a, int n, struct sq_matches **out,
                                      struct usersd_err *err)
 {
@@ -277,15 +289,9 @@ static enum usersd_code matches_find(struct sqlite_store *s, const char *sql, co
         }
     }
     struct sq_matches got = {.key = key, .version = version};
-    char count_sql[1024];
-    snprintf(count_sql, sizeof count_sql, "SELECT count(*) FROM " USER_FROM "%s", where);
-    sqlite3_stmt *st = list_stmt(s, count_sql, err);
-    if (!st) code = USERSD_EDB;
-    if (!code) {
-        sq_bind_args(st, a, n);
-        code = sq_count_query(s, st, &got.count, err);
-    }
+    code = count_of(s, count_sql, a, n, &got.count, err);
     if (!code && got.count <= MATCH_MAX) {
+        sqlite3_stmt *st;
         size_t rows = 0;
         if (!(got.ids = malloc(((size_t)got.count + 1) * sizeof *got.ids)))
             code = err_set(err, USERSD_ENOMEM, NULL);
@@ -372,6 +378,8 @@ enum usersd_code sq_user_list(struct store *base, const struct usersd_list_query
     if (q->is_active >= 0) a[n++] = V_INT(q->is_active);
     if (q->is_staff >= 0) a[n++] = V_INT(q->is_staff);
     int filters = n;
+    char count_sql[640];
+    snprintf(count_sql, sizeof count_sql, "SELECT count(*) FROM " USER_FROM "%s", where);
 
     /* A search costs in proportion to its matches, and a dashboard pages
      * through the same one: inside a read scope its matches are kept. */
@@ -379,33 +387,24 @@ enum usersd_code sq_user_list(struct store *base, const struct usersd_list_query
     struct sq_matches *m = NULL;
     if (search && s->scope) {
         snprintf(sql, sizeof sql, "SELECT u.id FROM " USER_FROM "%s ORDER BY %s", where, order);
-        code = matches_find(s, sql, where, a, filters, &m, err);
+        code = matches_find(s, sql, count_sql, a, filters, &m, err);
         if (!code && m && out->total_count < 0) out->total_count = m->count;
         if (!code && m && m->ids) {
             free(pattern);
             return page_of_matches(s, m, q, out, err);
         }
     }
-    for (int pass = out->total_count >= 0; pass < 2 && !code; pass++) {
-        if (pass == 0)
-            snprintf(sql, sizeof sql, "SELECT count(*) FROM " USER_FROM "%s", where);
-        else
-            snprintf(sql, sizeof sql,
-                     "SELECT " USER_COLS " FROM " USER_FROM "%s ORDER BY %s LIMIT ? OFFSET ?",
-                     where, order);
+    if (!code && out->total_count < 0)
+        code = count_of(s, count_sql, a, filters, &out->total_count, err);
+    if (!code) {
+        snprintf(sql, sizeof sql,
+                 "SELECT " USER_COLS " FROM " USER_FROM "%s ORDER BY %s LIMIT ? OFFSET ?", where,
+                 order);
         sqlite3_stmt *st = list_stmt(s, sql, err);
-        if (!st) {
-            code = USERSD_EDB;
-            break;
-        }
-        n = filters;
-        if (pass == 1) {
-            a[n++] = V_INT(q->per_page);
-            a[n++] = V_INT((int64_t)(q->page - 1) * q->per_page);
-        }
-        sq_bind_args(st, a, n);
-        code = pass == 0 ? sq_count_query(s, st, &out->total_count, err)
-                         : collect(s, st, (size_t)q->per_page, out, err);
+        a[n++] = V_INT(q->per_page);
+        a[n++] = V_INT((int64_t)(q->page - 1) * q->per_page);
+        if (st) sq_bind_args(st, a, n);
+        code = st ? collect(s, st, (size_t)q->per_page, out, err) : USERSD_EDB;
     }
     free(pattern);
     return code;

@@ -995,6 +995,10 @@ static void search_pages_in_a_scope(void **state)
         q.search = "other";
         assert_int_equal(list_ids(s, &q, 1, kept[0], &total), 2);
         assert_true(total == 2 && kept[0][0] == who[8]);
+        /* two characters: LIKE, not the trigram index; kept the same way */
+        q.search = "r8";
+        assert_int_equal(list_ids(s, &q, 1, kept[0], &total), 1);
+        assert_true(total == 1 && kept[0][0] == who[8]);
         q.search = "findme";
         /* past the end: no row, the count known */
         assert_int_equal(list_ids(s, &q, 9, kept[0], &total), 0);
